@@ -1,0 +1,265 @@
+/*
+ * bnn.h -- the public C API of libbnn, a library for Binarized Neural
+ * Networks (weights and activations constrained to +1/-1).
+ *
+ * Overview
+ * --------
+ * libbnn stores +-1 tensors as packed bits and multiplies them with
+ * XNOR/popcount kernels chosen at run time for the CPU (a portable scalar
+ * reference, AVX2, AVX-512 VPOPCNTDQ).  Every call takes caller-owned
+ * buffers with explicit row strides; nothing in a hot path allocates.
+ *
+ * The bit contract (the only place it is written down)
+ * ----------------------------------------------------
+ *  - A word is a uint64_t.  Element j of a row lives in word j/64, bit j%64
+ *    (least significant bit first).
+ *  - Bit 1 means -1, bit 0 means +1.  Packing maps x < 0 to 1 and every
+ *    other value (+0, -0, NaN) to 0, so sign(0) = +1.
+ *  - Rows are padded to whole words.  Pad bits are 0 in every operand and
+ *    every output this library writes; kernels rely on it (a row whose pad
+ *    bits are not zero gives unspecified results, never out-of-bounds
+ *    access).  There is no over-read: kernels touch only the words of
+ *    the rows they are given.
+ *  - The dot product of two packed rows of true length K is
+ *        dot = K - 2 * popcount(a XOR b).
+ *  - Dense layers: activations [N, K] as packed rows, weights [M, K] as
+ *    packed rows (one row per output unit), output [N, M].
+ *  - A per-channel affine map followed by sign (batch norm, then
+ *    binarization) folds into an integer threshold t and a direction flag:
+ *    output bit = flip ? (dot > t) : (dot < t)   (bit 1 = -1).
+ *    bnn_fold_threshold() is the one place this fold is computed.
+ *
+ * Usage in ten lines
+ * ------------------
+ * Ask bnn_words(K) for the words per packed row, allocate N*words and
+ * M*words uint64_t, and fill them with bnn_pack_f32() from float rows.
+ * Describe what should come out with a bnn_epilogue: BNN_EPI_INT32 for raw
+ * dot products, BNN_EPI_FLOAT to apply scale[m]*dot + offset[m] (one fused
+ * multiply-add, the same on every ISA), or BNN_EPI_BITS with thresholds
+ * from bnn_fold_threshold() to get the packed +-1 input of the next binary
+ * layer directly.  Call bnn_gemm().  Check the returned bnn_status against
+ * BNN_OK and print bnn_status_string() otherwise; a failed call writes
+ * nothing.  bnn_set_num_threads() and bnn_set_isa() are process-wide and
+ * must be called before kernels run, never concurrently with them.
+ *
+ * Thread safety: every function may be called from several threads at
+ * once on distinct output buffers, except the two setters above.
+ */
+#ifndef BNN_H
+#define BNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Export and version                                                  */
+/* ------------------------------------------------------------------ */
+
+#if defined(_WIN32) && defined(BNN_SHARED)
+#  ifdef BNN_BUILD
+#    define BNN_API __declspec(dllexport)
+#  else
+#    define BNN_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__)
+#  define BNN_API __attribute__((visibility("default")))
+#else
+#  define BNN_API
+#endif
+
+#define BNN_VERSION_MAJOR 0
+#define BNN_VERSION_MINOR 1
+#define BNN_VERSION_PATCH 0
+#define BNN_VERSION_NUMBER \
+    (BNN_VERSION_MAJOR * 10000 + BNN_VERSION_MINOR * 100 + BNN_VERSION_PATCH)
+
+/* Bumped whenever the bit contract above changes; model files record it. */
+#define BNN_LAYOUT_VERSION 1
+
+/* Bits per packed word, and words needed for a row of n elements. */
+#define BNN_WORD_BITS 64
+#define BNN_WORDS(n) (((n) + 63) / 64)
+
+/** bnn_version_number() : BNN_VERSION_NUMBER of the compiled library. */
+BNN_API int bnn_version_number(void);
+/** bnn_version_string() : "MAJOR.MINOR.PATCH" of the compiled library. */
+BNN_API const char *bnn_version_string(void);
+
+/* ------------------------------------------------------------------ */
+/* Status codes (append-only; values are ABI)                          */
+/* ------------------------------------------------------------------ */
+
+typedef enum bnn_status {
+    BNN_OK              =  0,
+    BNN_ERR_NULL        = -1,  /* a required pointer is NULL               */
+    BNN_ERR_SHAPE       = -2,  /* negative or mismatched dimensions         */
+    BNN_ERR_OVERFLOW    = -3,  /* a size computation overflows              */
+    BNN_ERR_INVALID     = -4,  /* an argument value is out of its domain    */
+    BNN_ERR_UNSUPPORTED = -5,  /* not available in this build or on this CPU*/
+    BNN_ERR_NOMEM       = -6,  /* an allocation failed                      */
+    BNN_ERR_STRIDE      = -7   /* a row stride is smaller than the row      */
+    /* BNN_STATUS_COUNT-style sentinels are not part of the ABI. */
+} bnn_status;
+
+/** bnn_status_string() : a static, human-readable name for any value,
+ *  including values not in the enum ("unknown status"). */
+BNN_API const char *bnn_status_string(bnn_status s);
+
+/* ------------------------------------------------------------------ */
+/* Instruction-set dispatch and threads                                */
+/* ------------------------------------------------------------------ */
+
+typedef enum bnn_isa {
+    BNN_ISA_REF    = 0,  /* portable scalar reference (always present)  */
+    BNN_ISA_AVX2   = 1,  /* x86 AVX2 + FMA, vectorised nibble popcount   */
+    BNN_ISA_AVX512 = 2   /* x86 AVX-512 F/BW/VL + VPOPCNTDQ              */
+} bnn_isa;
+
+/** bnn_isa_name() : "ref", "avx2" or "avx512", the kernels in use.  The
+ *  first call of any kernel (or of this) selects the best ISA that the CPU
+ *  and OS support (CPUID + XGETBV), unless the environment variable
+ *  BNN_ISA=ref|avx2|avx512 asks for one; an unavailable or unknown
+ *  request falls back to the best available ISA. */
+BNN_API const char *bnn_isa_name(void);
+/** bnn_isa_current() : the same choice as an enum value. */
+BNN_API bnn_isa bnn_isa_current(void);
+/** bnn_isa_supported() : 1 if this CPU, OS and build can run `isa`. */
+BNN_API int bnn_isa_supported(bnn_isa isa);
+/** bnn_set_isa() : force the kernels of `isa`.  Returns
+ *  BNN_ERR_UNSUPPORTED (and changes nothing) if it cannot run here.
+ *  Not thread-safe: never call it while kernels run on other threads. */
+BNN_API bnn_status bnn_set_isa(bnn_isa isa);
+/** bnn_isa_from_name() : parse "ref"/"avx2"/"avx512" into *out. */
+BNN_API bnn_status bnn_isa_from_name(const char *name, bnn_isa *out);
+
+/** bnn_set_num_threads() : threads used by large kernels (n >= 1; default
+ *  1).  Results are bit-identical for every thread count; calls below an
+ *  internal work threshold stay on the calling thread.  Not thread-safe:
+ *  set it before kernels run.  BNN_ERR_INVALID for n < 1 or n > 256. */
+BNN_API bnn_status bnn_set_num_threads(int n);
+/** bnn_get_num_threads() : the value last set (1 by default). */
+BNN_API int bnn_get_num_threads(void);
+
+/* ------------------------------------------------------------------ */
+/* Sizes                                                               */
+/* ------------------------------------------------------------------ */
+
+/** bnn_words() : words in one packed row of k elements (0 for k <= 0). */
+BNN_API int64_t bnn_words(int64_t k);
+/** bnn_packed_size() : bytes of a [rows, k] packed matrix with rows
+ *  padded to whole words.  BNN_ERR_SHAPE for negative sizes,
+ *  BNN_ERR_OVERFLOW if the size does not fit in size_t; *bytes is then
+ *  left unchanged. */
+BNN_API bnn_status bnn_packed_size(int64_t rows, int64_t k, size_t *bytes);
+
+/* ------------------------------------------------------------------ */
+/* Packing                                                             */
+/* ------------------------------------------------------------------ */
+
+/** bnn_pack_f32() : pack `rows` rows of `k` floats (row i starts at
+ *  src + i*src_stride, strides in elements) into words (row i at
+ *  dst + i*dst_stride_words).  x < 0 -> bit 1; +0, -0, NaN -> bit 0.
+ *  Pad bits are written as 0.  src and dst must not overlap.
+ *  Errors: BNN_ERR_NULL (NULL with rows, k > 0), BNN_ERR_SHAPE (negative
+ *  sizes), BNN_ERR_STRIDE (src_stride < k or dst_stride_words <
+ *  bnn_words(k)).  Nothing is written on error. */
+BNN_API bnn_status bnn_pack_f32(int64_t rows, int64_t k,
+                                const float *src, int64_t src_stride,
+                                uint64_t *dst, int64_t dst_stride_words);
+/** bnn_pack_i8() : the same for int8 rows (x < 0 -> bit 1). */
+BNN_API bnn_status bnn_pack_i8(int64_t rows, int64_t k,
+                               const int8_t *src, int64_t src_stride,
+                               uint64_t *dst, int64_t dst_stride_words);
+/** bnn_unpack_f32() : the inverse: bit 1 -> -1.0f, bit 0 -> +1.0f, k
+ *  floats per row.  Same errors as packing. */
+BNN_API bnn_status bnn_unpack_f32(int64_t rows, int64_t k,
+                                  const uint64_t *src, int64_t src_stride_words,
+                                  float *dst, int64_t dst_stride);
+
+/* ------------------------------------------------------------------ */
+/* XNOR-popcount GEMM and its epilogues                                */
+/* ------------------------------------------------------------------ */
+
+typedef enum bnn_epilogue_kind {
+    BNN_EPI_INT32 = 0,  /* C is int32_t[n][ldc]:  C = dot                 */
+    BNN_EPI_FLOAT = 1,  /* C is float[n][ldc]:    C = fmaf(dot, s, o)     */
+    BNN_EPI_BITS  = 2   /* C is uint64_t[n][ldc] words: packed sign bits  */
+} bnn_epilogue_kind;
+
+/* What a binary product writes.  Zero-initialise and set what applies.
+ *  INT32: nothing else is read.
+ *  FLOAT: out = fmaf((float)dot, scale[m], offset[m]) (one rounding, on
+ *         every ISA); scale == NULL means 1.0f, offset == NULL means 0.0f.
+ *  BITS:  bit m of the output row = flip[m] ? (dot > thresh[m])
+ *                                           : (dot < thresh[m]);
+ *         thresh is required; flip == NULL means all 0.  One output word
+ *         per 64 columns; pad bits of the last word are written as 0. */
+typedef struct bnn_epilogue {
+    int32_t        kind;      /* a bnn_epilogue_kind                */
+    int32_t        reserved;  /* must be 0                          */
+    const float   *scale;     /* FLOAT: [m] or NULL                 */
+    const float   *offset;    /* FLOAT: [m] or NULL                 */
+    const int32_t *thresh;    /* BITS:  [m]                         */
+    const uint8_t *flip;      /* BITS:  [m] (0 or 1) or NULL        */
+    void          *pad_[3];   /* reserved for growth; must be NULL  */
+} bnn_epilogue;
+
+/** bnn_gemm() : C[i][j] = epilogue(dot(A row i, W row j)) for i < n,
+ *  j < m, where rows hold k elements packed as above.
+ *  a: n rows, stride lda_words; w: m rows, stride ldw_words (both >=
+ *  bnn_words(k)); c: n rows with stride ldc, counted in int32/float
+ *  elements for INT32/FLOAT and in words for BITS (ldc >= bnn_words(m)).
+ *  epi == NULL means INT32.  k must be <= INT32_MAX.
+ *  Zero-size n, m or k are valid (with k == 0 every dot is 0).
+ *  Errors (nothing written): BNN_ERR_NULL, BNN_ERR_SHAPE, BNN_ERR_STRIDE,
+ *  BNN_ERR_OVERFLOW (k > INT32_MAX or a buffer extent that overflows),
+ *  BNN_ERR_INVALID (unknown kind, non-zero reserved fields).  A non-zero
+ *  flip value counts as 1.
+ *  Thread safety: reentrant; uses bnn_get_num_threads() threads for large
+ *  products; the result is the same for any thread count. */
+BNN_API bnn_status bnn_gemm(int64_t n, int64_t m, int64_t k,
+                            const uint64_t *a, int64_t lda_words,
+                            const uint64_t *w, int64_t ldw_words,
+                            const bnn_epilogue *epi,
+                            void *c, int64_t ldc);
+
+/** bnn_fold_threshold() : fold per-channel affine maps followed by sign
+ *  into the BITS epilogue, exactly.  For every channel j and every
+ *  integer s in [-k, k]:
+ *      (flip[j] ? s > thresh[j] : s < thresh[j])
+ *          ==  (scale[j] * s + offset[j] < 0)   evaluated in double,
+ *  i.e. the output bit is 1 (-1) exactly where the double-precision map
+ *  is negative (sign(0) = +1).  scale[j] < 0 gives flip 1; scale[j] == 0
+ *  gives a constant output.  For batch norm, scale = gamma/sqrt(var+eps)
+ *  and offset = beta - mean*scale.
+ *  Errors: BNN_ERR_NULL, BNN_ERR_SHAPE (channels < 0, k < 0),
+ *  BNN_ERR_OVERFLOW (k > INT32_MAX - 1), BNN_ERR_INVALID (a non-finite
+ *  scale or offset); nothing is written on error. */
+BNN_API bnn_status bnn_fold_threshold(int64_t channels, int64_t k,
+                                      const double *scale,
+                                      const double *offset,
+                                      int32_t *thresh, uint8_t *flip);
+
+/* ------------------------------------------------------------------ */
+/* Benchmark support                                                   */
+/* ------------------------------------------------------------------ */
+
+/** bnn_peak_probe() : run a register-only XOR + popcount + add loop of
+ *  the given ISA for `iters` iterations (16 independent accumulators) and
+ *  return the number of binary multiply-accumulates it performed in
+ *  *bit_macs.  Time it yourself; *sink receives a value that depends on
+ *  the work so that it cannot be optimised away.  AVX-512 uses VPOPCNTQ;
+ *  AVX2 the nibble-lookup popcount of its GEMM kernel; ref scalar
+ *  popcount.  BNN_ERR_UNSUPPORTED when the ISA cannot run here. */
+BNN_API bnn_status bnn_peak_probe(bnn_isa isa, int64_t iters,
+                                  uint64_t *bit_macs, uint64_t *sink);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BNN_H */

@@ -1,0 +1,87 @@
+/* bnn_internal.h -- private macros shared by every libbnn source file. */
+#ifndef BNN_INTERNAL_H
+#define BNN_INTERNAL_H
+
+#include "bnn.h"
+#include <stdint.h>
+#include <stddef.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#  define BNN_X86 1
+#else
+#  define BNN_X86 0
+#endif
+
+#if defined(__GNUC__)
+#  define BNN_TARGET_AVX2 __attribute__((target("avx2,fma,popcnt,bmi2")))
+#  define BNN_TARGET_AVX512 \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx2,fma,popcnt,bmi2")))
+#  define BNN_TARGET_POPCNT __attribute__((target("popcnt")))
+#  define BNN_LIKELY(x) __builtin_expect(!!(x), 1)
+#  define BNN_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define BNN_RESTRICT __restrict__
+#  define BNN_INTERNAL __attribute__((visibility("hidden")))
+#else
+#  define BNN_TARGET_AVX2
+#  define BNN_TARGET_AVX512
+#  define BNN_TARGET_POPCNT
+#  define BNN_LIKELY(x) (x)
+#  define BNN_UNLIKELY(x) (x)
+#  define BNN_RESTRICT
+#  define BNN_INTERNAL
+#endif
+
+#ifdef NDEBUG
+#  define BNN_ASSERT(x) ((void)0)
+#else
+#  include <assert.h>
+#  define BNN_ASSERT(x) assert(x)
+#endif
+
+#define BNN_CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+#define BNN_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define BNN_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Portable 64-bit popcount (the reference kernels use only this). */
+static inline int bnn_popcount64(uint64_t x)
+{
+#if defined(__GNUC__)
+    return __builtin_popcountll(x);
+#else
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+    return (int)((x * 0x0101010101010101ULL) >> 56);
+#endif
+}
+
+/* Checked int64 multiply: 0 on overflow (or negative operands). */
+static inline int bnn_mul_ok(int64_t a, int64_t b, int64_t *out)
+{
+    if (a < 0 || b < 0) return 0;
+    if (a != 0 && b > INT64_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+/* Elements addressable from a base pointer for `rows` rows of `row` used
+ * elements at stride `ld`: (rows-1)*ld + row must fit in int64 and in
+ * size_t bytes of `elem` each.  Returns 0 on overflow. */
+static inline int bnn_extent_ok(int64_t rows, int64_t ld, int64_t row, size_t elem)
+{
+    int64_t span;
+    if (rows <= 0 || row <= 0) return 1;
+    if (!bnn_mul_ok(rows - 1, ld, &span)) return 0;
+    if (span > INT64_MAX - row) return 0;
+    span += row;
+    if ((uint64_t)span > (uint64_t)(SIZE_MAX / elem)) return 0;
+    return 1;
+}
+
+/* Thread helper: run fn(ctx, part, parts) for part in [0, parts), on up to
+ * `parts` threads (part 0 on the caller).  Falls back to running parts on
+ * the caller when threads cannot be created. */
+typedef void (*bnn_part_fn)(void *ctx, int part, int parts);
+BNN_INTERNAL void bnn_run_parts(bnn_part_fn fn, void *ctx, int parts);
+
+#endif /* BNN_INTERNAL_H */

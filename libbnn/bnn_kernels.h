@@ -1,0 +1,98 @@
+/*
+ * bnn_kernels.h -- the micro-kernel contracts and the dispatch table.
+ *
+ * The portable drivers (pack.c, gemm.c) validate arguments, block the
+ * problem and handle edges; they call the micro-kernels below through the
+ * table returned by bnn_kernels_get().  Every ISA provides every entry;
+ * ref/ entries are the oracle and the fallback.
+ *
+ * Contracts (all pointers valid, all sizes >= 1 unless noted):
+ *
+ *  pack_f32(k, src, dst): pack one row of k floats into bnn_words(k)
+ *      words; bit = (x < 0) (ordered compare: NaN, -0 -> 0); pad bits 0.
+ *  pack_i8(k, src, dst): the same for int8 (bit = x < 0).
+ *  unpack_f32(k, src, dst): bit 1 -> -1.0f, bit 0 -> +1.0f, k floats.
+ *
+ *  popc_strip(mr, ncols, kw, a, lda, w, ldw, pc, ldpc):
+ *      for i < mr (1 <= mr <= BNN_MR), j < ncols, kw >= 0:
+ *        pc[i*ldpc + j] = sum_{q < kw} popcount(a[i*lda+q] ^ w[j*ldw+q])
+ *      Reads exactly words [0, kw) of each of the mr + ncols rows.
+ *
+ *  epi_f32(n, k, pc, scale, offset, out):  for j < n,
+ *        out[j] = fmaf((float)(k - 2*pc[j]), scale ? scale[j] : 1,
+ *                      offset ? offset[j] : 0)
+ *      -- a single rounding, so every ISA gives identical floats.
+ */
+#ifndef BNN_KERNELS_H
+#define BNN_KERNELS_H
+
+#include "bnn_internal.h"
+
+/* Rows of A a popc_strip call handles at most. */
+#define BNN_MR 4
+
+typedef void (*bnn_pack_f32_fn)(int64_t k, const float *src, uint64_t *dst);
+typedef void (*bnn_pack_i8_fn)(int64_t k, const int8_t *src, uint64_t *dst);
+typedef void (*bnn_unpack_f32_fn)(int64_t k, const uint64_t *src, float *dst);
+typedef void (*bnn_popc_strip_fn)(int64_t mr, int64_t ncols, int64_t kw,
+                                  const uint64_t *a, int64_t lda,
+                                  const uint64_t *w, int64_t ldw,
+                                  int32_t *pc, int64_t ldpc);
+typedef void (*bnn_epi_f32_fn)(int64_t n, int64_t k, const int32_t *pc,
+                               const float *scale, const float *offset,
+                               float *out);
+typedef uint64_t (*bnn_probe_fn)(int64_t iters, uint64_t *sink);
+
+typedef struct bnn_kernels {
+    bnn_isa            isa;
+    bnn_pack_f32_fn    pack_f32;
+    bnn_pack_i8_fn     pack_i8;
+    bnn_unpack_f32_fn  unpack_f32;
+    bnn_popc_strip_fn  popc_strip;
+    bnn_epi_f32_fn     epi_f32;
+} bnn_kernels;
+
+/* The table in use (selected once, thread-safely, on first use). */
+BNN_INTERNAL const bnn_kernels *bnn_kernels_get(void);
+/* The table of one ISA, or NULL if it cannot run here. */
+BNN_INTERNAL const bnn_kernels *bnn_kernels_for(bnn_isa isa);
+
+/* Per-ISA entry points. */
+BNN_INTERNAL void bnn_pack_f32_ref(int64_t k, const float *src, uint64_t *dst);
+BNN_INTERNAL void bnn_pack_i8_ref(int64_t k, const int8_t *src, uint64_t *dst);
+BNN_INTERNAL void bnn_unpack_f32_ref(int64_t k, const uint64_t *src, float *dst);
+BNN_INTERNAL void bnn_popc_strip_ref(int64_t mr, int64_t ncols, int64_t kw,
+                                     const uint64_t *a, int64_t lda,
+                                     const uint64_t *w, int64_t ldw,
+                                     int32_t *pc, int64_t ldpc);
+BNN_INTERNAL void bnn_epi_f32_ref(int64_t n, int64_t k, const int32_t *pc,
+                                  const float *scale, const float *offset,
+                                  float *out);
+BNN_INTERNAL uint64_t bnn_probe_ref(int64_t iters, uint64_t *sink);
+
+#if BNN_X86
+BNN_INTERNAL void bnn_pack_f32_avx2(int64_t k, const float *src, uint64_t *dst);
+BNN_INTERNAL void bnn_pack_i8_avx2(int64_t k, const int8_t *src, uint64_t *dst);
+BNN_INTERNAL void bnn_unpack_f32_avx2(int64_t k, const uint64_t *src, float *dst);
+BNN_INTERNAL void bnn_popc_strip_avx2(int64_t mr, int64_t ncols, int64_t kw,
+                                      const uint64_t *a, int64_t lda,
+                                      const uint64_t *w, int64_t ldw,
+                                      int32_t *pc, int64_t ldpc);
+BNN_INTERNAL void bnn_epi_f32_avx2(int64_t n, int64_t k, const int32_t *pc,
+                                   const float *scale, const float *offset,
+                                   float *out);
+BNN_INTERNAL uint64_t bnn_probe_avx2(int64_t iters, uint64_t *sink);
+
+BNN_INTERNAL void bnn_pack_f32_avx512(int64_t k, const float *src, uint64_t *dst);
+BNN_INTERNAL void bnn_pack_i8_avx512(int64_t k, const int8_t *src, uint64_t *dst);
+BNN_INTERNAL void bnn_popc_strip_avx512(int64_t mr, int64_t ncols, int64_t kw,
+                                        const uint64_t *a, int64_t lda,
+                                        const uint64_t *w, int64_t ldw,
+                                        int32_t *pc, int64_t ldpc);
+BNN_INTERNAL void bnn_epi_f32_avx512(int64_t n, int64_t k, const int32_t *pc,
+                                     const float *scale, const float *offset,
+                                     float *out);
+BNN_INTERNAL uint64_t bnn_probe_avx512(int64_t iters, uint64_t *sink);
+#endif
+
+#endif /* BNN_KERNELS_H */

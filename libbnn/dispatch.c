@@ -1,0 +1,156 @@
+/*
+ * dispatch.c -- choose the kernels once per process.
+ *
+ * The table starts as the reference kernels; the first call selects the
+ * best ISA that both the CPU (CPUID) and the OS (XGETBV: the OS saves the
+ * YMM / ZMM state on context switches) support, unless BNN_ISA asks for
+ * one.  Selection is guarded by pthread_once where threads exist.
+ */
+#include "bnn_kernels.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#if BNN_X86 && defined(__GNUC__)
+#  include <cpuid.h>
+#endif
+#ifndef BNN_NO_THREADS
+#  include <pthread.h>
+#endif
+
+static const bnn_kernels k_ref = {
+    BNN_ISA_REF, bnn_pack_f32_ref, bnn_pack_i8_ref, bnn_unpack_f32_ref,
+    bnn_popc_strip_ref, bnn_epi_f32_ref,
+};
+#if BNN_X86
+static const bnn_kernels k_avx2 = {
+    BNN_ISA_AVX2, bnn_pack_f32_avx2, bnn_pack_i8_avx2, bnn_unpack_f32_avx2,
+    bnn_popc_strip_avx2, bnn_epi_f32_avx2,
+};
+static const bnn_kernels k_avx512 = {
+    BNN_ISA_AVX512, bnn_pack_f32_avx512, bnn_pack_i8_avx512,
+    bnn_unpack_f32_avx2, bnn_popc_strip_avx512, bnn_epi_f32_avx512,
+};
+#endif
+
+static const bnn_kernels *g_table = &k_ref;
+static int g_cpu_avx2 = 0, g_cpu_avx512 = 0;
+
+#if BNN_X86 && defined(__GNUC__)
+static uint64_t xgetbv0(void)
+{
+    uint32_t eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((uint64_t)edx << 32) | eax;
+}
+
+static void probe_cpu(void)
+{
+    unsigned a, b, c, d;
+    int osxsave, avx, fma, popcnt;
+    uint64_t xcr0;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    osxsave = (c >> 27) & 1;
+    avx     = (c >> 28) & 1;
+    fma     = (c >> 12) & 1;
+    popcnt  = (c >> 23) & 1;
+    if (!osxsave || !avx) return;
+    xcr0 = xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return;               /* XMM and YMM state  */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
+    if (((b >> 5) & 1) && ((b >> 8) & 1) && fma && popcnt)  /* AVX2, BMI2 */
+        g_cpu_avx2 = 1;
+    /* AVX-512 F(b16) DQ(b17) BW(b30) VL(b31), VPOPCNTDQ (ecx b14), and the
+     * OS saving opmask + ZMM state (XCR0 bits 5, 6, 7). */
+    if (g_cpu_avx2 && ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1)
+        && ((b >> 31) & 1) && ((c >> 14) & 1) && (xcr0 & 0xe0) == 0xe0)
+        g_cpu_avx512 = 1;
+}
+#else
+static void probe_cpu(void) {}
+#endif
+
+const bnn_kernels *bnn_kernels_for(bnn_isa isa)
+{
+    switch (isa) {
+    case BNN_ISA_REF: return &k_ref;
+#if BNN_X86
+    case BNN_ISA_AVX2: return g_cpu_avx2 ? &k_avx2 : NULL;
+    case BNN_ISA_AVX512: return g_cpu_avx512 ? &k_avx512 : NULL;
+#else
+    default: break;
+#endif
+    }
+    return NULL;
+}
+
+bnn_status bnn_isa_from_name(const char *name, bnn_isa *out)
+{
+    if (name == NULL || out == NULL) return BNN_ERR_NULL;
+    if (strcmp(name, "ref") == 0) *out = BNN_ISA_REF;
+    else if (strcmp(name, "avx2") == 0) *out = BNN_ISA_AVX2;
+    else if (strcmp(name, "avx512") == 0) *out = BNN_ISA_AVX512;
+    else return BNN_ERR_INVALID;
+    return BNN_OK;
+}
+
+static void init_once(void)
+{
+    const char *env;
+    bnn_isa want;
+    const bnn_kernels *t;
+    probe_cpu();
+#if BNN_X86
+    if (g_cpu_avx512) g_table = &k_avx512;
+    else if (g_cpu_avx2) g_table = &k_avx2;
+#endif
+    env = getenv("BNN_ISA");
+    if (env != NULL && bnn_isa_from_name(env, &want) == BNN_OK) {
+        t = bnn_kernels_for(want);
+        if (t != NULL) g_table = t;
+    }
+}
+
+#ifndef BNN_NO_THREADS
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static void ensure_init(void) { pthread_once(&g_once, init_once); }
+#else
+static int g_inited = 0;
+static void ensure_init(void)
+{
+    if (!g_inited) { init_once(); g_inited = 1; }
+}
+#endif
+
+const bnn_kernels *bnn_kernels_get(void)
+{
+    ensure_init();
+    return g_table;
+}
+
+const char *bnn_isa_name(void)
+{
+    switch (bnn_kernels_get()->isa) {
+    case BNN_ISA_AVX2: return "avx2";
+    case BNN_ISA_AVX512: return "avx512";
+    default: return "ref";
+    }
+}
+
+bnn_isa bnn_isa_current(void) { return bnn_kernels_get()->isa; }
+
+int bnn_isa_supported(bnn_isa isa)
+{
+    ensure_init();
+    return bnn_kernels_for(isa) != NULL;
+}
+
+bnn_status bnn_set_isa(bnn_isa isa)
+{
+    const bnn_kernels *t;
+    ensure_init();
+    t = bnn_kernels_for(isa);
+    if (t == NULL) return BNN_ERR_UNSUPPORTED;
+    g_table = t;
+    return BNN_OK;
+}

@@ -1,0 +1,58 @@
+/*
+ * gemm_ref.c -- scalar XNOR-popcount micro-kernel and float epilogue.
+ *
+ * With +1 -> bit 0 and -1 -> bit 1, a product of two elements is +1 when
+ * their bits agree and -1 when they differ, so over K elements
+ *     dot = (#agree) - (#differ) = K - 2 * popcount(a XOR b),
+ * pad bits being 0 in both rows.  This file computes the popcounts; the
+ * driver turns them into dots.
+ */
+#include "../bnn_kernels.h"
+
+#include <math.h>
+
+void bnn_popc_strip_ref(int64_t mr, int64_t ncols, int64_t kw,
+                        const uint64_t *a, int64_t lda,
+                        const uint64_t *w, int64_t ldw,
+                        int32_t *pc, int64_t ldpc)
+{
+    int64_t i, j, q;
+    for (i = 0; i < mr; i++) {
+        for (j = 0; j < ncols; j++) {
+            const uint64_t *ar = a + i * lda, *wr = w + j * ldw;
+            int64_t s = 0;
+            for (q = 0; q < kw; q++) s += bnn_popcount64(ar[q] ^ wr[q]);
+            pc[i * ldpc + j] = (int32_t)s;
+        }
+    }
+}
+
+void bnn_epi_f32_ref(int64_t n, int64_t k, const int32_t *pc,
+                     const float *scale, const float *offset, float *out)
+{
+    int64_t j;
+    for (j = 0; j < n; j++) {
+        float d = (float)(int32_t)(k - 2 * (int64_t)pc[j]);
+        out[j] = fmaf(d, scale ? scale[j] : 1.0f, offset ? offset[j] : 0.0f);
+    }
+}
+
+/* The reference probe: scalar popcount over 16 independent chains. */
+uint64_t bnn_probe_ref(int64_t iters, uint64_t *sink)
+{
+    uint64_t x[16], acc[16], s = 0;
+    int64_t it;
+    int i;
+    for (i = 0; i < 16; i++) {
+        x[i] = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+        acc[i] = 0;
+    }
+    for (it = 0; it < iters; it++) {
+        for (i = 0; i < 16; i++) {
+            acc[i] += (uint64_t)bnn_popcount64(x[i] ^ (uint64_t)it);
+        }
+    }
+    for (i = 0; i < 16; i++) s += acc[i];
+    *sink = s;
+    return (uint64_t)iters * 16u * 64u;
+}

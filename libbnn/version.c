@@ -1,0 +1,45 @@
+/* version.c -- version numbers and status names. */
+#include "bnn_internal.h"
+
+#define BNN_STR2(x) #x
+#define BNN_STR(x) BNN_STR2(x)
+
+int bnn_version_number(void) { return BNN_VERSION_NUMBER; }
+
+const char *bnn_version_string(void)
+{
+    return BNN_STR(BNN_VERSION_MAJOR) "." BNN_STR(BNN_VERSION_MINOR) "."
+           BNN_STR(BNN_VERSION_PATCH);
+}
+
+const char *bnn_status_string(bnn_status s)
+{
+    switch (s) {
+    case BNN_OK:              return "ok";
+    case BNN_ERR_NULL:        return "a required pointer is NULL";
+    case BNN_ERR_SHAPE:       return "invalid or mismatched dimensions";
+    case BNN_ERR_OVERFLOW:    return "a size computation overflows";
+    case BNN_ERR_INVALID:     return "an argument value is out of its domain";
+    case BNN_ERR_UNSUPPORTED: return "not supported by this build or CPU";
+    case BNN_ERR_NOMEM:       return "out of memory";
+    case BNN_ERR_STRIDE:      return "a row stride is smaller than the row";
+    }
+    return "unknown status";
+}
+
+int64_t bnn_words(int64_t k)
+{
+    return k <= 0 ? 0 : (k / 64) + ((k % 64) != 0);
+}
+
+bnn_status bnn_packed_size(int64_t rows, int64_t k, size_t *bytes)
+{
+    int64_t words;
+    if (bytes == NULL) return BNN_ERR_NULL;
+    if (rows < 0 || k < 0) return BNN_ERR_SHAPE;
+    if (!bnn_mul_ok(rows, bnn_words(k), &words)) return BNN_ERR_OVERFLOW;
+    if ((uint64_t)words > (uint64_t)(SIZE_MAX / sizeof(uint64_t)))
+        return BNN_ERR_OVERFLOW;
+    *bytes = (size_t)words * sizeof(uint64_t);
+    return BNN_OK;
+}

@@ -1,0 +1,155 @@
+/*
+ * gemm_avx2.c -- AVX2 XNOR-popcount micro-kernel.
+ *
+ * AVX2 has no vector popcount, so each byte's count comes from two 16-entry
+ * table lookups (vpshufb) on its low and high nibbles:
+ *     popcount(x) per byte = LUT[x & 15] + LUT[(x >> 4) & 15]   (<= 8).
+ * Byte counts are accumulated with vpaddb for at most 31 steps of 4 words
+ * (31 * 8 = 248 < 256, no overflow), then widened with vpsadbw (sum of 8
+ * bytes against zero) into 64-bit lanes.  Tiles are 2 rows of A by 4 rows
+ * of W: 8 byte accumulators, the table, the nibble mask, 2 A vectors, one
+ * W vector and 3 temporaries fill the 16 YMM registers.  Words past the
+ * last multiple of 4 use scalar popcnt.
+ */
+#include "../bnn_kernels.h"
+
+#if BNN_X86
+#include <immintrin.h>
+
+#define CHUNK 31
+
+static inline __attribute__((always_inline)) BNN_TARGET_AVX2 __m256i
+popcnt8(__m256i x, __m256i lut, __m256i mask)
+{
+    __m256i lo = _mm256_and_si256(x, mask);
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), mask);
+    return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo),
+                           _mm256_shuffle_epi8(lut, hi));
+}
+
+static inline __attribute__((always_inline)) BNN_TARGET_AVX2 int64_t
+hsum64(__m256i v)
+{
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(v),
+                              _mm256_extracti128_si256(v, 1));
+    return _mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1);
+}
+
+/* An R x C tile (R <= 2, C <= 4, compile-time after inlining). */
+static inline __attribute__((always_inline)) BNN_TARGET_AVX2 void
+tile(const int R, const int C, int64_t kw, const uint64_t *a, int64_t lda,
+     const uint64_t *w, int64_t ldw, int32_t *pc, int64_t ldpc)
+{
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3,
+                                         2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3,
+                                         1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    const __m256i zero = _mm256_setzero_si256();
+    __m256i acc64[2][4];
+    int64_t steps = kw / 4, s0, q;
+    int r, c;
+    for (r = 0; r < R; r++)
+        for (c = 0; c < C; c++) acc64[r][c] = zero;
+    for (s0 = 0; s0 < steps; s0 += CHUNK) {
+        int64_t s1 = BNN_MIN(steps, s0 + CHUNK), s;
+        __m256i acc8[2][4];
+        for (r = 0; r < R; r++)
+            for (c = 0; c < C; c++) acc8[r][c] = zero;
+        for (s = s0; s < s1; s++) {
+            __m256i av[2];
+            for (r = 0; r < R; r++)
+                av[r] = _mm256_loadu_si256((const __m256i *)(a + r * lda + s * 4));
+            for (c = 0; c < C; c++) {
+                __m256i wv = _mm256_loadu_si256((const __m256i *)(w + c * ldw + s * 4));
+                for (r = 0; r < R; r++)
+                    acc8[r][c] = _mm256_add_epi8(
+                        acc8[r][c], popcnt8(_mm256_xor_si256(av[r], wv), lut, mask));
+            }
+        }
+        for (r = 0; r < R; r++)
+            for (c = 0; c < C; c++)
+                acc64[r][c] = _mm256_add_epi64(acc64[r][c],
+                                               _mm256_sad_epu8(acc8[r][c], zero));
+    }
+    for (r = 0; r < R; r++) {
+        for (c = 0; c < C; c++) {
+            int64_t t = hsum64(acc64[r][c]);
+            for (q = steps * 4; q < kw; q++)
+                t += _mm_popcnt_u64(a[r * lda + q] ^ w[c * ldw + q]);
+            pc[r * ldpc + c] = (int32_t)t;
+        }
+    }
+}
+
+BNN_TARGET_AVX2 void bnn_popc_strip_avx2(int64_t mr, int64_t ncols, int64_t kw,
+                                         const uint64_t *a, int64_t lda,
+                                         const uint64_t *w, int64_t ldw,
+                                         int32_t *pc, int64_t ldpc)
+{
+    int64_t i, j;
+    for (i = 0; i + 2 <= mr; i += 2) {
+        const uint64_t *ai = a + i * lda;
+        int32_t *pi = pc + i * ldpc;
+        for (j = 0; j + 4 <= ncols; j += 4)
+            tile(2, 4, kw, ai, lda, w + j * ldw, ldw, pi + j, ldpc);
+        for (; j < ncols; j++)
+            tile(2, 1, kw, ai, lda, w + j * ldw, ldw, pi + j, ldpc);
+    }
+    for (; i < mr; i++) {
+        const uint64_t *ai = a + i * lda;
+        int32_t *pi = pc + i * ldpc;
+        for (j = 0; j + 4 <= ncols; j += 4)
+            tile(1, 4, kw, ai, lda, w + j * ldw, ldw, pi + j, ldpc);
+        for (; j < ncols; j++)
+            tile(1, 1, kw, ai, lda, w + j * ldw, ldw, pi + j, ldpc);
+    }
+}
+
+BNN_TARGET_AVX2 void bnn_epi_f32_avx2(int64_t n, int64_t k, const int32_t *pc,
+                                      const float *scale, const float *offset,
+                                      float *out)
+{
+    const __m256i kv = _mm256_set1_epi32((int32_t)k);
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    int64_t j;
+    for (j = 0; j + 8 <= n; j += 8) {
+        __m256i p = _mm256_loadu_si256((const __m256i *)(pc + j));
+        /* k - 2p wraps like int32 arithmetic; the true value fits. */
+        __m256 d = _mm256_cvtepi32_ps(_mm256_sub_epi32(kv, _mm256_add_epi32(p, p)));
+        __m256 s = scale ? _mm256_loadu_ps(scale + j) : one;
+        __m256 o = offset ? _mm256_loadu_ps(offset + j) : zero;
+        _mm256_storeu_ps(out + j, _mm256_fmadd_ps(d, s, o));
+    }
+    if (j < n)
+        bnn_epi_f32_ref(n - j, k, pc + j, scale ? scale + j : NULL,
+                        offset ? offset + j : NULL, out + j);
+}
+
+/* Peak probe: the kernel's inner step (XOR, nibble popcount, byte add) on
+ * 10 independent register accumulators, no memory traffic. */
+BNN_TARGET_AVX2 uint64_t bnn_probe_avx2(int64_t iters, uint64_t *sink)
+{
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3,
+                                         2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3,
+                                         1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    __m256i acc[10], x = _mm256_set1_epi64x((long long)0x9e3779b97f4a7c15ULL);
+    const __m256i step = _mm256_set1_epi64x(0x3c6ef372fe94f82bLL);
+    uint64_t out[4], s = 0;
+    int64_t it;
+    int i;
+    for (i = 0; i < 10; i++) acc[i] = _mm256_set1_epi8((char)i);
+    for (it = 0; it < iters; it++) {
+        x = _mm256_add_epi64(x, step);
+        for (i = 0; i < 10; i++)
+            acc[i] = _mm256_add_epi8(acc[i],
+                popcnt8(_mm256_xor_si256(acc[i], x), lut, mask));
+    }
+    for (i = 1; i < 10; i++) acc[0] = _mm256_xor_si256(acc[0], acc[i]);
+    _mm256_storeu_si256((__m256i *)out, acc[0]);
+    for (i = 0; i < 4; i++) s += out[i];
+    *sink = s;
+    return (uint64_t)iters * 10u * 256u;
+}
+
+#endif /* BNN_X86 */
