@@ -1,0 +1,20 @@
+"""pybnn: Binarized Neural Networks on the libbnn XNOR-popcount kernels."""
+from . import _core
+from ._core import (BnnError, BnnValueError, isa, isa_supported, available_isas,
+                    set_isa, set_num_threads, get_num_threads, LAYOUT_VERSION)
+from ._tensor import (PackedTensor, pack, bgemm, bgemm_affine, bgemm_threshold,
+                      fold_threshold, fold_batchnorm)
+
+__version__ = "0.1.0"
+
+if _core.version_number() != _core.HEADER_VERSION_NUMBER:  # pragma: no cover
+    raise ImportError("pybnn was built against libbnn %d but runs %d"
+                      % (_core.HEADER_VERSION_NUMBER, _core.version_number()))
+if _core.version_string() != __version__:  # pragma: no cover
+    raise ImportError("pybnn %s does not match its libbnn %s"
+                      % (__version__, _core.version_string()))
+
+__all__ = ["BnnError", "BnnValueError", "PackedTensor", "pack", "bgemm", "bgemm_affine",
+           "bgemm_threshold", "fold_threshold", "fold_batchnorm", "isa", "isa_supported",
+           "available_isas", "set_isa", "set_num_threads", "get_num_threads",
+           "LAYOUT_VERSION", "__version__"]

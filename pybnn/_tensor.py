@@ -1,0 +1,235 @@
+"""Packed +-1 tensors and the binary products on them.
+
+Bit contract (include/bnn.h): element j of a row is bit j % 64 of word
+j // 64, bit 1 means -1 and bit 0 means +1; x < 0 packs as 1, and +0, -0
+and NaN pack as 0 (sign(0) = +1).  Rows are padded with zero bits to whole
+64-bit words.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["PackedTensor", "pack", "bgemm", "bgemm_affine", "bgemm_threshold",
+           "fold_threshold", "fold_batchnorm"]
+
+_FLOAT_KINDS = (np.float16, np.float32, np.float64)
+
+
+def _words(k: int) -> int:
+    return (k + 63) // 64
+
+
+class PackedTensor:
+    """A +-1 tensor of logical `shape`, packed along its last axis.
+
+    `words` is a uint64 array of shape `shape[:-1] + (ceil(K / 64),)`;
+    `nbytes` is its size: one bit per element plus the padding of each row
+    to 64 bits.  Build one with `pybnn.pack(x)`, or from existing words
+    with `PackedTensor(words, shape)` (pad bits must be zero)."""
+
+    __slots__ = ("_words", "_shape")
+
+    def __init__(self, words, shape):
+        shape = tuple(int(s) for s in shape)
+        if len(shape) < 1 or any(s < 0 for s in shape):
+            raise ValueError("shape must have at least one axis and no negative sizes, got %r" % (shape,))
+        words = np.asarray(words)
+        if words.dtype != np.uint64:
+            raise TypeError("words must be uint64, got %s" % words.dtype)
+        want = shape[:-1] + (_words(shape[-1]),)
+        if words.shape != want:
+            raise ValueError("words have shape %r; a packed %r tensor needs %r"
+                             % (words.shape, shape, want))
+        k = shape[-1]
+        if k % 64 and words.size:
+            pad = np.uint64(((1 << 64) - 1) ^ ((1 << (k % 64)) - 1))
+            if np.any(words[..., -1] & pad):
+                raise ValueError("pad bits past element %d of each row must be zero" % k)
+        self._words = words
+        self._shape = shape
+
+    @property
+    def shape(self):
+        return self._shape
+
+    @property
+    def ndim(self):
+        return len(self._shape)
+
+    @property
+    def words(self):
+        return self._words
+
+    @property
+    def nbytes(self):
+        return int(self._words.nbytes)
+
+    def __len__(self):
+        return self._shape[0]
+
+    def __repr__(self):
+        return "PackedTensor(shape=%r, nbytes=%d)" % (self._shape, self.nbytes)
+
+    def _rows(self):
+        """Words as a 2-D [rows, words] array (a view when possible)."""
+        return self._words.reshape(-1, self._words.shape[-1])
+
+    def unpack(self):
+        """The tensor as float32 +1 / -1 values."""
+        k = self._shape[-1]
+        out = np.empty(self._shape, dtype=np.float32)
+        rows = self._rows()
+        if out.size:
+            _core.unpack_rows_f32(np.ascontiguousarray(rows), k, out.reshape(-1, k))
+        return out
+
+    def __eq__(self, other):
+        if not isinstance(other, PackedTensor):
+            return NotImplemented
+        return self._shape == other._shape and np.array_equal(self._words, other._words)
+
+    __hash__ = None
+
+
+def pack(x) -> PackedTensor:
+    """Pack a real array along its last axis: x < 0 -> -1, else +1.
+
+    Accepts float16, float32, float64 and int8 arrays of any strides
+    (copied when the last axis is not contiguous).  Other dtypes (bool,
+    complex, integer types other than int8, object, str) raise TypeError."""
+    x = np.asarray(x)
+    dt = x.dtype
+    if dt.kind not in "fi" or (dt.kind == "i" and dt != np.int8) or dt.kind == "c":
+        raise TypeError("pack() takes float16/32/64 or int8 arrays, got %s" % dt)
+    if x.ndim == 0:
+        raise ValueError("pack() needs at least one axis")
+    k = x.shape[-1]
+    kw = _words(k)
+    words = np.empty(x.shape[:-1] + (kw,), dtype=np.uint64)
+    if words.size == 0:
+        if k == 0 and x.ndim >= 1:
+            pass
+        return PackedTensor(words, x.shape)
+    if dt == np.float64:
+        # float64 -> float32 could turn tiny negatives into -0.0 (+1), so pack
+        # the exact comparison instead (NaN < 0 is False, -0.0 < 0 is False).
+        src = np.negative((x < 0).view(np.int8)).reshape(-1, k)
+        fn = _core.pack_rows_i8
+    elif dt == np.float16:
+        src = x.astype(np.float32).reshape(-1, k)  # exact widening
+        fn = _core.pack_rows_f32
+    else:
+        src = x.reshape(-1, k)
+        fn = _core.pack_rows_f32 if dt == np.float32 else _core.pack_rows_i8
+    if src.shape[0] > 1 and (src.strides[1] != src.itemsize or src.strides[0] <= 0
+                             or src.strides[0] % src.itemsize) or \
+            (src.shape[1] > 1 and src.strides[1] != src.itemsize):
+        src = np.ascontiguousarray(src)
+    if not src.dtype.isnative:
+        src = src.astype(src.dtype.newbyteorder("="))
+    fn(src, words.reshape(-1, kw))
+    return PackedTensor(words, x.shape)
+
+
+def _check_pair(a, w):
+    if not isinstance(a, PackedTensor) or not isinstance(w, PackedTensor):
+        raise TypeError("bgemm takes PackedTensor operands (use pybnn.pack), got %s and %s"
+                        % (type(a).__name__, type(w).__name__))
+    if w.ndim != 2:
+        raise ValueError("w must be a 2-D packed tensor [M, K], got shape %r" % (w.shape,))
+    if a.shape[-1] != w.shape[-1]:
+        raise ValueError("K mismatch: a has %d elements per row, w has %d"
+                         % (a.shape[-1], w.shape[-1]))
+    return a.shape[-1], a.shape[:-1], w.shape[0]
+
+
+def _check_out(out, shape, dtype):
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError("out must be a numpy array")
+    if out.dtype != dtype:
+        raise TypeError("out must be %s, got %s" % (np.dtype(dtype), out.dtype))
+    if out.shape != tuple(shape):
+        raise ValueError("out has shape %r, expected %r" % (out.shape, tuple(shape)))
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    if not out.flags.c_contiguous:
+        raise ValueError("out must be C-contiguous")
+    return out
+
+
+def _vector(v, m, dtype, name):
+    if v is None:
+        return None
+    arr = np.asarray(v)
+    if arr.dtype.kind not in "fiub" or arr.dtype.kind == "c":
+        raise TypeError("%s must be real, got %s" % (name, arr.dtype))
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.shape != (m,):
+        raise ValueError("%s must have shape (%d,), got %r" % (name, m, arr.shape))
+    return arr
+
+
+def bgemm(a: PackedTensor, w: PackedTensor, out=None):
+    """int32 `a_pm1 @ w_pm1.T`: a [..., K] and w [M, K] packed -> [..., M]."""
+    k, lead, m = _check_pair(a, w)
+    out = _check_out(out, lead + (m,), np.int32)
+    _core.gemm(a._rows(), w._rows(), k, out.reshape(-1, m))
+    return out
+
+
+def bgemm_affine(a: PackedTensor, w: PackedTensor, scale=None, offset=None, out=None):
+    """float32 `scale * (a_pm1 @ w_pm1.T) + offset` per output column, with
+    one fused multiply-add (the same result on every ISA).  scale and offset
+    are [M] (converted to float32) or None (1 and 0)."""
+    k, lead, m = _check_pair(a, w)
+    scale = _vector(scale, m, np.float32, "scale")
+    offset = _vector(offset, m, np.float32, "offset")
+    out = _check_out(out, lead + (m,), np.float32)
+    _core.gemm(a._rows(), w._rows(), k, out.reshape(-1, m), 1, scale, offset)
+    return out
+
+
+def bgemm_threshold(a: PackedTensor, w: PackedTensor, thresh, flip=None, out=None):
+    """Packed sign bits of the next layer: bit (row, j) is -1 where
+    `flip[j] ? dot > thresh[j] : dot < thresh[j]`.  Returns a PackedTensor
+    [..., M]; thresholds usually come from fold_threshold/fold_batchnorm.
+    `out`, if given, is a uint64 array [..., ceil(M/64)] to write into."""
+    k, lead, m = _check_pair(a, w)
+    thresh = _vector(thresh, m, np.int32, "thresh")
+    if thresh is None:
+        raise ValueError("thresh is required")
+    if flip is not None:
+        flip = _vector(np.asarray(flip) != 0, m, np.uint8, "flip")
+    kw = _words(m)
+    out = _check_out(out, lead + (kw,), np.uint64)
+    _core.gemm(a._rows(), w._rows(), k, out.reshape(-1, kw), 2, thresh=thresh, flip=flip)
+    return PackedTensor(out, lead + (m,))
+
+
+def fold_threshold(scale, offset, k: int):
+    """Fold per-channel `sign(scale * s + offset)` into integer thresholds.
+
+    For every integer s in [-k, k], `(flip ? s > thresh : s < thresh)` equals
+    `scale * s + offset < 0` computed in float64 (bit 1 = -1).  Returns
+    (thresh int32 [C], flip bool [C])."""
+    s = np.ascontiguousarray(np.asarray(scale, dtype=np.float64).reshape(-1))
+    o = np.ascontiguousarray(np.asarray(offset, dtype=np.float64).reshape(-1))
+    if s.shape != o.shape:
+        raise ValueError("scale and offset shapes differ: %r vs %r" % (s.shape, o.shape))
+    k = int(k)
+    if k < 0:
+        raise ValueError("k must be >= 0, got %d" % k)
+    t, f = _core.fold_threshold(s, o, k)
+    return t, f.astype(bool)
+
+
+def fold_batchnorm(gamma, beta, mean, var, eps, k: int):
+    """Fold batch norm then sign over integer dots in [-k, k]: scale =
+    gamma / sqrt(var + eps), offset = beta - mean * scale (float64)."""
+    g, b, mu, v = (np.asarray(x, dtype=np.float64) for x in (gamma, beta, mean, var))
+    scale = g / np.sqrt(v + float(eps))
+    return fold_threshold(scale, b - mu * scale, k)
