@@ -14,7 +14,7 @@ from . import _core
 __all__ = ["PackedTensor", "pack", "bgemm", "bgemm_affine", "bgemm_threshold",
            "fold_threshold", "fold_batchnorm"]
 
-_FLOAT_KINDS = (np.float16, np.float32, np.float64)
+_PACK_DTYPES = tuple(np.dtype(t) for t in (np.float16, np.float32, np.float64, np.int8))
 
 
 def _words(k: int) -> int:
@@ -96,12 +96,13 @@ class PackedTensor:
 def pack(x) -> PackedTensor:
     """Pack a real array along its last axis: x < 0 -> -1, else +1.
 
-    Accepts float16, float32, float64 and int8 arrays of any strides
-    (copied when the last axis is not contiguous).  Other dtypes (bool,
-    complex, integer types other than int8, object, str) raise TypeError."""
+    Accepts float16, float32, float64 and int8 arrays of any strides and
+    byte order (copied when the last axis is not contiguous).  Other dtypes
+    (bool, complex, other integers, long double, object, str) raise
+    TypeError."""
     x = np.asarray(x)
-    dt = x.dtype
-    if dt.kind not in "fi" or (dt.kind == "i" and dt != np.int8) or dt.kind == "c":
+    dt = x.dtype.newbyteorder("=")  # byte order is handled below
+    if dt not in _PACK_DTYPES:
         raise TypeError("pack() takes float16/32/64 or int8 arrays, got %s" % dt)
     if x.ndim == 0:
         raise ValueError("pack() needs at least one axis")
@@ -109,26 +110,22 @@ def pack(x) -> PackedTensor:
     kw = _words(k)
     words = np.empty(x.shape[:-1] + (kw,), dtype=np.uint64)
     if words.size == 0:
-        if k == 0 and x.ndim >= 1:
-            pass
         return PackedTensor(words, x.shape)
     if dt == np.float64:
         # float64 -> float32 could turn tiny negatives into -0.0 (+1), so pack
         # the exact comparison instead (NaN < 0 is False, -0.0 < 0 is False).
-        src = np.negative((x < 0).view(np.int8)).reshape(-1, k)
+        src = np.negative((x < 0).view(np.int8))
         fn = _core.pack_rows_i8
     elif dt == np.float16:
-        src = x.astype(np.float32).reshape(-1, k)  # exact widening
+        src = x.astype(np.float32)  # exact widening
         fn = _core.pack_rows_f32
     else:
-        src = x.reshape(-1, k)
+        src = x if x.dtype.isnative else x.astype(dt)
         fn = _core.pack_rows_f32 if dt == np.float32 else _core.pack_rows_i8
-    if src.shape[0] > 1 and (src.strides[1] != src.itemsize or src.strides[0] <= 0
-                             or src.strides[0] % src.itemsize) or \
-            (src.shape[1] > 1 and src.strides[1] != src.itemsize):
+    src = src.reshape(-1, k)  # a view when the leading axes allow it
+    rows_ok = src.shape[0] == 1 or (src.strides[0] > 0 and src.strides[0] % src.itemsize == 0)
+    if not rows_ok or (k > 1 and src.strides[1] != src.itemsize):
         src = np.ascontiguousarray(src)
-    if not src.dtype.isnative:
-        src = src.astype(src.dtype.newbyteorder("="))
     fn(src, words.reshape(-1, kw))
     return PackedTensor(words, x.shape)
 
