@@ -166,7 +166,8 @@ BNN_API bnn_status bnn_packed_size(int64_t rows, int64_t k, size_t *bytes);
  *  Pad bits are written as 0.  src and dst must not overlap.
  *  Errors: BNN_ERR_NULL (NULL with rows, k > 0), BNN_ERR_SHAPE (negative
  *  sizes), BNN_ERR_STRIDE (src_stride < k or dst_stride_words <
- *  bnn_words(k)).  Nothing is written on error. */
+ *  bnn_words(k)), BNN_ERR_OVERFLOW (the extent rows x stride does not fit
+ *  in memory).  Nothing is written on error. */
 BNN_API bnn_status bnn_pack_f32(int64_t rows, int64_t k,
                                 const float *src, int64_t src_stride,
                                 uint64_t *dst, int64_t dst_stride_words);

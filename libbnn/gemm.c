@@ -148,6 +148,14 @@ bnn_status bnn_gemm(int64_t n, int64_t m, int64_t k,
     mc = BNN_MAX(64, BNN_MIN(BNN_GEMM_MC_MAX, mc)) & ~(int64_t)63;
     if (mc > m) mc = BNN_CEIL_DIV(m, 64) * 64;
 
+    if (kw == 0) {
+        /* k == 0: no word is read and every dot is 0; point the operands at
+         * a dummy word so that no arithmetic is done on NULL pointers. */
+        static const uint64_t no_words[1] = {0};
+        a = w = no_words;
+        lda_words = ldw_words = 0;
+    }
+
     memset(&g, 0, sizeof g);
     g.kt = bnn_kernels_get();
     g.n = n; g.m = m; g.k = k; g.kw = kw;

@@ -124,7 +124,7 @@ static int test_words(void)
     CHECK_EQ(bnn_words(128), 2);
     CHECK_EQ(bnn_words(129), 3);
     CHECK_EQ(bnn_words(INT64_MAX), INT64_MAX / 64 + 1);
-    CHECK_EQ(bnn_words(INT64_MAX - 63), INT64_MAX / 64 + 1);
+    CHECK_EQ(bnn_words(INT64_MAX - 63), INT64_MAX / 64); /* 2^63 - 64 = 64 * (2^57 - 1) */
     CHECK_EQ(BNN_WORDS(0), 0);
     CHECK_EQ(BNN_WORDS(1), 1);
     CHECK_EQ(BNN_WORDS(64), 1);
@@ -173,13 +173,19 @@ static int test_packed_size(void)
     CHECK_ST(bnn_packed_size((int64_t)1 << 40, (int64_t)1 << 40, &b),
              BNN_ERR_OVERFLOW);
     CHECK_EQ(b, canary);
-    CHECK_ST(bnn_packed_size(2, INT64_MAX, &b), BNN_ERR_OVERFLOW);
+    /* bnn_words(INT64_MAX) = 2^57: 64 rows overflow int64 words. */
+    CHECK_ST(bnn_packed_size(64, INT64_MAX, &b), BNN_ERR_OVERFLOW);
     CHECK_EQ(b, canary);
     if (SIZE_MAX == UINT64_MAX) {
         /* 2^61 words are 2^64 bytes: one too many; 2^60 words fit. */
         CHECK_ST(bnn_packed_size((int64_t)1 << 61, 64, &b), BNN_ERR_OVERFLOW);
         CHECK_EQ(b, canary);
         CHECK_ST(bnn_packed_size((int64_t)1 << 60, 64, &b), BNN_OK);
+        CHECK(b == (size_t)1 << 63);
+        b = canary;
+        CHECK_ST(bnn_packed_size(16, INT64_MAX, &b), BNN_ERR_OVERFLOW);
+        CHECK_EQ(b, canary);
+        CHECK_ST(bnn_packed_size(8, INT64_MAX, &b), BNN_OK);
         CHECK(b == (size_t)1 << 63);
     } else {
         CHECK_ST(bnn_packed_size((int64_t)1 << 30, 64, &b), BNN_ERR_OVERFLOW);

@@ -208,6 +208,14 @@ static inline void bt_fill_u32(uint32_t *p, size_t n, uint32_t v)
     for (i = 0; i < n; i++) p[i] = v;
 }
 
+static inline void bt_fill_fbits(float *p, size_t n, uint32_t bits)
+{
+    size_t i;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    for (i = 0; i < n; i++) p[i] = v;
+}
+
 static inline uint32_t bt_f2u(float f)
 {
     uint32_t u;
@@ -282,7 +290,7 @@ static inline void bt_rand_words(bt_rng *r, uint64_t *p, size_t n)
 
 static inline int64_t bt_words(int64_t k)
 {
-    return k <= 0 ? 0 : (k + 63) / 64;
+    return k <= 0 ? 0 : k / 64 + (k % 64 != 0);
 }
 
 /* The bit of one float: an ordered compare, so NaN, +0, -0 give 0. */
