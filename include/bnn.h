@@ -116,7 +116,7 @@ BNN_API const char *bnn_status_string(bnn_status s);
 typedef enum bnn_isa {
     BNN_ISA_REF    = 0,  /* portable scalar reference (always present)  */
     BNN_ISA_AVX2   = 1,  /* x86 AVX2 + FMA, vectorised nibble popcount   */
-    BNN_ISA_AVX512 = 2   /* x86 AVX-512 F/BW/VL + VPOPCNTDQ              */
+    BNN_ISA_AVX512 = 2   /* x86 AVX-512 F/DQ/BW/VL + VPOPCNTDQ           */
 } bnn_isa;
 
 /** bnn_isa_name() : "ref", "avx2" or "avx512", the kernels in use.  The

@@ -163,9 +163,8 @@ bnn_status bnn_gemm(int64_t n, int64_t m, int64_t k,
     g.epi = epi; g.c = c; g.ldc = ldc; g.mc = mc;
 
     threads = bnn_get_num_threads();
-    work = (kw == 0 || n > INT64_MAX / m || n * m > INT64_MAX / kw)
-               ? INT64_MAX : n * m * kw;
-    if (kw == 0) work = 0;
+    if (!bnn_mul_ok(n, m, &work) || !bnn_mul_ok(work, kw, &work))
+        work = INT64_MAX;  /* only compared with the threshold below */
     if (threads <= 1 || work < BNN_GEMM_PAR_WORDS) {
         gemm_range(&g, 0, n, 0, BNN_CEIL_DIV(m, mc));
         return BNN_OK;

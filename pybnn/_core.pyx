@@ -87,9 +87,14 @@ def set_isa(name):
     check(bnn_set_isa(_isa_from_name(name)), "set_isa(%r)" % (name,))
 
 
-def set_num_threads(int n):
+def set_num_threads(n):
     """Threads used by large kernels (1..256); results do not depend on it."""
-    check(bnn_set_num_threads(n), "set_num_threads(%d)" % n)
+    import operator
+    n = operator.index(n)
+    if not 1 <= n <= 256:
+        raise BnnValueError("set_num_threads(%d): the thread count must be in 1..256" % n,
+                            int(BNN_ERR_INVALID))
+    check(bnn_set_num_threads(<int>n), "set_num_threads(%d)" % n)
 
 
 def get_num_threads():
@@ -106,6 +111,8 @@ def words(int64_t k):
 cdef int64_t _row_stride(arr, int itemsize, name) except -1:
     if arr.ndim != 2:
         raise ValueError("%s must be 2-D, got %d-D" % (name, arr.ndim))
+    if arr.size == 0:  # nothing is read or written; numpy strides are arbitrary
+        return max(arr.shape[1], 1)
     if arr.shape[0] > 1 or arr.shape[1] > 1:
         if arr.shape[1] > 1 and arr.strides[1] != itemsize:
             raise ValueError("%s rows must be contiguous" % name)

@@ -7,6 +7,9 @@ and NaN pack as 0 (sign(0) = +1).  Rows are padded with zero bits to whole
 """
 from __future__ import annotations
 
+import math
+import operator
+
 import numpy as np
 
 from . import _core
@@ -36,12 +39,14 @@ class PackedTensor:
         if len(shape) < 1 or any(s < 0 for s in shape):
             raise ValueError("shape must have at least one axis and no negative sizes, got %r" % (shape,))
         words = np.asarray(words)
-        if words.dtype != np.uint64:
+        if words.dtype.newbyteorder("=") != np.uint64:
             raise TypeError("words must be uint64, got %s" % words.dtype)
         want = shape[:-1] + (_words(shape[-1]),)
         if words.shape != want:
             raise ValueError("words have shape %r; a packed %r tensor needs %r"
                              % (words.shape, shape, want))
+        # Kernels need each row's words contiguous, rows at a fixed stride.
+        words = np.ascontiguousarray(words, dtype=np.uint64)
         k = shape[-1]
         if k % 64 and words.size:
             pad = np.uint64(((1 << 64) - 1) ^ ((1 << (k % 64)) - 1))
@@ -72,17 +77,21 @@ class PackedTensor:
     def __repr__(self):
         return "PackedTensor(shape=%r, nbytes=%d)" % (self._shape, self.nbytes)
 
+    @property
+    def rows(self):
+        """Number of packed rows (the product of all but the last axis)."""
+        return math.prod(self._shape[:-1])
+
     def _rows(self):
-        """Words as a 2-D [rows, words] array (a view when possible)."""
-        return self._words.reshape(-1, self._words.shape[-1])
+        """Words as a 2-D [rows, words] view."""
+        return self._words.reshape(self.rows, self._words.shape[-1])
 
     def unpack(self):
         """The tensor as float32 +1 / -1 values."""
         k = self._shape[-1]
         out = np.empty(self._shape, dtype=np.float32)
-        rows = self._rows()
         if out.size:
-            _core.unpack_rows_f32(np.ascontiguousarray(rows), k, out.reshape(-1, k))
+            _core.unpack_rows_f32(self._rows(), k, out.reshape(self.rows, k))
         return out
 
     def __eq__(self, other):
@@ -122,11 +131,13 @@ def pack(x) -> PackedTensor:
     else:
         src = x if x.dtype.isnative else x.astype(dt)
         fn = _core.pack_rows_f32 if dt == np.float32 else _core.pack_rows_i8
-    src = src.reshape(-1, k)  # a view when the leading axes allow it
-    rows_ok = src.shape[0] == 1 or (src.strides[0] > 0 and src.strides[0] % src.itemsize == 0)
+    rows = math.prod(x.shape[:-1])
+    src = src.reshape(rows, k)  # a view when the leading axes allow it
+    rows_ok = rows == 1 or (src.strides[0] >= k * src.itemsize
+                            and src.strides[0] % src.itemsize == 0)
     if not rows_ok or (k > 1 and src.strides[1] != src.itemsize):
         src = np.ascontiguousarray(src)
-    fn(src, words.reshape(-1, kw))
+    fn(src, words.reshape(rows, kw))
     return PackedTensor(words, x.shape)
 
 
@@ -142,7 +153,7 @@ def _check_pair(a, w):
     return a.shape[-1], a.shape[:-1], w.shape[0]
 
 
-def _check_out(out, shape, dtype):
+def _check_out(out, shape, dtype, operands=()):
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
@@ -155,14 +166,25 @@ def _check_out(out, shape, dtype):
         raise ValueError("out is read-only")
     if not out.flags.c_contiguous:
         raise ValueError("out must be C-contiguous")
+    for op in operands:
+        if np.shares_memory(out, op.words):
+            raise ValueError("out must not share memory with an operand")
     return out
 
 
 def _vector(v, m, dtype, name):
+    """A [m] contiguous vector of dtype: float32 (any real input, rounded)
+    or int32 (integer input whose values fit, else an error)."""
     if v is None:
         return None
     arr = np.asarray(v)
-    if arr.dtype.kind not in "fiub" or arr.dtype.kind == "c":
+    if np.dtype(dtype).kind == "i":
+        if arr.dtype.kind not in "iub":
+            raise TypeError("%s must hold integers, got %s" % (name, arr.dtype))
+        info = np.iinfo(dtype)
+        if arr.size and (arr.min() < info.min or arr.max() > info.max):
+            raise ValueError("%s values must fit in %s" % (name, np.dtype(dtype)))
+    elif arr.dtype.kind not in "fiub":
         raise TypeError("%s must be real, got %s" % (name, arr.dtype))
     arr = np.ascontiguousarray(arr, dtype=dtype)
     if arr.shape != (m,):
@@ -173,8 +195,8 @@ def _vector(v, m, dtype, name):
 def bgemm(a: PackedTensor, w: PackedTensor, out=None):
     """int32 `a_pm1 @ w_pm1.T`: a [..., K] and w [M, K] packed -> [..., M]."""
     k, lead, m = _check_pair(a, w)
-    out = _check_out(out, lead + (m,), np.int32)
-    _core.gemm(a._rows(), w._rows(), k, out.reshape(-1, m))
+    out = _check_out(out, lead + (m,), np.int32, (a, w))
+    _core.gemm(a._rows(), w._rows(), k, out.reshape(a.rows, m))
     return out
 
 
@@ -185,8 +207,8 @@ def bgemm_affine(a: PackedTensor, w: PackedTensor, scale=None, offset=None, out=
     k, lead, m = _check_pair(a, w)
     scale = _vector(scale, m, np.float32, "scale")
     offset = _vector(offset, m, np.float32, "offset")
-    out = _check_out(out, lead + (m,), np.float32)
-    _core.gemm(a._rows(), w._rows(), k, out.reshape(-1, m), 1, scale, offset)
+    out = _check_out(out, lead + (m,), np.float32, (a, w))
+    _core.gemm(a._rows(), w._rows(), k, out.reshape(a.rows, m), 1, scale, offset)
     return out
 
 
@@ -202,8 +224,8 @@ def bgemm_threshold(a: PackedTensor, w: PackedTensor, thresh, flip=None, out=Non
     if flip is not None:
         flip = _vector(np.asarray(flip) != 0, m, np.uint8, "flip")
     kw = _words(m)
-    out = _check_out(out, lead + (kw,), np.uint64)
-    _core.gemm(a._rows(), w._rows(), k, out.reshape(-1, kw), 2, thresh=thresh, flip=flip)
+    out = _check_out(out, lead + (kw,), np.uint64, (a, w))
+    _core.gemm(a._rows(), w._rows(), k, out.reshape(a.rows, kw), 2, thresh=thresh, flip=flip)
     return PackedTensor(out, lead + (m,))
 
 
@@ -217,7 +239,7 @@ def fold_threshold(scale, offset, k: int):
     o = np.ascontiguousarray(np.asarray(offset, dtype=np.float64).reshape(-1))
     if s.shape != o.shape:
         raise ValueError("scale and offset shapes differ: %r vs %r" % (s.shape, o.shape))
-    k = int(k)
+    k = operator.index(k)
     if k < 0:
         raise ValueError("k must be >= 0, got %d" % k)
     t, f = _core.fold_threshold(s, o, k)

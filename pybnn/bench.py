@@ -251,12 +251,19 @@ def bench_isas(shape=(1024, 4096, 4096), rounds=5, out=print):
         "%s %.2f ms (%.2fx best)" % (nm, md * 1e3, md / best) for nm, md in zip(names, meds)))
 
 
-def main_gemm(quick=False, threads=None, rounds=None, isa=None, out=print):
-    shapes = QUICK_SHAPES if quick else FULL_SHAPES
+def main_gemm(quick=False, threads=None, rounds=None, isa=None, shapes=None,
+              probe_seconds=None, out=print):
+    """`pybnn bench gemm`: the probe, the float comparison table, packing
+    throughput and the per-ISA comparison (the last two only for the
+    default shape lists)."""
+    custom = shapes is not None
+    shapes = shapes or (QUICK_SHAPES if quick else FULL_SHAPES)
     threads = threads or (1, 2)
     rounds = rounds or (3 if quick else 5)
+    probe_seconds = probe_seconds or (0.3 if quick else 1.0)
     res = bench_gemm(shapes, threads=threads, rounds=rounds,
-                     probe_seconds=0.3 if quick else 1.0, isa=isa, out=out)
-    bench_pack(rounds=rounds, out=out)
-    bench_isas(rounds=rounds, out=out)
+                     probe_seconds=probe_seconds, isa=isa, out=out)
+    if not custom:
+        bench_pack(rounds=rounds, out=out)
+        bench_isas(rounds=rounds, out=out)
     return res

@@ -37,10 +37,11 @@ def _cmd_bench(args):
             print("pybnn bench needs threadpoolctl: pip install 'pybnn[bench]'", file=sys.stderr)
             return 2
         res = bench.main_gemm(quick=args.quick, threads=args.threads, rounds=args.rounds,
-                              isa=args.isa)
+                              isa=args.isa, shapes=args.shapes,
+                              probe_seconds=args.probe_seconds)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump(res, f, indent=1)
+                json.dump(res, f, indent=1, default=list)
             print("results written to %s" % args.json)
         return 0
     print("unknown benchmark %r" % args.what, file=sys.stderr)
@@ -57,6 +58,40 @@ def _threads(s):
     return vals
 
 
+def _shapes(s):
+    out = []
+    for part in s.split(","):
+        try:
+            dims = tuple(int(v) for v in part.lower().split("x"))
+        except ValueError:
+            dims = ()
+        if len(dims) != 3 or any(d < 1 for d in dims):
+            raise argparse.ArgumentTypeError("shapes are NxMxK with positive sizes, "
+                                             "comma-separated; got %r" % part)
+        out.append(dims)
+    return out
+
+
+def _positive_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError("expected a positive integer, got %r" % s)
+    return v
+
+
+def _positive_float(s):
+    try:
+        v = float(s)
+    except ValueError:
+        v = 0.0
+    if not v > 0:
+        raise argparse.ArgumentTypeError("expected a positive number, got %r" % s)
+    return v
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="pybnn", description="Binarized neural networks on "
                                 "XNOR-popcount kernels.")
@@ -68,7 +103,12 @@ def build_parser():
     pb.add_argument("--quick", action="store_true", help="a short subset (about 15 s)")
     pb.add_argument("--threads", type=_threads, default=None,
                     help="comma-separated thread counts (default 1,2)")
-    pb.add_argument("--rounds", type=int, default=None, help="interleaved rounds per case")
+    pb.add_argument("--rounds", type=_positive_int, default=None,
+                    help="interleaved rounds per case (default 5, 3 with --quick)")
+    pb.add_argument("--shapes", type=_shapes, default=None, metavar="NxMxK[,...]",
+                    help="products to time instead of the default list")
+    pb.add_argument("--probe-seconds", type=_positive_float, default=None,
+                    help="seconds for each peak-probe run (default 1, 0.3 with --quick)")
     pb.add_argument("--isa", choices=["ref", "avx2", "avx512"], default=None,
                     help="force the kernels (default: the best this CPU has)")
     pb.add_argument("--json", metavar="FILE", default=None, help="also write results as JSON")

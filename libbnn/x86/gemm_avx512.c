@@ -25,22 +25,15 @@ tile(const int R, const int C, int64_t kw, const uint64_t *a, int64_t lda,
     int r, c;
     for (r = 0; r < R; r++)
         for (c = 0; c < C; c++) acc[r][c] = _mm512_setzero_si512();
-    for (s = 0; s < steps; s++) {
-        __m512i av[4];
-        for (r = 0; r < R; r++) av[r] = _mm512_loadu_si512(a + r * lda + s * 8);
-        for (c = 0; c < C; c++) {
-            __m512i wv = _mm512_loadu_si512(w + c * ldw + s * 8);
-            for (r = 0; r < R; r++)
-                acc[r][c] = _mm512_add_epi64(
-                    acc[r][c], _mm512_popcnt_epi64(_mm512_xor_si512(av[r], wv)));
-        }
-    }
-    if (tail) {
+    /* One loop for full and tail steps: GCC then keeps the 16
+     * accumulators in place (a separate tail block made it copy them). */
+    for (s = 0; s < steps + (tail != 0); s++) {
+        __mmask8 m = s < steps ? (__mmask8)0xff : tail;
         __m512i av[4];
         for (r = 0; r < R; r++)
-            av[r] = _mm512_maskz_loadu_epi64(tail, a + r * lda + steps * 8);
+            av[r] = _mm512_maskz_loadu_epi64(m, a + r * lda + s * 8);
         for (c = 0; c < C; c++) {
-            __m512i wv = _mm512_maskz_loadu_epi64(tail, w + c * ldw + steps * 8);
+            __m512i wv = _mm512_maskz_loadu_epi64(m, w + c * ldw + s * 8);
             for (r = 0; r < R; r++)
                 acc[r][c] = _mm512_add_epi64(
                     acc[r][c], _mm512_popcnt_epi64(_mm512_xor_si512(av[r], wv)));
@@ -86,7 +79,8 @@ BNN_TARGET_AVX512 void bnn_epi_f32_avx512(int64_t n, int64_t k, const int32_t *p
         __mmask16 m = left >= 16 ? (__mmask16)0xffff
                                  : (__mmask16)((1u << left) - 1u);
         __m512i p = _mm512_maskz_loadu_epi32(m, pc + j);
-        __m512 d = _mm512_cvtepi32_ps(_mm512_sub_epi32(kv, _mm512_add_epi32(p, p)));
+        /* masked lanes stay 0, so no spurious inexact flag from them */
+        __m512 d = _mm512_maskz_cvtepi32_ps(m, _mm512_sub_epi32(kv, _mm512_add_epi32(p, p)));
         __m512 s = scale ? _mm512_maskz_loadu_ps(m, scale + j) : one;
         __m512 o = offset ? _mm512_maskz_loadu_ps(m, offset + j)
                           : _mm512_setzero_ps();
