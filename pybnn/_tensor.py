@@ -32,7 +32,7 @@ class PackedTensor:
     to 64 bits.  Build one with `pybnn.pack(x)`, or from existing words
     with `PackedTensor(words, shape)` (pad bits must be zero)."""
 
-    __slots__ = ("_words", "_shape")
+    __slots__ = ("_words", "_shape", "_rows2d")
 
     def __init__(self, words, shape):
         shape = tuple(int(s) for s in shape)
@@ -54,6 +54,7 @@ class PackedTensor:
                 raise ValueError("pad bits past element %d of each row must be zero" % k)
         self._words = words
         self._shape = shape
+        self._rows2d = words.reshape(math.prod(shape[:-1]), words.shape[-1])
 
     @property
     def shape(self):
@@ -84,7 +85,7 @@ class PackedTensor:
 
     def _rows(self):
         """Words as a 2-D [rows, words] view."""
-        return self._words.reshape(self.rows, self._words.shape[-1])
+        return self._rows2d
 
     def unpack(self):
         """The tensor as float32 +1 / -1 values."""

@@ -112,14 +112,23 @@ def _timer(fn, min_time=0.02):
     return run
 
 
-def interleave(fns, rounds):
-    """Run each callable once per round, in turn; returns lists of times."""
+def interleave(fns, rounds, settle=None):
+    """Run each callable once per round, in turn; returns lists of times.
+    settle[i] seconds of sleep follow callable i (outside the timing)."""
     timers = [_timer(f) for f in fns]
     times = [[] for _ in fns]
     for _ in range(rounds):
         for i, run in enumerate(timers):
             times[i].append(run())
+            if settle and settle[i]:
+                time.sleep(settle[i])
     return times
+
+
+# OpenBLAS worker threads spin for a while after a multi-threaded call and
+# would steal the CPUs of whatever runs next; measured here, they let go
+# after 0.1-0.3 s.  The benchmark waits this long after such a call.
+BLAS_SETTLE_SECONDS = 0.5
 
 
 def blas_name():
@@ -148,6 +157,9 @@ def bench_gemm(shapes, threads=(1, 2), rounds=5, probe_seconds=1.0, isa=None,
     out("pybnn %s, kernels: %s (available: %s)" % (_core.version_string(), active,
                                                    ", ".join(_core.available_isas())))
     out("numpy %s, BLAS: %s" % (np.__version__, blas_name()))
+    if max(threads) > 1:
+        out("(after each multi-threaded BLAS call the benchmark waits %.1f s for its spinning "
+            "worker threads to park before timing pybnn)" % BLAS_SETTLE_SECONDS)
     if not _core.isa_supported("avx512"):
         out("note: this CPU has no AVX-512 VPOPCNTDQ; the probe and kernels use %s" % active)
     probe = peak_probe(active, probe_seconds)
@@ -185,7 +197,8 @@ def bench_gemm(shapes, threads=(1, 2), rounds=5, probe_seconds=1.0, isa=None,
                 def f_bnn():
                     bgemm(pa, pw, out=res)
                 big = n * m * k >= 4096 ** 3
-                tf, tb = interleave([f_float, f_bnn], max(3, rounds // 2) if big else rounds)
+                tf, tb = interleave([f_float, f_bnn], max(3, rounds // 2) if big else rounds,
+                                    settle=[BLAS_SETTLE_SECONDS if t > 1 else 0, 0])
                 fm, bm = statistics.median(tf), statistics.median(tb)
                 macs = float(n) * m * k
                 # 1 thread: the pinned probe; more: what two processes reached
@@ -251,6 +264,34 @@ def bench_isas(shape=(1024, 4096, 4096), rounds=5, out=print):
         "%s %.2f ms (%.2fx best)" % (nm, md * 1e3, md / best) for nm, md in zip(names, meds)))
 
 
+def bench_scaling(probe, shape=(1024, 4096, 4096), rounds=5, out=print):
+    """bgemm on 1 and 2 threads, interleaved with nothing else in between,
+    against the scaling two processes showed in the probe."""
+    n, m, k = shape
+    rng = np.random.default_rng(3)
+    pa, pw = pack(_pm1(rng, (n, k))), pack(_pm1(rng, (m, k)))
+    res = np.empty((n, m), dtype=np.int32)
+    old = _core.get_num_threads()
+
+    def on(t):
+        def f():
+            _core.set_num_threads(t)
+            bgemm(pa, pw, out=res)
+        return f
+    try:
+        t1, t2 = interleave([on(1), on(2)], rounds)
+    finally:
+        _core.set_num_threads(old)
+    speedup = statistics.median(t1) / statistics.median(t2)
+    line = "thread scaling %dx%dx%d: 1 thread %.2f ms, 2 threads %.2f ms, x%.2f" % (
+        n, m, k, statistics.median(t1) * 1e3, statistics.median(t2) * 1e3, speedup)
+    if probe.get("scaling"):
+        line += " (two-process probe x%.2f: %.0f%% of it)" % (
+            probe["scaling"], 100 * speedup / probe["scaling"])
+    out(line)
+    return speedup
+
+
 def main_gemm(quick=False, threads=None, rounds=None, isa=None, shapes=None,
               probe_seconds=None, out=print):
     """`pybnn bench gemm`: the probe, the float comparison table, packing
@@ -264,6 +305,8 @@ def main_gemm(quick=False, threads=None, rounds=None, isa=None, shapes=None,
     res = bench_gemm(shapes, threads=threads, rounds=rounds,
                      probe_seconds=probe_seconds, isa=isa, out=out)
     if not custom:
+        if 2 in threads:
+            res["thread_speedup"] = bench_scaling(res["probe"], rounds=rounds, out=out)
         bench_pack(rounds=rounds, out=out)
         bench_isas(rounds=rounds, out=out)
     return res
