@@ -246,6 +246,136 @@ BNN_API bnn_status bnn_fold_threshold(int64_t channels, int64_t k,
                                       int32_t *thresh, uint8_t *flip);
 
 /* ------------------------------------------------------------------ */
+/* Binary convolution                                                  */
+/* ------------------------------------------------------------------ */
+
+/* Geometry of a 2-D convolution on NHWC tensors.
+ *  Input  x: [n][h][w][bnn_words(c)] words, contiguous (channels packed).
+ *  Filter w: [o][kh][kw][bnn_words(c)] words, contiguous.
+ *  Output:   [n][oh][ow][o] int32/float, or [n][oh][ow][bnn_words(o)] words
+ *            for BNN_EPI_BITS, contiguous, where
+ *            oh = (h + pad_top + pad_bottom - dilation_h*(kh-1) - 1)/stride_h + 1
+ *            (ow likewise).
+ *  Padding may exceed the kernel's reach (outputs that see only padding
+ *  are valid).  pad_value is the value of padded positions in the +-1
+ *  domain: 0 = zeros, exactly what a float convolution of +-1 data with
+ *  zero padding gives (done with a per-tap correction term); 1 = +1
+ *  (bit 0), slightly cheaper.  The u8 first layer uses pad_byte instead.
+ *  Zero-initialise and set every field; reserved fields must be 0. */
+typedef struct bnn_conv2d_params {
+    int64_t n, h, w, c;           /* input batch, height, width, channels */
+    int64_t o, kh, kw;            /* filters, kernel height and width     */
+    int32_t stride_h, stride_w;   /* >= 1                                  */
+    int32_t dilation_h, dilation_w; /* >= 1                                */
+    int32_t pad_top, pad_bottom, pad_left, pad_right; /* >= 0            */
+    int32_t pad_value;            /* binary conv: 0 (zeros) or 1 (+1)      */
+    int32_t pad_byte;             /* u8 conv: value of padded pixels (0..255) */
+    int32_t reserved[4];
+} bnn_conv2d_params;
+
+/** bnn_conv2d_output_shape() : oh, ow of a geometry (either may be NULL).
+ *  Errors: BNN_ERR_NULL, BNN_ERR_SHAPE (negative or zero-size kernel,
+ *  kernel larger than the padded input), BNN_ERR_INVALID (stride or
+ *  dilation < 1, negative padding, pad_value not 0/1, pad_byte outside
+ *  0..255, reserved fields not 0), BNN_ERR_OVERFLOW. */
+BNN_API bnn_status bnn_conv2d_output_shape(const bnn_conv2d_params *p,
+                                           int64_t *oh, int64_t *ow);
+
+/** bnn_conv2d_workspace_size() : bytes of scratch memory bnn_conv2d()
+ *  needs for `threads` threads (0 means bnn_get_num_threads()).  A call
+ *  given less runs on as many threads as its workspace allows. */
+BNN_API bnn_status bnn_conv2d_workspace_size(const bnn_conv2d_params *p,
+                                             int threads, size_t *bytes);
+
+/** bnn_conv2d() : out = epilogue(conv(x, w)) for +-1 data packed as
+ *  above; every dot counts kh*kw*c products (padded taps as pad_value).
+ *  The epilogue is that of bnn_gemm() with one column per filter.
+ *  workspace: at least bnn_conv2d_workspace_size(p, 1) bytes, 8-byte
+ *  aligned, not shared with another running call.  Nothing else is
+ *  allocated.  Errors as for the shape query, plus BNN_ERR_NULL and
+ *  BNN_ERR_INVALID (too small or misaligned workspace); nothing is
+ *  written to `out` on error.  Thread safety: as bnn_gemm(). */
+BNN_API bnn_status bnn_conv2d(const bnn_conv2d_params *p,
+                              const uint64_t *x, const uint64_t *w,
+                              const bnn_epilogue *epi, void *out,
+                              void *workspace, size_t workspace_bytes);
+
+/* ------------------------------------------------------------------ */
+/* 8-bit first layer: uint8 inputs times +-1 weights                   */
+/* ------------------------------------------------------------------ */
+
+typedef enum bnn_u8_method {
+    BNN_U8_AUTO     = 0,  /* the fastest exact method for this CPU       */
+    BNN_U8_BITPLANE = 1,  /* the paper's bit planes on the XNOR kernels   */
+    BNN_U8_DIRECT   = 2   /* byte x +-1 multiply-add (vpmaddubsw on AVX2) */
+} bnn_u8_method;
+
+/* Both first-layer ops compute, exactly in integers, the centred sum
+ *     s = sum over taps of (x - 128) * w,    w in {+1, -1},
+ * which is 128 times the float layer on inputs scaled as x/128 - 1 (so
+ * s/128 is what training computes).  Padded conv taps take x = pad_byte;
+ * the default 128 contributes 0, like zero padding in float.  s then goes
+ * through the epilogue like a binary dot. */
+
+/** bnn_gemm_u8_workspace_size() : scratch bytes for bnn_gemm_u8(). */
+BNN_API bnn_status bnn_gemm_u8_workspace_size(int64_t m, int64_t k, int threads,
+                                              size_t *bytes);
+/** bnn_gemm_u8() : dense first layer: x uint8 [n][ldx] rows of k bytes,
+ *  w packed [m][ldw_words]; C as for bnn_gemm().  Errors as bnn_gemm(),
+ *  plus BNN_ERR_INVALID for an unknown method or short workspace. */
+BNN_API bnn_status bnn_gemm_u8(int64_t n, int64_t m, int64_t k,
+                               const uint8_t *x, int64_t ldx,
+                               const uint64_t *w, int64_t ldw_words,
+                               const bnn_epilogue *epi, void *c, int64_t ldc,
+                               bnn_u8_method method,
+                               void *workspace, size_t workspace_bytes);
+
+/** bnn_conv2d_u8_workspace_size() / bnn_conv2d_u8() : convolution first
+ *  layer on uint8 NHWC input x [n][h][w][c] (bytes, contiguous) with
+ *  packed filters w [o][kh][kw][bnn_words(c)]; output as bnn_conv2d().
+ *  pad_value is ignored; pad_byte gives the padded pixels. */
+BNN_API bnn_status bnn_conv2d_u8_workspace_size(const bnn_conv2d_params *p,
+                                                int threads, size_t *bytes);
+BNN_API bnn_status bnn_conv2d_u8(const bnn_conv2d_params *p,
+                                 const uint8_t *x, const uint64_t *w,
+                                 const bnn_epilogue *epi, void *out,
+                                 bnn_u8_method method,
+                                 void *workspace, size_t workspace_bytes);
+
+/* ------------------------------------------------------------------ */
+/* Max-pooling                                                         */
+/* ------------------------------------------------------------------ */
+
+/* Pooling windows on NHWC tensors; padded positions are ignored (each
+ * side's padding must be smaller than the window, so every window sees
+ * at least one input).  oh = (h + pad_top + pad_bottom - kh)/stride_h + 1. */
+typedef struct bnn_pool2d_params {
+    int64_t n, h, w, c;
+    int32_t kh, kw, stride_h, stride_w;
+    int32_t pad_top, pad_bottom, pad_left, pad_right;
+    int32_t reserved[4];
+} bnn_pool2d_params;
+
+/** bnn_pool2d_output_shape() : oh, ow (either may be NULL). */
+BNN_API bnn_status bnn_pool2d_output_shape(const bnn_pool2d_params *p,
+                                           int64_t *oh, int64_t *ow);
+
+/** bnn_maxpool2d_bits() : max-pool packed sign bits x [n][h][w][words(c)]
+ *  into [n][oh][ow][words(c)].  For a channel whose folded map is
+ *  increasing (flip 0) the pooled value is the max of the +-1 outputs,
+ *  an AND of bits; where it is decreasing (flip 1, as written by
+ *  bnn_fold_threshold) it is the min, an OR.  So pooling after the
+ *  threshold equals pooling the integer pre-activations before batch
+ *  norm and sign.  flip == NULL means all 0.  Pad bits stay 0. */
+BNN_API bnn_status bnn_maxpool2d_bits(const bnn_pool2d_params *p,
+                                      const uint64_t *x, const uint8_t *flip,
+                                      uint64_t *out);
+
+/** bnn_maxpool2d_i32() : max-pool int32 NHWC x [n][h][w][c] -> [n][oh][ow][c]. */
+BNN_API bnn_status bnn_maxpool2d_i32(const bnn_pool2d_params *p,
+                                     const int32_t *x, int32_t *out);
+
+/* ------------------------------------------------------------------ */
 /* Benchmark support                                                   */
 /* ------------------------------------------------------------------ */
 

@@ -18,10 +18,15 @@
  *        pc[i*ldpc + j] = sum_{q < kw} popcount(a[i*lda+q] ^ w[j*ldw+q])
  *      Reads exactly words [0, kw) of each of the mr + ncols rows.
  *
- *  epi_f32(n, k, pc, scale, offset, out):  for j < n,
- *        out[j] = fmaf((float)(k - 2*pc[j]), scale ? scale[j] : 1,
+ *  epi_f32(n, dot, scale, offset, out):  for j < n,
+ *        out[j] = fmaf((float)dot[j], scale ? scale[j] : 1,
  *                      offset ? offset[j] : 0)
  *      -- a single rounding, so every ISA gives identical floats.
+ *
+ *  dot_u8_strip(mr, ncols, kp, x, ldx, w8, ldw8, out, ldo):
+ *      for i < mr (<= BNN_MR), j < ncols, kp a multiple of 32:
+ *        out[i*ldo + j] = sum_{q < kp} x[i*ldx+q] * w8[j*ldw8+q]
+ *      with x uint8 and w8 int8 in {-1, 0, +1} (0 in padding).
  */
 #ifndef BNN_KERNELS_H
 #define BNN_KERNELS_H
@@ -38,9 +43,13 @@ typedef void (*bnn_popc_strip_fn)(int64_t mr, int64_t ncols, int64_t kw,
                                   const uint64_t *a, int64_t lda,
                                   const uint64_t *w, int64_t ldw,
                                   int32_t *pc, int64_t ldpc);
-typedef void (*bnn_epi_f32_fn)(int64_t n, int64_t k, const int32_t *pc,
+typedef void (*bnn_epi_f32_fn)(int64_t n, const int32_t *dot,
                                const float *scale, const float *offset,
                                float *out);
+typedef void (*bnn_dot_u8_strip_fn)(int64_t mr, int64_t ncols, int64_t kp,
+                                    const uint8_t *x, int64_t ldx,
+                                    const int8_t *w8, int64_t ldw8,
+                                    int32_t *out, int64_t ldo);
 typedef uint64_t (*bnn_probe_fn)(int64_t iters, uint64_t *sink);
 
 typedef struct bnn_kernels {
@@ -50,6 +59,7 @@ typedef struct bnn_kernels {
     bnn_unpack_f32_fn  unpack_f32;
     bnn_popc_strip_fn  popc_strip;
     bnn_epi_f32_fn     epi_f32;
+    bnn_dot_u8_strip_fn dot_u8_strip;
 } bnn_kernels;
 
 /* The table in use (selected once, thread-safely, on first use). */
@@ -65,9 +75,13 @@ BNN_INTERNAL void bnn_popc_strip_ref(int64_t mr, int64_t ncols, int64_t kw,
                                      const uint64_t *a, int64_t lda,
                                      const uint64_t *w, int64_t ldw,
                                      int32_t *pc, int64_t ldpc);
-BNN_INTERNAL void bnn_epi_f32_ref(int64_t n, int64_t k, const int32_t *pc,
+BNN_INTERNAL void bnn_epi_f32_ref(int64_t n, const int32_t *dot,
                                   const float *scale, const float *offset,
                                   float *out);
+BNN_INTERNAL void bnn_dot_u8_strip_ref(int64_t mr, int64_t ncols, int64_t kp,
+                                       const uint8_t *x, int64_t ldx,
+                                       const int8_t *w8, int64_t ldw8,
+                                       int32_t *out, int64_t ldo);
 BNN_INTERNAL uint64_t bnn_probe_ref(int64_t iters, uint64_t *sink);
 
 #if BNN_X86
@@ -78,9 +92,13 @@ BNN_INTERNAL void bnn_popc_strip_avx2(int64_t mr, int64_t ncols, int64_t kw,
                                       const uint64_t *a, int64_t lda,
                                       const uint64_t *w, int64_t ldw,
                                       int32_t *pc, int64_t ldpc);
-BNN_INTERNAL void bnn_epi_f32_avx2(int64_t n, int64_t k, const int32_t *pc,
+BNN_INTERNAL void bnn_epi_f32_avx2(int64_t n, const int32_t *dot,
                                    const float *scale, const float *offset,
                                    float *out);
+BNN_INTERNAL void bnn_dot_u8_strip_avx2(int64_t mr, int64_t ncols, int64_t kp,
+                                        const uint8_t *x, int64_t ldx,
+                                        const int8_t *w8, int64_t ldw8,
+                                        int32_t *out, int64_t ldo);
 BNN_INTERNAL uint64_t bnn_probe_avx2(int64_t iters, uint64_t *sink);
 
 BNN_INTERNAL void bnn_pack_f32_avx512(int64_t k, const float *src, uint64_t *dst);
@@ -89,7 +107,7 @@ BNN_INTERNAL void bnn_popc_strip_avx512(int64_t mr, int64_t ncols, int64_t kw,
                                         const uint64_t *a, int64_t lda,
                                         const uint64_t *w, int64_t ldw,
                                         int32_t *pc, int64_t ldpc);
-BNN_INTERNAL void bnn_epi_f32_avx512(int64_t n, int64_t k, const int32_t *pc,
+BNN_INTERNAL void bnn_epi_f32_avx512(int64_t n, const int32_t *dot,
                                      const float *scale, const float *offset,
                                      float *out);
 BNN_INTERNAL uint64_t bnn_probe_avx512(int64_t iters, uint64_t *sink);

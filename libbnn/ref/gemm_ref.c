@@ -27,14 +27,30 @@ void bnn_popc_strip_ref(int64_t mr, int64_t ncols, int64_t kw,
     }
 }
 
-void bnn_epi_f32_ref(int64_t n, int64_t k, const int32_t *pc,
+void bnn_epi_f32_ref(int64_t n, const int32_t *dot,
                      const float *scale, const float *offset, float *out)
 {
     int64_t j;
-    for (j = 0; j < n; j++) {
-        float d = (float)(int32_t)(k - 2 * (int64_t)pc[j]);
-        out[j] = fmaf(d, scale ? scale[j] : 1.0f, offset ? offset[j] : 0.0f);
-    }
+    for (j = 0; j < n; j++)
+        out[j] = fmaf((float)dot[j], scale ? scale[j] : 1.0f,
+                      offset ? offset[j] : 0.0f);
+}
+
+/* uint8 x int8 dot products (the direct 8-bit first layer). */
+void bnn_dot_u8_strip_ref(int64_t mr, int64_t ncols, int64_t kp,
+                          const uint8_t *x, int64_t ldx,
+                          const int8_t *w8, int64_t ldw8,
+                          int32_t *out, int64_t ldo)
+{
+    int64_t i, j, q;
+    for (i = 0; i < mr; i++)
+        for (j = 0; j < ncols; j++) {
+            const uint8_t *xr = x + i * ldx;
+            const int8_t *wr = w8 + j * ldw8;
+            int32_t s = 0;
+            for (q = 0; q < kp; q++) s += (int32_t)xr[q] * wr[q];
+            out[i * ldo + j] = s;
+        }
 }
 
 /* The reference probe: scalar popcount over 16 independent chains. */

@@ -105,24 +105,69 @@ BNN_TARGET_AVX2 void bnn_popc_strip_avx2(int64_t mr, int64_t ncols, int64_t kw,
     }
 }
 
-BNN_TARGET_AVX2 void bnn_epi_f32_avx2(int64_t n, int64_t k, const int32_t *pc,
+BNN_TARGET_AVX2 void bnn_epi_f32_avx2(int64_t n, const int32_t *dot,
                                       const float *scale, const float *offset,
                                       float *out)
 {
-    const __m256i kv = _mm256_set1_epi32((int32_t)k);
     const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
     int64_t j;
     for (j = 0; j + 8 <= n; j += 8) {
-        __m256i p = _mm256_loadu_si256((const __m256i *)(pc + j));
-        /* k - 2p wraps like int32 arithmetic; the true value fits. */
-        __m256 d = _mm256_cvtepi32_ps(_mm256_sub_epi32(kv, _mm256_add_epi32(p, p)));
+        __m256 d = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(dot + j)));
         __m256 s = scale ? _mm256_loadu_ps(scale + j) : one;
         __m256 o = offset ? _mm256_loadu_ps(offset + j) : zero;
         _mm256_storeu_ps(out + j, _mm256_fmadd_ps(d, s, o));
     }
     if (j < n)
-        bnn_epi_f32_ref(n - j, k, pc + j, scale ? scale + j : NULL,
+        bnn_epi_f32_ref(n - j, dot + j, scale ? scale + j : NULL,
                         offset ? offset + j : NULL, out + j);
+}
+
+/* uint8 x int8 dots: vpmaddubsw multiplies unsigned by signed bytes and
+ * adds neighbours into int16 (|x*w| <= 255, two of them <= 510: no
+ * saturation with weights in {-1, 0, 1}); vpmaddwd with ones widens pairs
+ * into int32 lanes.  One row of x against 4 rows of weights per tile. */
+static inline __attribute__((always_inline)) BNN_TARGET_AVX2 int32_t
+hsum32(__m256i v)
+{
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+BNN_TARGET_AVX2 void bnn_dot_u8_strip_avx2(int64_t mr, int64_t ncols, int64_t kp,
+                                           const uint8_t *x, int64_t ldx,
+                                           const int8_t *w8, int64_t ldw8,
+                                           int32_t *out, int64_t ldo)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    int64_t i, j, q;
+    for (i = 0; i < mr; i++) {
+        const uint8_t *xr = x + i * ldx;
+        for (j = 0; j + 4 <= ncols; j += 4) {
+            __m256i acc[4];
+            int c;
+            for (c = 0; c < 4; c++) acc[c] = _mm256_setzero_si256();
+            for (q = 0; q < kp; q += 32) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(xr + q));
+                for (c = 0; c < 4; c++) {
+                    __m256i wv = _mm256_loadu_si256((const __m256i *)(w8 + (j + c) * ldw8 + q));
+                    acc[c] = _mm256_add_epi32(acc[c],
+                        _mm256_madd_epi16(_mm256_maddubs_epi16(xv, wv), ones));
+                }
+            }
+            for (c = 0; c < 4; c++) out[i * ldo + j + c] = hsum32(acc[c]);
+        }
+        for (; j < ncols; j++) {
+            __m256i acc = _mm256_setzero_si256();
+            for (q = 0; q < kp; q += 32) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(xr + q));
+                __m256i wv = _mm256_loadu_si256((const __m256i *)(w8 + j * ldw8 + q));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(xv, wv), ones));
+            }
+            out[i * ldo + j] = hsum32(acc);
+        }
+    }
 }
 
 /* Peak probe: the kernel's inner step (XOR, nibble popcount, byte add) on

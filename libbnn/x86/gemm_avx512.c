@@ -67,20 +67,18 @@ BNN_TARGET_AVX512 void bnn_popc_strip_avx512(int64_t mr, int64_t ncols, int64_t 
 #undef STRIP
 }
 
-BNN_TARGET_AVX512 void bnn_epi_f32_avx512(int64_t n, int64_t k, const int32_t *pc,
+BNN_TARGET_AVX512 void bnn_epi_f32_avx512(int64_t n, const int32_t *dot,
                                           const float *scale, const float *offset,
                                           float *out)
 {
-    const __m512i kv = _mm512_set1_epi32((int32_t)k);
     const __m512 one = _mm512_set1_ps(1.0f);
     int64_t j;
     for (j = 0; j < n; j += 16) {
         int64_t left = n - j;
         __mmask16 m = left >= 16 ? (__mmask16)0xffff
                                  : (__mmask16)((1u << left) - 1u);
-        __m512i p = _mm512_maskz_loadu_epi32(m, pc + j);
         /* masked lanes stay 0, so no spurious inexact flag from them */
-        __m512 d = _mm512_maskz_cvtepi32_ps(m, _mm512_sub_epi32(kv, _mm512_add_epi32(p, p)));
+        __m512 d = _mm512_maskz_cvtepi32_ps(m, _mm512_maskz_loadu_epi32(m, dot + j));
         __m512 s = scale ? _mm512_maskz_loadu_ps(m, scale + j) : one;
         __m512 o = offset ? _mm512_maskz_loadu_ps(m, offset + j)
                           : _mm512_setzero_ps();

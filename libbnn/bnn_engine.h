@@ -1,0 +1,55 @@
+/*
+ * bnn_engine.h -- the shared driver behind bnn_gemm, bnn_conv2d and the
+ * 8-bit first layer.
+ *
+ * Every op computes an output matrix [n rows][m columns] of integer dots
+ * (rows = output pixels or samples, columns = filters or units) and passes
+ * it through one of the three epilogues.  The op supplies `strip`, which
+ * fills dots for a block of at most BNN_MR rows and `nc` columns; the
+ * engine walks column blocks of `mc` (a multiple of 64, so packed-bit
+ * output is written in whole words), applies the epilogue and splits the
+ * work into fixed parts for threads.  Each output element is computed by
+ * one part with the same kernels, so results never depend on threads.
+ */
+#ifndef BNN_ENGINE_H
+#define BNN_ENGINE_H
+
+#include "bnn_kernels.h"
+
+#define BNN_ENGINE_MC_MAX 1024
+/* Below this many word-pair operations, stay on one thread. */
+#define BNN_ENGINE_PAR_WORK ((int64_t)1 << 20)
+
+typedef struct bnn_engine bnn_engine;
+
+/* Fill dot[r*ldd + j] for rows i0..i0+mr-1 and columns j0..j0+nc-1.
+ * `scratch` is this part's private scratch (engine->scratch_part bytes). */
+typedef void (*bnn_strip_fn)(const bnn_engine *e, int64_t i0, int64_t mr,
+                             int64_t j0, int64_t nc, int32_t *dot, int64_t ldd,
+                             void *scratch);
+
+struct bnn_engine {
+    const bnn_kernels *kt;
+    int64_t n, m;            /* output rows and columns                     */
+    int64_t mc;              /* column block (multiple of 64, <= MC_MAX)   */
+    bnn_strip_fn strip;
+    const void *op;          /* the op's own context                        */
+    const bnn_epilogue *epi; /* validated                                   */
+    void *c;                 /* output base and row stride (elements/words) */
+    int64_t ldc;
+    char *scratch;           /* parts * scratch_part bytes, or NULL         */
+    size_t scratch_part;
+    int max_parts;           /* limited by threads and scratch             */
+    int64_t work;            /* for the threading threshold                 */
+};
+
+/* Validate an epilogue (NULL = INT32) for m columns; returns the output
+ * element size and row length (elements, or words for BITS). */
+BNN_INTERNAL bnn_status bnn_epilogue_check(const bnn_epilogue **epi, int64_t m,
+                                           size_t *elem, int64_t *row_out);
+/* Column block for operands of `row_bytes` bytes per column. */
+BNN_INTERNAL int64_t bnn_engine_block(int64_t m, int64_t row_bytes);
+/* Run the whole product (parts on threads when worthwhile). */
+BNN_INTERNAL void bnn_engine_run(const bnn_engine *e);
+
+#endif /* BNN_ENGINE_H */
