@@ -53,3 +53,23 @@ BNN_INTERNAL int64_t bnn_engine_block(int64_t m, int64_t row_bytes);
 BNN_INTERNAL void bnn_engine_run(const bnn_engine *e);
 
 #endif /* BNN_ENGINE_H */
+
+/* ---- convolution geometry, shared by the binary and the u8 conv ---- */
+typedef struct bnn_conv_geom {
+    int64_t n, h, w, c, o, kh, kw, oh, ow;
+    int64_t sh, sw, dh, dw, pt, pl;
+    int64_t taps;                  /* kh * kw */
+} bnn_conv_geom;
+
+/* Validate p (binary: check pad_value; u8: check pad_byte) and fill g. */
+BNN_INTERNAL bnn_status bnn_conv_geom_init(const bnn_conv2d_params *p, int u8,
+                                           bnn_conv_geom *g);
+/* Output pixel index -> (batch, top-left input row, input col). */
+static inline void bnn_conv_origin(const bnn_conv_geom *g, int64_t pix,
+                                   int64_t *nb, int64_t *ih0, int64_t *iw0)
+{
+    int64_t plane = g->oh * g->ow, rem = pix % plane;
+    *nb = pix / plane;
+    *ih0 = (rem / g->ow) * g->sh - g->pt;
+    *iw0 = (rem % g->ow) * g->sw - g->pl;
+}

@@ -4,6 +4,8 @@ from ._core import (BnnError, BnnValueError, isa, isa_supported, available_isas,
                     set_isa, set_num_threads, get_num_threads, LAYOUT_VERSION)
 from ._tensor import (PackedTensor, pack, bgemm, bgemm_affine, bgemm_threshold,
                       fold_threshold, fold_batchnorm)
+from ._conv import (bconv2d, bconv2d_affine, bconv2d_threshold, maxpool2d, gemm_u8,
+                    conv2d_u8, conv2d_output_shape)
 
 __version__ = "0.1.0"
 
@@ -17,4 +19,5 @@ if _core.version_string() != __version__:  # pragma: no cover
 __all__ = ["BnnError", "BnnValueError", "PackedTensor", "pack", "bgemm", "bgemm_affine",
            "bgemm_threshold", "fold_threshold", "fold_batchnorm", "isa", "isa_supported",
            "available_isas", "set_isa", "set_num_threads", "get_num_threads",
-           "LAYOUT_VERSION", "__version__"]
+           "LAYOUT_VERSION", "__version__", "bconv2d", "bconv2d_affine", "bconv2d_threshold",
+           "maxpool2d", "gemm_u8", "conv2d_u8", "conv2d_output_shape"]

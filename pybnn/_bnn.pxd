@@ -73,5 +73,48 @@ cdef extern from "bnn.h" nogil:
                                   const double *scale, const double *offset,
                                   int32_t *thresh, uint8_t *flip)
 
+    ctypedef struct bnn_conv2d_params:
+        int64_t n, h, w, c
+        int64_t o, kh, kw
+        int32_t stride_h, stride_w
+        int32_t dilation_h, dilation_w
+        int32_t pad_top, pad_bottom, pad_left, pad_right
+        int32_t pad_value
+        int32_t pad_byte
+        int32_t reserved[4]
+
+    bnn_status bnn_conv2d_output_shape(const bnn_conv2d_params *p, int64_t *oh, int64_t *ow)
+    bnn_status bnn_conv2d_workspace_size(const bnn_conv2d_params *p, int threads, size_t *nbytes)
+    bnn_status bnn_conv2d(const bnn_conv2d_params *p, const uint64_t *x, const uint64_t *w,
+                          const bnn_epilogue *epi, void *out, void *workspace,
+                          size_t workspace_bytes)
+
+    ctypedef enum bnn_u8_method:
+        BNN_U8_AUTO
+        BNN_U8_BITPLANE
+        BNN_U8_DIRECT
+
+    bnn_status bnn_gemm_u8_workspace_size(int64_t m, int64_t k, int threads, size_t *nbytes)
+    bnn_status bnn_gemm_u8(int64_t n, int64_t m, int64_t k, const uint8_t *x, int64_t ldx,
+                           const uint64_t *w, int64_t ldw_words, const bnn_epilogue *epi,
+                           void *c, int64_t ldc, bnn_u8_method method,
+                           void *workspace, size_t workspace_bytes)
+    bnn_status bnn_conv2d_u8_workspace_size(const bnn_conv2d_params *p, int threads,
+                                            size_t *nbytes)
+    bnn_status bnn_conv2d_u8(const bnn_conv2d_params *p, const uint8_t *x, const uint64_t *w,
+                             const bnn_epilogue *epi, void *out, bnn_u8_method method,
+                             void *workspace, size_t workspace_bytes)
+
+    ctypedef struct bnn_pool2d_params:
+        int64_t n, h, w, c
+        int32_t kh, kw, stride_h, stride_w
+        int32_t pad_top, pad_bottom, pad_left, pad_right
+        int32_t reserved[4]
+
+    bnn_status bnn_pool2d_output_shape(const bnn_pool2d_params *p, int64_t *oh, int64_t *ow)
+    bnn_status bnn_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
+                                  const uint8_t *flip, uint64_t *out)
+    bnn_status bnn_maxpool2d_i32(const bnn_pool2d_params *p, const int32_t *x, int32_t *out)
+
     bnn_status bnn_peak_probe(bnn_isa isa, int64_t iters,
                               uint64_t *bit_macs, uint64_t *sink)

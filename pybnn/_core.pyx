@@ -274,3 +274,246 @@ def peak_probe(name, int64_t iters):
         st = bnn_peak_probe(i, iters, &macs, &sink)
     check(st, "peak_probe(%r)" % (name,))
     return int(macs)
+
+
+# ---------------------------------------------------------------------------
+# Convolution, the 8-bit first layer and pooling
+# ---------------------------------------------------------------------------
+
+cdef class _Epi:
+    """Holds an epilogue and the arrays its pointers refer to."""
+    cdef bnn_epilogue e
+    cdef object keep
+
+    def __cinit__(self):
+        memset(&self.e, 0, sizeof(self.e))
+        self.keep = []
+
+
+cdef _Epi _make_epi(int kind, int64_t m, scale, offset, thresh, flip):
+    cdef _Epi ep = _Epi()
+    cdef const float[::1] sv
+    cdef const int32_t[::1] tv
+    cdef const uint8_t[::1] fv
+    ep.e.kind = kind
+    if kind == BNN_EPI_FLOAT:
+        if scale is not None:
+            sv = scale
+            if sv.shape[0] != m:
+                raise ValueError("scale must have %d entries, got %d" % (m, sv.shape[0]))
+            if m > 0:
+                ep.e.scale = &sv[0]
+            ep.keep.append(scale)
+        if offset is not None:
+            sv = offset
+            if sv.shape[0] != m:
+                raise ValueError("offset must have %d entries, got %d" % (m, sv.shape[0]))
+            if m > 0:
+                ep.e.offset = &sv[0]
+            ep.keep.append(offset)
+    elif kind == BNN_EPI_BITS:
+        tv = thresh
+        if tv.shape[0] != m:
+            raise ValueError("thresh must have %d entries, got %d" % (m, tv.shape[0]))
+        if m > 0:
+            ep.e.thresh = &tv[0]
+        ep.keep.append(thresh)
+        if flip is not None:
+            fv = flip
+            if fv.shape[0] != m:
+                raise ValueError("flip must have %d entries, got %d" % (m, fv.shape[0]))
+            if m > 0:
+                ep.e.flip = &fv[0]
+            ep.keep.append(flip)
+    elif kind != BNN_EPI_INT32:
+        raise ValueError("unknown epilogue kind %d" % kind)
+    return ep
+
+
+cdef void *_out_ptr(out, int kind) except? NULL:
+    cdef int32_t[::1] oi
+    cdef float[::1] of
+    cdef uint64_t[::1] ob
+    flat = out.reshape(-1)
+    if flat.size == 0:
+        return NULL
+    if kind == BNN_EPI_INT32:
+        oi = flat
+        return &oi[0]
+    if kind == BNN_EPI_FLOAT:
+        of = flat
+        return &of[0]
+    ob = flat
+    return &ob[0]
+
+
+cdef bnn_conv2d_params _conv_params(n, h, w, c, o, kh, kw, stride, dilation, padding,
+                                    pad_value, pad_byte) except *:
+    cdef bnn_conv2d_params p
+    memset(&p, 0, sizeof(p))
+    p.n = n; p.h = h; p.w = w; p.c = c; p.o = o; p.kh = kh; p.kw = kw
+    p.stride_h, p.stride_w = stride
+    p.dilation_h, p.dilation_w = dilation
+    p.pad_top, p.pad_bottom, p.pad_left, p.pad_right = padding
+    p.pad_value = pad_value
+    p.pad_byte = pad_byte
+    return p
+
+
+def conv2d_output_shape(n, h, w, c, o, kh, kw, stride, dilation, padding, pad_value=0,
+                        pad_byte=128, u8=False):
+    """(oh, ow) of a convolution; raises on an invalid geometry."""
+    cdef bnn_conv2d_params p = _conv_params(n, h, w, c, o, kh, kw, stride, dilation,
+                                            padding, 0 if u8 else pad_value, pad_byte)
+    cdef int64_t oh = 0, ow = 0
+    cdef size_t nbytes = 0
+    if u8:  # validates pad_byte; the shape is the binary one's
+        check(bnn_conv2d_u8_workspace_size(&p, 1, &nbytes), "conv2d_u8")
+    check(bnn_conv2d_output_shape(&p, &oh, &ow), "conv2d")
+    return int(oh), int(ow)
+
+
+def conv2d(x, w, int64_t c, out, int kind, stride, dilation, padding, int pad_value,
+           scale=None, offset=None, thresh=None, flip=None):
+    """Binary conv: x uint64 [N,H,W,words(c)], w uint64 [O,KH,KW,words(c)],
+    both C-contiguous; out C-contiguous [N,OH,OW,O] (int32/float32) or
+    [N,OH,OW,words(O)] uint64."""
+    cdef const uint64_t[:, :, :, ::1] xv = x
+    cdef const uint64_t[:, :, :, ::1] wv = w
+    cdef bnn_conv2d_params p = _conv_params(xv.shape[0], xv.shape[1], xv.shape[2], c,
+                                            wv.shape[0], wv.shape[1], wv.shape[2],
+                                            stride, dilation, padding, pad_value, 128)
+    cdef _Epi ep = _make_epi(kind, wv.shape[0], scale, offset, thresh, flip)
+    cdef size_t ws_bytes = 0
+    cdef bnn_status st
+    cdef void *op
+    cdef uint64_t[::1] wsv
+    check(bnn_conv2d_workspace_size(&p, 0, &ws_bytes), "bconv2d")
+    ws = np.empty(max(ws_bytes // 8, 1), dtype=np.uint64)
+    wsv = ws
+    op = _out_ptr(out, kind)
+    cdef const uint64_t *xp = &xv[0, 0, 0, 0] if xv.size else NULL
+    cdef const uint64_t *wp = &wv[0, 0, 0, 0] if wv.size else NULL
+    with nogil:
+        st = bnn_conv2d(&p, xp, wp, &ep.e, op, &wsv[0], ws_bytes)
+    check(st, "bconv2d")
+    return out
+
+
+_METHODS = {"auto": BNN_U8_AUTO, "bitplane": BNN_U8_BITPLANE, "direct": BNN_U8_DIRECT}
+
+
+cdef bnn_u8_method _method(name) except *:
+    try:
+        return _METHODS[name]
+    except (KeyError, TypeError):
+        raise ValueError("method must be one of %s, got %r" % (", ".join(_METHODS), name))
+
+
+def gemm_u8(x, w, int64_t k, out, int kind, method, scale=None, offset=None,
+            thresh=None, flip=None):
+    """8-bit dense first layer: x uint8 [N, K] rows, w uint64 [M, words(K)]."""
+    cdef const uint8_t[:, :] xv = x
+    cdef const uint64_t[:, :] wv = w
+    cdef int64_t n = xv.shape[0], m = wv.shape[0]
+    cdef int64_t ldx = _row_stride(x, 1, "x"), ldw = _row_stride(w, 8, "w")
+    cdef _Epi ep = _make_epi(kind, m, scale, offset, thresh, flip)
+    cdef bnn_u8_method meth = _method(method)
+    cdef size_t ws_bytes = 0
+    cdef bnn_status st
+    cdef void *op
+    cdef uint64_t[::1] wsv
+    cdef int64_t ldc = out.shape[-1] if out.ndim else 1
+    check(bnn_gemm_u8_workspace_size(m, k, 0, &ws_bytes), "gemm_u8")
+    ws = np.empty(max(ws_bytes // 8, 1), dtype=np.uint64)
+    wsv = ws
+    op = _out_ptr(out, kind)
+    if n == 0 or m == 0:
+        return out
+    with nogil:
+        st = bnn_gemm_u8(n, m, k, &xv[0, 0], ldx, &wv[0, 0], ldw, &ep.e, op, ldc, meth,
+                         &wsv[0], ws_bytes)
+    check(st, "gemm_u8")
+    return out
+
+
+def conv2d_u8(x, w, out, int kind, stride, dilation, padding, int pad_byte, method,
+              scale=None, offset=None, thresh=None, flip=None):
+    """8-bit conv first layer: x uint8 [N,H,W,C] C-contiguous, w uint64
+    [O,KH,KW,words(C)]."""
+    cdef const uint8_t[:, :, :, ::1] xv = x
+    cdef const uint64_t[:, :, :, ::1] wv = w
+    cdef bnn_conv2d_params p = _conv_params(xv.shape[0], xv.shape[1], xv.shape[2],
+                                            xv.shape[3], wv.shape[0], wv.shape[1],
+                                            wv.shape[2], stride, dilation, padding, 0,
+                                            pad_byte)
+    cdef _Epi ep = _make_epi(kind, wv.shape[0], scale, offset, thresh, flip)
+    cdef bnn_u8_method meth = _method(method)
+    cdef size_t ws_bytes = 0
+    cdef bnn_status st
+    cdef void *op
+    cdef uint64_t[::1] wsv
+    check(bnn_conv2d_u8_workspace_size(&p, 0, &ws_bytes), "conv2d_u8")
+    ws = np.empty(max(ws_bytes // 8, 1), dtype=np.uint64)
+    wsv = ws
+    op = _out_ptr(out, kind)
+    cdef const uint8_t *xp = &xv[0, 0, 0, 0] if xv.size else NULL
+    cdef const uint64_t *wp = &wv[0, 0, 0, 0] if wv.size else NULL
+    with nogil:
+        st = bnn_conv2d_u8(&p, xp, wp, &ep.e, op, meth, &wsv[0], ws_bytes)
+    check(st, "conv2d_u8")
+    return out
+
+
+cdef bnn_pool2d_params _pool_params(n, h, w, c, kernel, stride, padding) except *:
+    cdef bnn_pool2d_params p
+    memset(&p, 0, sizeof(p))
+    p.n = n; p.h = h; p.w = w; p.c = c
+    p.kh, p.kw = kernel
+    p.stride_h, p.stride_w = stride
+    p.pad_top, p.pad_bottom, p.pad_left, p.pad_right = padding
+    return p
+
+
+def pool2d_output_shape(n, h, w, c, kernel, stride, padding):
+    cdef bnn_pool2d_params p = _pool_params(n, h, w, c, kernel, stride, padding)
+    cdef int64_t oh = 0, ow = 0
+    check(bnn_pool2d_output_shape(&p, &oh, &ow), "maxpool2d")
+    return int(oh), int(ow)
+
+
+def maxpool2d_bits(x, int64_t c, out, kernel, stride, padding, flip=None):
+    cdef const uint64_t[:, :, :, ::1] xv = x
+    cdef uint64_t[:, :, :, ::1] ov = out
+    cdef bnn_pool2d_params p = _pool_params(xv.shape[0], xv.shape[1], xv.shape[2], c,
+                                            kernel, stride, padding)
+    cdef const uint8_t[::1] fv
+    cdef const uint8_t *fp = NULL
+    cdef bnn_status st
+    if flip is not None:
+        fv = flip
+        if fv.shape[0] != c:
+            raise ValueError("flip must have %d entries, got %d" % (c, fv.shape[0]))
+        fp = &fv[0]
+    if xv.size == 0 or ov.size == 0:
+        check(bnn_pool2d_output_shape(&p, NULL, NULL), "maxpool2d")
+        return out
+    with nogil:
+        st = bnn_maxpool2d_bits(&p, &xv[0, 0, 0, 0], fp, &ov[0, 0, 0, 0])
+    check(st, "maxpool2d")
+    return out
+
+
+def maxpool2d_i32(x, out, kernel, stride, padding):
+    cdef const int32_t[:, :, :, ::1] xv = x
+    cdef int32_t[:, :, :, ::1] ov = out
+    cdef bnn_pool2d_params p = _pool_params(xv.shape[0], xv.shape[1], xv.shape[2],
+                                            xv.shape[3], kernel, stride, padding)
+    cdef bnn_status st
+    if xv.size == 0 or ov.size == 0:
+        check(bnn_pool2d_output_shape(&p, NULL, NULL), "maxpool2d")
+        return out
+    with nogil:
+        st = bnn_maxpool2d_i32(&p, &xv[0, 0, 0, 0], &ov[0, 0, 0, 0])
+    check(st, "maxpool2d")
+    return out

@@ -1,0 +1,298 @@
+/*
+ * u8.c -- the 8-bit first layer: uint8 inputs times +-1 weights, exactly.
+ *
+ * Both ops compute s = sum over taps of (x - 128) * w with w in {+1, -1}.
+ * With P = popcount(w row) (the number of -1 weights) and k taps:
+ *
+ *  DIRECT:   s = sum x*w - 128 * sum w,  sum w = k - 2P; sum x*w comes
+ *            from byte multiply-adds (uint8 x int8 +-1 weights unpacked
+ *            once per call into the workspace).
+ *  BITPLANE: the paper's method.  x = sum_b 2^b x_b with bit planes
+ *            x_b in {0, 1}.  Packing plane b as bits gives popcounts
+ *            pc_b = popcount(x_b XOR w) = popcount(x_b) + P - 2*|x_b & w|,
+ *            and sum_i x_b,i w_i = popcount(x_b) - 2*|x_b & w| = pc_b - P,
+ *            so sum x*w = sum_b 2^b pc_b - 255 P and
+ *                 s = sum_b 2^b pc_b + P - 128 k,
+ *            eight XNOR-popcount products on the binary kernels.
+ * Padded conv taps are gathered as pad_byte, so they enter exactly (the
+ * default 128 contributes 0).
+ */
+#include "bnn_engine.h"
+
+#include <string.h>
+
+typedef struct u8_op {
+    int method;                 /* BNN_U8_BITPLANE or BNN_U8_DIRECT */
+    int64_t k, kp, kwords;      /* taps, bytes per gathered row (multiple of 32), words */
+    const uint64_t *w;          /* packed weights [m][kwords] (binary layout) */
+    int64_t ldw;
+    const int8_t *w8;           /* DIRECT: [m][kp] unpacked +-1 (0 in padding) */
+    const int32_t *P;           /* [m] popcount of each weight row */
+    /* dense */
+    const uint8_t *x; int64_t ldx;
+    /* conv (NULL geometry for dense) */
+    const bnn_conv_geom *g;
+    int pad_byte;
+} u8_op;
+
+static int64_t round32(int64_t k) { return (k + 31) / 32 * 32; }
+
+/* Per-part scratch: gathered byte rows, bit planes of one row, plane
+ * popcounts. */
+static size_t u8_part_bytes(int64_t k)
+{
+    size_t rowsb = (size_t)BNN_MR * (size_t)round32(k);
+    size_t planes = 8 * (size_t)bnn_words(k) * 8;
+    size_t pcs = 8 * (size_t)BNN_ENGINE_MC_MAX * sizeof(int32_t);
+    return (rowsb + planes + pcs + 63) & ~(size_t)63;
+}
+
+static size_t round64b(size_t b) { return (b + 63) & ~(size_t)63; }
+
+/* Shared: P [m] int32, then (DIRECT) the unpacked weights [m][kp]. */
+static size_t u8_shared_bytes(int64_t m, int64_t k, int method)
+{
+    size_t b = round64b((size_t)m * sizeof(int32_t));
+    if (method == BNN_U8_DIRECT) b += round64b((size_t)m * (size_t)round32(k));
+    return b;
+}
+
+static int resolve_method(bnn_u8_method method)
+{
+    if (method == BNN_U8_AUTO)
+        /* byte multiply-adds beat 8 bit planes wherever vectors exist;
+         * the scalar reference is faster on planes (64 products a word). */
+        return bnn_isa_current() == BNN_ISA_REF ? BNN_U8_BITPLANE : BNN_U8_DIRECT;
+    return (int)method;
+}
+
+/* The gathered row of one output (sample or pixel), k bytes then zeros. */
+static void gather_u8(const u8_op *op, int64_t row, uint8_t *dst)
+{
+    if (op->g == NULL) {
+        memcpy(dst, op->x + row * op->ldx, (size_t)op->k);
+    } else {
+        const bnn_conv_geom *g = op->g;
+        int64_t nb, ih0, iw0, r, s;
+        uint8_t *d = dst;
+        bnn_conv_origin(g, row, &nb, &ih0, &iw0);
+        for (r = 0; r < g->kh; r++) {
+            int64_t ih = ih0 + r * g->dh;
+            for (s = 0; s < g->kw; s++, d += g->c) {
+                int64_t iw = iw0 + s * g->dw;
+                if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
+                    memset(d, op->pad_byte, (size_t)g->c);
+                else
+                    memcpy(d, op->x + ((nb * g->h + ih) * g->w + iw) * g->c, (size_t)g->c);
+            }
+        }
+    }
+    memset(dst + op->k, 0, (size_t)(op->kp - op->k));
+}
+
+static void u8_strip(const bnn_engine *e, int64_t i0, int64_t mr, int64_t j0,
+                     int64_t nc, int32_t *dot, int64_t ldd, void *scratch)
+{
+    const u8_op *op = (const u8_op *)e->op;
+    uint8_t *rows = (uint8_t *)scratch;
+    uint64_t *planes = (uint64_t *)(rows + (size_t)BNN_MR * op->kp);
+    int32_t *pcs = (int32_t *)(planes + 8 * op->kwords);
+    int64_t r, j;
+    int b;
+    for (r = 0; r < mr; r++) gather_u8(op, i0 + r, rows + r * op->kp);
+    if (op->method == BNN_U8_DIRECT) {
+        e->kt->dot_u8_strip(mr, nc, op->kp, rows, op->kp, op->w8 + j0 * op->kp,
+                            op->kp, dot, ldd);
+        for (r = 0; r < mr; r++)
+            for (j = 0; j < nc; j++)   /* - 128 * (k - 2P) */
+                dot[r * ldd + j] -= (int32_t)(128 * (op->k - 2 * (int64_t)op->P[j0 + j]));
+        return;
+    }
+    for (r = 0; r < mr; r++) {
+        const uint8_t *xr = rows + r * op->kp;
+        int32_t *d = dot + r * ldd;
+        /* plane b: bit i = bit b of x_i = sign bit of (int8)(x_i << (7-b)) */
+        for (b = 0; b < 8; b++) {
+            int8_t tmp[256];
+            int64_t q0;
+            for (q0 = 0; q0 < op->k; q0 += 256) {
+                int64_t nq = BNN_MIN(256, op->k - q0), q;
+                for (q = 0; q < nq; q++) tmp[q] = (int8_t)(uint8_t)(xr[q0 + q] << (7 - b));
+                e->kt->pack_i8(nq, tmp, planes + b * op->kwords + q0 / 64);
+            }
+        }
+        for (b = 0; b < 8; b += 4)
+            e->kt->popc_strip(4, nc, op->kwords, planes + b * op->kwords, op->kwords,
+                              op->w + j0 * op->ldw, op->ldw, pcs + b * nc, nc);
+        for (j = 0; j < nc; j++) {
+            int64_t s = op->P[j0 + j] - 128 * op->k;
+            for (b = 0; b < 8; b++) s += (int64_t)pcs[b * nc + j] << b;
+            d[j] = (int32_t)s;
+        }
+    }
+}
+
+/* Shared precomputation: P (and unpacked weights for DIRECT). */
+static void u8_prepare(u8_op *op, int64_t m, void *workspace)
+{
+    int32_t *P = (int32_t *)workspace;
+    int64_t j, q;
+    for (j = 0; j < m; j++) {
+        const uint64_t *wr = op->w + j * op->ldw;
+        int64_t pc = 0;
+        for (q = 0; q < op->kwords; q++) pc += bnn_popcount64(wr[q]);
+        P[j] = (int32_t)pc;
+    }
+    op->P = P;
+    op->w8 = NULL;
+    if (op->method == BNN_U8_DIRECT) {
+        int8_t *w8 = (int8_t *)workspace + round64b((size_t)m * sizeof(int32_t));
+        for (j = 0; j < m; j++) {
+            const uint64_t *wr = op->w + j * op->ldw;
+            int8_t *d = w8 + j * op->kp;
+            for (q = 0; q < op->k; q++) d[q] = ((wr[q / 64] >> (q % 64)) & 1) ? -1 : 1;
+            for (; q < op->kp; q++) d[q] = 0;
+        }
+        op->w8 = w8;
+    }
+}
+
+static bnn_status u8_run(u8_op *op, int64_t n, int64_t m, const bnn_epilogue *epi,
+                         void *c, int64_t ldc, void *workspace, size_t ws)
+{
+    bnn_engine e;
+    size_t shared = u8_shared_bytes(m, op->k, op->method), part = u8_part_bytes(op->k);
+    if (((uintptr_t)workspace & 7) != 0 || ws < shared + part) return BNN_ERR_INVALID;
+    u8_prepare(op, m, workspace);
+    e.kt = bnn_kernels_get();
+    e.n = n; e.m = m;
+    e.mc = bnn_engine_block(m, op->method == BNN_U8_DIRECT ? op->kp : 8 * op->kwords * 8);
+    e.strip = u8_strip;
+    e.op = op;
+    e.epi = epi; e.c = c; e.ldc = ldc;
+    e.scratch = (char *)workspace + shared;
+    e.scratch_part = part;
+    e.max_parts = (int)BNN_MIN((ws - shared) / part, 256);
+    if (!bnn_mul_ok(n, m, &e.work) || !bnn_mul_ok(e.work, op->kp / 8, &e.work))
+        e.work = INT64_MAX;
+    bnn_engine_run(&e);
+    return BNN_OK;
+}
+
+static int clamp_threads(int threads)
+{
+    if (threads <= 0) threads = bnn_get_num_threads();
+    return BNN_MAX(1, BNN_MIN(threads, 256));
+}
+
+bnn_status bnn_gemm_u8_workspace_size(int64_t m, int64_t k, int threads, size_t *bytes)
+{
+    if (bytes == NULL) return BNN_ERR_NULL;
+    if (m < 0 || k < 0) return BNN_ERR_SHAPE;
+    if (k > INT32_MAX / 256 || m > INT32_MAX) return BNN_ERR_OVERFLOW;
+    /* the larger (DIRECT) shared part, so any method fits */
+    *bytes = u8_shared_bytes(m, k, BNN_U8_DIRECT) + (size_t)clamp_threads(threads) * u8_part_bytes(k);
+    return BNN_OK;
+}
+
+bnn_status bnn_gemm_u8(int64_t n, int64_t m, int64_t k, const uint8_t *x, int64_t ldx,
+                       const uint64_t *w, int64_t ldw_words, const bnn_epilogue *epi,
+                       void *c, int64_t ldc, bnn_u8_method method,
+                       void *workspace, size_t workspace_bytes)
+{
+    u8_op op;
+    size_t elem;
+    int64_t row_out, kw;
+    bnn_status st;
+    if (n < 0 || m < 0 || k < 0) return BNN_ERR_SHAPE;
+    /* |s| <= 255 * k must fit in int32 */
+    if (k > INT32_MAX / 256) return BNN_ERR_OVERFLOW;
+    if (method < BNN_U8_AUTO || method > BNN_U8_DIRECT) return BNN_ERR_INVALID;
+    if ((st = bnn_epilogue_check(&epi, m, &elem, &row_out)) != BNN_OK) return st;
+    if (n == 0 || m == 0) return BNN_OK;
+    if (k == 0) return BNN_ERR_SHAPE;  /* a first layer reads at least one byte */
+    kw = bnn_words(k);
+    if (x == NULL || w == NULL || c == NULL || workspace == NULL) return BNN_ERR_NULL;
+    if (ldx < k || ldw_words < kw || ldc < row_out) return BNN_ERR_STRIDE;
+    if (!bnn_extent_ok(n, ldx, k, 1) || !bnn_extent_ok(m, ldw_words, kw, 8)
+        || !bnn_extent_ok(n, ldc, row_out, elem))
+        return BNN_ERR_OVERFLOW;
+    memset(&op, 0, sizeof op);
+    op.method = resolve_method(method);
+    op.k = k; op.kp = round32(k); op.kwords = kw;
+    op.w = w; op.ldw = ldw_words;
+    op.x = x; op.ldx = ldx;
+    return u8_run(&op, n, m, epi, c, ldc, workspace, workspace_bytes);
+}
+
+/* Conv filters are stored [o][taps][words(c)], with padding after each
+ * tap; the u8 path gathers taps*c dense bytes, so the filters are repacked
+ * once per call into dense rows of words(taps*c) (o*taps*c bits). */
+static size_t repack_bytes(const bnn_conv_geom *g)
+{
+    return ((size_t)g->o * (size_t)bnn_words(g->taps * g->c) * 8 + 63) & ~(size_t)63;
+}
+
+static void repack_filters(const bnn_conv_geom *g, const uint64_t *w, uint64_t *dst)
+{
+    int64_t cw = bnn_words(g->c), kw = bnn_words(g->taps * g->c), j, t, q;
+    for (j = 0; j < g->o; j++) {
+        uint64_t *d = dst + j * kw;
+        for (q = 0; q < kw; q++) d[q] = 0;
+        for (t = 0; t < g->taps; t++) {
+            const uint64_t *src = w + (j * g->taps + t) * cw;
+            int64_t base = t * g->c;
+            for (q = 0; q < g->c; q++)
+                if ((src[q / 64] >> (q % 64)) & 1) {
+                    int64_t bit = base + q;
+                    d[bit / 64] |= (uint64_t)1 << (bit % 64);
+                }
+        }
+    }
+}
+
+bnn_status bnn_conv2d_u8_workspace_size(const bnn_conv2d_params *p, int threads, size_t *bytes)
+{
+    bnn_conv_geom g;
+    bnn_status st;
+    size_t b;
+    if (bytes == NULL) return BNN_ERR_NULL;
+    if ((st = bnn_conv_geom_init(p, 1, &g)) != BNN_OK) return st;
+    if (g.taps * g.c > INT32_MAX / 256) return BNN_ERR_OVERFLOW;
+    if ((st = bnn_gemm_u8_workspace_size(g.o, g.taps * g.c, threads, &b)) != BNN_OK) return st;
+    *bytes = b + repack_bytes(&g);
+    return BNN_OK;
+}
+
+bnn_status bnn_conv2d_u8(const bnn_conv2d_params *p, const uint8_t *x, const uint64_t *w,
+                         const bnn_epilogue *epi, void *out, bnn_u8_method method,
+                         void *workspace, size_t workspace_bytes)
+{
+    bnn_conv_geom g;
+    u8_op op;
+    size_t elem, rb;
+    int64_t row_out, rows;
+    bnn_status st;
+    if ((st = bnn_conv_geom_init(p, 1, &g)) != BNN_OK) return st;
+    if (g.taps * g.c > INT32_MAX / 256) return BNN_ERR_OVERFLOW;
+    if (method < BNN_U8_AUTO || method > BNN_U8_DIRECT) return BNN_ERR_INVALID;
+    if ((st = bnn_epilogue_check(&epi, g.o, &elem, &row_out)) != BNN_OK) return st;
+    rows = g.n * g.oh * g.ow;
+    if (rows == 0 || g.o == 0) return BNN_OK;
+    if (x == NULL || w == NULL || out == NULL || workspace == NULL) return BNN_ERR_NULL;
+    rb = repack_bytes(&g);
+    if (((uintptr_t)workspace & 7) != 0 || workspace_bytes < rb) return BNN_ERR_INVALID;
+    memset(&op, 0, sizeof op);
+    op.method = resolve_method(method);
+    op.k = g.taps * g.c; op.kp = round32(op.k); op.kwords = bnn_words(op.k);
+    op.w = (const uint64_t *)workspace; op.ldw = op.kwords;
+    op.g = &g;
+    op.pad_byte = p->pad_byte;
+    op.x = x;
+    /* check the rest of the workspace before writing the repacked filters */
+    if (workspace_bytes - rb < u8_shared_bytes(g.o, op.k, op.method) + u8_part_bytes(op.k))
+        return BNN_ERR_INVALID;
+    repack_filters(&g, w, (uint64_t *)workspace);
+    return u8_run(&op, rows, g.o, epi, out, row_out, (char *)workspace + rb,
+                  workspace_bytes - rb);
+}

@@ -1,0 +1,219 @@
+"""Binary convolution, max-pooling and the 8-bit first layer (NHWC).
+
+Activations are PackedTensors of logical shape [N, H, W, C] (packed along
+C), filters [O, KH, KW, C].  Outputs follow the same layout: int32 or
+float32 [N, OH, OW, O], or a PackedTensor [N, OH, OW, O] for the
+threshold epilogue, which is what the next binary layer reads.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from . import _core
+from ._tensor import PackedTensor, _check_out, _vector, _words
+
+__all__ = ["bconv2d", "bconv2d_affine", "bconv2d_threshold", "maxpool2d",
+           "gemm_u8", "conv2d_u8", "conv2d_output_shape"]
+
+_INT32, _FLOAT, _BITS = 0, 1, 2
+
+
+def _pair(v, name):
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError("%s must be an int or a pair, got %r" % (name, v))
+        return operator.index(v[0]), operator.index(v[1])
+    v = operator.index(v)
+    return v, v
+
+
+def _padding(v):
+    """int, (h, w) or (top, bottom, left, right) -> 4-tuple."""
+    if isinstance(v, (tuple, list)):
+        if len(v) == 4:
+            return tuple(operator.index(x) for x in v)
+        h, w = _pair(v, "padding")
+        return h, h, w, w
+    v = operator.index(v)
+    return v, v, v, v
+
+
+def conv2d_output_shape(h, w, kernel, stride=1, padding=0, dilation=1):
+    """(OH, OW) of a convolution over an H x W input."""
+    kh, kw = _pair(kernel, "kernel")
+    return _core.conv2d_output_shape(1, h, w, 1, 1, kh, kw, _pair(stride, "stride"),
+                                     _pair(dilation, "dilation"), _padding(padding))
+
+
+def _conv_args(x, w):
+    if not isinstance(x, PackedTensor) or not isinstance(w, PackedTensor):
+        raise TypeError("bconv2d takes PackedTensor operands (use pybnn.pack), got %s and %s"
+                        % (type(x).__name__, type(w).__name__))
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError("bconv2d needs x [N, H, W, C] and w [O, KH, KW, C], got shapes %r and %r"
+                         % (x.shape, w.shape))
+    if x.shape[3] != w.shape[3]:
+        raise ValueError("channel mismatch: x has C=%d, w has C=%d" % (x.shape[3], w.shape[3]))
+    return x.shape[3]
+
+
+def _bconv(x, w, kind, out, stride, padding, dilation, pad_value, **epi):
+    c = _conv_args(x, w)
+    n, h, wd, _ = x.shape
+    o, kh, kw, _ = w.shape
+    stride, dilation, padding = _pair(stride, "stride"), _pair(dilation, "dilation"), _padding(padding)
+    pad_value = operator.index(pad_value)
+    if pad_value not in (0, 1):
+        raise ValueError("pad_value must be 0 (zeros) or 1 (+1), got %r" % (pad_value,))
+    oh, ow = _core.conv2d_output_shape(n, h, wd, c, o, kh, kw, stride, dilation, padding,
+                                       pad_value)
+    if kind == _BITS:
+        out = _check_out(out, (n, oh, ow, _words(o)), np.uint64, (x, w))
+    else:
+        out = _check_out(out, (n, oh, ow, o), np.int32 if kind == _INT32 else np.float32, (x, w))
+    _core.conv2d(x.words, w.words, c, out, kind, stride, dilation, padding, pad_value, **epi)
+    return out, o
+
+
+def bconv2d(x, w, stride=1, padding=0, dilation=1, pad_value=0, out=None):
+    """int32 convolution of packed +-1 data: x [N, H, W, C], w [O, KH, KW, C]
+    -> [N, OH, OW, O].  padding: int, (h, w) or (top, bottom, left, right);
+    pad_value: 0 = zero padding (as float training sees it), 1 = +1."""
+    return _bconv(x, w, _INT32, out, stride, padding, dilation, pad_value)[0]
+
+
+def bconv2d_affine(x, w, scale=None, offset=None, stride=1, padding=0, dilation=1,
+                   pad_value=0, out=None):
+    """float32 `scale[o] * conv + offset[o]` (one fused multiply-add)."""
+    o = w.shape[0] if isinstance(w, PackedTensor) else 0
+    return _bconv(x, w, _FLOAT, out, stride, padding, dilation, pad_value,
+                  scale=_vector(scale, o, np.float32, "scale"),
+                  offset=_vector(offset, o, np.float32, "offset"))[0]
+
+
+def _thresh_args(thresh, flip, m):
+    t = _vector(thresh, m, np.int32, "thresh")
+    if t is None:
+        raise ValueError("thresh is required")
+    f = None if flip is None else _vector(np.asarray(flip) != 0, m, np.uint8, "flip")
+    return t, f
+
+
+def bconv2d_threshold(x, w, thresh, flip=None, stride=1, padding=0, dilation=1,
+                      pad_value=0, out=None):
+    """Packed sign bits of `flip ? conv > thresh : conv < thresh` per filter:
+    a PackedTensor [N, OH, OW, O] for the next binary layer."""
+    o = w.shape[0] if isinstance(w, PackedTensor) else 0
+    t, f = _thresh_args(thresh, flip, o)
+    res, o = _bconv(x, w, _BITS, out, stride, padding, dilation, pad_value, thresh=t, flip=f)
+    return PackedTensor(res, res.shape[:3] + (o,))
+
+
+def maxpool2d(x, kernel, stride=None, padding=0, flip=None):
+    """Max-pool NHWC data.  A PackedTensor [N, H, W, C] pools its +-1 values:
+    the max (AND of bits) for channels whose flip is 0, the min (OR) where
+    flip is 1 -- with the flip of fold_threshold this equals pooling the
+    pre-activations before batch norm and sign.  An int32 array pools by
+    max.  stride defaults to the kernel; padded positions are ignored."""
+    kernel = _pair(kernel, "kernel")
+    stride = kernel if stride is None else _pair(stride, "stride")
+    padding = _padding(padding)
+    if isinstance(x, PackedTensor):
+        if x.ndim != 4:
+            raise ValueError("maxpool2d needs [N, H, W, C], got shape %r" % (x.shape,))
+        n, h, w, c = x.shape
+        oh, ow = _core.pool2d_output_shape(n, h, w, c, kernel, stride, padding)
+        out = np.empty((n, oh, ow, _words(c)), dtype=np.uint64)
+        f = None if flip is None else _vector(np.asarray(flip) != 0, c, np.uint8, "flip")
+        _core.maxpool2d_bits(x.words, c, out, kernel, stride, padding, f)
+        return PackedTensor(out, (n, oh, ow, c))
+    x = np.asarray(x)
+    if x.dtype != np.int32:
+        raise TypeError("maxpool2d takes a PackedTensor or an int32 array, got %s" % x.dtype)
+    if flip is not None:
+        raise ValueError("flip applies to packed bits only")
+    if x.ndim != 4:
+        raise ValueError("maxpool2d needs [N, H, W, C], got shape %r" % (x.shape,))
+    x = np.ascontiguousarray(x)
+    n, h, w, c = x.shape
+    oh, ow = _core.pool2d_output_shape(n, h, w, c, kernel, stride, padding)
+    out = np.empty((n, oh, ow, c), dtype=np.int32)
+    return _core.maxpool2d_i32(x, out, kernel, stride, padding)
+
+
+def _u8_epilogue(m, scale, offset, thresh, flip):
+    if thresh is not None:
+        if scale is not None or offset is not None:
+            raise ValueError("give either thresh/flip or scale/offset, not both")
+        t, f = _thresh_args(thresh, flip, m)
+        return _BITS, {"thresh": t, "flip": f}
+    if flip is not None:
+        raise ValueError("flip needs thresh")
+    if scale is not None or offset is not None:
+        return _FLOAT, {"scale": _vector(scale, m, np.float32, "scale"),
+                        "offset": _vector(offset, m, np.float32, "offset")}
+    return _INT32, {}
+
+
+def _u8_input(x, ndim, name):
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        raise TypeError("%s takes uint8 input, got %s" % (name, x.dtype))
+    if x.ndim != ndim:
+        raise ValueError("%s needs a %d-D input, got shape %r" % (name, ndim, x.shape))
+    return np.ascontiguousarray(x)
+
+
+def _u8_out(kind, out, lead, m, operands):
+    if kind == _BITS:
+        return _check_out(out, lead + (_words(m),), np.uint64, operands)
+    return _check_out(out, lead + (m,), np.int32 if kind == _INT32 else np.float32, operands)
+
+
+def gemm_u8(x, w, *, scale=None, offset=None, thresh=None, flip=None, method="auto",
+            out=None):
+    """8-bit dense first layer: x uint8 [N, K], w PackedTensor [M, K].
+
+    Computes exactly s = sum_k (x - 128) * w (128 times the float layer on
+    inputs scaled x/128 - 1).  Returns int32 s [N, M]; float32 scale*s+offset
+    if scale/offset are given; a PackedTensor of threshold bits if thresh
+    is.  method: "auto", "bitplane" (the paper's 8 binary planes) or
+    "direct" (byte multiply-adds)."""
+    x = _u8_input(x, 2, "gemm_u8")
+    if not isinstance(w, PackedTensor) or w.ndim != 2:
+        raise TypeError("w must be a 2-D PackedTensor [M, K]")
+    n, k = x.shape
+    m = w.shape[0]
+    if w.shape[1] != k:
+        raise ValueError("K mismatch: x has %d columns, w has %d" % (k, w.shape[1]))
+    kind, epi = _u8_epilogue(m, scale, offset, thresh, flip)
+    res = _u8_out(kind, out, (n,), m, (w,))
+    if k == 0:
+        raise ValueError("gemm_u8 needs K >= 1")
+    _core.gemm_u8(x, w.words, k, res, kind, method, **epi)
+    return PackedTensor(res, (n, m)) if kind == _BITS else res
+
+
+def conv2d_u8(x, w, stride=1, padding=0, dilation=1, pad_byte=128, *, scale=None,
+              offset=None, thresh=None, flip=None, method="auto", out=None):
+    """8-bit convolution first layer: x uint8 NHWC [N, H, W, C], w a
+    PackedTensor [O, KH, KW, C]; s = sum over taps of (x - 128) * w, padded
+    pixels taking pad_byte (128, the default, contributes 0).  Output and
+    epilogue options as gemm_u8, with [N, OH, OW, O] shapes."""
+    x = _u8_input(x, 4, "conv2d_u8")
+    if not isinstance(w, PackedTensor) or w.ndim != 4:
+        raise TypeError("w must be a 4-D PackedTensor [O, KH, KW, C]")
+    n, h, wd, c = x.shape
+    o, kh, kw, wc = w.shape
+    if wc != c:
+        raise ValueError("channel mismatch: x has C=%d, w has C=%d" % (c, wc))
+    stride, dilation, padding = _pair(stride, "stride"), _pair(dilation, "dilation"), _padding(padding)
+    pad_byte = operator.index(pad_byte)
+    oh, ow = _core.conv2d_output_shape(n, h, wd, c, o, kh, kw, stride, dilation, padding,
+                                       0, pad_byte, True)
+    kind, epi = _u8_epilogue(o, scale, offset, thresh, flip)
+    res = _u8_out(kind, out, (n, oh, ow), o, (w,))
+    _core.conv2d_u8(x, w.words, res, kind, stride, dilation, padding, pad_byte, method, **epi)
+    return PackedTensor(res, (n, oh, ow, o)) if kind == _BITS else res
