@@ -300,6 +300,26 @@ BNN_API bnn_status bnn_conv2d(const bnn_conv2d_params *p,
                               const bnn_epilogue *epi, void *out,
                               void *workspace, size_t workspace_bytes);
 
+/** bnn_conv2d_correction() : the zero-padding correction of a layer,
+ *  computed once (at load time) instead of in every bnn_conv2d() call:
+ *  corr[t*o + j] = c - 2*popcount(w[j][t]) for each tap t < kh*kw and
+ *  filter j < o, the dot of an all-+1 pixel with that tap's weights.
+ *  corr holds kh*kw*o int32.  Errors as bnn_conv2d_output_shape(), plus
+ *  BNN_ERR_NULL. */
+BNN_API bnn_status bnn_conv2d_correction(const bnn_conv2d_params *p,
+                                         const uint64_t *w, int32_t *corr);
+
+/** bnn_conv2d_ex() : bnn_conv2d() with a precomputed correction (from
+ *  bnn_conv2d_correction() for the same p and w; ignored when pad_value
+ *  is 1; NULL computes it in the workspace as bnn_conv2d() does).  With
+ *  a correction given, bnn_conv2d_workspace_size(p with pad_value 1, ...)
+ *  bytes suffice. */
+BNN_API bnn_status bnn_conv2d_ex(const bnn_conv2d_params *p,
+                                 const uint64_t *x, const uint64_t *w,
+                                 const int32_t *corr,
+                                 const bnn_epilogue *epi, void *out,
+                                 void *workspace, size_t workspace_bytes);
+
 /* ------------------------------------------------------------------ */
 /* 8-bit first layer: uint8 inputs times +-1 weights                   */
 /* ------------------------------------------------------------------ */
@@ -333,7 +353,8 @@ BNN_API bnn_status bnn_gemm_u8(int64_t n, int64_t m, int64_t k,
 /** bnn_conv2d_u8_workspace_size() / bnn_conv2d_u8() : convolution first
  *  layer on uint8 NHWC input x [n][h][w][c] (bytes, contiguous) with
  *  packed filters w [o][kh][kw][bnn_words(c)]; output as bnn_conv2d().
- *  pad_value is ignored; pad_byte gives the padded pixels. */
+ *  pad_byte gives the padded pixels; pad_value is not used (but must
+ *  still be 0 or 1). */
 BNN_API bnn_status bnn_conv2d_u8_workspace_size(const bnn_conv2d_params *p,
                                                 int threads, size_t *bytes);
 BNN_API bnn_status bnn_conv2d_u8(const bnn_conv2d_params *p,

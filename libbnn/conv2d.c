@@ -39,9 +39,10 @@ bnn_status bnn_conv_geom_init(const bnn_conv2d_params *p, int u8, bnn_conv_geom 
     if (p->stride_h < 1 || p->stride_w < 1 || p->dilation_h < 1 || p->dilation_w < 1
         || p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0)
         return BNN_ERR_INVALID;
-    if (u8 ? (p->pad_byte < 0 || p->pad_byte > 255)
-           : (p->pad_value != 0 && p->pad_value != 1))
+    /* both fields are checked whichever op reads them */
+    if (p->pad_byte < 0 || p->pad_byte > 255 || (p->pad_value != 0 && p->pad_value != 1))
         return BNN_ERR_INVALID;
+    (void)u8;
     if (p->n < 0 || p->h < 0 || p->w < 0 || p->c < 1 || p->o < 0
         || p->kh < 1 || p->kw < 1)
         return BNN_ERR_SHAPE;
@@ -88,7 +89,7 @@ typedef struct conv_op {
     bnn_conv_geom g;
     int64_t cw, kwords, kdot;   /* words per pixel, per row; elements   */
     const uint64_t *x, *w;
-    const int32_t *S;           /* [o][taps] or NULL (pad_value 1)      */
+    const int32_t *S;           /* [taps][o] or NULL (pad_value 1)      */
 } conv_op;
 
 static size_t s_table_bytes(const bnn_conv_geom *g, int pad_value)
@@ -154,7 +155,8 @@ static void zero_pad_fix(const conv_op *cv, int64_t pix, int64_t j0, int64_t nc,
         for (s = 0; s < g->kw; s++) {
             int64_t iw = iw0 + s * g->dw, t = r * g->kw + s;
             if (ih >= 0 && ih < g->h && iw >= 0 && iw < g->w) continue;
-            for (j = 0; j < nc; j++) dot[j] -= cv->S[(j0 + j) * g->taps + t];
+            const int32_t *St = cv->S + t * g->o + j0;  /* [taps][o] */
+            for (j = 0; j < nc; j++) dot[j] -= St[j];
         }
     }
 }
@@ -175,15 +177,45 @@ static void conv_strip(const bnn_engine *e, int64_t i0, int64_t mr, int64_t j0,
     }
 }
 
+static void compute_correction(const bnn_conv_geom *g, const uint64_t *w, int32_t *S)
+{
+    int64_t cw = bnn_words(g->c), j, t, q;
+    for (j = 0; j < g->o; j++)
+        for (t = 0; t < g->taps; t++) {
+            const uint64_t *wt = w + (j * g->taps + t) * cw;
+            int64_t pc = 0;
+            for (q = 0; q < cw; q++) pc += bnn_popcount64(wt[q]);
+            S[t * g->o + j] = (int32_t)(g->c - 2 * pc);
+        }
+}
+
+bnn_status bnn_conv2d_correction(const bnn_conv2d_params *p, const uint64_t *w, int32_t *corr)
+{
+    bnn_conv_geom g;
+    bnn_status st = bnn_conv_geom_init(p, 0, &g);
+    if (st != BNN_OK) return st;
+    if (g.o == 0) return BNN_OK;
+    if (w == NULL || corr == NULL) return BNN_ERR_NULL;
+    compute_correction(&g, w, corr);
+    return BNN_OK;
+}
+
 bnn_status bnn_conv2d(const bnn_conv2d_params *p, const uint64_t *x, const uint64_t *w,
                       const bnn_epilogue *epi, void *out, void *workspace,
                       size_t workspace_bytes)
+{
+    return bnn_conv2d_ex(p, x, w, NULL, epi, out, workspace, workspace_bytes);
+}
+
+bnn_status bnn_conv2d_ex(const bnn_conv2d_params *p, const uint64_t *x, const uint64_t *w,
+                         const int32_t *corr, const bnn_epilogue *epi, void *out,
+                         void *workspace, size_t workspace_bytes)
 {
     bnn_conv_geom g;
     conv_op cv;
     bnn_engine e;
     size_t elem, sbytes, pbytes;
-    int64_t row_out, rows, t, j;
+    int64_t row_out, rows;
     bnn_status st;
 
     if ((st = bnn_conv_geom_init(p, 0, &g)) != BNN_OK) return st;
@@ -191,7 +223,7 @@ bnn_status bnn_conv2d(const bnn_conv2d_params *p, const uint64_t *x, const uint6
     rows = g.n * g.oh * g.ow;
     if (rows == 0 || g.o == 0) return BNN_OK;
     if (x == NULL || w == NULL || out == NULL || workspace == NULL) return BNN_ERR_NULL;
-    sbytes = s_table_bytes(&g, p->pad_value);
+    sbytes = corr ? 0 : s_table_bytes(&g, p->pad_value);
     pbytes = part_bytes(&g);
     if (((uintptr_t)workspace & 7) != 0 || workspace_bytes < sbytes + pbytes)
         return BNN_ERR_INVALID;
@@ -203,15 +235,11 @@ bnn_status bnn_conv2d(const bnn_conv2d_params *p, const uint64_t *x, const uint6
     cv.x = x; cv.w = w;
     cv.S = NULL;
     if (p->pad_value == 0) {
-        int32_t *S = (int32_t *)workspace;
-        for (j = 0; j < g.o; j++)
-            for (t = 0; t < g.taps; t++) {
-                const uint64_t *wt = w + (j * g.taps + t) * cv.cw;
-                int64_t q, pc = 0;
-                for (q = 0; q < cv.cw; q++) pc += bnn_popcount64(wt[q]);
-                S[j * g.taps + t] = (int32_t)(g.c - 2 * pc);
-            }
-        cv.S = S;
+        if (corr == NULL) {
+            compute_correction(&g, w, (int32_t *)workspace);
+            corr = (const int32_t *)workspace;
+        }
+        cv.S = corr;
     }
 
     e.kt = bnn_kernels_get();

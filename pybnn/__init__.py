@@ -5,7 +5,7 @@ from ._core import (BnnError, BnnValueError, isa, isa_supported, available_isas,
 from ._tensor import (PackedTensor, pack, bgemm, bgemm_affine, bgemm_threshold,
                       fold_threshold, fold_batchnorm)
 from ._conv import (bconv2d, bconv2d_affine, bconv2d_threshold, maxpool2d, gemm_u8,
-                    conv2d_u8, conv2d_output_shape)
+                    conv2d_u8, conv2d_output_shape, conv2d_correction)
 
 __version__ = "0.1.0"
 
@@ -20,4 +20,5 @@ __all__ = ["BnnError", "BnnValueError", "PackedTensor", "pack", "bgemm", "bgemm_
            "bgemm_threshold", "fold_threshold", "fold_batchnorm", "isa", "isa_supported",
            "available_isas", "set_isa", "set_num_threads", "get_num_threads",
            "LAYOUT_VERSION", "__version__", "bconv2d", "bconv2d_affine", "bconv2d_threshold",
-           "maxpool2d", "gemm_u8", "conv2d_u8", "conv2d_output_shape"]
+           "maxpool2d", "gemm_u8", "conv2d_u8", "conv2d_output_shape",
+           "conv2d_correction"]

@@ -89,6 +89,13 @@ cdef extern from "bnn.h" nogil:
                           const bnn_epilogue *epi, void *out, void *workspace,
                           size_t workspace_bytes)
 
+    bnn_status bnn_conv2d_correction(const bnn_conv2d_params *p, const uint64_t *w,
+                                     int32_t *corr)
+    bnn_status bnn_conv2d_ex(const bnn_conv2d_params *p, const uint64_t *x,
+                             const uint64_t *w, const int32_t *corr,
+                             const bnn_epilogue *epi, void *out, void *workspace,
+                             size_t workspace_bytes)
+
     ctypedef enum bnn_u8_method:
         BNN_U8_AUTO
         BNN_U8_BITPLANE

@@ -15,7 +15,7 @@ from . import _core
 from ._tensor import PackedTensor, _check_out, _vector, _words
 
 __all__ = ["bconv2d", "bconv2d_affine", "bconv2d_threshold", "maxpool2d",
-           "gemm_u8", "conv2d_u8", "conv2d_output_shape"]
+           "gemm_u8", "conv2d_u8", "conv2d_output_shape", "conv2d_correction"]
 
 _INT32, _FLOAT, _BITS = 0, 1, 2
 
@@ -59,7 +59,16 @@ def _conv_args(x, w):
     return x.shape[3]
 
 
-def _bconv(x, w, kind, out, stride, padding, dilation, pad_value, **epi):
+def conv2d_correction(w):
+    """The zero-padding correction of filters w [O, KH, KW, C] (an int32
+    array [KH*KW, O]): compute it once per layer and pass it as
+    `correction=` so that bconv2d* calls skip recomputing it."""
+    if not isinstance(w, PackedTensor) or w.ndim != 4:
+        raise TypeError("w must be a 4-D PackedTensor [O, KH, KW, C]")
+    return _core.conv2d_correction(w.words, w.shape[3], (1, 1), (1, 1), (0, 0, 0, 0))
+
+
+def _bconv(x, w, kind, out, stride, padding, dilation, pad_value, correction=None, **epi):
     c = _conv_args(x, w)
     n, h, wd, _ = x.shape
     o, kh, kw, _ = w.shape
@@ -73,22 +82,29 @@ def _bconv(x, w, kind, out, stride, padding, dilation, pad_value, **epi):
         out = _check_out(out, (n, oh, ow, _words(o)), np.uint64, (x, w))
     else:
         out = _check_out(out, (n, oh, ow, o), np.int32 if kind == _INT32 else np.float32, (x, w))
-    _core.conv2d(x.words, w.words, c, out, kind, stride, dilation, padding, pad_value, **epi)
+    if correction is not None:
+        correction = np.asarray(correction)
+        if correction.dtype != np.int32:
+            raise TypeError("correction must be the int32 array of conv2d_correction(w)")
+        correction = np.ascontiguousarray(correction)
+    _core.conv2d(x.words, w.words, c, out, kind, stride, dilation, padding, pad_value,
+                 correction=correction, **epi)
     return out, o
 
 
-def bconv2d(x, w, stride=1, padding=0, dilation=1, pad_value=0, out=None):
+def bconv2d(x, w, stride=1, padding=0, dilation=1, pad_value=0, out=None, correction=None):
     """int32 convolution of packed +-1 data: x [N, H, W, C], w [O, KH, KW, C]
     -> [N, OH, OW, O].  padding: int, (h, w) or (top, bottom, left, right);
-    pad_value: 0 = zero padding (as float training sees it), 1 = +1."""
-    return _bconv(x, w, _INT32, out, stride, padding, dilation, pad_value)[0]
+    pad_value: 0 = zero padding (as float training sees it, exact), 1 = +1.
+    correction: conv2d_correction(w), to skip recomputing it per call."""
+    return _bconv(x, w, _INT32, out, stride, padding, dilation, pad_value, correction)[0]
 
 
 def bconv2d_affine(x, w, scale=None, offset=None, stride=1, padding=0, dilation=1,
-                   pad_value=0, out=None):
+                   pad_value=0, out=None, correction=None):
     """float32 `scale[o] * conv + offset[o]` (one fused multiply-add)."""
     o = w.shape[0] if isinstance(w, PackedTensor) else 0
-    return _bconv(x, w, _FLOAT, out, stride, padding, dilation, pad_value,
+    return _bconv(x, w, _FLOAT, out, stride, padding, dilation, pad_value, correction,
                   scale=_vector(scale, o, np.float32, "scale"),
                   offset=_vector(offset, o, np.float32, "offset"))[0]
 
@@ -102,12 +118,13 @@ def _thresh_args(thresh, flip, m):
 
 
 def bconv2d_threshold(x, w, thresh, flip=None, stride=1, padding=0, dilation=1,
-                      pad_value=0, out=None):
+                      pad_value=0, out=None, correction=None):
     """Packed sign bits of `flip ? conv > thresh : conv < thresh` per filter:
     a PackedTensor [N, OH, OW, O] for the next binary layer."""
     o = w.shape[0] if isinstance(w, PackedTensor) else 0
     t, f = _thresh_args(thresh, flip, o)
-    res, o = _bconv(x, w, _BITS, out, stride, padding, dilation, pad_value, thresh=t, flip=f)
+    res, o = _bconv(x, w, _BITS, out, stride, padding, dilation, pad_value, correction,
+                    thresh=t, flip=f)
     return PackedTensor(res, res.shape[:3] + (o,))
 
 

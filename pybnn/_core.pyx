@@ -373,8 +373,21 @@ def conv2d_output_shape(n, h, w, c, o, kh, kw, stride, dilation, padding, pad_va
     return int(oh), int(ow)
 
 
+def conv2d_correction(w, int64_t c, stride, dilation, padding):
+    """The zero-padding correction [KH*KW, O] int32 of filters w."""
+    cdef const uint64_t[:, :, :, ::1] wv = w
+    cdef bnn_conv2d_params p = _conv_params(1, wv.shape[1], wv.shape[2], c, wv.shape[0],
+                                            wv.shape[1], wv.shape[2], (1, 1), (1, 1),
+                                            (0, 0, 0, 0), 0, 128)
+    corr = np.empty((wv.shape[1] * wv.shape[2], wv.shape[0]), dtype=np.int32)
+    cdef int32_t[:, ::1] cv = corr
+    if corr.size:
+        check(bnn_conv2d_correction(&p, &wv[0, 0, 0, 0], &cv[0, 0]), "conv2d_correction")
+    return corr
+
+
 def conv2d(x, w, int64_t c, out, int kind, stride, dilation, padding, int pad_value,
-           scale=None, offset=None, thresh=None, flip=None):
+           scale=None, offset=None, thresh=None, flip=None, correction=None):
     """Binary conv: x uint64 [N,H,W,words(c)], w uint64 [O,KH,KW,words(c)],
     both C-contiguous; out C-contiguous [N,OH,OW,O] (int32/float32) or
     [N,OH,OW,words(O)] uint64."""
@@ -388,14 +401,27 @@ def conv2d(x, w, int64_t c, out, int kind, stride, dilation, padding, int pad_va
     cdef bnn_status st
     cdef void *op
     cdef uint64_t[::1] wsv
-    check(bnn_conv2d_workspace_size(&p, 0, &ws_bytes), "bconv2d")
+    cdef const int32_t[:, ::1] corrv
+    cdef const int32_t *cp = NULL
+    if correction is not None and pad_value == 0:
+        corrv = correction
+        if corrv.shape[0] != wv.shape[1] * wv.shape[2] or corrv.shape[1] != wv.shape[0]:
+            raise ValueError("correction must have shape (%d, %d)"
+                             % (wv.shape[1] * wv.shape[2], wv.shape[0]))
+        if corrv.size:
+            cp = &corrv[0, 0]
+        p.pad_value = 1  # the workspace then needs no correction table
+        check(bnn_conv2d_workspace_size(&p, 0, &ws_bytes), "bconv2d")
+        p.pad_value = 0
+    else:
+        check(bnn_conv2d_workspace_size(&p, 0, &ws_bytes), "bconv2d")
     ws = np.empty(max(ws_bytes // 8, 1), dtype=np.uint64)
     wsv = ws
     op = _out_ptr(out, kind)
     cdef const uint64_t *xp = &xv[0, 0, 0, 0] if xv.size else NULL
     cdef const uint64_t *wp = &wv[0, 0, 0, 0] if wv.size else NULL
     with nogil:
-        st = bnn_conv2d(&p, xp, wp, &ep.e, op, &wsv[0], ws_bytes)
+        st = bnn_conv2d_ex(&p, xp, wp, cp, &ep.e, op, &wsv[0], ws_bytes)
     check(st, "bconv2d")
     return out
 

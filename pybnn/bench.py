@@ -310,3 +310,148 @@ def main_gemm(quick=False, threads=None, rounds=None, isa=None, shapes=None,
         bench_pack(rounds=rounds, out=out)
         bench_isas(rounds=rounds, out=out)
     return res
+
+
+# ---------------------------------------------------------------------------
+# pybnn bench conv
+# ---------------------------------------------------------------------------
+
+# The binary layers of the paper's CIFAR-10 network (C_in, C_out, H=W), 3x3, pad 1.
+CIFAR_LAYERS = [(128, 128, 32), (128, 256, 16), (256, 256, 16), (256, 512, 8), (512, 512, 8)]
+
+
+def _im2col_conv(x_nhwc, w_ohwc, pad):
+    """Plain numpy 3x3-style conv: pad, gather patches, one matmul."""
+    n, h, w, c = x_nhwc.shape
+    o, kh, kw, _ = w_ohwc.shape
+    xp = np.pad(x_nhwc, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    oh, ow = h + 2 * pad - kh + 1, w + 2 * pad - kw + 1
+    cols = np.empty((n, oh, ow, kh, kw, c), dtype=x_nhwc.dtype)
+    for r in range(kh):
+        for s in range(kw):
+            cols[:, :, :, r, s, :] = xp[:, r:r + oh, s:s + ow, :]
+    return cols.reshape(n * oh * ow, -1) @ w_ohwc.reshape(o, -1).T
+
+
+def _torch():
+    try:
+        import torch
+        return torch
+    except ImportError:
+        return None
+
+
+def bench_conv(rounds=5, quick=False, out=print):
+    """Binary conv layers against single-thread float32 torch conv2d (and
+    numpy im2col + matmul), interleaved in one process, one thread."""
+    from threadpoolctl import threadpool_limits
+
+    from ._conv import bconv2d, conv2d_correction, conv2d_u8
+    torch = _torch()
+    old_threads = _core.get_num_threads()
+    _core.set_num_threads(1)
+    active = _core.isa()
+    out("pybnn %s, kernels: %s; 1 thread everywhere" % (_core.version_string(), active))
+    if torch is None:
+        out("torch is not installed (pip install 'pybnn[bench]'): numpy im2col is the only baseline")
+    else:
+        torch.set_num_threads(1)
+        out("torch %s (float32, NCHW, 1 thread); numpy %s BLAS: %s"
+            % (torch.__version__, np.__version__, blas_name()))
+    probe = _probe_rate(active, 0.3)
+    out("peak probe (%s): %.1f G binary MAC/s" % (active, probe / 1e9))
+    rng = np.random.default_rng(0)
+    cases = []
+    batches = (1,) if quick else (1, 50)
+    for nb in batches:
+        for (ci, co, hw) in CIFAR_LAYERS:
+            cases.append(("cifar %d->%d @%d" % (ci, co, hw), nb, ci, co, hw))
+    cases.append(("3x3 256->256 @28", 1, 256, 256, 28))
+    hdr = "%-22s %5s %10s %10s %10s %10s %8s %8s %7s %9s" % (
+        "layer", "batch", "torch ms", "im2col ms", "bnn ms", "bnn+1 ms", "x torch",
+        "GOPS", "% peak", "zero-pad")
+    out(hdr)
+    out("-" * len(hdr))
+    rows = []
+    try:
+        for (name, nb, ci, co, hw) in cases:
+            xf = _pm1(rng, (nb, hw, hw, ci))
+            wf = _pm1(rng, (co, 3, 3, ci))
+            px, pw = pack(xf), pack(wf)
+            res = np.empty((nb, hw, hw, co), dtype=np.int32)
+            fns, names = [], []
+            if torch is not None:
+                tx = torch.from_numpy(np.ascontiguousarray(xf.transpose(0, 3, 1, 2)))
+                tw = torch.from_numpy(np.ascontiguousarray(wf.transpose(0, 3, 1, 2)))
+                ref = torch.nn.functional.conv2d(tx, tw, padding=1).numpy().transpose(0, 2, 3, 1)
+                bconv2d(px, pw, padding=1, out=res)
+                if not np.array_equal(res, ref.astype(np.int32)):
+                    raise AssertionError("bconv2d disagrees with torch on %s" % name)
+
+                def f_torch(tx=tx, tw=tw):
+                    with torch.no_grad():
+                        torch.nn.functional.conv2d(tx, tw, padding=1)
+                fns.append(f_torch)
+                names.append("torch")
+            do_numpy = nb == 1 or not quick
+
+            def f_np(xf=xf, wf=wf):
+                with threadpool_limits(1):
+                    _im2col_conv(xf, wf, 1)
+            if do_numpy:
+                fns.append(f_np)
+                names.append("numpy")
+            corr = conv2d_correction(pw)  # once per layer, as a deployed model does
+            fns.append(lambda: bconv2d(px, pw, padding=1, pad_value=0, out=res, correction=corr))
+            names.append("bnn0")
+            fns.append(lambda: bconv2d(px, pw, padding=1, pad_value=1, out=res))
+            names.append("bnn1")
+            times = dict(zip(names, (statistics.median(t) for t in
+                                     interleave(fns, rounds if nb == 1 else max(3, rounds // 2)))))
+            macs = float(nb) * hw * hw * co * ci * 9
+            base = times.get("torch", times.get("numpy"))
+            row = {"layer": name, "batch": nb, "torch": times.get("torch"),
+                   "numpy": times.get("numpy"), "bnn": times["bnn0"], "bnn_pad1": times["bnn1"],
+                   "ratio": base / times["bnn0"], "gops": 2 * macs / times["bnn0"] / 1e9,
+                   "peak_fraction": macs / times["bnn0"] / probe,
+                   "zero_pad_cost": times["bnn0"] / times["bnn1"] - 1}
+            rows.append(row)
+            fmt = lambda v: "%10.3f" % (v * 1e3) if v is not None else "%10s" % "-"
+            out("%-22s %5d %s %s %s %s %7.1fx %8.0f %6.0f%% %+8.1f%%" % (
+                name, nb, fmt(row["torch"]), fmt(row["numpy"]), fmt(row["bnn"]),
+                fmt(row["bnn_pad1"]), row["ratio"], row["gops"], 100 * row["peak_fraction"],
+                100 * row["zero_pad_cost"]))
+        # the 8-bit first layer: 3 -> 128 at 32x32
+        out("")
+        out("first layer 3->128 @32, 3x3 pad 1 (uint8 input, +-1 weights):")
+        for nb in batches:
+            xu = rng.integers(0, 256, (nb, 32, 32, 3), dtype=np.uint8)
+            wf = _pm1(rng, (128, 3, 3, 3))
+            pw = pack(wf)
+            fns, names = [], []
+            if torch is not None:
+                tx = torch.from_numpy(np.ascontiguousarray(
+                    (xu.astype(np.float32) / 128 - 1).transpose(0, 3, 1, 2)))
+                tw = torch.from_numpy(np.ascontiguousarray(wf.transpose(0, 3, 1, 2)))
+
+                def f_torch(tx=tx, tw=tw):
+                    with torch.no_grad():
+                        torch.nn.functional.conv2d(tx, tw, padding=1)
+                fns.append(f_torch)
+                names.append("torch float")
+                ref = torch.nn.functional.conv2d(tx, tw, padding=1).numpy().transpose(0, 2, 3, 1)
+                got = conv2d_u8(xu, pw, padding=1)
+                if not np.array_equal(got.astype(np.float64) / 128, ref.astype(np.float64)):
+                    raise AssertionError("conv2d_u8 disagrees with float conv of x/128 - 1")
+            for meth in ("bitplane", "direct"):
+                fns.append(lambda meth=meth: conv2d_u8(xu, pw, padding=1, method=meth))
+                names.append(meth)
+            meds = [statistics.median(t) for t in interleave(fns, rounds)]
+            base = meds[0]
+            out("  batch %-3d " % nb + ", ".join("%s %.3f ms (x%.1f)" % (nm, md * 1e3, base / md)
+                                               for nm, md in zip(names, meds)))
+            rows.append({"layer": "first 3->128 @32", "batch": nb,
+                         "times": dict(zip(names, meds))})
+    finally:
+        _core.set_num_threads(old_threads)
+    return {"isa": active, "probe": probe, "rows": rows}

@@ -1,4 +1,4 @@
-"""The `pybnn` command: `pybnn bench gemm [--quick]`, `pybnn info`."""
+"""The `pybnn` command: `pybnn bench gemm|conv [--quick]`, `pybnn info`."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,13 @@ def _cpu_count():
 
 def _cmd_bench(args):
     from . import bench
+    if args.what == "conv":
+        res = bench.bench_conv(rounds=args.rounds or (3 if args.quick else 5), quick=args.quick)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=1, default=list)
+            print("results written to %s" % args.json)
+        return 0
     if args.what == "gemm":
         try:
             import threadpoolctl  # noqa: F401
@@ -99,7 +106,7 @@ def build_parser():
     pi = sub.add_parser("info", help="version, kernels, threads and BLAS")
     pi.set_defaults(func=_cmd_info)
     pb = sub.add_parser("bench", help="benchmarks against float baselines")
-    pb.add_argument("what", choices=["gemm"], help="which benchmark")
+    pb.add_argument("what", choices=["gemm", "conv"], help="which benchmark")
     pb.add_argument("--quick", action="store_true", help="a short subset (about 15 s)")
     pb.add_argument("--threads", type=_threads, default=None,
                     help="comma-separated thread counts (default 1,2)")
