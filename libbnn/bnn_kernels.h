@@ -23,10 +23,14 @@
  *                      offset ? offset[j] : 0)
  *      -- a single rounding, so every ISA gives identical floats.
  *
- *  dot_u8_strip(mr, ncols, kp, x, ldx, w8, ldw8, out, ldo):
- *      for i < mr (<= BNN_MR), j < ncols, kp a multiple of 32:
- *        out[i*ldo + j] = sum_{q < kp} x[i*ldx+q] * w8[j*ldw8+q]
- *      with x uint8 and w8 int8 in {-1, 0, +1} (0 in padding).
+ *  dot_u8_strip(mr, j0, ncols, kp, x, ldx, wt, opad, bias, out, ldo):
+ *      for i < mr (<= BNN_MR), j < ncols, kp even:
+ *        out[i*ldo + j] = bias[j0+j]
+ *                       + sum_{q < kp} x[i*ldx+q] * wt[(q/2)*opad*2 + (j0+j)*2 + q%2]
+ *      with x uint8 and the weights int8 in {-1, 0, +1}, stored as byte
+ *      pairs (two consecutive taps) per output, pairs of all opad outputs
+ *      together: [kp/2][opad][2].  opad is a multiple of 64 >= j0+ncols,
+ *      padded outputs and taps hold 0; bias has opad entries.
  */
 #ifndef BNN_KERNELS_H
 #define BNN_KERNELS_H
@@ -46,9 +50,9 @@ typedef void (*bnn_popc_strip_fn)(int64_t mr, int64_t ncols, int64_t kw,
 typedef void (*bnn_epi_f32_fn)(int64_t n, const int32_t *dot,
                                const float *scale, const float *offset,
                                float *out);
-typedef void (*bnn_dot_u8_strip_fn)(int64_t mr, int64_t ncols, int64_t kp,
+typedef void (*bnn_dot_u8_strip_fn)(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
                                     const uint8_t *x, int64_t ldx,
-                                    const int8_t *w8, int64_t ldw8,
+                                    const int8_t *wt, int64_t opad, const int32_t *bias,
                                     int32_t *out, int64_t ldo);
 typedef uint64_t (*bnn_probe_fn)(int64_t iters, uint64_t *sink);
 
@@ -78,9 +82,9 @@ BNN_INTERNAL void bnn_popc_strip_ref(int64_t mr, int64_t ncols, int64_t kw,
 BNN_INTERNAL void bnn_epi_f32_ref(int64_t n, const int32_t *dot,
                                   const float *scale, const float *offset,
                                   float *out);
-BNN_INTERNAL void bnn_dot_u8_strip_ref(int64_t mr, int64_t ncols, int64_t kp,
+BNN_INTERNAL void bnn_dot_u8_strip_ref(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
                                        const uint8_t *x, int64_t ldx,
-                                       const int8_t *w8, int64_t ldw8,
+                                       const int8_t *wt, int64_t opad, const int32_t *bias,
                                        int32_t *out, int64_t ldo);
 BNN_INTERNAL uint64_t bnn_probe_ref(int64_t iters, uint64_t *sink);
 
@@ -95,9 +99,9 @@ BNN_INTERNAL void bnn_popc_strip_avx2(int64_t mr, int64_t ncols, int64_t kw,
 BNN_INTERNAL void bnn_epi_f32_avx2(int64_t n, const int32_t *dot,
                                    const float *scale, const float *offset,
                                    float *out);
-BNN_INTERNAL void bnn_dot_u8_strip_avx2(int64_t mr, int64_t ncols, int64_t kp,
+BNN_INTERNAL void bnn_dot_u8_strip_avx2(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
                                         const uint8_t *x, int64_t ldx,
-                                        const int8_t *w8, int64_t ldw8,
+                                        const int8_t *wt, int64_t opad, const int32_t *bias,
                                         int32_t *out, int64_t ldo);
 BNN_INTERNAL uint64_t bnn_probe_avx2(int64_t iters, uint64_t *sink);
 

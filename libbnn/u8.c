@@ -26,7 +26,9 @@ typedef struct u8_op {
     int64_t k, kp, kwords;      /* taps, bytes per gathered row (multiple of 32), words */
     const uint64_t *w;          /* packed weights [m][kwords] (binary layout) */
     int64_t ldw;
-    const int8_t *w8;           /* DIRECT: [m][kp] unpacked +-1 (0 in padding) */
+    const int8_t *wt;           /* DIRECT: [kp/2][opad][2] unpacked +-1 (0 in padding) */
+    int64_t opad;               /* outputs rounded up to 64 */
+    const int32_t *bias;        /* DIRECT: [opad] -128 * sum w */
     const int32_t *P;           /* [m] popcount of each weight row */
     /* dense */
     const uint8_t *x; int64_t ldx;
@@ -49,11 +51,14 @@ static size_t u8_part_bytes(int64_t k)
 
 static size_t round64b(size_t b) { return (b + 63) & ~(size_t)63; }
 
-/* Shared: P [m] int32, then (DIRECT) the unpacked weights [m][kp]. */
+/* Shared: P [m] int32, then (DIRECT) the bias [opad] int32 and the
+ * unpacked weights [kp/2][opad][2]. */
 static size_t u8_shared_bytes(int64_t m, int64_t k, int method)
 {
     size_t b = round64b((size_t)m * sizeof(int32_t));
-    if (method == BNN_U8_DIRECT) b += round64b((size_t)m * (size_t)round32(k));
+    size_t opad = (size_t)((m + 63) / 64 * 64);
+    if (method == BNN_U8_DIRECT)
+        b += round64b(opad * sizeof(int32_t)) + round64b(opad * (size_t)round32(k));
     return b;
 }
 
@@ -80,10 +85,13 @@ static void gather_u8(const u8_op *op, int64_t row, uint8_t *dst)
             int64_t ih = ih0 + r * g->dh;
             for (s = 0; s < g->kw; s++, d += g->c) {
                 int64_t iw = iw0 + s * g->dw;
-                if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w)
-                    memset(d, op->pad_byte, (size_t)g->c);
-                else
-                    memcpy(d, op->x + ((nb * g->h + ih) * g->w + iw) * g->c, (size_t)g->c);
+                int64_t q;
+                if (ih < 0 || ih >= g->h || iw < 0 || iw >= g->w) {
+                    for (q = 0; q < g->c; q++) d[q] = (uint8_t)op->pad_byte;
+                } else {
+                    const uint8_t *src = op->x + ((nb * g->h + ih) * g->w + iw) * g->c;
+                    for (q = 0; q < g->c; q++) d[q] = src[q];  /* c is small here */
+                }
             }
         }
     }
@@ -101,11 +109,8 @@ static void u8_strip(const bnn_engine *e, int64_t i0, int64_t mr, int64_t j0,
     int b;
     for (r = 0; r < mr; r++) gather_u8(op, i0 + r, rows + r * op->kp);
     if (op->method == BNN_U8_DIRECT) {
-        e->kt->dot_u8_strip(mr, nc, op->kp, rows, op->kp, op->w8 + j0 * op->kp,
-                            op->kp, dot, ldd);
-        for (r = 0; r < mr; r++)
-            for (j = 0; j < nc; j++)   /* - 128 * (k - 2P) */
-                dot[r * ldd + j] -= (int32_t)(128 * (op->k - 2 * (int64_t)op->P[j0 + j]));
+        e->kt->dot_u8_strip(mr, j0, nc, op->kp, rows, op->kp, op->wt, op->opad,
+                            op->bias, dot, ldd);
         return;
     }
     for (r = 0; r < mr; r++) {
@@ -144,16 +149,22 @@ static void u8_prepare(u8_op *op, int64_t m, void *workspace)
         P[j] = (int32_t)pc;
     }
     op->P = P;
-    op->w8 = NULL;
+    op->wt = NULL;
     if (op->method == BNN_U8_DIRECT) {
-        int8_t *w8 = (int8_t *)workspace + round64b((size_t)m * sizeof(int32_t));
+        int64_t opad = (m + 63) / 64 * 64;
+        int32_t *bias = (int32_t *)((char *)workspace + round64b((size_t)m * sizeof(int32_t)));
+        int8_t *wt = (int8_t *)bias + round64b((size_t)opad * sizeof(int32_t));
+        for (j = 0; j < opad; j++)   /* s = sum x*w - 128 * (k - 2P) */
+            bias[j] = j < m ? (int32_t)(-128 * (op->k - 2 * (int64_t)P[j])) : 0;
+        memset(wt, 0, (size_t)opad * (size_t)op->kp);
         for (j = 0; j < m; j++) {
             const uint64_t *wr = op->w + j * op->ldw;
-            int8_t *d = w8 + j * op->kp;
-            for (q = 0; q < op->k; q++) d[q] = ((wr[q / 64] >> (q % 64)) & 1) ? -1 : 1;
-            for (; q < op->kp; q++) d[q] = 0;
+            for (q = 0; q < op->k; q++)
+                wt[(q / 2) * opad * 2 + j * 2 + q % 2] = ((wr[q / 64] >> (q % 64)) & 1) ? -1 : 1;
         }
-        op->w8 = w8;
+        op->wt = wt;
+        op->opad = opad;
+        op->bias = bias;
     }
 }
 

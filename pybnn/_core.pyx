@@ -449,7 +449,7 @@ def gemm_u8(x, w, int64_t k, out, int kind, method, scale=None, offset=None,
     cdef bnn_status st
     cdef void *op
     cdef uint64_t[::1] wsv
-    cdef int64_t ldc = out.shape[-1] if out.ndim else 1
+    cdef int64_t ldc = out.shape[out.ndim - 1] if out.ndim else 1
     check(bnn_gemm_u8_workspace_size(m, k, 0, &ws_bytes), "gemm_u8")
     ws = np.empty(max(ws_bytes // 8, 1), dtype=np.uint64)
     wsv = ws

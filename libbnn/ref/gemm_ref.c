@@ -36,19 +36,20 @@ void bnn_epi_f32_ref(int64_t n, const int32_t *dot,
                       offset ? offset[j] : 0.0f);
 }
 
-/* uint8 x int8 dot products (the direct 8-bit first layer). */
-void bnn_dot_u8_strip_ref(int64_t mr, int64_t ncols, int64_t kp,
+/* uint8 x int8 dot products (the direct 8-bit first layer), weights in
+ * the pair-interleaved layout of bnn_kernels.h. */
+void bnn_dot_u8_strip_ref(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
                           const uint8_t *x, int64_t ldx,
-                          const int8_t *w8, int64_t ldw8,
+                          const int8_t *wt, int64_t opad, const int32_t *bias,
                           int32_t *out, int64_t ldo)
 {
     int64_t i, j, q;
     for (i = 0; i < mr; i++)
         for (j = 0; j < ncols; j++) {
             const uint8_t *xr = x + i * ldx;
-            const int8_t *wr = w8 + j * ldw8;
-            int32_t s = 0;
-            for (q = 0; q < kp; q++) s += (int32_t)xr[q] * wr[q];
+            int32_t s = bias[j0 + j];
+            for (q = 0; q < kp; q++)
+                s += (int32_t)xr[q] * wt[(q / 2) * opad * 2 + (j0 + j) * 2 + q % 2];
             out[i * ldo + j] = s;
         }
 }

@@ -122,50 +122,55 @@ BNN_TARGET_AVX2 void bnn_epi_f32_avx2(int64_t n, const int32_t *dot,
                         offset ? offset + j : NULL, out + j);
 }
 
-/* uint8 x int8 dots: vpmaddubsw multiplies unsigned by signed bytes and
- * adds neighbours into int16 (|x*w| <= 255, two of them <= 510: no
- * saturation with weights in {-1, 0, 1}); vpmaddwd with ones widens pairs
- * into int32 lanes.  One row of x against 4 rows of weights per tile. */
-static inline __attribute__((always_inline)) BNN_TARGET_AVX2 int32_t
-hsum32(__m256i v)
-{
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
-BNN_TARGET_AVX2 void bnn_dot_u8_strip_avx2(int64_t mr, int64_t ncols, int64_t kp,
+/* uint8 x int8 dots, vectorised over outputs: for each pair of taps the
+ * two input bytes are broadcast to every 16-bit lane and vpmaddubsw
+ * multiplies them with the pair's weights of 16 outputs, adding the two
+ * products into int16 (|sum| <= 2 * 255, so 64 pairs stay below 32767);
+ * every 64 pairs the int16 sums are widened into int32.  A block of 64
+ * outputs keeps 4 int16 and 8 int32 accumulators (started from the bias)
+ * in registers. */
+BNN_TARGET_AVX2 void bnn_dot_u8_strip_avx2(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
                                            const uint8_t *x, int64_t ldx,
-                                           const int8_t *w8, int64_t ldw8,
-                                           int32_t *out, int64_t ldo)
+                                           const int8_t *wt, int64_t opad,
+                                           const int32_t *bias, int32_t *out, int64_t ldo)
 {
-    const __m256i ones = _mm256_set1_epi16(1);
-    int64_t i, j, q;
+    int64_t i, jb, p, pairs = kp / 2;
     for (i = 0; i < mr; i++) {
         const uint8_t *xr = x + i * ldx;
-        for (j = 0; j + 4 <= ncols; j += 4) {
-            __m256i acc[4];
-            int c;
-            for (c = 0; c < 4; c++) acc[c] = _mm256_setzero_si256();
-            for (q = 0; q < kp; q += 32) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(xr + q));
-                for (c = 0; c < 4; c++) {
-                    __m256i wv = _mm256_loadu_si256((const __m256i *)(w8 + (j + c) * ldw8 + q));
-                    acc[c] = _mm256_add_epi32(acc[c],
-                        _mm256_madd_epi16(_mm256_maddubs_epi16(xv, wv), ones));
+        for (jb = 0; jb < ncols; jb += 64) {
+            __m256i acc32[8];
+            int32_t tmp[64];
+            const int8_t *wb = wt + (j0 + jb) * 2;
+            int64_t nj = BNN_MIN(64, ncols - jb), p0;
+            int b;
+            for (b = 0; b < 8; b++)
+                acc32[b] = _mm256_loadu_si256((const __m256i *)(bias + j0 + jb + 8 * b));
+            for (p0 = 0; p0 < pairs; p0 += 64) {
+                int64_t p1 = BNN_MIN(pairs, p0 + 64);
+                __m256i acc16[4];
+                for (b = 0; b < 4; b++) acc16[b] = _mm256_setzero_si256();
+                for (p = p0; p < p1; p++) {
+                    uint16_t pr = (uint16_t)(xr[2 * p] | (xr[2 * p + 1] << 8));
+                    __m256i xb = _mm256_set1_epi16((short)pr);
+                    const int8_t *wp = wb + p * opad * 2;
+                    for (b = 0; b < 4; b++)
+                        acc16[b] = _mm256_add_epi16(acc16[b], _mm256_maddubs_epi16(
+                            xb, _mm256_loadu_si256((const __m256i *)(wp + 32 * b))));
+                }
+                for (b = 0; b < 4; b++) {
+                    acc32[2 * b] = _mm256_add_epi32(acc32[2 * b],
+                        _mm256_cvtepi16_epi32(_mm256_castsi256_si128(acc16[b])));
+                    acc32[2 * b + 1] = _mm256_add_epi32(acc32[2 * b + 1],
+                        _mm256_cvtepi16_epi32(_mm256_extracti128_si256(acc16[b], 1)));
                 }
             }
-            for (c = 0; c < 4; c++) out[i * ldo + j + c] = hsum32(acc[c]);
-        }
-        for (; j < ncols; j++) {
-            __m256i acc = _mm256_setzero_si256();
-            for (q = 0; q < kp; q += 32) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(xr + q));
-                __m256i wv = _mm256_loadu_si256((const __m256i *)(w8 + j * ldw8 + q));
-                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(xv, wv), ones));
+            if (nj == 64) {
+                for (b = 0; b < 8; b++)
+                    _mm256_storeu_si256((__m256i *)(out + i * ldo + jb + 8 * b), acc32[b]);
+            } else {
+                for (b = 0; b < 8; b++) _mm256_storeu_si256((__m256i *)(tmp + 8 * b), acc32[b]);
+                for (b = 0; b < nj; b++) out[i * ldo + jb + b] = tmp[b];
             }
-            out[i * ldo + j] = hsum32(acc);
         }
     }
 }
