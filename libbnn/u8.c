@@ -74,6 +74,7 @@ static int resolve_method(bnn_u8_method method)
 /* The gathered row of one output (sample or pixel), k bytes then zeros. */
 static void gather_u8(const u8_op *op, int64_t row, uint8_t *dst)
 {
+    if (op->k == 0) return;
     if (op->g == NULL) {
         memcpy(dst, op->x + row * op->ldx, (size_t)op->k);
     } else {
@@ -221,13 +222,19 @@ bnn_status bnn_gemm_u8(int64_t n, int64_t m, int64_t k, const uint8_t *x, int64_
     if (method < BNN_U8_AUTO || method > BNN_U8_DIRECT) return BNN_ERR_INVALID;
     if ((st = bnn_epilogue_check(&epi, m, &elem, &row_out)) != BNN_OK) return st;
     if (n == 0 || m == 0) return BNN_OK;
-    if (k == 0) return BNN_ERR_SHAPE;  /* a first layer reads at least one byte */
-    kw = bnn_words(k);
-    if (x == NULL || w == NULL || c == NULL || workspace == NULL) return BNN_ERR_NULL;
+    kw = bnn_words(k);   /* k == 0 is valid: every s is 0 */
+    if ((k > 0 && (x == NULL || w == NULL)) || c == NULL || workspace == NULL)
+        return BNN_ERR_NULL;
     if (ldx < k || ldw_words < kw || ldc < row_out) return BNN_ERR_STRIDE;
     if (!bnn_extent_ok(n, ldx, k, 1) || !bnn_extent_ok(m, ldw_words, kw, 8)
         || !bnn_extent_ok(n, ldc, row_out, elem))
         return BNN_ERR_OVERFLOW;
+    if (kw == 0) {  /* no byte or word is read; keep pointer arithmetic off NULL */
+        static const uint64_t no_words[1] = {0};
+        static const uint8_t no_bytes[1] = {0};
+        w = no_words; ldw_words = 0;
+        x = no_bytes; ldx = 0;
+    }
     memset(&op, 0, sizeof op);
     op.method = resolve_method(method);
     op.k = k; op.kp = round32(k); op.kwords = kw;

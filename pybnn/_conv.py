@@ -207,8 +207,6 @@ def gemm_u8(x, w, *, scale=None, offset=None, thresh=None, flip=None, method="au
         raise ValueError("K mismatch: x has %d columns, w has %d" % (k, w.shape[1]))
     kind, epi = _u8_epilogue(m, scale, offset, thresh, flip)
     res = _u8_out(kind, out, (n,), m, (w,))
-    if k == 0:
-        raise ValueError("gemm_u8 needs K >= 1")
     _core.gemm_u8(x, w.words, k, res, kind, method, **epi)
     return PackedTensor(res, (n, m)) if kind == _BITS else res
 
