@@ -397,6 +397,126 @@ BNN_API bnn_status bnn_maxpool2d_i32(const bnn_pool2d_params *p,
                                      const int32_t *x, int32_t *out);
 
 /* ------------------------------------------------------------------ */
+/* Training arithmetic: AP2, batch norm, optimizers, STE, binarization */
+/* ------------------------------------------------------------------ */
+
+/** bnn_ap2() : the power-of-two approximation AP2(z) = sign(z) *
+ *  2^round(log2|z|), defined without logarithms: with frexp giving
+ *  |z| = m * 2^e, m in [0.5, 1), AP2(z) = sign(z) * 2^e if m >=
+ *  0.70710678118654752 (the double nearest 1/sqrt(2), compared in double),
+ *  else sign(z) * 2^(e-1); AP2(+-0) = 0; NaN and infinities are returned
+ *  unchanged. */
+BNN_API double bnn_ap2(double z);
+
+typedef enum bnn_bn_kind {
+    BNN_BN_STANDARD = 0,  /* y = gamma * (x - mean) * invstd + beta        */
+    BNN_BN_SHIFT    = 1   /* the shift-based BN: powers of two (AP2)        */
+} bnn_bn_kind;
+
+/* Batch norm over x [n][c] (channels contiguous; for NHWC data n is
+ * N*H*W), per channel.  Sums are taken in double, in a fixed order.
+ *
+ * Training forward (bnn_bn_forward_train):
+ *   STANDARD: mean, var = mean((x-mean)^2), invstd = 1/sqrt(var + eps),
+ *             y = gamma * (x - mean) * invstd + beta; saves invstd.
+ *   SHIFT:    C = x - mean, var = mean(AP2(C) * C), s = 1/sqrt(var + eps),
+ *             y = C * AP2(s) * AP2(gamma) + beta; saves AP2(s).
+ *   Running statistics (either may be NULL to skip):
+ *     running_mean   <- (1 - momentum) * running_mean   + momentum * mean
+ *     running_invstd <- (1 - momentum) * running_invstd + momentum * invstd
+ *   where invstd is 1/sqrt(var + eps) (s, before AP2, for SHIFT).
+ * Eval forward (bnn_bn_forward_eval):
+ *   STANDARD: y = gamma * (x - running_mean) * running_invstd + beta
+ *   SHIFT:    y = (x - running_mean) * AP2(running_invstd) * AP2(gamma) + beta
+ * Backward (bnn_bn_backward), from the saved mean and scale sc:
+ *   STANDARD: xh = (x - mean) * sc,
+ *             dx = gamma * sc * (dy - mean(dy) - xh * mean(dy * xh)),
+ *             dgamma = sum(dy * xh), dbeta = sum(dy)
+ *   SHIFT:    C = x - mean, Ct = AP2(C),
+ *             dx = AP2(gamma) * sc * (dy - mean(dy) - Ct * sc^2 * mean(Ct * dy)),
+ *             dgamma = sum(AP2(C * sc) * dy), dbeta = sum(dy)
+ * y may be x and dx may be dy (in place).  Errors: BNN_ERR_NULL,
+ * BNN_ERR_SHAPE (n < 1 for training, c < 0), BNN_ERR_INVALID (unknown
+ * kind, eps <= 0 or not finite, momentum outside [0, 1]). */
+BNN_API bnn_status bnn_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c,
+                                        const float *x, const float *gamma,
+                                        const float *beta, float eps, float momentum,
+                                        float *running_mean, float *running_invstd,
+                                        float *y, float *save_mean, float *save_scale);
+BNN_API bnn_status bnn_bn_forward_eval(bnn_bn_kind kind, int64_t n, int64_t c,
+                                       const float *x, const float *gamma,
+                                       const float *beta, const float *running_mean,
+                                       const float *running_invstd, float *y);
+BNN_API bnn_status bnn_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c,
+                                   const float *x, const float *gamma,
+                                   const float *save_mean, const float *save_scale,
+                                   const float *dy, float *dx, float *dgamma,
+                                   float *dbeta);
+
+typedef enum bnn_opt_kind {
+    BNN_OPT_ADAM         = 0,  /* Adam with bias correction (Kingma & Ba)   */
+    BNN_OPT_ADAMAX       = 1,  /* AdaMax                                     */
+    BNN_OPT_SHIFT_ADAMAX = 2   /* shift-based AdaMax (powers of two)         */
+} bnn_opt_kind;
+
+/* One optimizer step over n parameters; m and v are the caller's moment
+ * arrays (zero before the first step), t the 1-based step number.
+ *   ADAM:   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+ *           p -= lr_scale * lr * sqrt(1-b2^t)/(1-b1^t) * m / (sqrt(v) + eps)
+ *   ADAMAX: m = b1 m + (1-b1) g;  v = max(b2 v, |g|);
+ *           p -= lr_scale * lr/(1-b1^t) * m / (v + eps)
+ *   SHIFT_ADAMAX: m = b1 m + (1-b1) g;  v = max(b2 v, |g|);
+ *           v = AP2(v) + eps (the state itself is quantised);
+ *           p -= lr_scale * AP2(lr/(1-b1^t)) * m / v
+ * then, if clip > 0, p = min(max(p, -clip), clip).  lr_scale is the
+ * per-layer Glorot scale of binary weights (1 for other parameters).
+ * Arithmetic is in double per element, stored as float. */
+typedef struct bnn_opt_params {
+    int32_t kind;       /* bnn_opt_kind */
+    int32_t reserved;   /* must be 0 */
+    int64_t t;          /* step number, >= 1 */
+    double lr, beta1, beta2, eps;
+    double lr_scale;    /* > 0 */
+    double clip;        /* >= 0; 0 = no clipping */
+} bnn_opt_params;
+
+/** bnn_opt_step() : errors BNN_ERR_NULL, BNN_ERR_SHAPE (n < 0),
+ *  BNN_ERR_INVALID (unknown kind, t < 1, betas outside [0, 1), eps or lr
+ *  negative or not finite, lr_scale <= 0, clip < 0). */
+BNN_API bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
+                                const float *grad, float *m, float *v);
+
+/** bnn_ste_backward() : the straight-through estimator with cancellation:
+ *  out[i] = grad[i] if |x[i]| <= 1 (inclusive) else 0.  out may be grad. */
+BNN_API bnn_status bnn_ste_backward(int64_t n, const float *x, const float *grad,
+                                    float *out);
+/** bnn_ste_mask_pack() : pack the STE mask |x| <= 1 of rows of k floats as
+ *  bits (bit 1 = pass), in the row layout of bnn_pack_f32 (pad bits 0), so
+ *  that training keeps 1 bit per activation for backward. */
+BNN_API bnn_status bnn_ste_mask_pack(int64_t rows, int64_t k, const float *x,
+                                     int64_t x_stride, uint64_t *mask,
+                                     int64_t mask_stride_words);
+/** bnn_ste_backward_packed() : out = grad where the packed mask bit is 1,
+ *  else 0 ([rows][k] floats with the given strides; out may be grad). */
+BNN_API bnn_status bnn_ste_backward_packed(int64_t rows, int64_t k,
+                                           const uint64_t *mask,
+                                           int64_t mask_stride_words,
+                                           const float *grad, int64_t grad_stride,
+                                           float *out, int64_t out_stride);
+
+/** bnn_pack_stochastic_f32() : stochastic binarization into packed bits:
+ *  element j of row i (index e = counter + i*k + j) is +1 with probability
+ *  hardsigmoid(x) = clip((x + 1)/2, 0, 1), drawn from a counter-based
+ *  generator: u = top 24 bits of mix64(seed, e) / 2^24, bit = (u >= p).
+ *  The same (seed, counter) always gives the same bits, on every ISA and
+ *  thread count; advance counter by rows*k between calls.  NaN packs as
+ *  +1 (p is taken as 1).  Errors as bnn_pack_f32(). */
+BNN_API bnn_status bnn_pack_stochastic_f32(int64_t rows, int64_t k, const float *src,
+                                           int64_t src_stride, uint64_t seed,
+                                           uint64_t counter, uint64_t *dst,
+                                           int64_t dst_stride_words);
+
+/* ------------------------------------------------------------------ */
 /* Benchmark support                                                   */
 /* ------------------------------------------------------------------ */
 

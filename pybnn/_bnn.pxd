@@ -123,5 +123,50 @@ cdef extern from "bnn.h" nogil:
                                   const uint8_t *flip, uint64_t *out)
     bnn_status bnn_maxpool2d_i32(const bnn_pool2d_params *p, const int32_t *x, int32_t *out)
 
+    double bnn_ap2(double z)
+
+    ctypedef enum bnn_bn_kind:
+        BNN_BN_STANDARD
+        BNN_BN_SHIFT
+
+    bnn_status bnn_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                                    const float *gamma, const float *beta, float eps,
+                                    float momentum, float *running_mean,
+                                    float *running_invstd, float *y, float *save_mean,
+                                    float *save_scale)
+    bnn_status bnn_bn_forward_eval(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                                   const float *gamma, const float *beta,
+                                   const float *running_mean, const float *running_invstd,
+                                   float *y)
+    bnn_status bnn_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                               const float *gamma, const float *save_mean,
+                               const float *save_scale, const float *dy, float *dx,
+                               float *dgamma, float *dbeta)
+
+    ctypedef enum bnn_opt_kind:
+        BNN_OPT_ADAM
+        BNN_OPT_ADAMAX
+        BNN_OPT_SHIFT_ADAMAX
+
+    ctypedef struct bnn_opt_params:
+        int32_t kind
+        int32_t reserved
+        int64_t t
+        double lr, beta1, beta2, eps
+        double lr_scale
+        double clip
+
+    bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
+                            const float *grad, float *m, float *v)
+    bnn_status bnn_ste_backward(int64_t n, const float *x, const float *grad, float *out)
+    bnn_status bnn_ste_mask_pack(int64_t rows, int64_t k, const float *x, int64_t x_stride,
+                                 uint64_t *mask, int64_t mask_stride_words)
+    bnn_status bnn_ste_backward_packed(int64_t rows, int64_t k, const uint64_t *mask,
+                                       int64_t mask_stride_words, const float *grad,
+                                       int64_t grad_stride, float *out, int64_t out_stride)
+    bnn_status bnn_pack_stochastic_f32(int64_t rows, int64_t k, const float *src,
+                                       int64_t src_stride, uint64_t seed, uint64_t counter,
+                                       uint64_t *dst, int64_t dst_stride_words)
+
     bnn_status bnn_peak_probe(bnn_isa isa, int64_t iters,
                               uint64_t *bit_macs, uint64_t *sink)

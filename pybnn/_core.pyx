@@ -543,3 +543,180 @@ def maxpool2d_i32(x, out, kernel, stride, padding):
         st = bnn_maxpool2d_i32(&p, &xv[0, 0, 0, 0], &ov[0, 0, 0, 0])
     check(st, "maxpool2d")
     return out
+
+
+# ---------------------------------------------------------------------------
+# Training arithmetic
+# ---------------------------------------------------------------------------
+
+BN_KINDS = {"standard": BNN_BN_STANDARD, "shift": BNN_BN_SHIFT}
+OPT_KINDS = {"adam": BNN_OPT_ADAM, "adamax": BNN_OPT_ADAMAX, "shift_adamax": BNN_OPT_SHIFT_ADAMAX}
+
+
+cdef int _kind(table, name, what) except -1:
+    try:
+        return table[name]
+    except (KeyError, TypeError):
+        raise ValueError("%s must be one of %s, got %r" % (what, ", ".join(table), name))
+
+
+def ap2(x):
+    """AP2 of a scalar (float) or, elementwise, of an array (float64 out)."""
+    if np.ndim(x) == 0:
+        return bnn_ap2(float(x))
+    a = np.ascontiguousarray(x, dtype=np.float64)
+    out = np.empty_like(a)
+    cdef const double[::1] av = a.reshape(-1)
+    cdef double[::1] ov = out.reshape(-1)
+    cdef Py_ssize_t i
+    with nogil:
+        for i in range(av.shape[0]):
+            ov[i] = bnn_ap2(av[i])
+    return out
+
+
+def bn_forward_train(kind, const float[:, ::1] x, const float[::1] gamma, const float[::1] beta,
+                     float eps, float momentum, float[::1] running_mean,
+                     float[::1] running_invstd, float[:, ::1] y, float[::1] save_mean,
+                     float[::1] save_scale):
+    """Batch norm training forward over x [n, c]; see bnn.h."""
+    cdef int k = _kind(BN_KINDS, kind, "bn kind")
+    cdef int64_t n = x.shape[0], c = x.shape[1]
+    cdef bnn_status st
+    for arr, name in ((gamma, "gamma"), (beta, "beta"), (save_mean, "save_mean"),
+                      (save_scale, "save_scale")):
+        if arr.shape[0] != c:
+            raise ValueError("%s must have %d entries" % (name, c))
+    if running_mean is not None and running_mean.shape[0] != c:
+        raise ValueError("running_mean must have %d entries" % c)
+    if running_invstd is not None and running_invstd.shape[0] != c:
+        raise ValueError("running_invstd must have %d entries" % c)
+    if y.shape[0] != n or y.shape[1] != c:
+        raise ValueError("y must have shape (%d, %d)" % (n, c))
+    if n == 0 or c == 0:
+        check(bnn_bn_forward_train(<bnn_bn_kind>k, n, c, NULL, NULL, NULL, eps, momentum,
+                                   NULL, NULL, NULL, NULL, NULL), "batchnorm")
+        return
+    cdef float *rm = &running_mean[0] if running_mean is not None else NULL
+    cdef float *ri = &running_invstd[0] if running_invstd is not None else NULL
+    with nogil:
+        st = bnn_bn_forward_train(<bnn_bn_kind>k, n, c, &x[0, 0], &gamma[0], &beta[0], eps,
+                                  momentum, rm, ri, &y[0, 0], &save_mean[0], &save_scale[0])
+    check(st, "batchnorm")
+
+
+def bn_forward_eval(kind, const float[:, ::1] x, const float[::1] gamma, const float[::1] beta,
+                    const float[::1] running_mean, const float[::1] running_invstd,
+                    float[:, ::1] y):
+    cdef int k = _kind(BN_KINDS, kind, "bn kind")
+    cdef int64_t n = x.shape[0], c = x.shape[1]
+    cdef bnn_status st
+    for arr, name in ((gamma, "gamma"), (beta, "beta"), (running_mean, "running_mean"),
+                      (running_invstd, "running_invstd")):
+        if arr.shape[0] != c:
+            raise ValueError("%s must have %d entries" % (name, c))
+    if y.shape[0] != n or y.shape[1] != c:
+        raise ValueError("y must have shape (%d, %d)" % (n, c))
+    if n == 0 or c == 0:
+        return
+    with nogil:
+        st = bnn_bn_forward_eval(<bnn_bn_kind>k, n, c, &x[0, 0], &gamma[0], &beta[0],
+                                 &running_mean[0], &running_invstd[0], &y[0, 0])
+    check(st, "batchnorm")
+
+
+def bn_backward(kind, const float[:, ::1] x, const float[::1] gamma,
+                const float[::1] save_mean, const float[::1] save_scale,
+                const float[:, ::1] dy, float[:, ::1] dx, float[::1] dgamma, float[::1] dbeta):
+    cdef int k = _kind(BN_KINDS, kind, "bn kind")
+    cdef int64_t n = x.shape[0], c = x.shape[1]
+    cdef bnn_status st
+    for arr, name in ((gamma, "gamma"), (save_mean, "save_mean"), (save_scale, "save_scale"),
+                      (dgamma, "dgamma"), (dbeta, "dbeta")):
+        if arr.shape[0] != c:
+            raise ValueError("%s must have %d entries" % (name, c))
+    if dy.shape[0] != n or dy.shape[1] != c or dx.shape[0] != n or dx.shape[1] != c:
+        raise ValueError("dy and dx must have shape (%d, %d)" % (n, c))
+    if n == 0 or c == 0:
+        check(bnn_bn_backward(<bnn_bn_kind>k, n, c, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                              NULL), "batchnorm backward")
+        return
+    with nogil:
+        st = bnn_bn_backward(<bnn_bn_kind>k, n, c, &x[0, 0], &gamma[0], &save_mean[0],
+                             &save_scale[0], &dy[0, 0], &dx[0, 0], &dgamma[0], &dbeta[0])
+    check(st, "batchnorm backward")
+
+
+def opt_step(kind, float[::1] param, const float[::1] grad, float[::1] m, float[::1] v,
+             int64_t t, double lr, double beta1, double beta2, double eps,
+             double lr_scale=1.0, double clip=0.0):
+    """One optimizer step in place on float32 param/m/v; see bnn.h."""
+    cdef bnn_opt_params p
+    cdef int64_t n = param.shape[0]
+    cdef bnn_status st
+    memset(&p, 0, sizeof(p))
+    p.kind = _kind(OPT_KINDS, kind, "optimizer")
+    p.t = t; p.lr = lr; p.beta1 = beta1; p.beta2 = beta2; p.eps = eps
+    p.lr_scale = lr_scale; p.clip = clip
+    if grad.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
+        raise ValueError("param, grad, m and v must have the same length")
+    if n == 0:
+        check(bnn_opt_step(&p, 0, NULL, NULL, NULL, NULL), "optimizer")
+        return
+    with nogil:
+        st = bnn_opt_step(&p, n, &param[0], &grad[0], &m[0], &v[0])
+    check(st, "optimizer")
+
+
+def ste_backward(const float[::1] x, const float[::1] grad, float[::1] out):
+    cdef int64_t n = x.shape[0]
+    cdef bnn_status st
+    if grad.shape[0] != n or out.shape[0] != n:
+        raise ValueError("x, grad and out must have the same length")
+    if n == 0:
+        return
+    with nogil:
+        st = bnn_ste_backward(n, &x[0], &grad[0], &out[0])
+    check(st, "ste_backward")
+
+
+def ste_mask_pack(const float[:, ::1] x, uint64_t[:, ::1] mask):
+    cdef int64_t rows = x.shape[0], k = x.shape[1]
+    cdef bnn_status st
+    if mask.shape[0] != rows or mask.shape[1] != bnn_words(k):
+        raise ValueError("mask must have shape (%d, %d)" % (rows, bnn_words(k)))
+    if rows == 0 or k == 0:
+        return
+    with nogil:
+        st = bnn_ste_mask_pack(rows, k, &x[0, 0], k, &mask[0, 0], mask.shape[1])
+    check(st, "ste_mask_pack")
+
+
+def ste_backward_packed(const uint64_t[:, ::1] mask, const float[:, ::1] grad,
+                        float[:, ::1] out):
+    cdef int64_t rows = grad.shape[0], k = grad.shape[1]
+    cdef bnn_status st
+    if mask.shape[0] != rows or mask.shape[1] != bnn_words(k):
+        raise ValueError("mask must have shape (%d, %d)" % (rows, bnn_words(k)))
+    if out.shape[0] != rows or out.shape[1] != k:
+        raise ValueError("out must have shape (%d, %d)" % (rows, k))
+    if rows == 0 or k == 0:
+        return
+    with nogil:
+        st = bnn_ste_backward_packed(rows, k, &mask[0, 0], mask.shape[1], &grad[0, 0], k,
+                                     &out[0, 0], k)
+    check(st, "ste_backward_packed")
+
+
+def pack_stochastic(const float[:, ::1] x, uint64_t seed, uint64_t counter,
+                    uint64_t[:, ::1] dst):
+    cdef int64_t rows = x.shape[0], k = x.shape[1]
+    cdef bnn_status st
+    if dst.shape[0] != rows or dst.shape[1] != bnn_words(k):
+        raise ValueError("dst must have shape (%d, %d)" % (rows, bnn_words(k)))
+    if rows == 0 or k == 0:
+        return
+    with nogil:
+        st = bnn_pack_stochastic_f32(rows, k, &x[0, 0], k, seed, counter, &dst[0, 0],
+                                     dst.shape[1])
+    check(st, "pack_stochastic")
