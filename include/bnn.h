@@ -274,8 +274,8 @@ typedef struct bnn_conv2d_params {
 } bnn_conv2d_params;
 
 /** bnn_conv2d_output_shape() : oh, ow of a geometry (either may be NULL).
- *  Errors: BNN_ERR_NULL, BNN_ERR_SHAPE (negative or zero-size kernel,
- *  kernel larger than the padded input), BNN_ERR_INVALID (stride or
+ *  Errors: BNN_ERR_NULL, BNN_ERR_SHAPE (negative sizes, c < 1, a
+ *  zero-size kernel, kernel larger than the padded input), BNN_ERR_INVALID (stride or
  *  dilation < 1, negative padding, pad_value not 0/1, pad_byte outside
  *  0..255, reserved fields not 0), BNN_ERR_OVERFLOW. */
 BNN_API bnn_status bnn_conv2d_output_shape(const bnn_conv2d_params *p,
@@ -377,7 +377,12 @@ typedef struct bnn_pool2d_params {
     int32_t reserved[4];
 } bnn_pool2d_params;
 
-/** bnn_pool2d_output_shape() : oh, ow (either may be NULL). */
+/** bnn_pool2d_output_shape() : oh, ow (either may be NULL).  Errors:
+ *  BNN_ERR_NULL, BNN_ERR_INVALID (window, stride < 1, negative padding or
+ *  padding >= the window on any side, reserved fields not 0),
+ *  BNN_ERR_SHAPE (n, h, w < 0, c < 1, window larger than the padded
+ *  input), BNN_ERR_OVERFLOW.  The pooling calls return the same errors
+ *  and BNN_ERR_NULL for NULL data with n > 0; nothing is written. */
 BNN_API bnn_status bnn_pool2d_output_shape(const bnn_pool2d_params *p,
                                            int64_t *oh, int64_t *ow);
 
