@@ -72,11 +72,30 @@ tile(const int R, const int C, int64_t kw, const uint64_t *a, int64_t lda,
                                                _mm256_sad_epu8(acc8[r][c], zero));
     }
     for (r = 0; r < R; r++) {
-        for (c = 0; c < C; c++) {
-            int64_t t = hsum64(acc64[r][c]);
-            for (q = steps * 4; q < kw; q++)
-                t += _mm_popcnt_u64(a[r * lda + q] ^ w[c * ldw + q]);
-            pc[r * ldpc + c] = (int32_t)t;
+        if (C == 4) {
+            /* reduce the 4 accumulators of a row together: lanes
+             * [a0+a1, b0+b1, a2+a3, b2+b3] and [c.., d..], then the halves */
+            __m256i x = _mm256_add_epi64(_mm256_unpacklo_epi64(acc64[r][0], acc64[r][1]),
+                                         _mm256_unpackhi_epi64(acc64[r][0], acc64[r][1]));
+            __m256i y = _mm256_add_epi64(_mm256_unpacklo_epi64(acc64[r][2], acc64[r][3]),
+                                         _mm256_unpackhi_epi64(acc64[r][2], acc64[r][3]));
+            __m256i z = _mm256_add_epi64(_mm256_permute2x128_si256(x, y, 0x20),
+                                         _mm256_permute2x128_si256(x, y, 0x31));
+            int64_t t4[4];
+            _mm256_storeu_si256((__m256i *)t4, z);
+            for (c = 0; c < 4; c++) {
+                int64_t t = t4[c];
+                for (q = steps * 4; q < kw; q++)
+                    t += _mm_popcnt_u64(a[r * lda + q] ^ w[c * ldw + q]);
+                pc[r * ldpc + c] = (int32_t)t;
+            }
+        } else {
+            for (c = 0; c < C; c++) {
+                int64_t t = hsum64(acc64[r][c]);
+                for (q = steps * 4; q < kw; q++)
+                    t += _mm_popcnt_u64(a[r * lda + q] ^ w[c * ldw + q]);
+                pc[r * ldpc + c] = (int32_t)t;
+            }
         }
     }
 }
