@@ -1,0 +1,450 @@
+"""Training layers with hand-written forward and backward passes.
+
+Layers are plain Python classes over numpy and the libbnn kernels
+(pybnn._core).  Activations are NHWC (or [N, features]); in BNN mode the
+output of a `Sign` is a PackedTensor, which binary layers multiply with
+the XNOR-popcount kernels, in training as in evaluation.
+
+Modes (Sequential(..., mode=)):
+  "bnn" -- binary weights and binary activations (the paper's BNN);
+  "bc"  -- BinaryConnect: binary weights, float activations (Sign acts as
+           HardTanh);
+  "fp"  -- full precision: float weights, float activations (the same
+           architecture as a float baseline).
+Inputs are uint8 images scaled as x/128 - 1, which is exact in float32
+(and differs from the paper's 2x/255 - 1, which is not).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _core
+from ._tensor import PackedTensor, bgemm, pack
+
+__all__ = ["Parameter", "Layer", "BinaryDense", "BatchNorm", "Sign", "HardTanh", "Dropout",
+           "Sequential", "MODES", "scale_input"]
+
+MODES = ("bnn", "bc", "fp")
+
+
+def scale_input(x_uint8):
+    """uint8 pixels -> float32 in [-1, 1): x/128 - 1 (exact in float32)."""
+    x = np.asarray(x_uint8)
+    if x.dtype != np.uint8:
+        raise TypeError("inputs must be uint8 pixels, got %s" % x.dtype)
+    return x.astype(np.float32) * np.float32(1 / 128) - np.float32(1)
+
+
+class Parameter:
+    """A trainable array with its gradient and optimizer settings.
+
+    binary: the latent real weights of a binary layer -- their updates are
+    scaled by `lr_scale` (Glorot, as in the paper) and clipped to [-1, 1]."""
+
+    def __init__(self, name, value, binary=False, lr_scale=1.0):
+        self.name = name
+        self.value = np.ascontiguousarray(value, dtype=np.float32)
+        self.grad = np.zeros_like(self.value)
+        self.binary = binary
+        self.lr_scale = float(lr_scale)
+
+    def __repr__(self):
+        return "Parameter(%s, shape=%r%s)" % (self.name, self.value.shape,
+                                              ", binary" if self.binary else "")
+
+
+class Layer:
+    """Base class: forward(x, training) -> y, backward(grad) -> grad of x."""
+
+    name = None
+    mode = "bnn"
+
+    def forward(self, x, training):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def parameters(self):
+        return []
+
+    def output_shape(self, in_shape):
+        return in_shape
+
+    def _err(self, msg):
+        return ValueError("%s: %s" % (self.name or type(self).__name__, msg))
+
+
+def _as_float(x):
+    return x.unpack() if hasattr(x, "unpack") else x
+
+
+class BinaryDense(Layer):
+    """y = x . sign(W)^T (no bias: the batch norm after it has one).
+
+    binary=False keeps float weights (e.g. a float last layer); in "fp"
+    mode every layer does.  With packed (+-1) inputs and binary weights the
+    product runs on the XNOR kernels; the packed input is all backward
+    keeps of it."""
+
+    def __init__(self, in_features, out_features, binary=True, rng=None):
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        limit = math.sqrt(6.0 / (self.in_features + self.out_features))
+        self.binary = binary
+        # Glorot learning-rate scale of the paper's code: 1/sqrt(1.5/(fan_in+fan_out))
+        lr_scale = 1.0 / math.sqrt(1.5 / (self.in_features + self.out_features))
+        self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_features, self.in_features)),
+                           binary=binary, lr_scale=lr_scale if binary else 1.0)
+        self._x = None
+
+    def parameters(self):
+        return [self.W]
+
+    def _binary_weights(self):
+        return self.binary and self.mode != "fp"
+
+    def weights_pm1(self):
+        """The weights the layer multiplies with (float32)."""
+        W = self.W.value
+        return np.where(W < 0, np.float32(-1), np.float32(1)) if self._binary_weights() else W
+
+    def output_shape(self, in_shape):
+        if in_shape[-1] != self.in_features:
+            raise self._err("expects %d input features, got shape %r" % (self.in_features, in_shape))
+        return in_shape[:-1] + (self.out_features,)
+
+    def forward(self, x, training):
+        feats = x.shape[-1]
+        if len(x.shape) != 2 or feats != self.in_features:
+            raise self._err("expects input [N, %d], got shape %r" % (self.in_features, tuple(x.shape)))
+        if isinstance(x, PackedTensor) and self._binary_weights():
+            y = bgemm(x, pack(self.W.value)).astype(np.float32)
+        elif isinstance(x, MaskedPacked) and self._binary_weights():
+            wp = pack(self.W.value)
+            both = bgemm(x.bits, wp) + bgemm(x.flipped(), wp)   # = 2 * sum over kept
+            y = (both // 2).astype(np.float32) * x.scale
+        else:
+            y = _as_float(x) @ self.weights_pm1().T
+        self._x = x if training else None
+        return y
+
+    def backward(self, grad):
+        if self._x is None:
+            raise self._err("backward without a training forward")
+        xf = _as_float(self._x)
+        self.W.grad += grad.T @ xf
+        gx = grad @ self.weights_pm1()
+        self._x = None
+        return gx
+
+
+class BatchNorm(Layer):
+    """Batch norm over the last axis (features or NHWC channels), standard
+    or shift-based (kind="shift": powers of two, as in the paper), on the
+    libbnn kernels.  momentum weighs the new batch in the running stats."""
+
+    def __init__(self, features, kind="standard", eps=1e-4, momentum=0.1):
+        if kind not in _core.BN_KINDS:
+            raise ValueError("BatchNorm kind must be 'standard' or 'shift', got %r" % (kind,))
+        self.features = int(features)
+        self.kind = kind
+        self.eps, self.momentum = float(eps), float(momentum)
+        self.gamma = Parameter("gamma", np.ones(self.features))
+        self.beta = Parameter("beta", np.zeros(self.features))
+        self.running_mean = np.zeros(self.features, dtype=np.float32)
+        self.running_invstd = np.ones(self.features, dtype=np.float32)
+        self._saved = None
+
+    def parameters(self):
+        return [self.gamma, self.beta]
+
+    def output_shape(self, in_shape):
+        if in_shape[-1] != self.features:
+            raise self._err("expects %d features, got shape %r" % (self.features, in_shape))
+        return in_shape
+
+    def forward(self, x, training):
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[-1] != self.features:
+            raise self._err("expects %d features, got shape %r" % (self.features, x.shape))
+        x2 = np.ascontiguousarray(x.reshape(-1, self.features))
+        y = np.empty_like(x2)
+        if training:
+            mean = np.empty(self.features, np.float32)
+            scale = np.empty(self.features, np.float32)
+            _core.bn_forward_train(self.kind, x2, self.gamma.value, self.beta.value, self.eps,
+                                   self.momentum, self.running_mean, self.running_invstd, y,
+                                   mean, scale)
+            self._saved = (x2, mean, scale)
+        else:
+            _core.bn_forward_eval(self.kind, x2, self.gamma.value, self.beta.value,
+                                  self.running_mean, self.running_invstd, y)
+        return y.reshape(x.shape)
+
+    def backward(self, grad):
+        if self._saved is None:
+            raise self._err("backward without a training forward")
+        x2, mean, scale = self._saved
+        g2 = np.ascontiguousarray(grad.reshape(-1, self.features), dtype=np.float32)
+        dx = np.empty_like(g2)
+        dg = np.empty(self.features, np.float32)
+        db = np.empty(self.features, np.float32)
+        _core.bn_backward(self.kind, x2, self.gamma.value, mean, scale, g2, dx, dg, db)
+        self.gamma.grad += dg
+        self.beta.grad += db
+        self._saved = None
+        return dx.reshape(grad.shape)
+
+    def affine(self):
+        """The evaluation map as float64 (scale, offset): y = scale*x + offset."""
+        g = self.gamma.value.astype(np.float64)
+        ri = self.running_invstd.astype(np.float64)
+        if self.kind == "shift":
+            sc = _core.ap2(ri) * _core.ap2(g)
+        else:
+            sc = g * ri
+        return sc, self.beta.value.astype(np.float64) - self.running_mean.astype(np.float64) * sc
+
+
+class Sign(Layer):
+    """Binarization with the straight-through estimator (gradient passes
+    where |x| <= 1).  In "bnn" mode the output is a PackedTensor (sign(0) =
+    +1; stochastic=True draws +1 with probability hardsigmoid(x) during
+    training, from a seeded counter-based generator) and backward keeps
+    only the packed |x| <= 1 mask.  In "bc"/"fp" modes it is a HardTanh."""
+
+    def __init__(self, stochastic=False, seed=0):
+        self.stochastic = stochastic
+        self.seed = int(seed)
+        self.counter = 0
+        self._mask = None
+        self._shape = None
+
+    def forward(self, x, training):
+        if self.mode != "bnn":
+            return HardTanh.forward(self, x, training)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        rows = x.reshape(-1, x.shape[-1])
+        if training:
+            mask = np.empty((rows.shape[0], (x.shape[-1] + 63) // 64), np.uint64)
+            _core.ste_mask_pack(rows, mask)
+            self._mask, self._shape = mask, x.shape
+        if training and self.stochastic:
+            words = np.empty(x.shape[:-1] + ((x.shape[-1] + 63) // 64,), np.uint64)
+            _core.pack_stochastic(rows, self.seed, self.counter, words.reshape(rows.shape[0], -1))
+            self.counter += rows.size
+            return PackedTensor(words, x.shape)
+        return pack(x)
+
+    def backward(self, grad):
+        if self.mode != "bnn":
+            return HardTanh.backward(self, grad)
+        if self._mask is None:
+            raise self._err("backward without a training forward")
+        g = np.ascontiguousarray(grad, dtype=np.float32).reshape(self._mask.shape[0], -1)
+        out = np.empty_like(g)
+        _core.ste_backward_packed(self._mask, g, out)
+        self._mask = None
+        return out.reshape(self._shape)
+
+
+class HardTanh(Layer):
+    """clip(x, -1, 1); gradient 1 where |x| <= 1 (inclusive)."""
+
+    def forward(self, x, training):
+        x = np.asarray(x, dtype=np.float32)
+        self._x = x if training else None
+        return np.clip(x, -1, 1)
+
+    def backward(self, grad):
+        if self._x is None:
+            raise self._err("backward without a training forward")
+        out = np.where(np.abs(self._x) <= 1, grad, np.float32(0)).astype(np.float32)
+        self._x = None
+        return out
+
+
+class Dropout(Layer):
+    """Inverted dropout (keep probability 1 - p, kept values scaled by
+    1/(1 - p)) with a seeded generator.  After a Sign in "bnn" mode it
+    keeps the activations packed: the next binary layer computes the
+    masked product exactly on the XNOR kernels, through
+        sum_kept a*w = (dot(a, w) + dot(a', w)) / 2,
+    where a' flips the dropped elements of a (their terms cancel)."""
+
+    def __init__(self, p=0.5, seed=0):
+        if not 0 <= p < 1:
+            raise ValueError("Dropout p must be in [0, 1), got %r" % (p,))
+        self.p = float(p)
+        self.rng = np.random.default_rng(seed)
+        self._keep = None
+
+    def forward(self, x, training):
+        if not training or self.p == 0:
+            self._keep = None
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        self._keep = keep
+        scale = np.float32(1.0 / (1.0 - self.p))
+        if isinstance(x, PackedTensor):
+            return MaskedPacked(x, pack(np.where(keep, np.float32(1), np.float32(-1))), scale)
+        return np.where(keep, x * scale, np.float32(0)).astype(np.float32)
+
+    def backward(self, grad):
+        if self._keep is None:
+            return grad
+        scale = np.float32(1.0 / (1.0 - self.p))
+        out = np.where(self._keep, grad * scale, np.float32(0)).astype(np.float32)
+        self._keep = None
+        return out
+
+
+class MaskedPacked:
+    """Packed +-1 activations with a packed keep mask (bit 0 = kept) and a
+    scale: the value is scale * a where kept, 0 where dropped."""
+
+    def __init__(self, bits, keep, scale):
+        self.bits, self.keep, self.scale = bits, keep, scale
+        self.shape = bits.shape
+
+    def flipped(self):
+        """a' : a with its dropped elements negated (bits XOR dropped)."""
+        return PackedTensor(self.bits.words ^ self.keep.words, self.bits.shape)
+
+    def unpack(self):
+        kept = self.keep.unpack() > 0
+        return np.where(kept, self.bits.unpack() * self.scale, np.float32(0)).astype(np.float32)
+
+
+class Sequential:
+    """A chain of layers with hand-written backward passes.
+
+    mode: "bnn", "bc" or "fp" (see the module docstring); the first layer
+    takes uint8 inputs scaled x/128 - 1.  In "bnn" mode, eval() switches
+    predict() to the folded integer path that deployment runs: the 8-bit
+    first layer and the binary layers with batch norm + sign folded into
+    integer thresholds (bnn_fold_threshold), and the last layer's batch
+    norm as a float scale/offset -- so evaluation gives exactly what the C
+    runtime gives.  Supported pattern for the folded path (dense networks):
+        BinaryDense, BatchNorm, Sign, [Dropout], ..., BinaryDense, BatchNorm
+    """
+
+    def __init__(self, layers, mode="bnn"):
+        if mode not in MODES:
+            raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("Sequential needs at least one layer")
+        self.mode = mode
+        for i, layer in enumerate(self.layers):
+            layer.mode = mode
+            if layer.name is None:
+                layer.name = "layer %d (%s)" % (i, type(layer).__name__)
+        self.training = True
+        self._folded = None
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def train(self):
+        self.training = True
+        self._folded = None
+        return self
+
+    def eval(self):
+        self.training = False
+        self._folded = None
+        return self
+
+    def check_input(self, in_shape):
+        """Shape of the output for an input [N, ...]; errors name the layer
+        whose input does not fit."""
+        shape = tuple(in_shape)
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def forward(self, x, training=None):
+        """Float scores of uint8 inputs, through the layers (training path)."""
+        training = self.training if training is None else training
+        h = scale_input(x)
+        if isinstance(self.layers[0], BinaryDense) and h.ndim > 2:
+            h = h.reshape(h.shape[0], -1)
+        for layer in self.layers:
+            h = layer.forward(h, training)
+        return np.asarray(h, dtype=np.float32)
+
+    def backward(self, grad):
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    # ---- evaluation on the deployment path -------------------------------
+
+    def _fold(self):
+        """Compile the folded integer network (BNN mode, dense pattern)."""
+        from ._conv import gemm_u8
+        from ._tensor import bgemm_affine, bgemm_threshold, fold_threshold
+        ops = []
+        layers = [l for l in self.layers if not isinstance(l, Dropout)]
+        i = 0
+        first = True
+        while i < len(layers):
+            dense = layers[i]
+            bn = layers[i + 1] if i + 1 < len(layers) else None
+            if not isinstance(dense, BinaryDense) or not isinstance(bn, BatchNorm):
+                raise ValueError("folded evaluation supports BinaryDense, BatchNorm[, Sign] "
+                                 "blocks; %s does not fit" % dense.name)
+            last = i + 2 >= len(layers)
+            if not last and not isinstance(layers[i + 2], Sign):
+                raise ValueError("folded evaluation needs a Sign after %s" % bn.name)
+            if not dense.binary:
+                raise ValueError("folded evaluation needs binary weights in %s" % dense.name)
+            wp = pack(dense.W.value)
+            sc, off = bn.affine()
+            k = dense.in_features
+            if first:
+                # training sees s/128 with s = sum (x - 128) w exactly
+                sc = sc / 128.0
+                kmax = 128 * k
+            else:
+                kmax = k
+            if last:
+                ops.append(("affine", first, wp, sc.astype(np.float32), off.astype(np.float32)))
+            else:
+                t, f = fold_threshold(sc, off, kmax)
+                ops.append(("threshold", first, wp, t, f))
+            first = False
+            i += 2 if last else 3
+        self._folded = ops
+        self._ops = (gemm_u8, bgemm_affine, bgemm_threshold)
+        return ops
+
+    def predict(self, x_uint8, batch_size=1024):
+        """(scores float32 [N, classes], classes int64 [N]) of uint8 inputs.
+        In eval() of a "bnn" model this runs the folded integer path."""
+        x = np.asarray(x_uint8)
+        if x.dtype != np.uint8:
+            raise TypeError("predict takes uint8 inputs, got %s" % x.dtype)
+        if self.training or self.mode != "bnn":
+            scores = np.concatenate([self.forward(x[i:i + batch_size], training=False)
+                                     for i in range(0, len(x), batch_size)]) if len(x) else \
+                np.zeros((0,) + self.check_input((0, int(np.prod(x.shape[1:]))))[1:], np.float32)
+            return scores, np.argmax(scores, axis=1).astype(np.int64)
+        ops = self._folded or self._fold()
+        gemm_u8, bgemm_affine, bgemm_threshold = self._ops
+        xf = np.ascontiguousarray(x.reshape(len(x), -1))
+        h = xf
+        for kind, first, wp, a, b in ops:
+            if kind == "threshold":
+                h = gemm_u8(h, wp, thresh=a, flip=b) if first else bgemm_threshold(h, wp, a, b)
+            else:
+                h = gemm_u8(h, wp, scale=a, offset=b) if first else bgemm_affine(h, wp, a, b)
+        return h, np.argmax(h, axis=1).astype(np.int64)

@@ -1,0 +1,81 @@
+"""Optimizers (steps run in libbnn) and learning-rate schedules."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["Optimizer", "ExponentialDecay", "StepHalving"]
+
+_DEFAULTS = {
+    # kind: (lr, beta1, beta2, eps)
+    "adam": (0.003, 0.9, 0.999, 1e-8),
+    "adamax": (0.002, 0.9, 0.999, 1e-8),
+    # the Torch code of the paper's authors; the paper's own constants are
+    # Optimizer("shift_adamax", lr=2**-10, beta1=0.875, beta2=1 - 2**-10)
+    "shift_adamax": (2.0 ** -6, 0.9, 0.999, 2.0 ** -27),
+}
+
+
+class Optimizer:
+    """Adam, AdaMax or shift-based AdaMax over Parameters.  Latent binary
+    weights get their layer's Glorot learning-rate scale and are clipped to
+    [-1, 1]; other parameters use the plain rate.  Moments are numpy arrays
+    (state_dict() / load_state_dict() for checkpoints)."""
+
+    def __init__(self, params, kind="adam", lr=None, beta1=None, beta2=None, eps=None):
+        if kind not in _DEFAULTS:
+            raise ValueError("optimizer must be one of %s, got %r" % (", ".join(_DEFAULTS), kind))
+        d = _DEFAULTS[kind]
+        self.kind = kind
+        self.lr = d[0] if lr is None else float(lr)
+        self.beta1 = d[1] if beta1 is None else float(beta1)
+        self.beta2 = d[2] if beta2 is None else float(beta2)
+        self.eps = d[3] if eps is None else float(eps)
+        self.params = list(params)
+        self.m = [np.zeros(p.value.size, np.float32) for p in self.params]
+        self.v = [np.zeros(p.value.size, np.float32) for p in self.params]
+        self.t = 0
+
+    def step(self):
+        self.t += 1
+        for p, m, v in zip(self.params, self.m, self.v):
+            _core.opt_step(self.kind, p.value.reshape(-1), p.grad.reshape(-1), m, v, self.t,
+                           self.lr, self.beta1, self.beta2, self.eps,
+                           p.lr_scale, 1.0 if p.binary else 0.0)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad[...] = 0
+
+
+class ExponentialDecay:
+    """lr <- lr * decay once per epoch, decay = (lr_end/lr_start)^(1/epochs)."""
+
+    def __init__(self, optimizer, lr_start, lr_end, epochs):
+        self.opt = optimizer
+        self.lr_start = float(lr_start)
+        self.decay = (float(lr_end) / self.lr_start) ** (1.0 / max(int(epochs), 1))
+        self.opt.lr = self.lr_start
+
+    def lr_at(self, epoch):
+        return self.lr_start * self.decay ** epoch
+
+    def epoch_end(self, epoch):
+        self.opt.lr = self.lr_at(epoch + 1)
+
+
+class StepHalving:
+    """lr halved every `every` epochs (the Torch code's schedule)."""
+
+    def __init__(self, optimizer, lr_start, every):
+        self.opt = optimizer
+        self.lr_start = float(lr_start)
+        self.every = int(every)
+        self.opt.lr = self.lr_start
+
+    def lr_at(self, epoch):
+        return self.lr_start * 0.5 ** (epoch // self.every)
+
+    def epoch_end(self, epoch):
+        self.opt.lr = self.lr_at(epoch + 1)
