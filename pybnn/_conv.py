@@ -29,6 +29,9 @@ def _pair(v, name):
     return v, v
 
 
+_pad_pair = _pair
+
+
 def _padding(v):
     """int, (h, w) or (top, bottom, left, right) -> 4-tuple."""
     if isinstance(v, (tuple, list)):

@@ -23,8 +23,8 @@ import numpy as np
 from . import _core
 from ._tensor import PackedTensor, bgemm, pack
 
-__all__ = ["Parameter", "Layer", "BinaryDense", "BatchNorm", "Sign", "HardTanh", "Dropout",
-           "Sequential", "MODES", "scale_input"]
+__all__ = ["Parameter", "Layer", "BinaryDense", "BinaryConv2d", "BatchNorm", "MaxPool2d",
+           "Sign", "HardTanh", "Dropout", "Flatten", "Sequential", "MODES", "scale_input"]
 
 MODES = ("bnn", "bc", "fp")
 
@@ -372,7 +372,7 @@ class Sequential:
         training = self.training if training is None else training
         h = scale_input(x)
         if isinstance(self.layers[0], BinaryDense) and h.ndim > 2:
-            h = h.reshape(h.shape[0], -1)
+            h = h.reshape(h.shape[0], -1)   # images into a dense first layer
         for layer in self.layers:
             h = layer.forward(h, training)
         return np.asarray(h, dtype=np.float32)
@@ -389,42 +389,80 @@ class Sequential:
     # ---- evaluation on the deployment path -------------------------------
 
     def _fold(self):
-        """Compile the folded integer network (BNN mode, dense pattern)."""
-        from ._conv import gemm_u8
+        """Compile the folded integer network ("bnn" mode): a list of
+        functions from the previous output to the next.  Blocks:
+            BinaryDense | BinaryConv2d, [MaxPool2d], BatchNorm, Sign, [Dropout]
+        with Flatten between them, ending in BinaryDense, BatchNorm."""
+        from ._conv import bconv2d_threshold, conv2d_correction, conv2d_u8, gemm_u8, maxpool2d
         from ._tensor import bgemm_affine, bgemm_threshold, fold_threshold
-        ops = []
         layers = [l for l in self.layers if not isinstance(l, Dropout)]
-        i = 0
-        first = True
+        ops, i, first = [], 0, True
         while i < len(layers):
-            dense = layers[i]
-            bn = layers[i + 1] if i + 1 < len(layers) else None
-            if not isinstance(dense, BinaryDense) or not isinstance(bn, BatchNorm):
-                raise ValueError("folded evaluation supports BinaryDense, BatchNorm[, Sign] "
-                                 "blocks; %s does not fit" % dense.name)
-            last = i + 2 >= len(layers)
-            if not last and not isinstance(layers[i + 2], Sign):
+            layer = layers[i]
+            if isinstance(layer, Flatten):
+                ops.append(lambda h: pack(h.unpack().reshape(h.shape[0], -1)))
+                i += 1
+                continue
+            if not isinstance(layer, (BinaryDense, BinaryConv2d)):
+                raise ValueError("folded evaluation: %s is not where a dense or conv layer "
+                                 "was expected" % layer.name)
+            if not layer.binary:
+                raise ValueError("folded evaluation needs binary weights in %s" % layer.name)
+            j = i + 1
+            pool = None
+            if j < len(layers) and isinstance(layers[j], MaxPool2d):
+                pool = layers[j]
+                j += 1
+            bn = layers[j] if j < len(layers) else None
+            if not isinstance(bn, BatchNorm):
+                raise ValueError("folded evaluation needs a BatchNorm after %s" % layer.name)
+            last = j + 1 >= len(layers)
+            if not last and not isinstance(layers[j + 1], Sign):
                 raise ValueError("folded evaluation needs a Sign after %s" % bn.name)
-            if not dense.binary:
-                raise ValueError("folded evaluation needs binary weights in %s" % dense.name)
-            wp = pack(dense.W.value)
+            wp = pack(layer.W.value)
             sc, off = bn.affine()
-            k = dense.in_features
+            conv = isinstance(layer, BinaryConv2d)
+            k = layer.kh * layer.kw * layer.in_channels if conv else layer.in_features
             if first:
-                # training sees s/128 with s = sum (x - 128) w exactly
-                sc = sc / 128.0
-                kmax = 128 * k
-            else:
-                kmax = k
+                sc = sc / 128.0      # training sees s/128, s = sum (x - 128) w exactly
+                k *= 128
+                if conv and layer.pad_value != 0:
+                    raise ValueError("the first (8-bit) layer must use zero padding: %s"
+                                     % layer.name)
             if last:
-                ops.append(("affine", first, wp, sc.astype(np.float32), off.astype(np.float32)))
+                if conv or pool is not None:
+                    raise ValueError("the last block must be BinaryDense, BatchNorm")
+                sc32, off32 = sc.astype(np.float32), off.astype(np.float32)
+                if first:
+                    ops.append(lambda h, wp=wp, a=sc32, b=off32: gemm_u8(h, wp, scale=a, offset=b))
+                else:
+                    ops.append(lambda h, wp=wp, a=sc32, b=off32: bgemm_affine(h, wp, a, b))
+                i = j + 1
+                break
+            t, f = fold_threshold(sc, off, k)
+            if conv:
+                geo = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
+                if first:
+                    ops.append(lambda h, wp=wp, t=t, f=f, g=geo: conv2d_u8(h, wp, pad_byte=128,
+                                                                           thresh=t, flip=f, **g))
+                else:
+                    corr = conv2d_correction(wp)
+                    ops.append(lambda h, wp=wp, t=t, f=f, g=geo, pv=layer.pad_value, c=corr:
+                               bconv2d_threshold(h, wp, t, f, pad_value=pv, correction=c, **g))
             else:
-                t, f = fold_threshold(sc, off, kmax)
-                ops.append(("threshold", first, wp, t, f))
+                if first:
+                    ops.append(lambda h, wp=wp, t=t, f=f: gemm_u8(
+                        np.ascontiguousarray(h.reshape(h.shape[0], -1)), wp, thresh=t, flip=f))
+                else:
+                    ops.append(lambda h, wp=wp, t=t, f=f: bgemm_threshold(h, wp, t, f))
+            if pool is not None:
+                ops.append(lambda h, p=pool, f=f: maxpool2d(h, p.kernel, p.stride, flip=f))
             first = False
-            i += 2 if last else 3
+            i = j + 2
+        if i < len(layers):
+            raise ValueError("folded evaluation: layers after the last BatchNorm (%s)"
+                             % layers[i].name)
         self._folded = ops
-        self._ops = (gemm_u8, bgemm_affine, bgemm_threshold)
         return ops
 
     def predict(self, x_uint8, batch_size=1024):
@@ -439,12 +477,188 @@ class Sequential:
                 np.zeros((0,) + self.check_input((0, int(np.prod(x.shape[1:]))))[1:], np.float32)
             return scores, np.argmax(scores, axis=1).astype(np.int64)
         ops = self._folded or self._fold()
-        gemm_u8, bgemm_affine, bgemm_threshold = self._ops
-        xf = np.ascontiguousarray(x.reshape(len(x), -1))
-        h = xf
-        for kind, first, wp, a, b in ops:
-            if kind == "threshold":
-                h = gemm_u8(h, wp, thresh=a, flip=b) if first else bgemm_threshold(h, wp, a, b)
-            else:
-                h = gemm_u8(h, wp, scale=a, offset=b) if first else bgemm_affine(h, wp, a, b)
+        h = np.ascontiguousarray(x)
+        for op in ops:
+            h = op(h)
         return h, np.argmax(h, axis=1).astype(np.int64)
+
+
+# ---- convolutional layers (NHWC) ---------------------------------------------
+
+def _im2col(x, kh, kw, stride, padding, dilation, pad_value):
+    """x float [N, H, W, C] -> cols [N, OH, OW, KH*KW*C] (taps outer, C inner,
+    the order of the packed filters), padded with pad_value."""
+    n, h, w, c = x.shape
+    pt, pb, pl, pr = padding
+    sh, sw = stride
+    dh, dw = dilation
+    xp = np.full((n, h + pt + pb, w + pl + pr, c), np.float32(pad_value), dtype=np.float32)
+    xp[:, pt:pt + h, pl:pl + w, :] = x
+    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    ow = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    cols = np.empty((n, oh, ow, kh * kw * c), dtype=np.float32)
+    for r in range(kh):
+        for s in range(kw):
+            t = r * kw + s
+            cols[..., t * c:(t + 1) * c] = xp[:, r * dh:r * dh + sh * (oh - 1) + 1:sh,
+                                              s * dw:s * dw + sw * (ow - 1) + 1:sw, :]
+    return cols
+
+
+def _col2im(cols, x_shape, kh, kw, stride, padding, dilation):
+    """Adjoint of _im2col (sums overlapping taps, drops padding)."""
+    n, h, w, c = x_shape
+    pt, pb, pl, pr = padding
+    sh, sw = stride
+    dh, dw = dilation
+    oh, ow = cols.shape[1], cols.shape[2]
+    xp = np.zeros((n, h + pt + pb, w + pl + pr, c), dtype=np.float32)
+    for r in range(kh):
+        for s in range(kw):
+            t = r * kw + s
+            xp[:, r * dh:r * dh + sh * (oh - 1) + 1:sh,
+               s * dw:s * dw + sw * (ow - 1) + 1:sw, :] += cols[..., t * c:(t + 1) * c]
+    return xp[:, pt:pt + h, pl:pl + w, :]
+
+
+class BinaryConv2d(Layer):
+    """2-D convolution, NHWC, filters [O, KH, KW, C] (no bias).  With packed
+    inputs and binary weights it runs on bconv2d (XNOR kernels, exact zero
+    padding); otherwise in float through im2col + matmul.  pad_value is
+    the padding in the +-1 domain, 0 (zeros) or 1 (+1); deployment uses the
+    same."""
+
+    def __init__(self, in_channels, out_channels, kernel, stride=1, padding=0, dilation=1,
+                 pad_value=0, binary=True, rng=None):
+        from ._conv import _pad_pair, _padding
+        rng = rng if rng is not None else np.random.default_rng(0)
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kh, self.kw = _pad_pair(kernel, "kernel")
+        self.stride = _pad_pair(stride, "stride")
+        self.dilation = _pad_pair(dilation, "dilation")
+        self.padding = _padding(padding)
+        if pad_value not in (0, 1):
+            raise ValueError("pad_value must be 0 or 1, got %r" % (pad_value,))
+        self.pad_value = pad_value
+        self.binary = binary
+        fan_in = self.kh * self.kw * self.in_channels
+        fan_out = self.kh * self.kw * self.out_channels
+        limit = math.sqrt(6.0 / (fan_in + fan_out))
+        lr_scale = 1.0 / math.sqrt(1.5 / (fan_in + fan_out))
+        self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_channels, self.kh, self.kw,
+                                                            self.in_channels)),
+                           binary=binary, lr_scale=lr_scale if binary else 1.0)
+        self._x = None
+
+    def parameters(self):
+        return [self.W]
+
+    def _binary_weights(self):
+        return self.binary and self.mode != "fp"
+
+    def weights_pm1(self):
+        W = self.W.value
+        return np.where(W < 0, np.float32(-1), np.float32(1)) if self._binary_weights() else W
+
+    def output_shape(self, in_shape):
+        from ._conv import conv2d_output_shape
+        if len(in_shape) != 4 or in_shape[-1] != self.in_channels:
+            raise self._err("expects input [N, H, W, %d], got shape %r" % (self.in_channels, tuple(in_shape)))
+        oh, ow = conv2d_output_shape(in_shape[1], in_shape[2], (self.kh, self.kw), self.stride,
+                                     self.padding, self.dilation)
+        return (in_shape[0], oh, ow, self.out_channels)
+
+    def forward(self, x, training):
+        from ._conv import bconv2d
+        self.output_shape(tuple(x.shape))
+        if isinstance(x, PackedTensor) and self._binary_weights():
+            y = bconv2d(x, pack(self.W.value), self.stride, self.padding, self.dilation,
+                        self.pad_value).astype(np.float32)
+        else:
+            cols = _im2col(_as_float(x), self.kh, self.kw, self.stride, self.padding,
+                           self.dilation, self.pad_value)
+            y = cols @ self.weights_pm1().reshape(self.out_channels, -1).T
+        self._x = x if training else None
+        return y
+
+    def backward(self, grad):
+        if self._x is None:
+            raise self._err("backward without a training forward")
+        xf = _as_float(self._x)
+        cols = _im2col(xf, self.kh, self.kw, self.stride, self.padding, self.dilation,
+                       self.pad_value)
+        g2 = grad.reshape(-1, self.out_channels)
+        self.W.grad += (g2.T @ cols.reshape(g2.shape[0], -1)).reshape(self.W.value.shape)
+        gcols = (g2 @ self.weights_pm1().reshape(self.out_channels, -1)).reshape(cols.shape)
+        self._x = None
+        return _col2im(gcols, xf.shape, self.kh, self.kw, self.stride, self.padding,
+                       self.dilation)
+
+
+class MaxPool2d(Layer):
+    """Max-pooling of float NHWC data (before batch norm, as the paper
+    orders it); backward routes each gradient to the first maximum of its
+    window.  Deployment pools the thresholded bits instead (equal by the
+    fold's monotonicity)."""
+
+    def __init__(self, kernel, stride=None):
+        from ._conv import _pad_pair
+        self.kernel = _pad_pair(kernel, "kernel")
+        self.stride = self.kernel if stride is None else _pad_pair(stride, "stride")
+        self._arg = None
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 4:
+            raise self._err("expects input [N, H, W, C], got shape %r" % (tuple(in_shape),))
+        n, h, w, c = in_shape
+        kh, kw = self.kernel
+        if h < kh or w < kw:
+            raise self._err("window %r larger than input %r" % (self.kernel, (h, w)))
+        return (n, (h - kh) // self.stride[0] + 1, (w - kw) // self.stride[1] + 1, c)
+
+    def _taps(self, x):
+        n, oh, ow, c = self.output_shape(x.shape)
+        kh, kw = self.kernel
+        sh, sw = self.stride
+        return np.stack([x[:, r:r + sh * (oh - 1) + 1:sh, s:s + sw * (ow - 1) + 1:sw, :]
+                         for r in range(kh) for s in range(kw)])
+
+    def forward(self, x, training):
+        x = np.asarray(_as_float(x), dtype=np.float32)
+        taps = self._taps(x)
+        arg = np.argmax(taps, axis=0)
+        if training:
+            self._arg, self._shape = arg, x.shape
+        return np.take_along_axis(taps, arg[None], axis=0)[0]
+
+    def backward(self, grad):
+        if self._arg is None:
+            raise self._err("backward without a training forward")
+        n, h, w, c = self._shape
+        kh, kw = self.kernel
+        sh, sw = self.stride
+        oh, ow = grad.shape[1], grad.shape[2]
+        gx = np.zeros(self._shape, dtype=np.float32)
+        for t in range(kh * kw):
+            r, s = divmod(t, kw)
+            sel = self._arg == t
+            gx[:, r:r + sh * (oh - 1) + 1:sh, s:s + sw * (ow - 1) + 1:sw, :] += np.where(sel, grad, 0)
+        self._arg = None
+        return gx
+
+
+class Flatten(Layer):
+    """[N, H, W, C] -> [N, H*W*C] in NHWC element order.  Packed inputs stay
+    packed, compacted to K = H*W*C bits per row (padding only at the end)."""
+
+    def output_shape(self, in_shape):
+        return (in_shape[0], int(np.prod(in_shape[1:])))
+
+    def forward(self, x, training):
+        self._shape = tuple(x.shape)
+        if isinstance(x, PackedTensor):
+            return pack(x.unpack().reshape(x.shape[0], -1))
+        return np.asarray(x).reshape(x.shape[0], -1)
+
+    def backward(self, grad):
+        return grad.reshape(self._shape)
