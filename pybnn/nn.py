@@ -64,11 +64,15 @@ class Layer:
     def forward(self, x, training):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def backward(self, grad):  # pragma: no cover - abstract
+    def backward(self, grad, input_grad=True):  # pragma: no cover - abstract
         raise NotImplementedError
 
     def parameters(self):
         return []
+
+    def kept_bytes(self):
+        """Bytes this layer keeps for backward after a training forward."""
+        return 0
 
     def output_shape(self, in_shape):
         return in_shape
@@ -77,8 +81,22 @@ class Layer:
         return ValueError("%s: %s" % (self.name or type(self).__name__, msg))
 
 
+def _kept_bytes(x):
+    if x is None:
+        return 0
+    if isinstance(x, PackedTensor):
+        return x.nbytes
+    if isinstance(x, MaskedPacked):
+        return x.bits.nbytes + x.keep.nbytes
+    return int(np.asarray(x).nbytes)
+
+
 def _as_float(x):
-    return x.unpack() if hasattr(x, "unpack") else x
+    if hasattr(x, "unpack"):
+        return x.unpack()
+    if isinstance(x, np.ndarray) and x.dtype == np.uint8:   # raw pixels: x/128 - 1
+        return scale_input(x)
+    return x
 
 
 class BinaryDense(Layer):
@@ -120,6 +138,19 @@ class BinaryDense(Layer):
         feats = x.shape[-1]
         if len(x.shape) != 2 or feats != self.in_features:
             raise self._err("expects input [N, %d], got shape %r" % (self.in_features, tuple(x.shape)))
+        y = self._compute(x)
+        self._x = x if training else None
+        return y
+
+    def recompute_output(self):
+        """The last training forward's output, recomputed from the kept
+        (packed) input -- so a following batch norm need not store it."""
+        return self._compute(self._x)
+
+    def kept_bytes(self):
+        return _kept_bytes(self._x)
+
+    def _compute(self, x):
         if isinstance(x, PackedTensor) and self._binary_weights():
             y = bgemm(x, pack(self.W.value)).astype(np.float32)
         elif isinstance(x, MaskedPacked) and self._binary_weights():
@@ -128,15 +159,14 @@ class BinaryDense(Layer):
             y = (both // 2).astype(np.float32) * x.scale
         else:
             y = _as_float(x) @ self.weights_pm1().T
-        self._x = x if training else None
         return y
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         if self._x is None:
             raise self._err("backward without a training forward")
         xf = _as_float(self._x)
         self.W.grad += grad.T @ xf
-        gx = grad @ self.weights_pm1()
+        gx = grad @ self.weights_pm1() if input_grad else None
         self._x = None
         return gx
 
@@ -157,9 +187,15 @@ class BatchNorm(Layer):
         self.running_mean = np.zeros(self.features, dtype=np.float32)
         self.running_invstd = np.ones(self.features, dtype=np.float32)
         self._saved = None
+        # Set by Sequential when the input can be recomputed (from packed
+        # bits, with the XNOR kernels) in backward instead of being kept.
+        self.recompute = None
 
     def parameters(self):
         return [self.gamma, self.beta]
+
+    def kept_bytes(self):
+        return 0 if self._saved is None or self._saved[0] is None else int(self._saved[0].nbytes)
 
     def output_shape(self, in_shape):
         if in_shape[-1] != self.features:
@@ -178,16 +214,19 @@ class BatchNorm(Layer):
             _core.bn_forward_train(self.kind, x2, self.gamma.value, self.beta.value, self.eps,
                                    self.momentum, self.running_mean, self.running_invstd, y,
                                    mean, scale)
-            self._saved = (x2, mean, scale)
+            self._saved = (None if self.recompute else x2, mean, scale)
         else:
             _core.bn_forward_eval(self.kind, x2, self.gamma.value, self.beta.value,
                                   self.running_mean, self.running_invstd, y)
         return y.reshape(x.shape)
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         if self._saved is None:
             raise self._err("backward without a training forward")
         x2, mean, scale = self._saved
+        if x2 is None:
+            x2 = np.ascontiguousarray(np.asarray(self.recompute(), dtype=np.float32)
+                                      .reshape(-1, self.features))
         g2 = np.ascontiguousarray(grad.reshape(-1, self.features), dtype=np.float32)
         dx = np.empty_like(g2)
         dg = np.empty(self.features, np.float32)
@@ -239,7 +278,12 @@ class Sign(Layer):
             return PackedTensor(words, x.shape)
         return pack(x)
 
-    def backward(self, grad):
+    def kept_bytes(self):
+        if self.mode != "bnn":
+            return HardTanh.kept_bytes(self)
+        return 0 if self._mask is None else int(self._mask.nbytes)
+
+    def backward(self, grad, input_grad=True):
         if self.mode != "bnn":
             return HardTanh.backward(self, grad)
         if self._mask is None:
@@ -259,8 +303,11 @@ class HardTanh(Layer):
         self._x = x if training else None
         return np.clip(x, -1, 1)
 
-    def backward(self, grad):
-        if self._x is None:
+    def kept_bytes(self):
+        return 0 if getattr(self, "_x", None) is None else int(self._x.nbytes)
+
+    def backward(self, grad, input_grad=True):
+        if getattr(self, "_x", None) is None:
             raise self._err("backward without a training forward")
         out = np.where(np.abs(self._x) <= 1, grad, np.float32(0)).astype(np.float32)
         self._x = None
@@ -293,7 +340,10 @@ class Dropout(Layer):
             return MaskedPacked(x, pack(np.where(keep, np.float32(1), np.float32(-1))), scale)
         return np.where(keep, x * scale, np.float32(0)).astype(np.float32)
 
-    def backward(self, grad):
+    def kept_bytes(self):
+        return 0 if self._keep is None else int(self._keep.nbytes)
+
+    def backward(self, grad, input_grad=True):
         if self._keep is None:
             return grad
         scale = np.float32(1.0 / (1.0 - self.p))
@@ -345,6 +395,86 @@ class Sequential:
                 layer.name = "layer %d (%s)" % (i, type(layer).__name__)
         self.training = True
         self._folded = None
+        self._wire_recompute()
+
+    def _wire_recompute(self):
+        """A BatchNorm after a binary layer (optionally through a MaxPool2d)
+        recomputes its input in backward from the layer's kept input instead
+        of storing it: one more XNOR product, far less memory."""
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, BatchNorm) or i == 0:
+                continue
+            prev = self.layers[i - 1]
+            pool = None
+            if isinstance(prev, MaxPool2d) and i >= 2:
+                pool, prev = prev, self.layers[i - 2]
+            if isinstance(prev, (BinaryDense, BinaryConv2d)) and self.mode == "bnn":
+                if pool is None:
+                    layer.recompute = prev.recompute_output
+                else:
+                    layer.recompute = (lambda p=prev, q=pool: q.forward(p.recompute_output(), False))
+            else:
+                layer.recompute = None
+
+    def kept_bytes(self):
+        """Bytes kept for backward by the last training forward."""
+        return sum(layer.kept_bytes() for layer in self.layers)
+
+    def summary(self, input_shape, print_fn=print):
+        """Per layer: output shape, parameters, binary and float MACs per
+        sample, weight storage (deployed: 1 bit per binary weight, float32
+        for the rest) against float32, and the bytes per sample a training
+        step keeps for backward (measured on a copy with a batch of 2).
+        input_shape excludes the batch, e.g. (784,) or (32, 32, 3).
+        Returns the totals as a dict."""
+        import copy
+        probe = copy.deepcopy(self)
+        probe.train()
+        x = np.zeros((2,) + tuple(input_shape), dtype=np.uint8)
+        shape = (2,) + tuple(input_shape)
+        if isinstance(self.layers[0], BinaryDense) and len(shape) > 2:
+            shape = (2, int(np.prod(shape[1:])))
+        h = x.reshape(shape)
+        rows, tot = [], dict(params=0, binary_macs=0, float_macs=0, bits=0, float_bits=0, kept=0)
+        for layer in probe.layers:
+            out = layer.forward(h, True)
+            oshape = tuple(out.shape)
+            nparam = sum(p.value.size for p in layer.parameters())
+            bmacs = fmacs = 0
+            bits = 0
+            if isinstance(layer, (BinaryDense, BinaryConv2d)):
+                per_out = layer.in_features if isinstance(layer, BinaryDense) else \
+                    layer.kh * layer.kw * layer.in_channels
+                macs = per_out * int(np.prod(oshape[1:]))
+                binary_in = isinstance(h, (PackedTensor, MaskedPacked))
+                if layer is probe.layers[0] and self.mode == "bnn":
+                    binary_in = False  # the 8-bit first layer: integer MACs, counted as float
+                if layer._binary_weights() and binary_in:
+                    bmacs = macs
+                else:
+                    fmacs = macs
+                bits = layer.W.value.size * (1 if layer._binary_weights() else 32)
+            else:
+                bits = 32 * nparam
+            kept = layer.kept_bytes() / 2
+            rows.append((layer.name, oshape[1:], nparam, bmacs, fmacs, bits, kept))
+            tot["params"] += nparam
+            tot["binary_macs"] += bmacs
+            tot["float_macs"] += fmacs
+            tot["bits"] += bits
+            tot["float_bits"] += 32 * nparam
+            tot["kept"] += kept
+            h = out
+        print_fn("%-28s %-16s %10s %12s %12s %12s %12s" % (
+            "layer", "output", "params", "binary MACs", "float MACs", "weight bits", "kept B/sample"))
+        for r in rows:
+            print_fn("%-28s %-16s %10d %12d %12d %12d %12.0f" % (r[0], r[1], r[2], r[3], r[4], r[5], r[6]))
+        print_fn("total: %d parameters, %d binary + %d float MACs per sample; weights %.1f KiB "
+                 "deployed vs %.1f KiB float32; training keeps %.1f KiB per sample for backward"
+                 % (tot["params"], tot["binary_macs"], tot["float_macs"], tot["bits"] / 8192,
+                    tot["float_bits"] / 8192, tot["kept"] / 1024))
+        tot["kept_bytes_per_sample"] = tot.pop("kept")
+        return tot
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
@@ -370,17 +500,23 @@ class Sequential:
     def forward(self, x, training=None):
         """Float scores of uint8 inputs, through the layers (training path)."""
         training = self.training if training is None else training
-        h = scale_input(x)
+        h = np.asarray(x)
+        if h.dtype != np.uint8:
+            raise TypeError("inputs must be uint8 pixels, got %s" % h.dtype)
         if isinstance(self.layers[0], BinaryDense) and h.ndim > 2:
             h = h.reshape(h.shape[0], -1)   # images into a dense first layer
+        # The first layer keeps the uint8 pixels (1 byte each) for backward
+        # and scales them as x/128 - 1 when it needs floats.
         for layer in self.layers:
             h = layer.forward(h, training)
         return np.asarray(h, dtype=np.float32)
 
-    def backward(self, grad):
-        for layer in reversed(self.layers):
+    def backward(self, grad, input_grad=True):
+        """Backpropagate d(loss)/d(scores) through every layer, accumulating
+        parameter gradients (the inputs' own gradient is not computed)."""
+        for layer in reversed(self.layers[1:]):
             grad = layer.backward(grad)
-        return grad
+        self.layers[0].backward(grad, input_grad=False)
 
     def zero_grad(self):
         for p in self.parameters():
@@ -569,8 +705,19 @@ class BinaryConv2d(Layer):
         return (in_shape[0], oh, ow, self.out_channels)
 
     def forward(self, x, training):
-        from ._conv import bconv2d
         self.output_shape(tuple(x.shape))
+        y = self._compute(x)
+        self._x = x if training else None
+        return y
+
+    def recompute_output(self):
+        return self._compute(self._x)
+
+    def kept_bytes(self):
+        return _kept_bytes(self._x)
+
+    def _compute(self, x):
+        from ._conv import bconv2d
         if isinstance(x, PackedTensor) and self._binary_weights():
             y = bconv2d(x, pack(self.W.value), self.stride, self.padding, self.dilation,
                         self.pad_value).astype(np.float32)
@@ -578,10 +725,9 @@ class BinaryConv2d(Layer):
             cols = _im2col(_as_float(x), self.kh, self.kw, self.stride, self.padding,
                            self.dilation, self.pad_value)
             y = cols @ self.weights_pm1().reshape(self.out_channels, -1).T
-        self._x = x if training else None
         return y
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         if self._x is None:
             raise self._err("backward without a training forward")
         xf = _as_float(self._x)
@@ -589,6 +735,9 @@ class BinaryConv2d(Layer):
                        self.pad_value)
         g2 = grad.reshape(-1, self.out_channels)
         self.W.grad += (g2.T @ cols.reshape(g2.shape[0], -1)).reshape(self.W.value.shape)
+        if not input_grad:
+            self._x = None
+            return None
         gcols = (g2 @ self.weights_pm1().reshape(self.out_channels, -1)).reshape(cols.shape)
         self._x = None
         return _col2im(gcols, xf.shape, self.kh, self.kw, self.stride, self.padding,
@@ -626,12 +775,18 @@ class MaxPool2d(Layer):
     def forward(self, x, training):
         x = np.asarray(_as_float(x), dtype=np.float32)
         taps = self._taps(x)
+        if not training:
+            return taps.max(axis=0)
         arg = np.argmax(taps, axis=0)
-        if training:
-            self._arg, self._shape = arg, x.shape
+        # the winning tap of each window, in one byte (windows up to 255 taps)
+        self._arg = arg.astype(np.uint8) if taps.shape[0] <= 255 else arg
+        self._shape = x.shape
         return np.take_along_axis(taps, arg[None], axis=0)[0]
 
-    def backward(self, grad):
+    def kept_bytes(self):
+        return 0 if self._arg is None else int(self._arg.nbytes)
+
+    def backward(self, grad, input_grad=True):
         if self._arg is None:
             raise self._err("backward without a training forward")
         n, h, w, c = self._shape
@@ -660,5 +815,5 @@ class Flatten(Layer):
             return pack(x.unpack().reshape(x.shape[0], -1))
         return np.asarray(x).reshape(x.shape[0], -1)
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         return grad.reshape(self._shape)
