@@ -410,7 +410,8 @@ BNN_API bnn_status bnn_maxpool2d_i32(const bnn_pool2d_params *p,
  *  |z| = m * 2^e, m in [0.5, 1), AP2(z) = sign(z) * 2^e if m >=
  *  0.70710678118654752 (the double nearest 1/sqrt(2), compared in double),
  *  else sign(z) * 2^(e-1); AP2(+-0) = 0; NaN and infinities are returned
- *  unchanged. */
+ *  unchanged; |z| >= sqrt(2) * 2^1023 rounds to infinity (2^1024 does not
+ *  exist in double). */
 BNN_API double bnn_ap2(double z);
 
 typedef enum bnn_bn_kind {
@@ -473,7 +474,8 @@ typedef enum bnn_opt_kind {
  *   SHIFT_ADAMAX: m = b1 m + (1-b1) g;  v = max(b2 v, |g|);
  *           v = AP2(v) + eps (the state itself is quantised);
  *           p -= lr_scale * AP2(lr/(1-b1^t)) * m / v
- * then, if clip > 0, p = min(max(p, -clip), clip).  lr_scale is the
+ * A zero denominator (possible with eps = 0 and zero gradients) gives a
+ * zero update.  Then, if clip > 0, p = min(max(p, -clip), clip).  lr_scale is the
  * per-layer Glorot scale of binary weights (1 for other parameters).
  * Arithmetic is in double per element, stored as float. */
 typedef struct bnn_opt_params {

@@ -174,11 +174,11 @@ bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
         switch (p->kind) {
         case BNN_OPT_ADAM:
             vi = b2 * v[i] + (1.0 - b2) * g * g;
-            upd = mi / (sqrt(vi) + eps);
+            upd = sqrt(vi) + eps > 0.0 ? mi / (sqrt(vi) + eps) : 0.0;  /* 0/0 with eps 0 */
             break;
         case BNN_OPT_ADAMAX:
             vi = fmax(b2 * v[i], fabs(g));
-            upd = mi / (vi + eps);
+            upd = vi + eps > 0.0 ? mi / (vi + eps) : 0.0;
             break;
         default:
             vi = bnn_ap2(fmax(b2 * v[i], fabs(g))) + eps;
