@@ -27,8 +27,8 @@ def squared_hinge(scores, labels):
     t = -np.ones_like(s)
     t[np.arange(n), y] = 1.0
     m = np.maximum(0.0, 1.0 - t * s)
-    loss = float(np.mean(m * m))
-    grad = (-2.0 * t * m / s.size).astype(np.float32)
+    loss = float(np.mean(m * m)) if s.size else 0.0
+    grad = (-2.0 * t * m / max(s.size, 1)).astype(np.float32)
     return loss, grad
 
 

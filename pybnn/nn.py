@@ -108,12 +108,13 @@ class BinaryDense(Layer):
     keeps of it."""
 
     def __init__(self, in_features, out_features, binary=True, rng=None):
-        rng = rng if rng is not None else np.random.default_rng(0)
+        rng = rng if rng is not None else np.random.default_rng()
         self.in_features, self.out_features = int(in_features), int(out_features)
         limit = math.sqrt(6.0 / (self.in_features + self.out_features))
         self.binary = binary
         # Glorot learning-rate scale of the paper's code: 1/sqrt(1.5/(fan_in+fan_out))
         lr_scale = 1.0 / math.sqrt(1.5 / (self.in_features + self.out_features))
+        self.glorot_scale = lr_scale
         self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_features, self.in_features)),
                            binary=binary, lr_scale=lr_scale if binary else 1.0)
         self._x = None
@@ -218,6 +219,7 @@ class BatchNorm(Layer):
         else:
             _core.bn_forward_eval(self.kind, x2, self.gamma.value, self.beta.value,
                                   self.running_mean, self.running_invstd, y)
+            self._saved = None
         return y.reshape(x.shape)
 
     def backward(self, grad, input_grad=True):
@@ -271,6 +273,8 @@ class Sign(Layer):
             mask = np.empty((rows.shape[0], (x.shape[-1] + 63) // 64), np.uint64)
             _core.ste_mask_pack(rows, mask)
             self._mask, self._shape = mask, x.shape
+        else:
+            self._mask = None
         if training and self.stochastic:
             words = np.empty(x.shape[:-1] + ((x.shape[-1] + 63) // 64,), np.uint64)
             _core.pack_stochastic(rows, self.seed, self.counter, words.reshape(rows.shape[0], -1))
@@ -393,6 +397,12 @@ class Sequential:
             layer.mode = mode
             if layer.name is None:
                 layer.name = "layer %d (%s)" % (i, type(layer).__name__)
+            if isinstance(layer, (BinaryDense, BinaryConv2d)):
+                # latent binary weights are clipped and Glorot-scaled; the
+                # weights of a float layer (or of "fp" mode) are not
+                binary = layer.binary and mode != "fp"
+                layer.W.binary = binary
+                layer.W.lr_scale = layer.glorot_scale if binary else 1.0
         self.training = True
         self._folded = None
         self._wire_recompute()
@@ -493,6 +503,8 @@ class Sequential:
         """Shape of the output for an input [N, ...]; errors name the layer
         whose input does not fit."""
         shape = tuple(in_shape)
+        if isinstance(self.layers[0], BinaryDense) and len(shape) > 2:
+            shape = (shape[0], int(np.prod(shape[1:])))
         for layer in self.layers:
             shape = layer.output_shape(shape)
         return shape
@@ -505,8 +517,12 @@ class Sequential:
             raise TypeError("inputs must be uint8 pixels, got %s" % h.dtype)
         if isinstance(self.layers[0], BinaryDense) and h.ndim > 2:
             h = h.reshape(h.shape[0], -1)   # images into a dense first layer
-        # The first layer keeps the uint8 pixels (1 byte each) for backward
-        # and scales them as x/128 - 1 when it needs floats.
+        if isinstance(self.layers[0], (BinaryDense, BinaryConv2d)):
+            # The first layer keeps the uint8 pixels (1 byte each) for
+            # backward and scales them as x/128 - 1 when it needs floats.
+            pass
+        else:
+            h = scale_input(h)
         for layer in self.layers:
             h = layer.forward(h, training)
         return np.asarray(h, dtype=np.float32)
@@ -612,6 +628,11 @@ class Sequential:
                                      for i in range(0, len(x), batch_size)]) if len(x) else \
                 np.zeros((0,) + self.check_input((0, int(np.prod(x.shape[1:]))))[1:], np.float32)
             return scores, np.argmax(scores, axis=1).astype(np.int64)
+        if isinstance(self.layers[0], BinaryDense) and x.ndim > 2:
+            x = x.reshape(x.shape[0], -1)
+        out_shape = self.check_input(x.shape)    # errors name the layer
+        if len(x) == 0:
+            return np.zeros(out_shape, np.float32), np.zeros(0, np.int64)
         ops = self._folded or self._fold()
         h = np.ascontiguousarray(x)
         for op in ops:
@@ -667,7 +688,7 @@ class BinaryConv2d(Layer):
     def __init__(self, in_channels, out_channels, kernel, stride=1, padding=0, dilation=1,
                  pad_value=0, binary=True, rng=None):
         from ._conv import _pad_pair, _padding
-        rng = rng if rng is not None else np.random.default_rng(0)
+        rng = rng if rng is not None else np.random.default_rng()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kh, self.kw = _pad_pair(kernel, "kernel")
         self.stride = _pad_pair(stride, "stride")
@@ -681,6 +702,7 @@ class BinaryConv2d(Layer):
         fan_out = self.kh * self.kw * self.out_channels
         limit = math.sqrt(6.0 / (fan_in + fan_out))
         lr_scale = 1.0 / math.sqrt(1.5 / (fan_in + fan_out))
+        self.glorot_scale = lr_scale
         self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_channels, self.kh, self.kw,
                                                             self.in_channels)),
                            binary=binary, lr_scale=lr_scale if binary else 1.0)

@@ -48,11 +48,35 @@ class Optimizer:
         for p in self.params:
             p.grad[...] = 0
 
+    def state_dict(self):
+        """Plain arrays and numbers (for .npz checkpoints)."""
+        d = {"kind": self.kind, "lr": self.lr, "beta1": self.beta1, "beta2": self.beta2,
+             "eps": self.eps, "t": self.t}
+        for i, (m, v) in enumerate(zip(self.m, self.v)):
+            d["m%d" % i] = m.copy()
+            d["v%d" % i] = v.copy()
+        return d
+
+    def load_state_dict(self, d):
+        if str(d["kind"]) != self.kind:
+            raise ValueError("checkpoint optimizer is %r, this one is %r" % (str(d["kind"]), self.kind))
+        for i, (m, v) in enumerate(zip(self.m, self.v)):
+            mi, vi = np.asarray(d["m%d" % i]), np.asarray(d["v%d" % i])
+            if mi.shape != m.shape or vi.shape != v.shape:
+                raise ValueError("optimizer state %d has shape %r, expected %r" % (i, mi.shape, m.shape))
+        for i, (m, v) in enumerate(zip(self.m, self.v)):
+            m[...] = d["m%d" % i]
+            v[...] = d["v%d" % i]
+        self.lr, self.beta1, self.beta2, self.eps = (float(d[k]) for k in ("lr", "beta1", "beta2", "eps"))
+        self.t = int(d["t"])
+
 
 class ExponentialDecay:
     """lr <- lr * decay once per epoch, decay = (lr_end/lr_start)^(1/epochs)."""
 
     def __init__(self, optimizer, lr_start, lr_end, epochs):
+        if not (lr_start > 0 and lr_end > 0) or int(epochs) < 1:
+            raise ValueError("ExponentialDecay needs lr_start, lr_end > 0 and epochs >= 1")
         self.opt = optimizer
         self.lr_start = float(lr_start)
         self.decay = (float(lr_end) / self.lr_start) ** (1.0 / max(int(epochs), 1))
@@ -69,6 +93,8 @@ class StepHalving:
     """lr halved every `every` epochs (the Torch code's schedule)."""
 
     def __init__(self, optimizer, lr_start, every):
+        if not lr_start > 0 or int(every) < 1:
+            raise ValueError("StepHalving needs lr_start > 0 and every >= 1")
         self.opt = optimizer
         self.lr_start = float(lr_start)
         self.every = int(every)
