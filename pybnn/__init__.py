@@ -9,6 +9,12 @@ from ._conv import (bconv2d, bconv2d_affine, bconv2d_threshold, maxpool2d, gemm_
 
 __version__ = "0.1.0"
 
+
+def load_checkpoint(path):
+    """The Sequential stored in a `pybnn train` checkpoint, in eval mode."""
+    from .train import load_checkpoint as _load
+    return _load(path)
+
 if _core.version_number() != _core.HEADER_VERSION_NUMBER:  # pragma: no cover
     raise ImportError("pybnn was built against libbnn %d but runs %d"
                       % (_core.HEADER_VERSION_NUMBER, _core.version_number()))
@@ -19,6 +25,6 @@ if _core.version_string() != __version__:  # pragma: no cover
 __all__ = ["BnnError", "BnnValueError", "PackedTensor", "pack", "bgemm", "bgemm_affine",
            "bgemm_threshold", "fold_threshold", "fold_batchnorm", "isa", "isa_supported",
            "available_isas", "set_isa", "set_num_threads", "get_num_threads",
-           "LAYOUT_VERSION", "__version__", "bconv2d", "bconv2d_affine", "bconv2d_threshold",
+           "LAYOUT_VERSION", "__version__", "load_checkpoint", "bconv2d", "bconv2d_affine", "bconv2d_threshold",
            "maxpool2d", "gemm_u8", "conv2d_u8", "conv2d_output_shape",
            "conv2d_correction"]

@@ -1,4 +1,4 @@
-"""The `pybnn` command: `pybnn bench gemm|conv [--quick]`, `pybnn info`."""
+"""The `pybnn` command: `pybnn train`, `pybnn bench gemm|conv [--quick]`, `pybnn info`."""
 from __future__ import annotations
 
 import argparse
@@ -55,6 +55,35 @@ def _cmd_bench(args):
     return 2
 
 
+def _cmd_train(args):
+    from . import train as T
+    import time
+    t0 = time.perf_counter()
+    try:
+        history, state = T.train(args.recipe, epochs=args.epochs, width=args.width,
+                                 batch_size=args.batch_size, seed=args.seed, data=args.data,
+                                 out=args.out, resume=args.resume, optimizer=args.optimizer,
+                                 bn=args.bn, mode=args.mode, threads=args.threads, lr=args.lr,
+                                 progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("interrupted: %s/last.npz holds the last finished epoch; continue with --resume"
+              % args.out, file=sys.stderr)
+        return 130
+    except FloatingPointError as e:
+        print("pybnn train: %s" % e, file=sys.stderr)
+        return 3
+    if history:
+        last = history[-1]
+        n_img = None
+        print("done in %.1f s: best validation error %.2f%% at epoch %d (test error %.2f%% "
+              "there); last epoch test error %.2f%%, %.1f s per epoch; model in %s/best.npz"
+              % (time.perf_counter() - t0, 100 * state["best_val"], state["best_epoch"],
+                 100 * state["best_test"], 100 * last["test_error"],
+                 sum(h["seconds"] for h in history) / len(history), args.out))
+        del n_img
+    return 0
+
+
 def _threads(s):
     try:
         vals = tuple(int(v) for v in s.split(","))
@@ -105,6 +134,26 @@ def build_parser():
     sub = p.add_subparsers(dest="cmd", required=True)
     pi = sub.add_parser("info", help="version, kernels, threads and BLAS")
     pi.set_defaults(func=_cmd_info)
+    from .train import RECIPES
+    pt = sub.add_parser("train", help="train a BNN (default: a small MLP on the bundled "
+                        "MNIST sample)")
+    pt.add_argument("--recipe", choices=sorted(RECIPES), default="mnist-mlp-fast",
+                    help="; ".join("%s: %s" % (k, v["help"]) for k, v in sorted(RECIPES.items())))
+    pt.add_argument("--epochs", type=_positive_int, default=None,
+                    help="epochs (default: 10 on the bundled sample, else the recipe's)")
+    pt.add_argument("--width", type=_positive_int, default=None, help="hidden width / base channels")
+    pt.add_argument("--batch-size", type=_positive_int, default=None)
+    pt.add_argument("--seed", type=int, default=0)
+    pt.add_argument("--data", default=None, help="dataset directory (default: bundled MNIST sample)")
+    pt.add_argument("--out", default="pybnn-run", help="output directory (default pybnn-run)")
+    pt.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
+    pt.add_argument("--optimizer", choices=["adam", "adamax", "shift_adamax"], default=None)
+    pt.add_argument("--bn", choices=["standard", "shift"], default=None)
+    pt.add_argument("--mode", choices=["bnn", "bc", "fp"], default="bnn")
+    pt.add_argument("--lr", type=_positive_float, default=None, help="initial learning rate")
+    pt.add_argument("--threads", type=_positive_int, default=None)
+    pt.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pt.set_defaults(func=_cmd_train)
     pb = sub.add_parser("bench", help="benchmarks against float baselines")
     pb.add_argument("what", choices=["gemm", "conv"], help="which benchmark")
     pb.add_argument("--quick", action="store_true", help="a short subset (about 15 s)")
