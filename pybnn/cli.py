@@ -64,7 +64,7 @@ def _cmd_train(args):
                                  batch_size=args.batch_size, seed=args.seed, data=args.data,
                                  out=args.out, resume=args.resume, optimizer=args.optimizer,
                                  bn=args.bn, mode=args.mode, threads=args.threads, lr=args.lr,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, limit=args.limit)
     except KeyboardInterrupt:
         print("interrupted: %s/last.npz holds the last finished epoch; continue with --resume"
               % args.out, file=sys.stderr)
@@ -152,6 +152,8 @@ def build_parser():
     pt.add_argument("--mode", choices=["bnn", "bc", "fp"], default="bnn")
     pt.add_argument("--lr", type=_positive_float, default=None, help="initial learning rate")
     pt.add_argument("--threads", type=_positive_int, default=None)
+    pt.add_argument("--limit", type=_positive_int, default=None,
+                    help="train on the first N training images only")
     pt.add_argument("--no-progress", action="store_true", help="no progress bars")
     pt.set_defaults(func=_cmd_train)
     pb = sub.add_parser("bench", help="benchmarks against float baselines")

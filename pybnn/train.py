@@ -162,7 +162,7 @@ def _evaluate(model, x, y, batch=1000):
 
 def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, seed=0,
           data=None, out="pybnn-run", resume=False, optimizer=None, bn=None, mode="bnn",
-          threads=None, lr=None, progress=True, log=print):
+          threads=None, lr=None, progress=True, limit=None, log=print):
     """Train a recipe; returns the metrics history (list of dicts)."""
     if recipe not in RECIPES:
         raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
@@ -173,12 +173,14 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
             cfg[key] = val
     if data is None and cfg["dataset"] == "mnist" and epochs is None:
         cfg["epochs"] = 10          # the bundled sample: a one-minute run
-    cfg.update(recipe=recipe, seed=int(seed), mode=mode)
+    cfg.update(recipe=recipe, seed=int(seed), mode=mode, limit=limit)
     if threads:
         _core.set_num_threads(int(threads))
     os.makedirs(out, exist_ok=True)
     last_path = os.path.join(out, "last.npz")
     x, y, xt, yt = _load_data(cfg, data)
+    if limit:
+        x, y = x[:int(limit)], y[:int(limit)]   # a quick run on the first `limit` images
     n_val = max(1, len(x) // 10)                    # last 10% of training for validation
     xv, yv, x, y = x[-n_val:], y[-n_val:], x[:-n_val], y[:-n_val]
     model = build_model(cfg, x.shape[1:], cfg["seed"])
