@@ -140,11 +140,72 @@ bnn_status bnn_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c, const float *
 
 /* ---- optimizers -------------------------------------------------------- */
 
+/* The update of elements [i0, i1): one branch-free loop per kind, so the
+ * compiler can vectorise it; element-wise, so any split gives the same
+ * result. */
+static void opt_range(const bnn_opt_params *p, double step, int64_t i0, int64_t i1,
+                      float *param, const float *grad, float *m, float *v)
+{
+    const double b1 = p->beta1, b2 = p->beta2, eps = p->eps;
+    int64_t i;
+    switch (p->kind) {
+    case BNN_OPT_ADAM:
+        for (i = i0; i < i1; i++) {
+            double g = grad[i], mi = b1 * m[i] + (1.0 - b1) * g;
+            double vi = b2 * v[i] + (1.0 - b2) * g * g, den = sqrt(vi) + eps;
+            double w = param[i] - step * (den > 0.0 ? mi / den : 0.0);  /* 0/0 with eps 0 */
+            m[i] = (float)mi;
+            v[i] = (float)vi;
+            param[i] = (float)w;
+        }
+        break;
+    case BNN_OPT_ADAMAX:
+        for (i = i0; i < i1; i++) {
+            double g = grad[i], mi = b1 * m[i] + (1.0 - b1) * g;
+            double vi = fmax(b2 * v[i], fabs(g)), den = vi + eps;
+            double w = param[i] - step * (den > 0.0 ? mi / den : 0.0);
+            m[i] = (float)mi;
+            v[i] = (float)vi;
+            param[i] = (float)w;
+        }
+        break;
+    default:
+        for (i = i0; i < i1; i++) {
+            double g = grad[i], mi = b1 * m[i] + (1.0 - b1) * g;
+            double vi = bnn_ap2(fmax(b2 * v[i], fabs(g))) + eps;
+            double w = param[i] - step * (vi > 0.0 ? mi / vi : 0.0);
+            m[i] = (float)mi;
+            v[i] = (float)vi;
+            param[i] = (float)w;
+        }
+        break;
+    }
+    if (p->clip > 0.0) {
+        float c = (float)p->clip;
+        for (i = i0; i < i1; i++)
+            param[i] = param[i] < -c ? -c : (param[i] > c ? c : param[i]);
+    }
+}
+
+typedef struct opt_ctx {
+    const bnn_opt_params *p;
+    double step;
+    int64_t n;
+    float *param, *m, *v;
+    const float *grad;
+} opt_ctx;
+
+static void opt_part(void *ctx, int part, int parts)
+{
+    const opt_ctx *o = (const opt_ctx *)ctx;
+    opt_range(o->p, o->step, o->n * part / parts, o->n * (part + 1) / parts,
+              o->param, o->grad, o->m, o->v);
+}
+
 bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
                         const float *grad, float *m, float *v)
 {
     double b1, b2, eps, step;
-    int64_t i;
     if (p == NULL) return BNN_ERR_NULL;
     if (p->reserved != 0 || p->t < 1 || p->kind < BNN_OPT_ADAM || p->kind > BNN_OPT_SHIFT_ADAMAX)
         return BNN_ERR_INVALID;
@@ -168,28 +229,13 @@ bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
         break;
     }
     step *= p->lr_scale;
-    for (i = 0; i < n; i++) {
-        double g = grad[i], mi, vi, upd, w;
-        mi = b1 * m[i] + (1.0 - b1) * g;
-        switch (p->kind) {
-        case BNN_OPT_ADAM:
-            vi = b2 * v[i] + (1.0 - b2) * g * g;
-            upd = sqrt(vi) + eps > 0.0 ? mi / (sqrt(vi) + eps) : 0.0;  /* 0/0 with eps 0 */
-            break;
-        case BNN_OPT_ADAMAX:
-            vi = fmax(b2 * v[i], fabs(g));
-            upd = vi + eps > 0.0 ? mi / (vi + eps) : 0.0;
-            break;
-        default:
-            vi = bnn_ap2(fmax(b2 * v[i], fabs(g))) + eps;
-            upd = vi > 0.0 ? mi / vi : 0.0;
-            break;
-        }
-        m[i] = (float)mi;
-        v[i] = (float)vi;
-        w = param[i] - step * upd;
-        if (p->clip > 0.0) w = w < -p->clip ? -p->clip : (w > p->clip ? p->clip : w);
-        param[i] = (float)w;
+    if (bnn_get_num_threads() > 1 && n >= ((int64_t)1 << 18)) {
+        opt_ctx o;
+        o.p = p; o.step = step; o.n = n;
+        o.param = param; o.grad = grad; o.m = m; o.v = v;
+        bnn_run_parts(opt_part, &o, BNN_MIN(bnn_get_num_threads(), 8));
+    } else {
+        opt_range(p, step, 0, n, param, grad, m, v);
     }
     return BNN_OK;
 }

@@ -126,9 +126,10 @@ class BinaryDense(Layer):
         return self.binary and self.mode != "fp"
 
     def weights_pm1(self):
-        """The weights the layer multiplies with (float32)."""
+        """The weights the layer multiplies with (float32): sign(W) through
+        the vectorised pack/unpack kernels, or W itself for float weights."""
         W = self.W.value
-        return np.where(W < 0, np.float32(-1), np.float32(1)) if self._binary_weights() else W
+        return pack(W).unpack() if self._binary_weights() else W
 
     def output_shape(self, in_shape):
         if in_shape[-1] != self.in_features:
@@ -716,7 +717,7 @@ class BinaryConv2d(Layer):
 
     def weights_pm1(self):
         W = self.W.value
-        return np.where(W < 0, np.float32(-1), np.float32(1)) if self._binary_weights() else W
+        return pack(W).unpack() if self._binary_weights() else W
 
     def output_shape(self, in_shape):
         from ._conv import conv2d_output_shape
