@@ -624,7 +624,21 @@ class Sequential:
         x = np.asarray(x_uint8)
         if x.dtype != np.uint8:
             raise TypeError("predict takes uint8 inputs, got %s" % x.dtype)
-        if self.training or self.mode != "bnn":
+        if not self.training and self.mode == "bnn" and self._folded is None:
+            try:
+                self._fold()
+            except ValueError as e:
+                if any(isinstance(l, (BinaryDense, BinaryConv2d)) and not l.binary
+                       for l in self.layers):
+                    # float first/last layers: evaluate through the layers in
+                    # float (what a runtime with float layers computes)
+                    import warnings
+                    warnings.warn("predict: %s; evaluating through the float layers" % e,
+                                  RuntimeWarning, stacklevel=2)
+                    self._folded = False
+                else:
+                    raise
+        if self.training or self.mode != "bnn" or self._folded is False:
             scores = np.concatenate([self.forward(x[i:i + batch_size], training=False)
                                      for i in range(0, len(x), batch_size)]) if len(x) else \
                 np.zeros((0,) + self.check_input((0, int(np.prod(x.shape[1:]))))[1:], np.float32)
@@ -634,7 +648,7 @@ class Sequential:
         out_shape = self.check_input(x.shape)    # errors name the layer
         if len(x) == 0:
             return np.zeros(out_shape, np.float32), np.zeros(0, np.int64)
-        ops = self._folded or self._fold()
+        ops = self._folded
         h = np.ascontiguousarray(x)
         for op in ops:
             h = op(h)

@@ -119,3 +119,17 @@ def test_conv_shape_errors_name_the_layer():
         layer.forward(np.zeros((1, 5, 5, 4), np.float32), False)
     with pytest.raises(ValueError):
         BinaryConv2d(3, 4, 3, pad_value=2)
+
+
+def test_float_first_layer_trains_and_predicts_through_float_layers():
+    rng = np.random.default_rng(6)
+    model = Sequential([BinaryDense(20, 16, binary=False, rng=rng), BatchNorm(16), Sign(),
+                        BinaryDense(16, 3, rng=rng), BatchNorm(3)])
+    x = rng.integers(0, 256, (8, 20), dtype=np.uint8)
+    loss, g = squared_hinge(model.forward(x), rng.integers(0, 3, 8))
+    model.backward(g)
+    assert not model.layers[0].W.binary and model.layers[3].W.binary
+    model.eval()
+    with pytest.warns(RuntimeWarning, match="float layers"):
+        scores, classes = model.predict(x)
+    np.testing.assert_array_equal(scores, model.forward(x, training=False))
