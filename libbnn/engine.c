@@ -40,7 +40,6 @@ static void epilogue_row(const bnn_engine *e, const int32_t *dot, int64_t i,
                          int64_t j0, int64_t nc)
 {
     const bnn_epilogue *ep = e->epi;
-    int64_t j;
     switch (ep->kind) {
     case BNN_EPI_INT32:
         memcpy((int32_t *)e->c + i * e->ldc + j0, dot, (size_t)nc * sizeof(int32_t));
@@ -65,7 +64,6 @@ static void epilogue_row(const bnn_engine *e, const int32_t *dot, int64_t i,
             }
             out[q] = word;
         }
-        (void)j;
         break;
     }
     }

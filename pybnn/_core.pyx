@@ -123,15 +123,22 @@ cdef int64_t _row_stride(arr, int itemsize, name) except -1:
     return max(arr.shape[1], 1)
 
 
+cdef tuple _pack_dims(src, dst, int itemsize):
+    """(rows, k, src stride, dst stride) of a packing call, validated."""
+    rows, k = src.shape[0], src.shape[1]
+    ss, ds = _row_stride(src, itemsize, "src"), _row_stride(dst, 8, "dst")
+    if dst.shape[0] != rows or dst.shape[1] < bnn_words(k):
+        raise ValueError("dst has shape %r, need (%d, >=%d)" % (dst.shape, rows, bnn_words(k)))
+    return rows, k, ss, ds
+
+
 def pack_rows_f32(src, dst):
     """Pack float32 rows [R, K] into uint64 words dst [R, >= words(K)]."""
     cdef const float[:, :] s = src
     cdef uint64_t[:, :] d = dst
-    cdef int64_t rows = s.shape[0], k = s.shape[1]
-    cdef int64_t ss = _row_stride(src, 4, "src"), ds = _row_stride(dst, 8, "dst")
+    cdef int64_t rows, k, ss, ds
     cdef bnn_status st
-    if d.shape[0] != rows or d.shape[1] < bnn_words(k):
-        raise ValueError("dst has shape %r, need (%d, >=%d)" % (dst.shape, rows, bnn_words(k)))
+    rows, k, ss, ds = _pack_dims(src, dst, 4)
     if rows == 0 or k == 0:
         return
     with nogil:
@@ -143,11 +150,9 @@ def pack_rows_i8(src, dst):
     """Pack int8 rows [R, K] into uint64 words dst [R, >= words(K)]."""
     cdef const int8_t[:, :] s = src
     cdef uint64_t[:, :] d = dst
-    cdef int64_t rows = s.shape[0], k = s.shape[1]
-    cdef int64_t ss = _row_stride(src, 1, "src"), ds = _row_stride(dst, 8, "dst")
+    cdef int64_t rows, k, ss, ds
     cdef bnn_status st
-    if d.shape[0] != rows or d.shape[1] < bnn_words(k):
-        raise ValueError("dst has shape %r, need (%d, >=%d)" % (dst.shape, rows, bnn_words(k)))
+    rows, k, ss, ds = _pack_dims(src, dst, 1)
     if rows == 0 or k == 0:
         return
     with nogil:

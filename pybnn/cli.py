@@ -74,13 +74,11 @@ def _cmd_train(args):
         return 3
     if history:
         last = history[-1]
-        n_img = None
         print("done in %.1f s: best validation error %.2f%% at epoch %d (test error %.2f%% "
               "there); last epoch test error %.2f%%, %.1f s per epoch; model in %s/best.npz"
               % (time.perf_counter() - t0, 100 * state["best_val"], state["best_epoch"],
                  100 * state["best_test"], 100 * last["test_error"],
                  sum(h["seconds"] for h in history) / len(history), args.out))
-        del n_img
     return 0
 
 
