@@ -1,4 +1,5 @@
-"""The `pybnn` command: `pybnn train`, `pybnn bench gemm|conv [--quick]`, `pybnn info`."""
+"""The `pybnn` command: `pybnn train`, `pybnn download NAME`, `pybnn bench gemm|conv
+[--quick]`, `pybnn info`."""
 from __future__ import annotations
 
 import argparse
@@ -82,6 +83,33 @@ def _cmd_train(args):
     return 0
 
 
+def _cmd_download(args):
+    import shlex
+
+    from . import datasets as D
+    directory = args.dir if args.dir else D.default_data_dir(args.name)
+    directory = D.download(args.name, directory, base_url=args.mirror,
+                           progress=not args.no_progress, retries=args.retries,
+                           force=args.force)
+    shown = shlex.quote(directory)
+    print("%s: verified files in %s" % (args.name, directory))
+    if args.name == "cifar10":
+        print("train with: pybnn train --recipe cifar10-vgg --data %s" % shown)
+    else:
+        print("train with: pybnn train --data %s" % shown)
+    return 0
+
+
+def _nonnegative_int(s):
+    try:
+        v = int(s)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError("expected an integer >= 0, got %r" % s)
+    return v
+
+
 def _threads(s):
     try:
         vals = tuple(int(v) for v in s.split(","))
@@ -154,6 +182,21 @@ def build_parser():
                     help="train on the first N training images only")
     pt.add_argument("--no-progress", action="store_true", help="no progress bars")
     pt.set_defaults(func=_cmd_train)
+    from .datasets import DOWNLOADS
+    pd = sub.add_parser("download", help="download a dataset, verified by SHA-256 "
+                        "(interrupted downloads resume)")
+    pd.add_argument("name", choices=sorted(DOWNLOADS), help="which dataset")
+    pd.add_argument("--dir", default=None,
+                    help="target folder (default: $PYBNN_DATA/NAME, or ~/.cache/pybnn/NAME)")
+    pd.add_argument("--mirror", default=None, metavar="URL",
+                    help="base URL to fetch the files from (default: $PYBNN_DATA_MIRROR, "
+                    "else the built-in mirrors)")
+    pd.add_argument("--force", action="store_true",
+                    help="replace files already there that fail verification")
+    pd.add_argument("--retries", type=_nonnegative_int, default=3,
+                    help="further attempts after a failed transfer (default 3)")
+    pd.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pd.set_defaults(func=_cmd_download)
     pb = sub.add_parser("bench", help="benchmarks against float baselines")
     pb.add_argument("what", choices=["gemm", "conv"], help="which benchmark")
     pb.add_argument("--quick", action="store_true", help="a short subset (about 15 s)")
