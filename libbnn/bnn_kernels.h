@@ -31,6 +31,12 @@
  *      pairs (two consecutive taps) per output, pairs of all opad outputs
  *      together: [kp/2][opad][2].  opad is a multiple of 64 >= j0+ncols,
  *      padded outputs and taps hold 0; bias has opad entries.
+ *
+ *  opt_range(p, step, i0, i1, param, grad, m, v): one optimizer step of
+ *      elements [i0, i1) (p validated, step = the bias-corrected rate times
+ *      lr_scale), clipping param to [-p->clip, p->clip] when clip > 0.
+ *      Element-wise, so any split of the range gives the same result;
+ *      bitwise equal to the reference on every ISA.
  */
 #ifndef BNN_KERNELS_H
 #define BNN_KERNELS_H
@@ -54,6 +60,9 @@ typedef void (*bnn_dot_u8_strip_fn)(int64_t mr, int64_t j0, int64_t ncols, int64
                                     const uint8_t *x, int64_t ldx,
                                     const int8_t *wt, int64_t opad, const int32_t *bias,
                                     int32_t *out, int64_t ldo);
+typedef void (*bnn_opt_range_fn)(const bnn_opt_params *p, double step, int64_t i0,
+                                 int64_t i1, float *param, const float *grad, float *m,
+                                 float *v);
 typedef uint64_t (*bnn_probe_fn)(int64_t iters, uint64_t *sink);
 
 typedef struct bnn_kernels {
@@ -64,6 +73,7 @@ typedef struct bnn_kernels {
     bnn_popc_strip_fn  popc_strip;
     bnn_epi_f32_fn     epi_f32;
     bnn_dot_u8_strip_fn dot_u8_strip;
+    bnn_opt_range_fn   opt_range;
 } bnn_kernels;
 
 /* The table in use (selected once, thread-safely, on first use). */
@@ -86,6 +96,9 @@ BNN_INTERNAL void bnn_dot_u8_strip_ref(int64_t mr, int64_t j0, int64_t ncols, in
                                        const uint8_t *x, int64_t ldx,
                                        const int8_t *wt, int64_t opad, const int32_t *bias,
                                        int32_t *out, int64_t ldo);
+BNN_INTERNAL void bnn_opt_range_ref(const bnn_opt_params *p, double step, int64_t i0,
+                                    int64_t i1, float *param, const float *grad, float *m,
+                                    float *v);
 BNN_INTERNAL uint64_t bnn_probe_ref(int64_t iters, uint64_t *sink);
 
 #if BNN_X86
@@ -103,6 +116,9 @@ BNN_INTERNAL void bnn_dot_u8_strip_avx2(int64_t mr, int64_t j0, int64_t ncols, i
                                         const uint8_t *x, int64_t ldx,
                                         const int8_t *wt, int64_t opad, const int32_t *bias,
                                         int32_t *out, int64_t ldo);
+BNN_INTERNAL void bnn_opt_range_avx2(const bnn_opt_params *p, double step, int64_t i0,
+                                     int64_t i1, float *param, const float *grad, float *m,
+                                     float *v);
 BNN_INTERNAL uint64_t bnn_probe_avx2(int64_t iters, uint64_t *sink);
 
 BNN_INTERNAL void bnn_pack_f32_avx512(int64_t k, const float *src, uint64_t *dst);

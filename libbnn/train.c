@@ -11,6 +11,7 @@
  * libm rounding difference) is involved.
  */
 #include "bnn_internal.h"
+#include "bnn_kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -143,8 +144,8 @@ bnn_status bnn_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c, const float *
 /* The update of elements [i0, i1): one branch-free loop per kind, so the
  * compiler can vectorise it; element-wise, so any split gives the same
  * result. */
-static void opt_range(const bnn_opt_params *p, double step, int64_t i0, int64_t i1,
-                      float *param, const float *grad, float *m, float *v)
+void bnn_opt_range_ref(const bnn_opt_params *p, double step, int64_t i0, int64_t i1,
+                       float *param, const float *grad, float *m, float *v)
 {
     const double b1 = p->beta1, b2 = p->beta2, eps = p->eps;
     int64_t i;
@@ -198,8 +199,8 @@ typedef struct opt_ctx {
 static void opt_part(void *ctx, int part, int parts)
 {
     const opt_ctx *o = (const opt_ctx *)ctx;
-    opt_range(o->p, o->step, o->n * part / parts, o->n * (part + 1) / parts,
-              o->param, o->grad, o->m, o->v);
+    bnn_kernels_get()->opt_range(o->p, o->step, o->n * part / parts,
+                                 o->n * (part + 1) / parts, o->param, o->grad, o->m, o->v);
 }
 
 bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
@@ -235,7 +236,7 @@ bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
         o.param = param; o.grad = grad; o.m = m; o.v = v;
         bnn_run_parts(opt_part, &o, BNN_MIN(bnn_get_num_threads(), 8));
     } else {
-        opt_range(p, step, 0, n, param, grad, m, v);
+        bnn_kernels_get()->opt_range(p, step, 0, n, param, grad, m, v);
     }
     return BNN_OK;
 }

@@ -1081,6 +1081,102 @@ static int test_opt(void)
     return 0;
 }
 
+/* Every ISA's optimizer kernel is bitwise the reference's: odd lengths
+ * (vector body and scalar tail), clipping on and off, zero, huge, tiny,
+ * infinite and NaN gradients, NaN state, and a split over threads. */
+typedef struct opt_isa_ctx {
+    const float *p0, *g, *m0, *v0;
+    float *p, *m, *v, *rp, *rm, *rv;
+    int64_t n;
+} opt_isa_ctx;
+
+static int opt_isa_body(bnn_isa isa, void *vctx)
+{
+    const opt_isa_ctx *c = (const opt_isa_ctx *)vctx;
+    static const bnn_opt_kind kinds[] = {BNN_OPT_ADAM, BNN_OPT_ADAMAX, BNN_OPT_SHIFT_ADAMAX};
+    static const double clips[] = {0.0, 1.0};
+    static const int threads[] = {1, 3};
+    int k, ci, ti, t;
+    int64_t i;
+    (void)isa;
+    for (k = 0; k < 3; k++)
+        for (ci = 0; ci < 2; ci++)
+            for (ti = 0; ti < 2; ti++) {
+                bnn_opt_params pp;
+                memset(&pp, 0, sizeof pp);
+                pp.kind = kinds[k];
+                pp.lr = 0.01; pp.beta1 = 0.9; pp.beta2 = 0.999;
+                pp.eps = kinds[k] == BNN_OPT_SHIFT_ADAMAX ? 0x1p-27 : 1e-8;
+                pp.lr_scale = 2.5; pp.clip = clips[ci];
+                memcpy(c->p, c->p0, (size_t)c->n * sizeof(float));
+                memcpy(c->m, c->m0, (size_t)c->n * sizeof(float));
+                memcpy(c->v, c->v0, (size_t)c->n * sizeof(float));
+                memcpy(c->rp, c->p0, (size_t)c->n * sizeof(float));
+                memcpy(c->rm, c->m0, (size_t)c->n * sizeof(float));
+                memcpy(c->rv, c->v0, (size_t)c->n * sizeof(float));
+                for (t = 1; t <= 3; t++) {
+                    pp.t = t;
+                    bt_ctx("opt isa kind %d clip %g threads %d t %d", (int)kinds[k], pp.clip,
+                           threads[ti], t);
+                    CHECK_ST(bnn_set_num_threads(threads[ti]), BNN_OK);
+                    CHECK_ST(bnn_opt_step(&pp, c->n, c->p, c->g, c->m, c->v), BNN_OK);
+                    CHECK_ST(bnn_set_isa(BNN_ISA_REF), BNN_OK);
+                    CHECK_ST(bnn_set_num_threads(1), BNN_OK);
+                    CHECK_ST(bnn_opt_step(&pp, c->n, c->rp, c->g, c->rm, c->rv), BNN_OK);
+                    CHECK_ST(bnn_set_isa(isa), BNN_OK);
+                    for (i = 0; i < c->n; i++) {
+                        CHECK_MSG(same_bits_f(c->p[i], c->rp[i]) && same_bits_f(c->m[i], c->rm[i])
+                                      && same_bits_f(c->v[i], c->rv[i]),
+                                  "element %" PRId64 ": p %a/%a m %a/%a v %a/%a (g %a)", i,
+                                  (double)c->p[i], (double)c->rp[i], (double)c->m[i],
+                                  (double)c->rm[i], (double)c->v[i], (double)c->rv[i],
+                                  (double)c->g[i]);
+                    }
+                }
+            }
+    CHECK_ST(bnn_set_num_threads(1), BNN_OK);
+    return 0;
+}
+
+static int test_opt_isa(void)
+{
+    /* long enough to go multi-threaded (>= 2^18), odd so a tail remains */
+    const int64_t n = ((int64_t)1 << 18) + 7;
+    float *buf = (float *)malloc((size_t)n * 10 * sizeof(float));
+    float *p0, *g, *m0, *v0;
+    opt_isa_ctx c;
+    bt_rng r = bt_stream(0x0a15);
+    int64_t i;
+    int rc;
+    CHECK(buf != NULL);
+    p0 = buf; g = buf + n; m0 = buf + 2 * n; v0 = buf + 3 * n;
+    for (i = 0; i < n; i++) {
+        p0[i] = (float)(bt_unit(&r) * 2.4 - 1.2);
+        g[i] = (float)((bt_unit(&r) * 2.0 - 1.0) * exp2(bt_unit(&r) * 40 - 30));
+        m0[i] = (float)((bt_unit(&r) * 2.0 - 1.0) * 1e-3);
+        v0[i] = (float)(bt_unit(&r) * 1e-4);
+        switch (i % 97) {
+        case 0: g[i] = 0.0f; m0[i] = 0.0f; v0[i] = 0.0f; break;
+        case 1: g[i] = -0.0f; break;
+        case 2: g[i] = INFINITY; break;
+        case 3: g[i] = -INFINITY; break;
+        case 4: g[i] = NAN; break;
+        case 5: v0[i] = NAN; break;
+        case 6: g[i] = 1e30f; break;
+        case 7: g[i] = 1e-40f; break;    /* subnormal */
+        case 8: p0[i] = NAN; break;
+        default: break;
+        }
+    }
+    c.p0 = p0; c.g = g; c.m0 = m0; c.v0 = v0;
+    c.p = buf + 4 * n; c.m = buf + 5 * n; c.v = buf + 6 * n;
+    c.rp = buf + 7 * n; c.rm = buf + 8 * n; c.rv = buf + 9 * n;
+    c.n = n;
+    rc = for_each_isa_ctx("optimizer kernels == ref (bitwise)", opt_isa_body, &c);
+    free(buf);
+    return rc;
+}
+
 /* A single hand-computed shift AdaMax step: g = 0.3, m = v = 0, b1 = 0.875,
  * b2 = 1 - 2^-10, eps = 2^-27, lr 2^-10, t = 1:
  * m = 0.125 * 0.3 = 0.0375; v = AP2(0.3) + 2^-27 = 0.25 + 2^-27 (0.3 =
@@ -1581,6 +1677,7 @@ int main(int argc, char **argv)
     RUN(test_bn_errors());
     RUN(test_opt_by_hand());
     RUN(test_opt());
+    RUN(test_opt_isa());
     RUN(test_opt_errors());
     RUN(test_ste_float());
     RUN(test_ste_packed());
