@@ -46,9 +46,38 @@ class Parameter:
     def __init__(self, name, value, binary=False, lr_scale=1.0):
         self.name = name
         self.value = np.ascontiguousarray(value, dtype=np.float32)
-        self.grad = np.zeros_like(self.value)
+        self._grad = np.zeros_like(self.value)
+        self._grad_stale = False     # True: _grad holds old values that count as zero
         self.binary = binary
         self.lr_scale = float(lr_scale)
+
+    @property
+    def grad(self):
+        """The accumulated gradient (same shape as value)."""
+        if self._grad_stale:
+            self._grad[...] = 0
+            self._grad_stale = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad[...] = value
+        self._grad_stale = False
+
+    def zero_grad(self):
+        """Mark the gradient zero; the memory is cleared only if it is
+        read before the next accumulate_matmul() overwrites it."""
+        self._grad_stale = True
+
+    def accumulate_matmul(self, a, b):
+        """grad += a @ b, written by the matmul itself when the gradient is
+        zero (no clearing pass, no temporary: the large weight gradients of
+        training are produced this way)."""
+        if self._grad_stale:
+            np.matmul(a, b, out=self._grad.reshape(a.shape[0], b.shape[1]))
+            self._grad_stale = False
+        else:
+            self.grad += (a @ b).reshape(self._grad.shape)
 
     def __repr__(self):
         return "Parameter(%s, shape=%r%s)" % (self.name, self.value.shape,
@@ -73,6 +102,14 @@ class Layer:
     def kept_bytes(self):
         """Bytes this layer keeps for backward after a training forward."""
         return 0
+
+    def kept_step_bytes(self):
+        """Bytes kept for backward that do not grow with the batch (the
+        packed weights a binary layer reuses)."""
+        return 0
+
+    def release(self):
+        """Drop what a training forward kept, without a backward pass."""
 
     def output_shape(self, in_shape):
         return in_shape
@@ -117,7 +154,7 @@ class BinaryDense(Layer):
         self.glorot_scale = lr_scale
         self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_features, self.in_features)),
                            binary=binary, lr_scale=lr_scale if binary else 1.0)
-        self._x = None
+        self._x = self._wp = None
 
     def parameters(self):
         return [self.W]
@@ -140,36 +177,46 @@ class BinaryDense(Layer):
         feats = x.shape[-1]
         if len(x.shape) != 2 or feats != self.in_features:
             raise self._err("expects input [N, %d], got shape %r" % (self.in_features, tuple(x.shape)))
-        y = self._compute(x)
+        self._wp = None
+        y, wp = self._compute(x)
         self._x = x if training else None
+        self._wp = wp if training else None
         return y
 
     def recompute_output(self):
         """The last training forward's output, recomputed from the kept
         (packed) input -- so a following batch norm need not store it."""
-        return self._compute(self._x)
+        return self._compute(self._x)[0]
 
     def kept_bytes(self):
         return _kept_bytes(self._x)
 
+    def kept_step_bytes(self):
+        return 0 if self._wp is None else int(self._wp.words.nbytes)
+
     def _compute(self, x):
-        if isinstance(x, PackedTensor) and self._binary_weights():
-            y = bgemm(x, pack(self.W.value)).astype(np.float32)
-        elif isinstance(x, MaskedPacked) and self._binary_weights():
-            wp = pack(self.W.value)
+        # sign(W) packed once per training step: forward, the batch norm's
+        # recompute and backward all use the same bits
+        wp = self._wp if self._wp is not None else pack(self.W.value) \
+            if self._binary_weights() else None
+        if isinstance(x, PackedTensor) and wp is not None:
+            y = bgemm(x, wp).astype(np.float32)
+        elif isinstance(x, MaskedPacked) and wp is not None:
             both = bgemm(x.bits, wp) + bgemm(x.flipped(), wp)   # = 2 * sum over kept
             y = (both // 2).astype(np.float32) * x.scale
         else:
-            y = _as_float(x) @ self.weights_pm1().T
-        return y
+            y = _as_float(x) @ (wp.unpack() if wp is not None else self.W.value).T
+        return y, wp
 
     def backward(self, grad, input_grad=True):
         if self._x is None:
             raise self._err("backward without a training forward")
         xf = _as_float(self._x)
-        self.W.grad += grad.T @ xf
-        gx = grad @ self.weights_pm1() if input_grad else None
-        self._x = None
+        self.W.accumulate_matmul(grad.T, xf)
+        gx = None
+        if input_grad:
+            gx = grad @ (self._wp.unpack() if self._wp is not None else self.weights_pm1())
+        self._x = self._wp = None
         return gx
 
 
@@ -338,6 +385,8 @@ class Dropout(Layer):
         if not training or self.p == 0:
             self._keep = None
             return x
+        if isinstance(x, np.ndarray) and x.dtype == np.uint8:
+            x = scale_input(x)            # dropout on the input pixels
         keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
         self._keep = keep
         scale = np.float32(1.0 / (1.0 - self.p))
@@ -347,6 +396,9 @@ class Dropout(Layer):
 
     def kept_bytes(self):
         return 0 if self._keep is None else int(self._keep.nbytes)
+
+    def release(self):
+        self._keep = None
 
     def backward(self, grad, input_grad=True):
         if self._keep is None:
@@ -443,7 +495,7 @@ class Sequential:
         probe.train()
         x = np.zeros((2,) + tuple(input_shape), dtype=np.uint8)
         shape = (2,) + tuple(input_shape)
-        if isinstance(self.layers[0], BinaryDense) and len(shape) > 2:
+        if isinstance(self._first_compute(), BinaryDense) and len(shape) > 2:
             shape = (2, int(np.prod(shape[1:])))
         h = x.reshape(shape)
         rows, tot = [], dict(params=0, binary_macs=0, float_macs=0, bits=0, float_bits=0, kept=0)
@@ -468,6 +520,7 @@ class Sequential:
             else:
                 bits = 32 * nparam
             kept = layer.kept_bytes() / 2
+            tot["kept_step"] = tot.get("kept_step", 0) + layer.kept_step_bytes()
             rows.append((layer.name, oshape[1:], nparam, bmacs, fmacs, bits, kept))
             tot["params"] += nparam
             tot["binary_macs"] += bmacs
@@ -481,10 +534,12 @@ class Sequential:
         for r in rows:
             print_fn("%-28s %-16s %10d %12d %12d %12d %12.0f" % (r[0], r[1], r[2], r[3], r[4], r[5], r[6]))
         print_fn("total: %d parameters, %d binary + %d float MACs per sample; weights %.1f KiB "
-                 "deployed vs %.1f KiB float32; training keeps %.1f KiB per sample for backward"
+                 "deployed vs %.1f KiB float32; training keeps %.1f KiB per sample for backward "
+                 "(+ %.1f KiB of packed weights per step)"
                  % (tot["params"], tot["binary_macs"], tot["float_macs"], tot["bits"] / 8192,
-                    tot["float_bits"] / 8192, tot["kept"] / 1024))
+                    tot["float_bits"] / 8192, tot["kept"] / 1024, tot.get("kept_step", 0) / 1024))
         tot["kept_bytes_per_sample"] = tot.pop("kept")
+        tot["kept_bytes_per_step"] = tot.pop("kept_step", 0)
         return tot
 
     def parameters(self):
@@ -504,7 +559,7 @@ class Sequential:
         """Shape of the output for an input [N, ...]; errors name the layer
         whose input does not fit."""
         shape = tuple(in_shape)
-        if isinstance(self.layers[0], BinaryDense) and len(shape) > 2:
+        if isinstance(self._first_compute(), BinaryDense) and len(shape) > 2:
             shape = (shape[0], int(np.prod(shape[1:])))
         for layer in self.layers:
             shape = layer.output_shape(shape)
@@ -516,7 +571,7 @@ class Sequential:
         h = np.asarray(x)
         if h.dtype != np.uint8:
             raise TypeError("inputs must be uint8 pixels, got %s" % h.dtype)
-        if isinstance(self.layers[0], BinaryDense) and h.ndim > 2:
+        if isinstance(self._first_compute(), BinaryDense) and h.ndim > 2:
             h = h.reshape(h.shape[0], -1)   # images into a dense first layer
         if isinstance(self.layers[0], (BinaryDense, BinaryConv2d)):
             # The first layer keeps the uint8 pixels (1 byte each) for
@@ -528,16 +583,25 @@ class Sequential:
             h = layer.forward(h, training)
         return np.asarray(h, dtype=np.float32)
 
+    def _first_compute(self):
+        """The first layer that is not a Dropout (what the inputs meet)."""
+        return next((l for l in self.layers if not isinstance(l, Dropout)), self.layers[0])
+
     def backward(self, grad, input_grad=True):
         """Backpropagate d(loss)/d(scores) through every layer, accumulating
-        parameter gradients (the inputs' own gradient is not computed)."""
-        for layer in reversed(self.layers[1:]):
+        parameter gradients (the inputs' own gradient is not computed: the
+        first layer with parameters skips it, layers before it only drop
+        what they kept)."""
+        first = next((i for i, l in enumerate(self.layers) if l.parameters()), 0)
+        for layer in reversed(self.layers[first + 1:]):
             grad = layer.backward(grad)
-        self.layers[0].backward(grad, input_grad=False)
+        self.layers[first].backward(grad, input_grad=False)
+        for layer in self.layers[:first]:
+            layer.release()
 
     def zero_grad(self):
         for p in self.parameters():
-            p.grad[...] = 0
+            p.zero_grad()
 
     # ---- evaluation on the deployment path -------------------------------
 
@@ -643,7 +707,7 @@ class Sequential:
                                      for i in range(0, len(x), batch_size)]) if len(x) else \
                 np.zeros((0,) + self.check_input((0, int(np.prod(x.shape[1:]))))[1:], np.float32)
             return scores, np.argmax(scores, axis=1).astype(np.int64)
-        if isinstance(self.layers[0], BinaryDense) and x.ndim > 2:
+        if isinstance(self._first_compute(), BinaryDense) and x.ndim > 2:
             x = x.reshape(x.shape[0], -1)
         out_shape = self.check_input(x.shape)    # errors name the layer
         if len(x) == 0:
@@ -771,7 +835,7 @@ class BinaryConv2d(Layer):
         cols = _im2col(xf, self.kh, self.kw, self.stride, self.padding, self.dilation,
                        self.pad_value)
         g2 = grad.reshape(-1, self.out_channels)
-        self.W.grad += (g2.T @ cols.reshape(g2.shape[0], -1)).reshape(self.W.value.shape)
+        self.W.accumulate_matmul(g2.T, cols.reshape(g2.shape[0], -1))
         if not input_grad:
             self._x = None
             return None

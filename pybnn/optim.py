@@ -46,7 +46,7 @@ class Optimizer:
 
     def zero_grad(self):
         for p in self.params:
-            p.grad[...] = 0
+            p.zero_grad()
 
     def state_dict(self):
         """Plain arrays and numbers (for .npz checkpoints)."""

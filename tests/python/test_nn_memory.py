@@ -18,13 +18,13 @@ def _mlp(mode, width=512):
                        BinaryDense(width, 10, rng=rng), BatchNorm(10)], mode=mode)
 
 
-def _measured_kept_per_sample(model, n=256):
+def _measured_kept_per_sample(model, per_step, n=256):
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
         x = np.random.default_rng(1).integers(0, 256, (n, 784), dtype=np.uint8)
         scores = model.forward(x)
-        held = tracemalloc.get_traced_memory()[0] - base - scores.nbytes
+        held = tracemalloc.get_traced_memory()[0] - base - scores.nbytes - per_step
         loss, g = squared_hinge(scores, np.zeros(n, np.int64))
         model.backward(g)
     finally:
@@ -36,7 +36,11 @@ def _measured_kept_per_sample(model, n=256):
 def test_summary_training_memory_matches_tracemalloc(mode):
     model = _mlp(mode)
     totals = model.summary((784,), print_fn=lambda *a: None)
-    measured = _measured_kept_per_sample(model)
+    measured = _measured_kept_per_sample(model, totals["kept_bytes_per_step"])
+    if mode == "bnn":   # the packed weights: one bit per binary weight
+        assert totals["kept_bytes_per_step"] == 512 * 832 // 8 + 512 * 512 // 8 + 10 * 512 // 8
+    else:
+        assert totals["kept_bytes_per_step"] == 0
     expected = totals["kept_bytes_per_sample"]
     assert measured == pytest.approx(expected, rel=0.05, abs=64)
 
