@@ -1,4 +1,15 @@
 """pybnn: Binarized Neural Networks on the libbnn XNOR-popcount kernels."""
+import os as _os
+import sys as _sys
+
+if "numpy" not in _sys.modules:
+    # OpenBLAS's idle worker threads spin for about 0.1 s after each call
+    # by default, taking the CPUs that libbnn's own threads (optimizer,
+    # XNOR kernels) need right after a float matmul in training.  Idle
+    # workers sleep at once with this setting; a value the user has set
+    # wins, and it can only act if numpy is not loaded yet.
+    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 from . import _core
 from ._core import (BnnError, BnnValueError, isa, isa_supported, available_isas,
                     set_isa, set_num_threads, get_num_threads, LAYOUT_VERSION)

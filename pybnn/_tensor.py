@@ -87,10 +87,18 @@ class PackedTensor:
         """Words as a 2-D [rows, words] view."""
         return self._rows2d
 
-    def unpack(self):
-        """The tensor as float32 +1 / -1 values."""
+    def unpack(self, out=None):
+        """The tensor as float32 +1 / -1 values, into `out` when given (a
+        C-contiguous float32 array of the tensor's shape, reused so large
+        weights are not re-allocated -- and page-faulted -- every call)."""
         k = self._shape[-1]
-        out = np.empty(self._shape, dtype=np.float32)
+        if out is None:
+            out = np.empty(self._shape, dtype=np.float32)
+        elif (not isinstance(out, np.ndarray) or out.dtype != np.float32
+              or out.shape != self._shape or not out.flags.c_contiguous
+              or not out.flags.writeable):
+            raise ValueError("unpack: out must be a writeable C-contiguous float32 array of "
+                             "shape %r" % (self._shape,))
         if out.size:
             _core.unpack_rows_f32(self._rows(), k, out.reshape(self.rows, k))
         return out

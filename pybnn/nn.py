@@ -154,7 +154,7 @@ class BinaryDense(Layer):
         self.glorot_scale = lr_scale
         self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_features, self.in_features)),
                            binary=binary, lr_scale=lr_scale if binary else 1.0)
-        self._x = self._wp = None
+        self._x = self._wp = self._wbuf = None
 
     def parameters(self):
         return [self.W]
@@ -215,7 +215,16 @@ class BinaryDense(Layer):
         self.W.accumulate_matmul(grad.T, xf)
         gx = None
         if input_grad:
-            gx = grad @ (self._wp.unpack() if self._wp is not None else self.weights_pm1())
+            if self._wp is not None:
+                # +-1 floats in a buffer kept across steps: a fresh 64 MB
+                # array per step would cost more in page faults than the
+                # unpacking itself
+                if self._wbuf is None or self._wbuf.shape != self._wp.shape:
+                    self._wbuf = np.empty(self._wp.shape, np.float32)
+                wf = self._wp.unpack(out=self._wbuf)
+            else:
+                wf = self.weights_pm1()
+            gx = grad @ wf
         self._x = self._wp = None
         return gx
 

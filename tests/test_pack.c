@@ -357,6 +357,53 @@ static int errors_body(bnn_isa isa)
     return 0;
 }
 
+/* Large tensors are split over threads by rows: every thread count gives
+ * the single-thread words and floats, ragged k and strided rows included. */
+static int threads_body(bnn_isa isa)
+{
+    enum { ROWS = 67, K = 33001, SS = K + 5 };
+    const int64_t kw = bnn_words(K), ds = kw + 1;
+    float *src = (float *)malloc((size_t)ROWS * SS * sizeof(float));
+    int8_t *s8 = (int8_t *)malloc((size_t)ROWS * SS);
+    uint64_t *w1 = (uint64_t *)calloc((size_t)ROWS * ds, sizeof(uint64_t));
+    uint64_t *wt = (uint64_t *)calloc((size_t)ROWS * ds, sizeof(uint64_t));
+    float *u1 = (float *)calloc((size_t)ROWS * SS, sizeof(float));
+    float *ut = (float *)calloc((size_t)ROWS * SS, sizeof(float));
+    bt_rng r = bt_stream(0x7a2);
+    static const int threads[] = {2, 3, 8};
+    int64_t i;
+    int t;
+    (void)isa;
+    CHECK(src && s8 && w1 && wt && u1 && ut);
+    for (i = 0; i < (int64_t)ROWS * SS; i++) {
+        src[i] = (float)(bt_unit(&r) - 0.5);
+        s8[i] = (int8_t)(bt_next(&r) & 0xff);
+    }
+    CHECK_ST(bnn_set_num_threads(1), BNN_OK);
+    CHECK_ST(bnn_pack_f32(ROWS, K, src, SS, w1, ds), BNN_OK);
+    CHECK_ST(bnn_unpack_f32(ROWS, K, w1, ds, u1, SS), BNN_OK);
+    for (t = 0; t < 3; t++) {
+        bt_ctx("pack/unpack on %d threads", threads[t]);
+        CHECK_ST(bnn_set_num_threads(threads[t]), BNN_OK);
+        memset(wt, 0xA5, (size_t)ROWS * ds * sizeof(uint64_t));
+        CHECK_ST(bnn_pack_f32(ROWS, K, src, SS, wt, ds), BNN_OK);
+        for (i = 0; i < ROWS; i++)
+            CHECK(memcmp(w1 + i * ds, wt + i * ds, (size_t)kw * sizeof(uint64_t)) == 0);
+        CHECK_ST(bnn_unpack_f32(ROWS, K, wt, ds, ut, SS), BNN_OK);
+        for (i = 0; i < ROWS; i++)
+            CHECK(memcmp(u1 + i * SS, ut + i * SS, (size_t)K * sizeof(float)) == 0);
+    }
+    CHECK_ST(bnn_set_num_threads(1), BNN_OK);
+    CHECK_ST(bnn_pack_i8(ROWS, K, s8, SS, w1, ds), BNN_OK);
+    CHECK_ST(bnn_set_num_threads(3), BNN_OK);
+    CHECK_ST(bnn_pack_i8(ROWS, K, s8, SS, wt, ds), BNN_OK);
+    for (i = 0; i < ROWS; i++)
+        CHECK(memcmp(w1 + i * ds, wt + i * ds, (size_t)kw * sizeof(uint64_t)) == 0);
+    CHECK_ST(bnn_set_num_threads(1), BNN_OK);
+    free(src); free(s8); free(w1); free(wt); free(u1); free(ut);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bt_init(argc, argv, "test_pack");
@@ -364,6 +411,7 @@ int main(int argc, char **argv)
     RUN(for_each_isa(pack_special_body));
     RUN(for_each_isa(unpack_body));
     RUN(for_each_isa(errors_body));
+    RUN(for_each_isa(threads_body));
     printf("test_pack: all passed\n");
     return 0;
 }

@@ -1035,3 +1035,39 @@ def test_regression_batchnorm_backward_after_eval_forward():
     bn.forward(rng.standard_normal((8, 4)).astype(F32), False)
     with pytest.raises(ValueError, match="backward without a training forward"):
         bn.backward(np.ones((8, 4), F32))
+
+
+def test_parameter_gradient_is_zeroed_lazily_and_accumulates():
+    from pybnn.nn import Parameter
+    rng = np.random.default_rng(9)
+    p = Parameter("W", rng.standard_normal((5, 6)))
+    a, b = rng.standard_normal((5, 3)).astype(F32), rng.standard_normal((3, 6)).astype(F32)
+    p.grad[...] = 3.0
+    p.zero_grad()
+    np.testing.assert_array_equal(p.grad, 0)          # reads as zero
+    p.grad[...] = 3.0
+    p.zero_grad()
+    p.accumulate_matmul(a, b)                           # overwrites the stale values
+    np.testing.assert_allclose(p.grad, a @ b, rtol=1e-6)
+    p.accumulate_matmul(a, b)                           # then adds
+    np.testing.assert_allclose(p.grad, 2 * (a @ b), rtol=1e-6)
+    q = Parameter("W4", rng.standard_normal((5, 2, 3)))  # conv-shaped weights
+    q.zero_grad()
+    q.accumulate_matmul(a, b)
+    np.testing.assert_allclose(q.grad, (a @ b).reshape(5, 2, 3), rtol=1e-6)
+
+
+def test_training_reuses_packed_weights_but_sees_each_update():
+    """The packed sign(W) of a step is reused by backward, never by the next
+    step: after an update that flips signs, forward uses the new bits."""
+    from pybnn.nn import BinaryDense
+    rng = np.random.default_rng(10)
+    layer = BinaryDense(70, 9, rng=rng)
+    x = pybnn.pack(rng.standard_normal((4, 70)).astype(F32))
+    y1 = layer.forward(x, True)
+    layer.backward(np.ones_like(y1), input_grad=True)
+    layer.W.value[...] *= -1
+    y2 = layer.forward(x, True)
+    np.testing.assert_array_equal(y2, -y1)
+    gx = layer.backward(np.ones_like(y2), input_grad=True)
+    np.testing.assert_array_equal(gx, np.ones((4, 9), F32) @ np.where(layer.W.value < 0, -1, 1).astype(F32))

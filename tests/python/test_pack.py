@@ -523,3 +523,16 @@ def test_round_trip_property(x):
     u = pybnn.pack(x).unpack()
     np.testing.assert_array_equal(u, np.where(x < 0, -1, 1).astype(np.float32))
     assert pybnn.pack(u) == pybnn.pack(x)
+
+
+def test_unpack_into_a_given_buffer():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 130)).astype(np.float32)
+    p = pybnn.pack(x)
+    buf = np.full((7, 130), 7.0, np.float32)
+    assert p.unpack(out=buf) is buf
+    np.testing.assert_array_equal(buf, p.unpack())
+    for bad in (np.empty((7, 129), np.float32), np.empty((7, 130), np.float64),
+                np.empty((130, 7), np.float32).T, [[0.0] * 130] * 7):
+        with pytest.raises(ValueError, match="out must be"):
+            p.unpack(out=bad)
