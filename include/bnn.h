@@ -101,7 +101,9 @@ typedef enum bnn_status {
     BNN_ERR_INVALID     = -4,  /* an argument value is out of its domain    */
     BNN_ERR_UNSUPPORTED = -5,  /* not available in this build or on this CPU*/
     BNN_ERR_NOMEM       = -6,  /* an allocation failed                      */
-    BNN_ERR_STRIDE      = -7   /* a row stride is smaller than the row      */
+    BNN_ERR_STRIDE      = -7,  /* a row stride is smaller than the row      */
+    BNN_ERR_FORMAT      = -8,  /* a model file is malformed, truncated or corrupt */
+    BNN_ERR_IO          = -9   /* a file cannot be opened or read            */
     /* BNN_STATUS_COUNT-style sentinels are not part of the ABI. */
 } bnn_status;
 
@@ -536,6 +538,77 @@ BNN_API bnn_status bnn_pack_stochastic_f32(int64_t rows, int64_t k, const float 
  *  popcount.  BNN_ERR_UNSUPPORTED when the ISA cannot run here. */
 BNN_API bnn_status bnn_peak_probe(bnn_isa isa, int64_t iters,
                                   uint64_t *bit_macs, uint64_t *sink);
+
+/* ------------------------------------------------------------------ */
+/* Model runtime: run a .bnn file (docs/model-format.md)                */
+/* ------------------------------------------------------------------ */
+
+/* A loaded network: the 8-bit first layer, binary layers with folded
+ * thresholds, max-pooling and flattening of sign bits, and a last layer
+ * with float scores -- what Sequential.export() writes.  Loading checks
+ * the whole file (size, checksum, versions, every record and that the
+ * layer shapes connect) before anything is used; a file that fails any
+ * check gives BNN_ERR_FORMAT (BNN_ERR_UNSUPPORTED for a newer format or
+ * layout version) and nothing is read outside the given bytes.
+ *
+ * Memory: bnn_model_open_*() allocate the model with malloc.  For a
+ * system without malloc (or a file system), bnn_model_arena_size() +
+ * bnn_model_init() place it in caller memory; bnn_model_run() never
+ * allocates: its scratch memory is the caller's workspace.  With more
+ * than one thread (bnn_set_num_threads()) the kernels start POSIX
+ * threads per call; with one thread nothing but the caller's buffers is
+ * touched.  A loaded model is read-only: several threads may run it at
+ * once, each with its own workspace. */
+typedef struct bnn_model bnn_model;
+
+typedef struct bnn_model_info {
+    int64_t in_h, in_w, in_c;     /* input image: uint8 [n][in_h][in_w][in_c] */
+    int64_t classes;              /* scores per image                         */
+    int64_t layers;               /* records in the file                      */
+    int64_t binary_weights;       /* weights stored as one bit each           */
+    int64_t file_bytes;           /* size of the model file                   */
+    int32_t format_version, layout_version;
+    int32_t zero_copy;            /* 1: weights are read in place from the
+                                     caller's bytes (which must outlive it)  */
+    int32_t reserved[7];
+} bnn_model_info;
+
+/** bnn_model_open_memory() : load a model from `bytes` bytes at `data`.
+ *  The model keeps pointers into `data` when it is 8-byte aligned
+ *  (zero-copy; `data` must then outlive the model), else copies it. */
+BNN_API bnn_status bnn_model_open_memory(const void *data, size_t bytes, bnn_model **model);
+/** bnn_model_open_file() : read a .bnn file and load it (BNN_ERR_IO when
+ *  the file cannot be read). */
+BNN_API bnn_status bnn_model_open_file(const char *path, bnn_model **model);
+/** bnn_model_arena_size() : bytes of caller memory bnn_model_init() needs
+ *  for this file (the file is fully checked here as well). */
+BNN_API bnn_status bnn_model_arena_size(const void *data, size_t bytes, size_t *arena_bytes);
+/** bnn_model_init() : load into `arena` (at least bnn_model_arena_size()
+ *  bytes, any alignment) without calling malloc.  Zero-copy as
+ *  bnn_model_open_memory(); *model points into the arena, and is released
+ *  by dropping the arena (bnn_model_free() on it does nothing). */
+BNN_API bnn_status bnn_model_init(void *arena, size_t arena_bytes, const void *data,
+                                  size_t bytes, bnn_model **model);
+/** bnn_model_free() : release a model from bnn_model_open_*(); NULL and
+ *  arena models are accepted and ignored. */
+BNN_API void bnn_model_free(bnn_model *model);
+/** bnn_model_get_info() : what the model takes and gives. */
+BNN_API bnn_status bnn_model_get_info(const bnn_model *model, bnn_model_info *info);
+/** bnn_model_workspace_size() : scratch bytes bnn_model_run() needs for
+ *  batches of up to `batch` images on `threads` threads (0: the current
+ *  bnn_get_num_threads()). */
+BNN_API bnn_status bnn_model_workspace_size(const bnn_model *model, int64_t batch,
+                                            int threads, size_t *bytes);
+/** bnn_model_run() : classify n images x (uint8 [n][in_h][in_w][in_c],
+ *  contiguous).  scores: float [n][classes] or NULL; classes: int32 [n]
+ *  (index of the first maximal score) or NULL.  workspace: at least
+ *  bnn_model_workspace_size(model, n, 1) bytes, any alignment; a larger
+ *  one (sized for more threads) lets the kernels use them.  Errors:
+ *  BNN_ERR_NULL, BNN_ERR_SHAPE (n < 0), BNN_ERR_INVALID (workspace too
+ *  small); nothing is written on error. */
+BNN_API bnn_status bnn_model_run(const bnn_model *model, int64_t n, const uint8_t *x,
+                                 float *scores, int32_t *classes, void *workspace,
+                                 size_t workspace_bytes);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,8 @@ const char *bnn_status_string(bnn_status s)
     case BNN_ERR_UNSUPPORTED: return "not supported by this build or CPU";
     case BNN_ERR_NOMEM:       return "out of memory";
     case BNN_ERR_STRIDE:      return "a row stride is smaller than the row";
+    case BNN_ERR_FORMAT:      return "malformed, truncated or corrupt model file";
+    case BNN_ERR_IO:          return "the file cannot be opened or read";
     }
     return "unknown status";
 }

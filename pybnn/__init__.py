@@ -21,6 +21,13 @@ from ._conv import (bconv2d, bconv2d_affine, bconv2d_threshold, maxpool2d, gemm_
 __version__ = "0.1.0"
 
 
+def load(path):
+    """Load a .bnn model file into the C runtime: a DeployedModel whose
+    predict(x_uint8) returns (scores, classes) like Sequential.predict."""
+    from .runtime import load as _load
+    return _load(path)
+
+
 def load_checkpoint(path):
     """The Sequential stored in a `pybnn train` checkpoint, in eval mode."""
     from .train import load_checkpoint as _load
@@ -36,6 +43,6 @@ if _core.version_string() != __version__:  # pragma: no cover
 __all__ = ["BnnError", "BnnValueError", "PackedTensor", "pack", "bgemm", "bgemm_affine",
            "bgemm_threshold", "fold_threshold", "fold_batchnorm", "isa", "isa_supported",
            "available_isas", "set_isa", "set_num_threads", "get_num_threads",
-           "LAYOUT_VERSION", "__version__", "load_checkpoint", "bconv2d", "bconv2d_affine", "bconv2d_threshold",
+           "LAYOUT_VERSION", "__version__", "load", "load_checkpoint", "bconv2d", "bconv2d_affine", "bconv2d_threshold",
            "maxpool2d", "gemm_u8", "conv2d_u8", "conv2d_output_shape",
            "conv2d_correction"]

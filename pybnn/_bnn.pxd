@@ -21,6 +21,8 @@ cdef extern from "bnn.h" nogil:
         BNN_ERR_UNSUPPORTED
         BNN_ERR_NOMEM
         BNN_ERR_STRIDE
+        BNN_ERR_FORMAT
+        BNN_ERR_IO
 
     const char *bnn_status_string(bnn_status s)
 
@@ -170,3 +172,26 @@ cdef extern from "bnn.h" nogil:
 
     bnn_status bnn_peak_probe(bnn_isa isa, int64_t iters,
                               uint64_t *bit_macs, uint64_t *sink)
+
+    ctypedef struct bnn_model:
+        pass
+    ctypedef struct bnn_model_info:
+        int64_t in_h, in_w, in_c
+        int64_t classes
+        int64_t layers
+        int64_t binary_weights
+        int64_t file_bytes
+        int32_t format_version, layout_version
+        int32_t zero_copy
+    bnn_status bnn_model_open_memory(const void *data, size_t bytes, bnn_model **model)
+    bnn_status bnn_model_open_file(const char *path, bnn_model **model)
+    bnn_status bnn_model_arena_size(const void *data, size_t bytes, size_t *arena_bytes)
+    bnn_status bnn_model_init(void *arena, size_t arena_bytes, const void *data, size_t bytes,
+                              bnn_model **model)
+    void bnn_model_free(bnn_model *model)
+    bnn_status bnn_model_get_info(const bnn_model *model, bnn_model_info *info)
+    bnn_status bnn_model_workspace_size(const bnn_model *model, int64_t batch, int threads,
+                                        size_t *bytes)
+    bnn_status bnn_model_run(const bnn_model *model, int64_t n, const uint8_t *x,
+                             float *scores, int32_t *classes, void *workspace,
+                             size_t workspace_bytes)

@@ -725,3 +725,86 @@ def pack_stochastic(const float[:, ::1] x, uint64_t seed, uint64_t counter,
         st = bnn_pack_stochastic_f32(rows, k, &x[0, 0], k, seed, counter, &dst[0, 0],
                                      dst.shape[1])
     check(st, "pack_stochastic")
+
+
+# ---- model runtime (.bnn files) ---------------------------------------------
+
+_FORMAT_STATUSES = (BNN_ERR_FORMAT, BNN_ERR_UNSUPPORTED)
+
+
+class BnnFormatError(BnnError, ValueError):
+    """A .bnn file is malformed, truncated, corrupt or of an unknown version."""
+
+
+cdef class Model:
+    """A .bnn model loaded by the C runtime (bnn_model_open_memory): the
+    file's bytes are kept by this object and read in place."""
+
+    cdef bnn_model *_m
+    cdef object _data          # the bytes the model points into
+    cdef object _ws            # workspace (uint8 array), grown on demand
+    cdef readonly object info
+
+    def __cinit__(self):
+        self._m = NULL
+
+    def __init__(self, data, source="<bytes>"):
+        cdef const unsigned char[::1] view
+        cdef bnn_status st
+        cdef bnn_model_info inf
+        cdef bnn_model *m = NULL
+        cdef size_t nb
+        # numpy uint64 storage: 8-byte aligned, so the runtime reads it in place
+        raw = bytes(data)
+        buf = np.zeros((len(raw) + 7) // 8, np.uint64)
+        buf.view(np.uint8)[:len(raw)] = np.frombuffer(raw, np.uint8)
+        if len(raw) == 0:
+            raise BnnFormatError("%s: empty file, not a .bnn model" % source, int(BNN_ERR_FORMAT))
+        view = buf.view(np.uint8)
+        nb = len(raw)
+        with nogil:
+            st = bnn_model_open_memory(&view[0], nb, &m)
+        if st != BNN_OK:
+            msg = "%s: %s (status %d)" % (source, bnn_status_string(st).decode(), <int>st)
+            if st in _FORMAT_STATUSES:
+                raise BnnFormatError(msg, int(st))
+            check(st, source)
+        self._m = m
+        self._data = buf
+        self._ws = np.zeros(0, np.uint8)
+        check(bnn_model_get_info(m, &inf), "bnn_model_get_info")
+        self.info = dict(input_shape=(inf.in_h, inf.in_w, inf.in_c), classes=inf.classes,
+                         layers=inf.layers, binary_weights=inf.binary_weights,
+                         file_bytes=inf.file_bytes, format_version=inf.format_version,
+                         layout_version=inf.layout_version, zero_copy=bool(inf.zero_copy))
+
+    def __dealloc__(self):
+        bnn_model_free(self._m)
+        self._m = NULL
+
+    def workspace_size(self, int64_t batch, int threads=0):
+        cdef size_t b
+        check(bnn_model_workspace_size(self._m, batch, threads, &b), "bnn_model_workspace_size")
+        return b
+
+    def run(self, x, float[:, ::1] scores, int32_t[::1] classes):
+        """Scores and classes of uint8 images x [n, H, W, C] (C-contiguous)."""
+        cdef const uint8_t[::1] xv
+        cdef int64_t n = scores.shape[0]
+        cdef size_t need
+        cdef bnn_status st
+        cdef unsigned char[::1] wv
+        cdef size_t wn
+        if n == 0:
+            return
+        xv = x.reshape(-1)
+        check(bnn_model_workspace_size(self._m, n, 0, &need), "bnn_model_workspace_size")
+        if self._ws.size < need:
+            self._ws = np.zeros(need, np.uint8)
+        wv = self._ws
+        wn = wv.shape[0]
+        if xv.shape[0] < n or classes.shape[0] < n:
+            raise BnnValueError("Model.run: input or classes shorter than the batch")
+        with nogil:
+            st = bnn_model_run(self._m, n, &xv[0], &scores[0, 0], &classes[0], &wv[0], wn)
+        check(st, "bnn_model_run")

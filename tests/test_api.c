@@ -72,9 +72,10 @@ static int test_status_strings(void)
 {
     static const bnn_status all[] = {
         BNN_OK, BNN_ERR_NULL, BNN_ERR_SHAPE, BNN_ERR_OVERFLOW,
-        BNN_ERR_INVALID, BNN_ERR_UNSUPPORTED, BNN_ERR_NOMEM, BNN_ERR_STRIDE,
+        BNN_ERR_INVALID, BNN_ERR_UNSUPPORTED, BNN_ERR_NOMEM, BNN_ERR_STRIDE, BNN_ERR_FORMAT,
+        BNN_ERR_IO,
     };
-    static const int unknown[] = {1, 2, -8, -9, 100, -1000, INT_MAX, INT_MIN};
+    static const int unknown[] = {1, 2, -10, -11, 100, -1000, INT_MAX, INT_MIN};
     const int n = (int)(sizeof all / sizeof all[0]);
     int i, j;
 
@@ -87,6 +88,8 @@ static int test_status_strings(void)
     CHECK_EQ(BNN_ERR_UNSUPPORTED, -5);
     CHECK_EQ(BNN_ERR_NOMEM, -6);
     CHECK_EQ(BNN_ERR_STRIDE, -7);
+    CHECK_EQ(BNN_ERR_FORMAT, -8);
+    CHECK_EQ(BNN_ERR_IO, -9);
 
     for (i = 0; i < n; i++) {
         const char *s = bnn_status_string(all[i]);
