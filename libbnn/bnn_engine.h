@@ -64,6 +64,23 @@ typedef struct bnn_conv_geom {
 /* Validate p (binary: check pad_value; u8: check pad_byte) and fill g. */
 BNN_INTERNAL bnn_status bnn_conv_geom_init(const bnn_conv2d_params *p, int u8,
                                            bnn_conv_geom *g);
+/* Prepared 8-bit first layers (u8.c), for the model runtime: the
+ * per-call precomputation of bnn_gemm_u8()/bnn_conv2d_u8() (filter
+ * repacking, row popcounts, bias, the unpacked weights of the direct
+ * method) done once.  p == NULL: dense (w, ldw read at run time);
+ * otherwise a conv of geometry p (n ignored) whose repacked filters live
+ * in the block.  prep: 8-byte aligned, bnn_u8_prep_bytes() bytes; run
+ * scratch: bnn_u8_part_scratch(k, threads). */
+BNN_INTERNAL size_t bnn_u8_prep_bytes(const bnn_conv2d_params *p, int64_t m, int64_t k);
+BNN_INTERNAL size_t bnn_u8_part_scratch(int64_t k, int threads);
+BNN_INTERNAL void bnn_u8_prepare(const bnn_conv2d_params *p, int64_t m, int64_t k,
+                                 const uint64_t *w, int64_t ldw, void *prep);
+BNN_INTERNAL bnn_status bnn_u8_run_prepared(const bnn_conv2d_params *p, int64_t n, int64_t m,
+                                            int64_t k, const uint8_t *x, const uint64_t *w,
+                                            int64_t ldw, const void *prep,
+                                            const bnn_epilogue *epi, void *c, int64_t ldc,
+                                            bnn_u8_method method, void *ws, size_t wsb);
+
 /* Output pixel index -> (batch, top-left input row, input col). */
 static inline void bnn_conv_origin(const bnn_conv_geom *g, int64_t pix,
                                    int64_t *nb, int64_t *ih0, int64_t *iw0)

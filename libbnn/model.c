@@ -10,7 +10,7 @@
  * the rest of the library on a caller-provided workspace: two ping-pong
  * activation buffers, the scores, and the kernels' scratch.
  */
-#include "bnn_internal.h"
+#include "bnn_engine.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +42,7 @@ typedef struct layer_rt {
     const uint8_t *flip;
     const float *scale, *offset;
     int32_t *corr;                   /* conv zero-padding correction      */
+    void *prep;                      /* first layer: prepared u8 weights  */
 } layer_rt;
 
 struct bnn_model {
@@ -93,7 +94,8 @@ static uint64_t fnv1a(const uint8_t *p, size_t n)
 typedef struct parse_out {
     bnn_model_info info;
     int64_t n_layers;
-    int64_t corr_bytes;              /* int32 corrections of zero-padded convs */
+    int64_t corr_bytes;              /* int32 corrections of zero-padded convs,
+                                        and the prepared first layer       */
     int64_t act_words;
 } parse_out;
 
@@ -196,6 +198,14 @@ static bnn_status parse(const uint8_t *d, size_t bytes, parse_out *po, layer_rt 
                 for (q = 0; q < L.m; q++)
                     if (rd64(arr + 8 * (q * kw + kw - 1)) & padmask) return BNN_ERR_FORMAT;
             }
+            if (L.flags & F_INPUT_U8) {
+                int64_t pb = a64((int64_t)bnn_u8_prep_bytes(NULL, L.m, L.k));
+                if (layers) {
+                    L.prep = corr_mem + corr_used;
+                    bnn_u8_prepare(NULL, L.m, L.k, L.w, L.ldw, L.prep);
+                }
+                corr_used += pb;
+            }
             binw += L.m * L.k;
             h = 1; w = 1; c = L.m;
             state = S_FLAT;
@@ -238,6 +248,14 @@ static bnn_status parse(const uint8_t *d, size_t bytes, parse_out *po, layer_rt 
                 uint64_t padmask = ~(uint64_t)0 << (c % 64);
                 for (q = 0; q < p->o * taps; q++)
                     if (rd64(arr + 8 * (q * cw + cw - 1)) & padmask) return BNN_ERR_FORMAT;
+            }
+            if (L.flags & F_INPUT_U8) {
+                int64_t pb = a64((int64_t)bnn_u8_prep_bytes(p, p->o, taps * c));
+                if (layers) {
+                    L.prep = corr_mem + corr_used;
+                    bnn_u8_prepare(p, p->o, taps * c, L.w, L.ldw, L.prep);
+                }
+                corr_used += pb;
             }
             if (!(L.flags & F_INPUT_U8) && !(L.flags & F_PAD_ONE)) {
                 int64_t cb = a64(4 * taps * p->o);
@@ -451,12 +469,17 @@ bnn_status bnn_model_get_info(const bnn_model *model, bnn_model_info *info)
 static bnn_status layer_scratch(const layer_rt *L, int64_t n, int t, size_t *bytes)
 {
     *bytes = 0;
-    if (L->type == T_DENSE && (L->flags & F_INPUT_U8))
-        return bnn_gemm_u8_workspace_size(L->m, L->k, t, bytes);
+    if (L->type == T_DENSE && (L->flags & F_INPUT_U8)) {
+        *bytes = bnn_u8_part_scratch(L->k, t);
+        return BNN_OK;
+    }
     if (L->type == T_CONV) {
         bnn_conv2d_params p = L->cp;
         p.n = n;
-        if (L->flags & F_INPUT_U8) return bnn_conv2d_u8_workspace_size(&p, t, bytes);
+        if (L->flags & F_INPUT_U8) {
+            *bytes = bnn_u8_part_scratch(L->cp.kh * L->cp.kw * L->cp.c, t);
+            return BNN_OK;
+        }
         p.pad_value = 1;    /* the correction is precomputed */
         return bnn_conv2d_workspace_size(&p, t, bytes);
     }
@@ -530,6 +553,16 @@ static void flatten_bits(int64_t n, int64_t hw, int64_t c, const uint64_t *src, 
     }
 }
 
+/* The 8-bit method of a dense first layer for a batch of n. */
+static bnn_u8_method u8_method(int64_t n)
+{
+    const char *e = getenv("BNN_U8_METHOD");
+    (void)n;
+    if (e && strcmp(e, "bitplane") == 0) return BNN_U8_BITPLANE;
+    if (e && strcmp(e, "direct") == 0) return BNN_U8_DIRECT;
+    return BNN_U8_AUTO;
+}
+
 bnn_status bnn_model_run(const bnn_model *model, int64_t n, const uint8_t *x, float *scores,
                          int32_t *classes, void *workspace, size_t workspace_bytes)
 {
@@ -579,8 +612,8 @@ bnn_status bnn_model_run(const bnn_model *model, int64_t n, const uint8_t *x, fl
             void *o = (L->flags & F_SCORES) ? (void *)sc : (void *)out;
             int64_t ldc = (L->flags & F_SCORES) ? L->m : bnn_words(L->m);
             if (L->flags & F_INPUT_U8)
-                st = bnn_gemm_u8(n, L->m, L->k, x, L->k, L->w, L->ldw, &epi, o, ldc,
-                                 BNN_U8_AUTO, scratch, scratch_bytes);
+                st = bnn_u8_run_prepared(NULL, n, L->m, L->k, x, L->w, L->ldw, L->prep, &epi, o,
+                                         ldc, u8_method(n), scratch, scratch_bytes);
             else
                 st = bnn_gemm(n, L->m, L->k, cur, bnn_words(L->k), L->w, L->ldw, &epi, o, ldc);
             break;
@@ -589,7 +622,9 @@ bnn_status bnn_model_run(const bnn_model *model, int64_t n, const uint8_t *x, fl
             bnn_conv2d_params p = L->cp;
             p.n = n;
             if (L->flags & F_INPUT_U8)
-                st = bnn_conv2d_u8(&p, x, L->w, &epi, out, BNN_U8_AUTO, scratch, scratch_bytes);
+                st = bnn_u8_run_prepared(&p, n, L->m, p.kh * p.kw * p.c, x, NULL, 0, L->prep,
+                                         &epi, out, bnn_words(L->m), BNN_U8_AUTO, scratch,
+                                         scratch_bytes);
             else
                 st = bnn_conv2d_ex(&p, cur, L->w, L->corr, &epi, out, scratch, scratch_bytes);
             break;

@@ -169,13 +169,24 @@ static void u8_prepare(u8_op *op, int64_t m, void *workspace)
     }
 }
 
+/* Point op at a block prepared by u8_prepare() with the DIRECT layout. */
+static void u8_attach(u8_op *op, int64_t m, const void *shared)
+{
+    int64_t opad = (m + 63) / 64 * 64;
+    op->P = (const int32_t *)shared;
+    op->bias = (const int32_t *)((const char *)shared + round64b((size_t)m * sizeof(int32_t)));
+    op->wt = (const int8_t *)op->bias + round64b((size_t)opad * sizeof(int32_t));
+    op->opad = opad;
+}
+
 static bnn_status u8_run(u8_op *op, int64_t n, int64_t m, const bnn_epilogue *epi,
                          void *c, int64_t ldc, void *workspace, size_t ws)
 {
     bnn_engine e;
-    size_t shared = u8_shared_bytes(m, op->k, op->method), part = u8_part_bytes(op->k);
+    /* prepared (op->P set): the workspace holds only the per-part scratch */
+    size_t shared = op->P ? 0 : u8_shared_bytes(m, op->k, op->method), part = u8_part_bytes(op->k);
     if (((uintptr_t)workspace & 7) != 0 || ws < shared + part) return BNN_ERR_INVALID;
-    u8_prepare(op, m, workspace);
+    if (!op->P) u8_prepare(op, m, workspace);
     e.kt = bnn_kernels_get();
     e.n = n; e.m = m;
     e.mc = bnn_engine_block(m, op->method == BNN_U8_DIRECT ? op->kp : 8 * op->kwords * 8);
@@ -313,4 +324,75 @@ bnn_status bnn_conv2d_u8(const bnn_conv2d_params *p, const uint8_t *x, const uin
     repack_filters(&g, w, (uint64_t *)workspace);
     return u8_run(&op, rows, g.o, epi, out, row_out, (char *)workspace + rb,
                   workspace_bytes - rb);
+}
+
+/* ---- prepared first layers (the model runtime: prepared once at load) -- */
+
+size_t bnn_u8_prep_bytes(const bnn_conv2d_params *p, int64_t m, int64_t k)
+{
+    size_t b = u8_shared_bytes(m, k, BNN_U8_DIRECT);
+    if (p != NULL) {
+        bnn_conv_geom g;
+        if (bnn_conv_geom_init(p, 1, &g) != BNN_OK) return 0;
+        b += repack_bytes(&g);
+    }
+    return b;
+}
+
+size_t bnn_u8_part_scratch(int64_t k, int threads)
+{
+    return (size_t)clamp_threads(threads) * u8_part_bytes(k);
+}
+
+void bnn_u8_prepare(const bnn_conv2d_params *p, int64_t m, int64_t k, const uint64_t *w,
+                    int64_t ldw, void *prep)
+{
+    u8_op op;
+    char *shared = (char *)prep;
+    memset(&op, 0, sizeof op);
+    op.method = BNN_U8_DIRECT;
+    op.k = k; op.kp = round32(k); op.kwords = bnn_words(k);
+    op.w = w; op.ldw = ldw;
+    if (p != NULL) {
+        bnn_conv_geom g;
+        (void)bnn_conv_geom_init(p, 1, &g);
+        repack_filters(&g, w, (uint64_t *)prep);
+        op.w = (const uint64_t *)prep;
+        op.ldw = op.kwords;
+        shared += repack_bytes(&g);
+    }
+    u8_prepare(&op, m, shared);
+}
+
+bnn_status bnn_u8_run_prepared(const bnn_conv2d_params *p, int64_t n, int64_t m, int64_t k,
+                               const uint8_t *x, const uint64_t *w, int64_t ldw,
+                               const void *prep, const bnn_epilogue *epi,
+                               void *c, int64_t ldc, bnn_u8_method method, void *ws,
+                               size_t wsb)
+{
+    u8_op op;
+    bnn_conv_geom g;
+    size_t elem;
+    int64_t row_out;
+    bnn_status st;
+    const char *shared = (const char *)prep;
+    memset(&op, 0, sizeof op);
+    op.method = resolve_method(method);
+    op.k = k; op.kp = round32(k); op.kwords = bnn_words(k);
+    op.x = x; op.ldx = k;
+    if ((st = bnn_epilogue_check(&epi, m, &elem, &row_out)) != BNN_OK) return st;
+    if (p != NULL) {
+        if ((st = bnn_conv_geom_init(p, 1, &g)) != BNN_OK) return st;
+        op.g = &g;
+        op.pad_byte = p->pad_byte;
+        op.w = (const uint64_t *)prep;
+        op.ldw = op.kwords;
+        shared += repack_bytes(&g);
+        n = g.n * g.oh * g.ow;
+    } else {
+        op.w = w;
+        op.ldw = ldw;
+    }
+    u8_attach(&op, m, shared);
+    return u8_run(&op, n, m, epi, c, ldc, ws, wsb);
 }
