@@ -26,10 +26,13 @@
  *  dot_u8_strip(mr, j0, ncols, kp, x, ldx, wt, opad, bias, out, ldo):
  *      for i < mr (<= BNN_MR), j < ncols, kp even:
  *        out[i*ldo + j] = bias[j0+j]
- *                       + sum_{q < kp} x[i*ldx+q] * wt[(q/2)*opad*2 + (j0+j)*2 + q%2]
+ *                       + sum_{q < kp} x[i*ldx+q] * W(j0+j, q),
+ *        W(j, q) = wt[(j/64)*kp*64 + (q/2)*128 + (j%64)*2 + q%2]
  *      with x uint8 and the weights int8 in {-1, 0, +1}, stored as byte
- *      pairs (two consecutive taps) per output, pairs of all opad outputs
- *      together: [kp/2][opad][2].  opad is a multiple of 64 >= j0+ncols,
+ *      pairs (two consecutive taps) per output, in blocks of 64 outputs:
+ *      [opad/64][kp/2][64][2], so one block's weights are contiguous (a
+ *      power-of-two stride between pairs would alias in the caches).
+ *      j0 is a multiple of 64; opad is a multiple of 64 >= j0+ncols,
  *      padded outputs and taps hold 0; bias has opad entries.
  *
  *  opt_range(p, step, i0, i1, param, grad, m, v): one optimizer step of

@@ -161,7 +161,8 @@ static void u8_prepare(u8_op *op, int64_t m, void *workspace)
         for (j = 0; j < m; j++) {
             const uint64_t *wr = op->w + j * op->ldw;
             for (q = 0; q < op->k; q++)
-                wt[(q / 2) * opad * 2 + j * 2 + q % 2] = ((wr[q / 64] >> (q % 64)) & 1) ? -1 : 1;
+                wt[(j / 64) * op->kp * 64 + (q / 2) * 128 + (j % 64) * 2 + q % 2] =
+                    ((wr[q / 64] >> (q % 64)) & 1) ? -1 : 1;
         }
         op->wt = wt;
         op->opad = opad;

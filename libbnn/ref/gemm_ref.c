@@ -44,12 +44,14 @@ void bnn_dot_u8_strip_ref(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
                           int32_t *out, int64_t ldo)
 {
     int64_t i, j, q;
+    (void)opad;
     for (i = 0; i < mr; i++)
         for (j = 0; j < ncols; j++) {
             const uint8_t *xr = x + i * ldx;
             int32_t s = bias[j0 + j];
             for (q = 0; q < kp; q++)
-                s += (int32_t)xr[q] * wt[(q / 2) * opad * 2 + (j0 + j) * 2 + q % 2];
+                s += (int32_t)xr[q] * wt[((j0 + j) / 64) * kp * 64 + (q / 2) * 128
+                                         + ((j0 + j) % 64) * 2 + q % 2];
             out[i * ldo + j] = s;
         }
 }

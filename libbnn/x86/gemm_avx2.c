@@ -154,12 +154,13 @@ BNN_TARGET_AVX2 void bnn_dot_u8_strip_avx2(int64_t mr, int64_t j0, int64_t ncols
                                            const int32_t *bias, int32_t *out, int64_t ldo)
 {
     int64_t i, jb, p, pairs = kp / 2;
+    (void)opad;
     for (i = 0; i < mr; i++) {
         const uint8_t *xr = x + i * ldx;
         for (jb = 0; jb < ncols; jb += 64) {
             __m256i acc32[8];
             int32_t tmp[64];
-            const int8_t *wb = wt + (j0 + jb) * 2;
+            const int8_t *wb = wt + ((j0 + jb) / 64) * kp * 64;  /* this block's pairs */
             int64_t nj = BNN_MIN(64, ncols - jb), p0;
             int b;
             for (b = 0; b < 8; b++)
@@ -171,7 +172,7 @@ BNN_TARGET_AVX2 void bnn_dot_u8_strip_avx2(int64_t mr, int64_t j0, int64_t ncols
                 for (p = p0; p < p1; p++) {
                     uint16_t pr = (uint16_t)(xr[2 * p] | (xr[2 * p + 1] << 8));
                     __m256i xb = _mm256_set1_epi16((short)pr);
-                    const int8_t *wp = wb + p * opad * 2;
+                    const int8_t *wp = wb + p * 128;
                     for (b = 0; b < 4; b++)
                         acc16[b] = _mm256_add_epi16(acc16[b], _mm256_maddubs_epi16(
                             xb, _mm256_loadu_si256((const __m256i *)(wp + 32 * b))));
