@@ -553,16 +553,6 @@ static void flatten_bits(int64_t n, int64_t hw, int64_t c, const uint64_t *src, 
     }
 }
 
-/* The 8-bit method of a dense first layer for a batch of n. */
-static bnn_u8_method u8_method(int64_t n)
-{
-    const char *e = getenv("BNN_U8_METHOD");
-    (void)n;
-    if (e && strcmp(e, "bitplane") == 0) return BNN_U8_BITPLANE;
-    if (e && strcmp(e, "direct") == 0) return BNN_U8_DIRECT;
-    return BNN_U8_AUTO;
-}
-
 bnn_status bnn_model_run(const bnn_model *model, int64_t n, const uint8_t *x, float *scores,
                          int32_t *classes, void *workspace, size_t workspace_bytes)
 {
@@ -613,7 +603,7 @@ bnn_status bnn_model_run(const bnn_model *model, int64_t n, const uint8_t *x, fl
             int64_t ldc = (L->flags & F_SCORES) ? L->m : bnn_words(L->m);
             if (L->flags & F_INPUT_U8)
                 st = bnn_u8_run_prepared(NULL, n, L->m, L->k, x, L->w, L->ldw, L->prep, &epi, o,
-                                         ldc, u8_method(n), scratch, scratch_bytes);
+                                         ldc, BNN_U8_AUTO, scratch, scratch_bytes);
             else
                 st = bnn_gemm(n, L->m, L->k, cur, bnn_words(L->k), L->w, L->ldw, &epi, o, ldc);
             break;
