@@ -1,5 +1,5 @@
-"""The `pybnn` command: `pybnn train`, `pybnn download NAME`, `pybnn bench gemm|conv
-[--quick]`, `pybnn info`."""
+"""The `pybnn` command: `pybnn train`, `pybnn export CHECKPOINT -o FILE`,
+`pybnn download NAME`, `pybnn bench gemm|conv [--quick]`, `pybnn info [FILE]`."""
 from __future__ import annotations
 
 import argparse
@@ -8,6 +8,12 @@ import sys
 
 
 def _cmd_info(args):
+    if args.file is not None:
+        from .export import describe, read_bnn
+        print("%s:" % args.file)
+        for line in describe(read_bnn(args.file)):
+            print(line)
+        return 0
     import numpy as np
 
     import pybnn
@@ -18,6 +24,43 @@ def _cmd_info(args):
     print("kernels: %s (available: %s)" % (_core.isa(), ", ".join(_core.available_isas())))
     print("threads: %d (CPUs usable: %d)" % (_core.get_num_threads(), _cpu_count()))
     print("numpy %s, BLAS: %s" % (np.__version__, blas_name()))
+    return 0
+
+
+def _checkpoint_input_shape(path):
+    """The (H, W, C) input a `pybnn train` checkpoint was trained on."""
+    import zipfile
+
+    import numpy as np
+    state = None
+    try:
+        z = np.load(path, allow_pickle=False)
+        if hasattr(z, "files"):
+            with z:
+                if "state" in z.files:
+                    state = json.loads(str(z["state"]))
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError("cannot read checkpoint %s: %s" % (path, e)) from e
+    if not isinstance(state, dict) or "input_shape" not in state:
+        raise ValueError("%s is not a pybnn checkpoint" % path)
+    return tuple(int(d) for d in state["input_shape"])
+
+
+def _cmd_export(args):
+    import pybnn
+    from .export import model_bytes, write_bytes
+    if args.name is not None and args.format != "c":
+        raise ValueError("--name applies to --format c only")
+    shape = _checkpoint_input_shape(args.checkpoint)
+    model = pybnn.load_checkpoint(args.checkpoint)
+    data = model_bytes(model, shape)
+    paths = write_bytes(data, args.output, args.format, args.name)
+    size = len(data)
+    float_bytes = 4 * sum(p.value.size for p in model.parameters())
+    what = "a model of " if args.format == "c" else ""
+    print("wrote %s: %s%d bytes (%.1f KiB); the same parameters as float32 take %d bytes "
+          "(%.1f KiB, %.1fx more)" % (" and ".join(paths), what, size, size / 1024, float_bytes,
+                                      float_bytes / 1024, float_bytes / size))
     return 0
 
 
@@ -158,7 +201,10 @@ def build_parser():
     p = argparse.ArgumentParser(prog="pybnn", description="Binarized neural networks on "
                                 "XNOR-popcount kernels.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    pi = sub.add_parser("info", help="version, kernels, threads and BLAS")
+    pi = sub.add_parser("info", help="version, kernels, threads and BLAS; or the layers of "
+                        "a .bnn model file")
+    pi.add_argument("file", nargs="?", default=None, metavar="FILE",
+                    help="a .bnn file to check and describe")
     pi.set_defaults(func=_cmd_info)
     from .train import RECIPES
     pt = sub.add_parser("train", help="train a BNN (default: a small MLP on the bundled "
@@ -182,6 +228,17 @@ def build_parser():
                     help="train on the first N training images only")
     pt.add_argument("--no-progress", action="store_true", help="no progress bars")
     pt.set_defaults(func=_cmd_train)
+    pe = sub.add_parser("export", help="write a trained checkpoint as a .bnn model file (or a "
+                        "C array) for the C runtime")
+    pe.add_argument("checkpoint", metavar="CHECKPOINT", help="a `pybnn train` checkpoint "
+                    "(e.g. pybnn-run/best.npz)")
+    pe.add_argument("-o", "--output", required=True, metavar="FILE",
+                    help="the .bnn file; with --format c, FILE's stem names FILE.h and FILE.c")
+    pe.add_argument("--format", choices=["bnn", "c"], default="bnn",
+                    help="bnn: the model file (default); c: a 64-byte-aligned C array")
+    pe.add_argument("--name", default=None, help="the C array's name (--format c; default: "
+                    "the file's stem)")
+    pe.set_defaults(func=_cmd_export)
     from .datasets import DOWNLOADS
     pd = sub.add_parser("download", help="download a dataset, verified by SHA-256 "
                         "(interrupted downloads resume)")

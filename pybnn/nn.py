@@ -435,6 +435,14 @@ class MaskedPacked:
         return np.where(kept, self.bits.unpack() * self.scale, np.float32(0)).astype(np.float32)
 
 
+def _plan_record(kind, name, input_u8=False, scores=False, pad_one=False, **fields):
+    """One record of Sequential._fold_plan()."""
+    rec = dict(type=kind, name=name, input_u8=bool(input_u8), scores=bool(scores),
+               pad_one=bool(pad_one))
+    rec.update((k, v if isinstance(v, np.ndarray) else int(v)) for k, v in fields.items())
+    return rec
+
+
 class Sequential:
     """A chain of layers with hand-written backward passes.
 
@@ -614,19 +622,34 @@ class Sequential:
 
     # ---- evaluation on the deployment path -------------------------------
 
-    def _fold(self):
-        """Compile the folded integer network ("bnn" mode): a list of
-        functions from the previous output to the next.  Blocks:
+    def _fold_plan(self):
+        """The folded integer network ("bnn" mode) as a list of plain
+        records, the numbers that both predict() (through _fold) and the
+        .bnn export (pybnn.export) use.  Blocks:
             BinaryDense | BinaryConv2d, [MaxPool2d], BatchNorm, Sign, [Dropout]
-        with Flatten between them, ending in BinaryDense, BatchNorm."""
-        from ._conv import bconv2d_threshold, conv2d_correction, conv2d_u8, gemm_u8, maxpool2d
-        from ._tensor import bgemm_affine, bgemm_threshold, fold_threshold
+        with Flatten between them, ending in BinaryDense, BatchNorm.
+
+        Each record is a dict with "type" ("dense", "conv", "maxpool",
+        "flatten"), "name" (the layer it comes from), the flags
+        "input_u8" (reads the uint8 image), "scores" (the last layer:
+        float scale/offset) and "pad_one" (conv padding is +1), and:
+          dense:   k, m; weights uint64 [m, words(k)]
+          conv:    c, o, kh, kw, stride_h, stride_w, dilation_h,
+                   dilation_w, pad_top, pad_bottom, pad_left, pad_right;
+                   weights uint64 [o, kh, kw, words(c)]
+          maxpool: kh, kw, stride_h, stride_w (pools the bits of the
+                   record before it, with that record's flip)
+          flatten: nothing more
+        and, for dense and conv, either thresh int32 [m] and flip uint8 [m]
+        or (with "scores") scale and offset float32 [m].  Weights are the
+        words of pack(W): bit = weight < 0, pad bits zero."""
+        from ._tensor import fold_threshold
         layers = [l for l in self.layers if not isinstance(l, Dropout)]
-        ops, i, first = [], 0, True
+        plan, i, first = [], 0, True
         while i < len(layers):
             layer = layers[i]
             if isinstance(layer, Flatten):
-                ops.append(lambda h: pack(h.unpack().reshape(h.shape[0], -1)))
+                plan.append(_plan_record("flatten", layer.name))
                 i += 1
                 continue
             if not isinstance(layer, (BinaryDense, BinaryConv2d)):
@@ -645,7 +668,7 @@ class Sequential:
             last = j + 1 >= len(layers)
             if not last and not isinstance(layers[j + 1], Sign):
                 raise ValueError("folded evaluation needs a Sign after %s" % bn.name)
-            wp = pack(layer.W.value)
+            words = pack(layer.W.value).words
             sc, off = bn.affine()
             conv = isinstance(layer, BinaryConv2d)
             k = layer.kh * layer.kw * layer.in_channels if conv else layer.in_features
@@ -657,39 +680,95 @@ class Sequential:
                                      % layer.name)
             if last:
                 if conv or pool is not None:
-                    raise ValueError("the last block must be BinaryDense, BatchNorm")
-                sc32, off32 = sc.astype(np.float32), off.astype(np.float32)
-                if first:
-                    ops.append(lambda h, wp=wp, a=sc32, b=off32: gemm_u8(h, wp, scale=a, offset=b))
-                else:
-                    ops.append(lambda h, wp=wp, a=sc32, b=off32: bgemm_affine(h, wp, a, b))
+                    err = ValueError("the last block must be BinaryDense, BatchNorm")
+                    err.layer = layer.name      # for the export's message
+                    raise err
+                plan.append(_plan_record(
+                    "dense", layer.name, input_u8=first, scores=True,
+                    k=layer.in_features, m=layer.out_features, weights=words,
+                    scale=sc.astype(np.float32), offset=off.astype(np.float32)))
                 i = j + 1
                 break
             t, f = fold_threshold(sc, off, k)
+            t = np.ascontiguousarray(t, dtype=np.int32)
+            f = np.ascontiguousarray(f, dtype=np.uint8)
             if conv:
-                geo = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
-                if first:
-                    ops.append(lambda h, wp=wp, t=t, f=f, g=geo: conv2d_u8(h, wp, pad_byte=128,
-                                                                           thresh=t, flip=f, **g))
-                else:
-                    corr = conv2d_correction(wp)
-                    ops.append(lambda h, wp=wp, t=t, f=f, g=geo, pv=layer.pad_value, c=corr:
-                               bconv2d_threshold(h, wp, t, f, pad_value=pv, correction=c, **g))
+                pt, pb, pl, pr = layer.padding
+                plan.append(_plan_record(
+                    "conv", layer.name, input_u8=first, pad_one=layer.pad_value == 1,
+                    c=layer.in_channels, o=layer.out_channels, kh=layer.kh, kw=layer.kw,
+                    stride_h=layer.stride[0], stride_w=layer.stride[1],
+                    dilation_h=layer.dilation[0], dilation_w=layer.dilation[1],
+                    pad_top=pt, pad_bottom=pb, pad_left=pl, pad_right=pr,
+                    weights=words, thresh=t, flip=f))
             else:
-                if first:
-                    ops.append(lambda h, wp=wp, t=t, f=f: gemm_u8(
-                        np.ascontiguousarray(h.reshape(h.shape[0], -1)), wp, thresh=t, flip=f))
-                else:
-                    ops.append(lambda h, wp=wp, t=t, f=f: bgemm_threshold(h, wp, t, f))
+                plan.append(_plan_record(
+                    "dense", layer.name, input_u8=first, k=layer.in_features,
+                    m=layer.out_features, weights=words, thresh=t, flip=f))
             if pool is not None:
-                ops.append(lambda h, p=pool, f=f: maxpool2d(h, p.kernel, p.stride, flip=f))
+                plan.append(_plan_record("maxpool", pool.name, kh=pool.kernel[0],
+                                         kw=pool.kernel[1], stride_h=pool.stride[0],
+                                         stride_w=pool.stride[1]))
             first = False
             i = j + 2
         if i < len(layers):
             raise ValueError("folded evaluation: layers after the last BatchNorm (%s)"
                              % layers[i].name)
+        return plan
+
+    def _fold(self):
+        """Compile the folded integer network ("bnn" mode) of _fold_plan()
+        into a list of functions from the previous output to the next."""
+        from ._conv import bconv2d_threshold, conv2d_correction, conv2d_u8, gemm_u8, maxpool2d
+        from ._tensor import bgemm_affine, bgemm_threshold
+        ops, prev = [], None
+        for rec in self._fold_plan():
+            kind = rec["type"]
+            if kind == "flatten":
+                ops.append(lambda h: pack(h.unpack().reshape(h.shape[0], -1)))
+            elif kind == "maxpool":
+                ops.append(lambda h, p=(rec["kh"], rec["kw"]), s=(rec["stride_h"], rec["stride_w"]),
+                           f=prev["flip"]: maxpool2d(h, p, s, flip=f))
+            elif kind == "dense":
+                wp = PackedTensor(rec["weights"], (rec["m"], rec["k"]))
+                if rec["scores"]:
+                    a, b = rec["scale"], rec["offset"]
+                    if rec["input_u8"]:
+                        ops.append(lambda h, wp=wp, a=a, b=b: gemm_u8(h, wp, scale=a, offset=b))
+                    else:
+                        ops.append(lambda h, wp=wp, a=a, b=b: bgemm_affine(h, wp, a, b))
+                else:
+                    t, f = rec["thresh"], rec["flip"]
+                    if rec["input_u8"]:
+                        ops.append(lambda h, wp=wp, t=t, f=f: gemm_u8(
+                            np.ascontiguousarray(h.reshape(h.shape[0], -1)), wp, thresh=t, flip=f))
+                    else:
+                        ops.append(lambda h, wp=wp, t=t, f=f: bgemm_threshold(h, wp, t, f))
+            else:   # conv
+                wp = PackedTensor(rec["weights"], (rec["o"], rec["kh"], rec["kw"], rec["c"]))
+                t, f = rec["thresh"], rec["flip"]
+                geo = dict(stride=(rec["stride_h"], rec["stride_w"]),
+                           padding=(rec["pad_top"], rec["pad_bottom"], rec["pad_left"],
+                                    rec["pad_right"]),
+                           dilation=(rec["dilation_h"], rec["dilation_w"]))
+                if rec["input_u8"]:
+                    ops.append(lambda h, wp=wp, t=t, f=f, g=geo: conv2d_u8(h, wp, pad_byte=128,
+                                                                           thresh=t, flip=f, **g))
+                else:
+                    corr = conv2d_correction(wp)
+                    ops.append(lambda h, wp=wp, t=t, f=f, g=geo, pv=int(rec["pad_one"]), c=corr:
+                               bconv2d_threshold(h, wp, t, f, pad_value=pv, correction=c, **g))
+            prev = rec
         self._folded = ops
         return ops
+
+    def export(self, path, input_shape=None, format="bnn", name=None):
+        """Write the folded network for the C runtime: a .bnn file
+        (docs/model-format.md) or, with format="c", a C array in
+        <stem>.h/<stem>.c.  input_shape is the uint8 input (H, W, C), e.g.
+        (28, 28, 1); see pybnn.export.export.  Returns the paths written."""
+        from .export import export
+        return export(self, path, input_shape=input_shape, format=format, name=name)
 
     def predict(self, x_uint8, batch_size=1024):
         """(scores float32 [N, classes], classes int64 [N]) of uint8 inputs.
