@@ -381,41 +381,59 @@ class Dropout(Layer):
     keeps the activations packed: the next binary layer computes the
     masked product exactly on the XNOR kernels, through
         sum_kept a*w = (dot(a, w) + dot(a', w)) / 2,
-    where a' flips the dropped elements of a (their terms cancel)."""
+    where a' flips the dropped elements of a (their terms cancel).  The
+    mask is kept for backward as packed bits (1 = dropped)."""
 
     def __init__(self, p=0.5, seed=0):
         if not 0 <= p < 1:
             raise ValueError("Dropout p must be in [0, 1), got %r" % (p,))
         self.p = float(p)
         self.rng = np.random.default_rng(seed)
-        self._keep = None
+        self._mask = None
+
+    def _scale(self):
+        return np.float32(1.0 / (1.0 - self.p))
 
     def forward(self, x, training):
         if not training or self.p == 0:
-            self._keep = None
+            self._mask = None
             return x
         if isinstance(x, np.ndarray) and x.dtype == np.uint8:
             x = scale_input(x)            # dropout on the input pixels
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
-        self._keep = keep
-        scale = np.float32(1.0 / (1.0 - self.p))
+        dropped = self.rng.random(x.shape, dtype=np.float32) < self.p
+        # int8 -1 where dropped: packs to bit 1 (no float temporaries)
+        mask = pack(np.negative(dropped.view(np.int8)))
+        self._mask = mask
         if isinstance(x, PackedTensor):
-            return MaskedPacked(x, pack(np.where(keep, np.float32(1), np.float32(-1))), scale)
-        return np.where(keep, x * scale, np.float32(0)).astype(np.float32)
+            return MaskedPacked(x, mask, self._scale())
+        return np.multiply(x, _keep_factor(mask, self._scale()), dtype=np.float32)
+
+    @property
+    def last_keep(self):
+        """bool array of the elements the last training forward kept (None
+        after backward or outside training)."""
+        return None if self._mask is None else self._mask.unpack() > 0
 
     def kept_bytes(self):
-        return 0 if self._keep is None else int(self._keep.nbytes)
+        return 0 if self._mask is None else int(self._mask.words.nbytes)
 
     def release(self):
-        self._keep = None
+        self._mask = None
 
     def backward(self, grad, input_grad=True):
-        if self._keep is None:
+        if self._mask is None:
             return grad
-        scale = np.float32(1.0 / (1.0 - self.p))
-        out = np.where(self._keep, grad * scale, np.float32(0)).astype(np.float32)
-        self._keep = None
+        out = np.multiply(grad, _keep_factor(self._mask, self._scale()), dtype=np.float32)
+        self._mask = None
         return out
+
+
+def _keep_factor(mask, scale):
+    """float32 scale where the packed mask bit is 0 (kept), 0 where it is 1."""
+    f = mask.unpack()                     # +1 kept, -1 dropped
+    f += np.float32(1)
+    f *= np.float32(scale / 2)            # exact: (1 + 1) * scale/2 == scale
+    return f
 
 
 class MaskedPacked:
@@ -431,8 +449,9 @@ class MaskedPacked:
         return PackedTensor(self.bits.words ^ self.keep.words, self.bits.shape)
 
     def unpack(self):
-        kept = self.keep.unpack() > 0
-        return np.where(kept, self.bits.unpack() * self.scale, np.float32(0)).astype(np.float32)
+        out = self.bits.unpack()
+        out *= _keep_factor(self.keep, self.scale)
+        return out
 
 
 def _plan_record(kind, name, input_u8=False, scores=False, pad_one=False, **fields):

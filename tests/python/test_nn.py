@@ -386,7 +386,7 @@ def test_masked_xnor_dropout(p):
     h = bnn_net.layers[0].forward(x, True)
     assert h == pybnn.pack(x)
     hd = bnn_net.layers[1].forward(h, True)
-    keep = bnn_net.layers[1]._keep
+    keep = bnn_net.layers[1].last_keep
     assert keep.shape == (n, k) and 0 < keep.mean() < 1
     y = bnn_net.layers[2].forward(hd, True)
     assert y.dtype == np.float32
@@ -402,7 +402,7 @@ def test_masked_xnor_dropout(p):
 
     # the same mask in "bc" arithmetic (float dropout, float matmul)
     h_bc = bc_net.layers[1].forward(bc_net.layers[0].forward(x, True), True)
-    np.testing.assert_array_equal(bc_net.layers[1]._keep, keep)
+    np.testing.assert_array_equal(bc_net.layers[1].last_keep, keep)
     y_bc = bc_net.layers[2].forward(h_bc, True)
     if scale in (F32(2), F32(4)):                 # sums of powers of two: exact
         np.testing.assert_array_equal(y, y_bc)
@@ -431,7 +431,7 @@ def test_masked_xnor_any_shape(n, k, m, p, seed):
     net = nn.Sequential([nn.Sign(), nn.Dropout(p, seed=seed),
                          nn.BinaryDense(k, m, rng=rng)], mode="bnn")
     h = net.layers[1].forward(net.layers[0].forward(x, True), True)
-    keep = net.layers[1]._keep
+    keep = net.layers[1].last_keep
     y = net.layers[2].forward(h, True)
     ints = (sign_pm1(x) * keep) @ net.layers[2].weights_pm1().astype(np.float64).T
     np.testing.assert_array_equal(y, (ints * np.float64(F32(1 / (1 - p)))).astype(F32))
@@ -446,7 +446,7 @@ def test_masked_xnor_with_real_inputs_and_training_path():
                          nn.BinaryDense(200, 7, rng=r)], mode="bnn")
     x = rng.integers(0, 256, (11, 50), dtype=np.uint8)
     y = net.forward(x, training=True)
-    keep = net.layers[2]._keep
+    keep = net.layers[2].last_keep
     h = nn.scale_input(x).astype(np.float64) @ net.layers[0].weights_pm1().T.astype(np.float64)
     ints = (sign_pm1(h) * keep) @ net.layers[3].weights_pm1().T.astype(np.float64)
     np.testing.assert_array_equal(y, (ints * np.float64(F32(1 / 0.7))).astype(F32))
