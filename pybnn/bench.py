@@ -455,3 +455,132 @@ def bench_conv(rounds=5, quick=False, out=print):
     finally:
         _core.set_num_threads(old_threads)
     return {"isa": active, "probe": probe, "rows": rows}
+
+
+# ---- inference: the C model runtime against float networks -----------------
+
+def _mlp_for_infer(width=4096, layers=3, seed=0):
+    """An eval-mode 784-width x layers-10 BNN with non-trivial batch norm
+    statistics (speed does not depend on training)."""
+    from .nn import BatchNorm
+    from .train import RECIPES, build_model
+    cfg = dict(RECIPES["mnist-mlp"], width=width, layers=layers)
+    model = build_model(cfg, (28, 28, 1), seed)
+    rng = np.random.default_rng(seed + 1)
+    for layer in model.layers:
+        if isinstance(layer, BatchNorm):
+            f = layer.features
+            layer.gamma.value[...] = rng.uniform(0.5, 1.5, f)
+            layer.beta.value[...] = rng.normal(0, 0.2, f)
+            layer.running_mean[...] = rng.normal(0, 5, f)
+            layer.running_invstd[...] = 1 / rng.uniform(10, 40, f)
+    return model.eval()
+
+
+def _float_mlp(model):
+    """The same network in float32: (+-1 weights, BN scale, offset) per
+    dense layer, and a numpy forward pass on uint8 images."""
+    from .nn import BatchNorm, BinaryDense
+    dense = [l for l in model.layers if isinstance(l, BinaryDense)]
+    bns = [l for l in model.layers if isinstance(l, BatchNorm)]
+    params = []
+    for d, b in zip(dense, bns):
+        sc, off = b.affine()
+        params.append((np.where(d.W.value < 0, -1.0, 1.0).astype(np.float32).T.copy(),
+                       sc.astype(np.float32), off.astype(np.float32)))
+
+    def forward(x_u8):
+        h = x_u8.reshape(len(x_u8), -1).astype(np.float32) * np.float32(1 / 128) - 1
+        for i, (w, sc, off) in enumerate(params):
+            h = h @ w * sc + off
+            if i + 1 < len(params):
+                h = np.where(h < 0, np.float32(-1), np.float32(1))
+        return h
+    return params, forward
+
+
+def bench_infer(rounds=7, quick=False, width=4096, model_path=None, out=print):
+    """`pybnn bench infer`: batch 1 and 100 through the C runtime, numpy
+    float32 and torch float32 (when installed), one thread, interleaved."""
+    from threadpoolctl import threadpool_limits
+    from .export import model_bytes
+    from .runtime import load
+    if model_path:
+        data = open(model_path, "rb").read()
+        model = None
+    else:
+        model = _mlp_for_infer(width=width)
+        data = model_bytes(model, (28, 28, 1))
+    rt = load(data)
+    h, w, c = rt.input_shape
+    torch = _torch()
+    results = dict(isa=_core.isa(), blas=blas_name(), rows=[])
+    out("inference, 1 thread, kernels %s, %s; model %s" % (_core.isa(), blas_name(), rt))
+    prev = _core.get_num_threads()
+    _core.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            tthreads = None
+            if torch is not None:
+                tthreads = torch.get_num_threads()
+                torch.set_num_threads(1)
+            rng = np.random.default_rng(3)
+            fwd = params = None
+            if model is not None:
+                params, fwd = _float_mlp(model)
+            for batch in ((1, 100) if not quick else (1, 100)):
+                x = rng.integers(0, 256, (batch, h, w, c), dtype=np.uint8)
+                xf = np.ascontiguousarray(x.reshape(batch, -1))
+                scores = np.empty((batch, rt.classes), np.float32)
+                classes = np.empty(batch, np.int32)
+                fns, names = [lambda: rt._model.run(xf, scores, classes)], ["libbnn runtime"]
+                if fwd is not None:
+                    fns.append(lambda: fwd(x))
+                    names.append("numpy float32")
+                    if torch is not None:
+                        tw = [(torch.from_numpy(p[0]), torch.from_numpy(p[1]), torch.from_numpy(p[2]))
+                              for p in params]
+
+                        def tfwd(x=x, tw=tw):
+                            with torch.no_grad():
+                                hh = torch.from_numpy(x.reshape(len(x), -1)).float() / 128 - 1
+                                for i, (wt, sc, off) in enumerate(tw):
+                                    hh = torch.addcmul(off, hh @ wt, sc)
+                                    if i + 1 < len(tw):
+                                        hh = torch.where(hh < 0, -1.0, 1.0)
+                                return hh
+                        fns.append(tfwd)
+                        names.append("torch float32")
+                times = interleave(fns, rounds)
+                med = [statistics.median(t) for t in times]
+                row = dict(batch=batch, **{n: m for n, m in zip(names, med)})
+                results["rows"].append(row)
+                line = "batch %3d: " % batch + ", ".join(
+                    "%s %.3f ms" % (n, 1e3 * m) for n, m in zip(names, med))
+                if len(med) > 1:
+                    line += " | runtime vs " + ", ".join(
+                        "%s %.1fx" % (n.split()[0], m / med[0]) for n, m in zip(names[1:], med[1:]))
+                out(line)
+            if torch is not None and tthreads:
+                torch.set_num_threads(tthreads)
+    finally:
+        _core.set_num_threads(prev)
+    # file size against float32 weights and against what it must hold: one
+    # bit per binary weight, 5 bytes per threshold (int32 + flip), 8 per
+    # score (scale + offset)
+    from .export import read_bnn
+    _, records = read_bnn(data)
+    content = 64 + 64 * len(records)
+    nweights = 0
+    for r in records:
+        if r["type"] in ("dense", "conv"):
+            n_out = r["m"] if r["type"] == "dense" else r["o"]
+            k = r["k"] if r["type"] == "dense" else r["kh"] * r["kw"] * r["c"]
+            nweights += n_out * k
+            content += n_out * k / 8 + n_out * (8 if r["scores"] else 5)
+    fb = rt.info["file_bytes"]
+    out("file: %d bytes = %.3f x (one bit per binary weight + thresholds + float scores: "
+        "%.0f bytes); float32 weights: %d bytes (%.1fx larger)"
+        % (fb, fb / content, content, 4 * nweights, 4 * nweights / fb))
+    results.update(file_bytes=fb, content_bytes=content, float32_bytes=4 * nweights)
+    return results

@@ -1,5 +1,5 @@
 """The `pybnn` command: `pybnn train`, `pybnn export CHECKPOINT -o FILE`,
-`pybnn download NAME`, `pybnn bench gemm|conv [--quick]`, `pybnn info [FILE]`."""
+`pybnn download NAME`, `pybnn bench gemm|conv|infer [--quick]`, `pybnn info [FILE]`."""
 from __future__ import annotations
 
 import argparse
@@ -74,6 +74,14 @@ def _cpu_count():
 
 def _cmd_bench(args):
     from . import bench
+    if args.what == "infer":
+        res = bench.bench_infer(rounds=args.rounds or (5 if args.quick else 9),
+                                width=1024 if args.quick else 4096, model_path=args.model)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=1, default=list)
+            print("results written to %s" % args.json)
+        return 0
     if args.what == "conv":
         res = bench.bench_conv(rounds=args.rounds or (3 if args.quick else 5), quick=args.quick)
         if args.json:
@@ -255,7 +263,11 @@ def build_parser():
     pd.add_argument("--no-progress", action="store_true", help="no progress bars")
     pd.set_defaults(func=_cmd_download)
     pb = sub.add_parser("bench", help="benchmarks against float baselines")
-    pb.add_argument("what", choices=["gemm", "conv"], help="which benchmark")
+    pb.add_argument("what", choices=["gemm", "conv", "infer"],
+                    help="which benchmark (infer: the .bnn runtime on the 784-4096x3-10 MLP "
+                         "against float32 numpy and torch)")
+    pb.add_argument("--model", default=None, metavar="FILE.bnn",
+                    help="infer: time this model file instead (runtime only)")
     pb.add_argument("--quick", action="store_true", help="a short subset (about 15 s)")
     pb.add_argument("--threads", type=_threads, default=None,
                     help="comma-separated thread counts (default 1,2)")

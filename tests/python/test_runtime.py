@@ -1,0 +1,115 @@
+"""The C model runtime (pybnn.load / bnn_model_run) against the trained
+model in eval(): identical classes and scores, for an MLP trained briefly
+on the bundled MNIST sample and for a small conv net (3-channel input,
+channel counts not multiples of 64, zero padding, max-pooling)."""
+import numpy as np
+import pytest
+
+import pybnn
+from pybnn import datasets
+from pybnn.losses import squared_hinge
+from pybnn.nn import BatchNorm, BinaryConv2d, BinaryDense, Flatten, MaxPool2d, Sequential, Sign
+from pybnn.optim import Optimizer
+from pybnn.runtime import BnnFormatError
+from pybnn.train import RECIPES, build_model
+
+
+def _train(model, x, y, steps, batch, seed=0, lr=0.003):
+    opt = Optimizer(model.parameters(), "adam", lr=lr)
+    rng = np.random.default_rng(seed)
+    model.train()
+    for _ in range(steps):
+        idx = rng.integers(0, len(x), batch)
+        opt.zero_grad()
+        _, g = squared_hinge(model.forward(x[idx]), y[idx])
+        model.backward(g)
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def mnist_mlp():
+    x, y, xt, yt = datasets.load_mnist()          # the bundled sample
+    cfg = dict(RECIPES["mnist-mlp"], width=512, layers=2)
+    model = _train(build_model(cfg, x.shape[1:], 0), x, y, steps=60, batch=100)
+    return model, xt, yt
+
+
+def _assert_same(model, deployed, x):
+    s_py, c_py = model.predict(x)
+    s_c, c_c = deployed.predict(x)
+    assert c_c.dtype == np.int64 and s_c.dtype == np.float32
+    np.testing.assert_array_equal(c_c, c_py)
+    np.testing.assert_allclose(s_c, s_py, rtol=1e-6, atol=1e-6)
+    return s_c, c_c
+
+
+def test_mlp_runtime_matches_eval_on_the_sample_test_set(mnist_mlp, tmp_path):
+    model, xt, yt = mnist_mlp
+    path = tmp_path / "mlp.bnn"
+    model.export(str(path), input_shape=(28, 28, 1))
+    deployed = pybnn.load(str(path))
+    assert deployed.input_shape == (28, 28, 1) and deployed.classes == 10
+    _, classes = _assert_same(model, deployed, xt)
+    assert (classes == yt).mean() > 0.5          # it learned something: a real model
+    # the same bytes from memory, and flat [N, 784] input, give the same
+    again = pybnn.load(path.read_bytes())
+    np.testing.assert_array_equal(again.predict(xt.reshape(len(xt), -1))[1], classes)
+
+
+def test_runtime_threads_and_batches_agree(mnist_mlp):
+    model, xt, _ = mnist_mlp
+    deployed = pybnn.load(_bytes(model, (28, 28, 1)))
+    before = pybnn.get_num_threads()
+    try:
+        pybnn.set_num_threads(1)
+        s1, c1 = deployed.predict(xt[:300], batch_size=7)
+        pybnn.set_num_threads(2)
+        s2, c2 = deployed.predict(xt[:300], batch_size=300)
+    finally:
+        pybnn.set_num_threads(before)
+    np.testing.assert_array_equal(s1, s2)
+    np.testing.assert_array_equal(c1, c2)
+
+
+def _bytes(model, shape):
+    from pybnn.export import model_bytes
+    return model_bytes(model, shape)
+
+
+def test_conv_runtime_matches_eval():
+    rng = np.random.default_rng(4)
+    model = Sequential([
+        BinaryConv2d(3, 70, 3, padding=1, rng=rng), MaxPool2d(2), BatchNorm(70), Sign(),
+        BinaryConv2d(70, 65, 3, padding=1, rng=rng), BatchNorm(65), Sign(),
+        BinaryConv2d(65, 66, 3, padding=(1, 2), rng=rng), MaxPool2d(2), BatchNorm(66), Sign(),
+        Flatten(), BinaryDense(2 * 3 * 66, 40, rng=rng), BatchNorm(40), Sign(),
+        BinaryDense(40, 10, rng=rng), BatchNorm(10)])
+    x = rng.integers(0, 256, (400, 9, 9, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, 400)
+    _train(model, x, y, steps=8, batch=50, lr=0.01)
+    deployed = pybnn.load(_bytes(model, (9, 9, 3)))
+    assert deployed.info["layers"] == 8    # 3 conv, 2 pool, flatten, 2 dense
+    _assert_same(model, deployed, rng.integers(0, 256, (300, 9, 9, 3), dtype=np.uint8))
+
+
+def test_runtime_rejects_bad_files_and_inputs(mnist_mlp):
+    model, xt, _ = mnist_mlp
+    data = _bytes(model, (28, 28, 1))
+    for bad in (b"", data[:63], data[:len(data) // 2], data[:-1], data + b"\0",
+                b"NOTAMODL" + data[8:]):
+        with pytest.raises(BnnFormatError):
+            pybnn.load(bad)
+    flipped = bytearray(data)
+    flipped[len(data) // 3] ^= 0x10
+    with pytest.raises(BnnFormatError, match="corrupt"):
+        pybnn.load(bytes(flipped))
+    with pytest.raises(OSError, match="cannot read model file"):
+        pybnn.load("/nonexistent/dir/model.bnn")
+    deployed = pybnn.load(data)
+    with pytest.raises(TypeError, match="uint8"):
+        deployed.predict(xt.astype(np.float32))
+    with pytest.raises(ValueError, match="expects uint8 images"):
+        deployed.predict(xt[:, :27])
+    s, c = deployed.predict(xt[:0])
+    assert s.shape == (0, 10) and c.shape == (0,)
