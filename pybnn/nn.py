@@ -1021,6 +1021,9 @@ class Flatten(Layer):
         self._shape = tuple(x.shape)
         if isinstance(x, PackedTensor):
             return pack(x.unpack().reshape(x.shape[0], -1))
+        if isinstance(x, MaskedPacked):        # dropout before the flatten
+            return MaskedPacked(self.forward(x.bits, training), self.forward(x.keep, training),
+                                x.scale)
         return np.asarray(x).reshape(x.shape[0], -1)
 
     def backward(self, grad, input_grad=True):

@@ -133,3 +133,27 @@ def test_float_first_layer_trains_and_predicts_through_float_layers():
     with pytest.warns(RuntimeWarning, match="float layers"):
         scores, classes = model.predict(x)
     np.testing.assert_array_equal(scores, model.forward(x, training=False))
+
+
+def test_dropout_before_flatten_trains_in_bnn_mode():
+    """Sign -> Dropout -> Flatten -> BinaryDense: the masked packed
+    activations are flattened with their mask and equal the float path."""
+    import pybnn.nn as nn
+    rng = np.random.default_rng(12)
+    # exactly +-1 inputs: the "bc" HardTanh passes them unchanged
+    x = np.where(rng.standard_normal((3, 2, 3, 70)) < 0, -1.0, 1.0).astype(np.float32)
+    outs = []
+    for mode in ("bnn", "bc"):
+        net = nn.Sequential([nn.Sign(), nn.Dropout(0.5, seed=3), nn.Flatten(),
+                             nn.BinaryDense(2 * 3 * 70, 4, rng=np.random.default_rng(1))],
+                            mode=mode)
+        h = x
+        for layer in net.layers:
+            h = layer.forward(h, True)
+        g = np.ones_like(h)
+        for layer in reversed(net.layers[1:]):
+            g = layer.backward(g)
+        outs.append((h, g, net.layers[3].W.grad.copy()))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    np.testing.assert_array_equal(outs[0][2], outs[1][2])
