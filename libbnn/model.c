@@ -423,6 +423,12 @@ bnn_status bnn_model_open_file(const char *path, bnn_model **model)
         fclose(f);
         return BNN_ERR_FORMAT;
     }
+    /* a directory opens and can report any size (LONG_MAX on some file
+     * systems) but cannot be read: read one byte before allocating */
+    if (fgetc(f) == EOF || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return BNN_ERR_IO;
+    }
     /* uint64_t storage: 8-byte aligned, so the model reads it in place */
     buf = (uint64_t *)malloc(((size_t)len + 7) / 8 * 8);
     if (buf == NULL) {
