@@ -226,6 +226,10 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         t0 = time.perf_counter()
         total, batches = 0.0, 0
         steps = range(0, len(x), cfg["batch_size"])
+        # mean loss over each tenth of the epoch's steps (progress within an
+        # epoch; fewer parts when an epoch has fewer than 10 steps)
+        ends = sorted({-(-len(steps) * (j + 1) // 10) for j in range(10)})
+        trace, part, start = [], 0.0, 0
         bar = tqdm(steps, desc="epoch %d/%d" % (epoch + 1, cfg["epochs"]), leave=False,
                    disable=not progress, file=sys.stderr) if tqdm else steps
         for i in bar:
@@ -239,12 +243,19 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
             model.backward(grad)
             opt.step()
             total += loss
+            part += loss
             batches += 1
+            if batches == ends[len(trace)]:
+                trace.append(part / (batches - start))
+                part, start = 0.0, batches
+                if tqdm and progress:
+                    bar.set_postfix(loss="%.4f" % trace[-1])
         train_time = time.perf_counter() - t0
         val_err = _evaluate(model, xv, yv)
         test_err = _evaluate(model, xt, yt)
         row = dict(epoch=epoch + 1, loss=total / max(batches, 1), val_error=val_err,
-                   test_error=test_err, lr=opt.lr, seconds=train_time)
+                   test_error=test_err, lr=opt.lr, seconds=train_time,
+                   loss_by_tenth=[round(float(v), 6) for v in trace])
         history.append(row)
         state["epoch"] = epoch + 1
         state["rng"] = json.dumps(rng.bit_generator.state)
@@ -263,7 +274,8 @@ def _write_metrics(out, history):
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(history, f, indent=1)
     with open(os.path.join(out, "metrics.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(history[0]))
+        fields = [k for k in history[0] if k != "loss_by_tenth"]   # JSON only
+        w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(history)
     try:

@@ -40,6 +40,13 @@ def test_default_run_reaches_90_percent(tmp_path):
     assert np.mean(classes == yt) >= 0.90
     hist = json.loads((out / "metrics.json").read_text())
     assert len(hist) == 10 and hist[-1]["loss"] < hist[0]["loss"]
+    # the loss within each epoch, by tenths of its 54 steps (6 or 5 each)
+    for h in hist:
+        parts = h["loss_by_tenth"]
+        sizes = np.diff([0] + [-(-54 * (j + 1) // 10) for j in range(10)])
+        assert len(parts) == 10
+        assert np.isclose(np.dot(parts, sizes) / 54, h["loss"], rtol=1e-4)
+    assert hist[0]["loss_by_tenth"][-1] < hist[0]["loss_by_tenth"][0]
 
 
 def _arrays(path):
