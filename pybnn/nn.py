@@ -349,11 +349,15 @@ class Sign(Layer):
             return HardTanh.backward(self, grad)
         if self._mask is None:
             raise self._err("backward without a training forward")
-        g = np.ascontiguousarray(grad, dtype=np.float32).reshape(self._mask.shape[0], -1)
-        out = np.empty_like(g)
-        _core.ste_backward_packed(self._mask, g, out)
+        g = np.asarray(grad, dtype=np.float32).reshape(self._mask.shape[0], -1)
+        # the gate as 0/1 floats through the vectorised unpacking (-1 where
+        # the bit, |x| <= 1, is set): out = grad * (1 - f) / 2
+        f = PackedTensor(self._mask, g.shape).unpack()
+        f *= np.float32(-0.5)
+        f += np.float32(0.5)
+        f *= g
         self._mask = None
-        return out.reshape(self._shape)
+        return f.reshape(self._shape)
 
 
 class HardTanh(Layer):
@@ -475,7 +479,7 @@ class Sequential:
         BinaryDense, BatchNorm, Sign, [Dropout], ..., BinaryDense, BatchNorm
     """
 
-    def __init__(self, layers, mode="bnn"):
+    def __init__(self, layers, mode="bnn", recompute=True):
         if mode not in MODES:
             raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
         self.layers = list(layers)
@@ -494,13 +498,20 @@ class Sequential:
                 layer.W.lr_scale = layer.glorot_scale if binary else 1.0
         self.training = True
         self._folded = None
+        self.recompute = bool(recompute)
         self._wire_recompute()
 
     def _wire_recompute(self):
         """A BatchNorm after a binary layer (optionally through a MaxPool2d)
         recomputes its input in backward from the layer's kept input instead
-        of storing it: one more XNOR product, far less memory."""
+        of storing it: one more XNOR product, far less memory.  With
+        recompute=False batch norm stores its float input (4 bytes per
+        element) and saves that product: faster where memory is no concern
+        (an MLP at batch 100 keeps 1.6 MB per 4096-wide layer)."""
         for i, layer in enumerate(self.layers):
+            if isinstance(layer, BatchNorm) and not self.recompute:
+                layer.recompute = None
+                continue
             if not isinstance(layer, BatchNorm) or i == 0:
                 continue
             prev = self.layers[i - 1]

@@ -34,7 +34,7 @@ RECIPES = {
     "mnist-mlp": dict(arch="mlp", width=4096, layers=3, dataset="mnist", epochs=1000,
                       batch_size=100, optimizer="adam", lr_start=0.003, lr_end=3e-7,
                       bn="standard", dropout_in=0.2, dropout=0.5, loss="squared_hinge",
-                      val_size=10000,
+                      val_size=10000, recompute=False,
                       help="784-4096x3-10, the paper's Theano MNIST setup (dropout 0.2 on "
                            "the input, 0.5 after each hidden sign; the last 10,000 training "
                            "images validate)"),
@@ -82,7 +82,7 @@ def build_model(cfg, input_shape, seed):
         layers += [BinaryDense(k, 10, rng=rng), BatchNorm(10, bn)]
     else:
         raise ValueError("unknown architecture %r" % (cfg["arch"],))
-    return Sequential(layers, mode=cfg.get("mode", "bnn"))
+    return Sequential(layers, mode=cfg.get("mode", "bnn"), recompute=cfg.get("recompute", True))
 
 
 def _load_data(cfg, data_dir):

@@ -1081,6 +1081,60 @@ static int test_opt(void)
     return 0;
 }
 
+/* Large batch norms split features over threads: every thread count gives
+ * the one-thread outputs, running statistics and gradients, bit for bit. */
+static int test_bn_threads(void)
+{
+    enum { N = 300, C = 1001 };
+    static const int threads[] = {2, 3, 8};
+    float *buf = (float *)malloc(sizeof(float) * ((size_t)N * C * 6 + (size_t)C * 16));
+    float *x, *dy, *y1, *y2, *dx1, *dx2, *p;
+    bt_rng r = bt_stream(0xb17);
+    int64_t i;
+    int kind, t;
+    CHECK(buf != NULL);
+    x = buf; dy = x + N * C; y1 = dy + N * C; y2 = y1 + N * C; dx1 = y2 + N * C;
+    dx2 = dx1 + N * C; p = dx2 + N * C;
+    for (i = 0; i < (int64_t)N * C; i++) {
+        x[i] = (float)(bt_unit(&r) * 40.0 - 20.0);
+        dy[i] = (float)(bt_unit(&r) * 2.0 - 1.0);
+    }
+    for (kind = 0; kind < 2; kind++) {
+        bnn_bn_kind k = kind ? BNN_BN_SHIFT : BNN_BN_STANDARD;
+        float *g = p, *be = p + C, *rm1 = p + 2 * C, *ri1 = p + 3 * C, *rm2 = p + 4 * C,
+              *ri2 = p + 5 * C, *m1 = p + 6 * C, *s1 = p + 7 * C, *m2 = p + 8 * C,
+              *s2 = p + 9 * C, *dg1 = p + 10 * C, *db1 = p + 11 * C, *dg2 = p + 12 * C,
+              *db2 = p + 13 * C;
+        for (i = 0; i < C; i++) {
+            g[i] = (float)(bt_unit(&r) * 2.0 - 0.5);
+            be[i] = (float)(bt_unit(&r) - 0.5);
+            rm1[i] = rm2[i] = 0.0f;
+            ri1[i] = ri2[i] = 1.0f;
+        }
+        CHECK_ST(bnn_set_num_threads(1), BNN_OK);
+        CHECK_ST(bnn_bn_forward_train(k, N, C, x, g, be, 1e-4f, 0.1f, rm1, ri1, y1, m1, s1),
+                 BNN_OK);
+        CHECK_ST(bnn_bn_backward(k, N, C, x, g, m1, s1, dy, dx1, dg1, db1), BNN_OK);
+        for (t = 0; t < 3; t++) {
+            bt_ctx("bn kind %d on %d threads", kind, threads[t]);
+            for (i = 0; i < C; i++) { rm2[i] = 0.0f; ri2[i] = 1.0f; }
+            CHECK_ST(bnn_set_num_threads(threads[t]), BNN_OK);
+            CHECK_ST(bnn_bn_forward_train(k, N, C, x, g, be, 1e-4f, 0.1f, rm2, ri2, y2, m2, s2),
+                     BNN_OK);
+            CHECK_ST(bnn_bn_backward(k, N, C, x, g, m2, s2, dy, dx2, dg2, db2), BNN_OK);
+            CHECK(memcmp(y1, y2, sizeof(float) * N * C) == 0);
+            CHECK(memcmp(dx1, dx2, sizeof(float) * N * C) == 0);
+            CHECK(memcmp(rm1, rm2, sizeof(float) * C) == 0 && memcmp(ri1, ri2, sizeof(float) * C) == 0);
+            CHECK(memcmp(m1, m2, sizeof(float) * C) == 0 && memcmp(s1, s2, sizeof(float) * C) == 0);
+            CHECK(memcmp(dg1, dg2, sizeof(float) * C) == 0 && memcmp(db1, db2, sizeof(float) * C) == 0);
+        }
+    }
+    CHECK_ST(bnn_set_num_threads(1), BNN_OK);
+    free(buf);
+    printf("  batch norm on 1/2/3/8 threads: identical\n");
+    return 0;
+}
+
 /* Every ISA's optimizer kernel is bitwise the reference's: odd lengths
  * (vector body and scalar tail), clipping on and off, zero, huge, tiny,
  * infinite and NaN gradients, NaN state, and a split over threads. */
@@ -1675,6 +1729,7 @@ int main(int argc, char **argv)
     RUN(test_bn_cases());
     RUN(test_bn_gradcheck());
     RUN(test_bn_errors());
+    RUN(test_bn_threads());
     RUN(test_opt_by_hand());
     RUN(test_opt());
     RUN(test_opt_isa());
