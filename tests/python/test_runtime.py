@@ -113,3 +113,16 @@ def test_runtime_rejects_bad_files_and_inputs(mnist_mlp):
         deployed.predict(xt[:, :27])
     s, c = deployed.predict(xt[:0])
     assert s.shape == (0, 10) and c.shape == (0,)
+
+
+def test_golden_file_gives_its_committed_outputs():
+    """tests/data/golden.bnn through the C runtime: exactly the scores and
+    classes stored beside it (so a change of the format or of the
+    runtime's arithmetic breaks this test)."""
+    import pathlib
+    data = pathlib.Path(__file__).resolve().parent.parent / "data"
+    want = np.load(data / "golden_expected.npz")
+    deployed = pybnn.load(str(data / "golden.bnn"))
+    scores, classes = deployed.predict(want["x"])
+    np.testing.assert_array_equal(scores, want["scores"])
+    np.testing.assert_array_equal(classes, want["classes"])
