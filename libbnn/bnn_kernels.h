@@ -122,6 +122,10 @@ BNN_INTERNAL void bnn_dot_u8_strip_avx2(int64_t mr, int64_t j0, int64_t ncols, i
 BNN_INTERNAL void bnn_opt_range_avx2(const bnn_opt_params *p, double step, int64_t i0,
                                      int64_t i1, float *param, const float *grad, float *m,
                                      float *v);
+BNN_INTERNAL void bnn_dot_u8_strip_avx512vnni(int64_t mr, int64_t j0, int64_t ncols,
+                                              int64_t kp, const uint8_t *x, int64_t ldx,
+                                              const int8_t *wt, int64_t opad,
+                                              const int32_t *bias, int32_t *out, int64_t ldo);
 BNN_INTERNAL uint64_t bnn_probe_avx2(int64_t iters, uint64_t *sink);
 
 BNN_INTERNAL void bnn_pack_f32_avx512(int64_t k, const float *src, uint64_t *dst);

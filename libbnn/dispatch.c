@@ -32,10 +32,16 @@ static const bnn_kernels k_avx512 = {
     bnn_unpack_f32_avx2, bnn_popc_strip_avx512, bnn_epi_f32_avx512,
     bnn_dot_u8_strip_avx2, bnn_opt_range_avx2,
 };
+/* the same with the AVX-512 VNNI first-layer kernel, where the CPU has it */
+static const bnn_kernels k_avx512_vnni = {
+    BNN_ISA_AVX512, bnn_pack_f32_avx512, bnn_pack_i8_avx512,
+    bnn_unpack_f32_avx2, bnn_popc_strip_avx512, bnn_epi_f32_avx512,
+    bnn_dot_u8_strip_avx512vnni, bnn_opt_range_avx2,
+};
 #endif
 
 static const bnn_kernels *g_table = &k_ref;
-static int g_cpu_avx2 = 0, g_cpu_avx512 = 0;
+static int g_cpu_avx2 = 0, g_cpu_avx512 = 0, g_cpu_vnni = 0;
 
 #if BNN_X86 && defined(__GNUC__)
 static uint64_t xgetbv0(void)
@@ -66,6 +72,8 @@ static void probe_cpu(void)
     if (g_cpu_avx2 && ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1)
         && ((b >> 31) & 1) && ((c >> 14) & 1) && (xcr0 & 0xe0) == 0xe0)
         g_cpu_avx512 = 1;
+    if (g_cpu_avx512 && ((c >> 11) & 1))           /* AVX512_VNNI (ecx b11) */
+        g_cpu_vnni = 1;
 }
 #else
 static void probe_cpu(void) {}
@@ -77,7 +85,8 @@ const bnn_kernels *bnn_kernels_for(bnn_isa isa)
     case BNN_ISA_REF: return &k_ref;
 #if BNN_X86
     case BNN_ISA_AVX2: return g_cpu_avx2 ? &k_avx2 : NULL;
-    case BNN_ISA_AVX512: return g_cpu_avx512 ? &k_avx512 : NULL;
+    case BNN_ISA_AVX512:
+        return g_cpu_avx512 ? (g_cpu_vnni ? &k_avx512_vnni : &k_avx512) : NULL;
 #else
     default: break;
 #endif
@@ -102,7 +111,7 @@ static void init_once(void)
     const bnn_kernels *t;
     probe_cpu();
 #if BNN_X86
-    if (g_cpu_avx512) g_table = &k_avx512;
+    if (g_cpu_avx512) g_table = g_cpu_vnni ? &k_avx512_vnni : &k_avx512;
     else if (g_cpu_avx2) g_table = &k_avx2;
 #endif
     env = getenv("BNN_ISA");
