@@ -62,7 +62,20 @@ def main():
         train("cifar10-vgg", data=args.cifar, out=out, epochs=1, limit=5000, seed=args.seed,
               resume=os.path.exists(os.path.join(out, "last.npz")), progress=False)
     text = table(args.runs)
-    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.md"), "w") as f:
+    # runs/ may hold only some configurations (--only): rows of the others
+    # already in results.md are kept
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.md")
+    if os.path.exists(path):
+        have = {line.split("|")[1].strip() for line in text.splitlines()[2:]}
+        old = [line for line in open(path).read().splitlines()
+               if line.startswith("| ") and not line.startswith("| run ")
+               and line.split("|")[1].strip() not in have]
+        order = [c[0] for c in CONFIGS] + ["cifar10-vgg-5000"]
+        rows = sorted(text.splitlines()[2:] + old,
+                      key=lambda l: order.index(l.split("|")[1].strip())
+                      if l.split("|")[1].strip() in order else len(order))
+        text = "\n".join(text.splitlines()[:2] + rows)
+    with open(path, "w") as f:
         f.write("Commands: python bench/mnist_experiments.py --data DIR [--cifar DIR], seed %d.\n\n"
                 % args.seed + text + "\n")
     print(text)
