@@ -113,6 +113,8 @@ STATUS_STRINGS = {
     -5: "not supported by this build or CPU",
     -6: "out of memory",
     -7: "a row stride is smaller than the row",
+    -8: "malformed, truncated or corrupt model file",
+    -9: "the file cannot be opened or read",
 }
 
 
@@ -126,7 +128,7 @@ def test_status_strings():
     assert len(seen) == len(STATUS_STRINGS)
 
 
-@pytest.mark.parametrize("code", [1, -8, 100, -1000, 2 ** 31 - 1, -(2 ** 31)])
+@pytest.mark.parametrize("code", [1, -10, 100, -1000, 2 ** 31 - 1, -(2 ** 31)])
 def test_unknown_status_string(code):
     assert _core.status_string(code) == "unknown status"
 
