@@ -33,7 +33,12 @@
  *      [opad/64][kp/2][64][2], so one block's weights are contiguous (a
  *      power-of-two stride between pairs would alias in the caches).
  *      j0 is a multiple of 64; opad is a multiple of 64 >= j0+ncols,
- *      padded outputs and taps hold 0; bias has opad entries.
+ *      padded outputs and taps hold 0; bias has opad entries.  The
+ *      opad*kp/8 bytes after wt[opad*kp] hold the same weights as sign
+ *      bits (1 = -1; padded taps and outputs 0) in quad order, for kernels
+ *      that expand them instead of reading bytes: per block of 64 outputs,
+ *      per group of 4 taps, 4 words, word z holding outputs 16z..16z+15 at
+ *      bit (output % 16) * 4 + tap % 4.
  *
  *  opt_range(p, step, i0, i1, param, grad, m, v): one optimizer step of
  *      elements [i0, i1) (p validated, step = the bias-corrected rate times

@@ -57,8 +57,9 @@ static size_t u8_shared_bytes(int64_t m, int64_t k, int method)
 {
     size_t b = round64b((size_t)m * sizeof(int32_t));
     size_t opad = (size_t)((m + 63) / 64 * 64);
-    if (method == BNN_U8_DIRECT)
-        b += round64b(opad * sizeof(int32_t)) + round64b(opad * (size_t)round32(k));
+    if (method == BNN_U8_DIRECT)   /* bias, int8 weights, then their sign bits */
+        b += round64b(opad * sizeof(int32_t)) + round64b(opad * (size_t)round32(k))
+             + round64b(opad * (size_t)round32(k) / 8);
     return b;
 }
 
@@ -158,11 +159,22 @@ static void u8_prepare(u8_op *op, int64_t m, void *workspace)
         for (j = 0; j < opad; j++)   /* s = sum x*w - 128 * (k - 2P) */
             bias[j] = j < m ? (int32_t)(-128 * (op->k - 2 * (int64_t)P[j])) : 0;
         memset(wt, 0, (size_t)opad * (size_t)op->kp);
-        for (j = 0; j < m; j++) {
-            const uint64_t *wr = op->w + j * op->ldw;
-            for (q = 0; q < op->k; q++)
-                wt[(j / 64) * op->kp * 64 + (q / 2) * 128 + (j % 64) * 2 + q % 2] =
-                    ((wr[q / 64] >> (q % 64)) & 1) ? -1 : 1;
+        {
+            /* the sign bits in quad order after the int8 weights (see the
+             * dot_u8_strip contract) */
+            uint64_t *wq = (uint64_t *)(wt + opad * op->kp);
+            memset(wq, 0, (size_t)opad * (size_t)op->kp / 8);
+            for (j = 0; j < m; j++) {
+                const uint64_t *wr = op->w + j * op->ldw;
+                int64_t l = j % 64;
+                for (q = 0; q < op->k; q++) {
+                    int neg = (int)((wr[q / 64] >> (q % 64)) & 1);
+                    wt[(j / 64) * op->kp * 64 + (q / 2) * 128 + l * 2 + q % 2] = neg ? -1 : 1;
+                    if (neg)
+                        wq[((j / 64) * (op->kp / 4) + q / 4) * 4 + l / 16] |=
+                            (uint64_t)1 << ((l % 16) * 4 + q % 4);
+                }
+            }
         }
         op->wt = wt;
         op->opad = opad;
