@@ -40,6 +40,10 @@
  *      per group of 4 taps, 4 words, word z holding outputs 16z..16z+15 at
  *      bit (output % 16) * 4 + tap % 4.
  *
+ *  epi_bits(n, dot, thresh, flip, out): for j < n, bit j of out =
+ *      (flip && flip[j]) ? dot[j] > thresh[j] : dot[j] < thresh[j];
+ *      bnn_words(n) words written, pad bits 0.
+ *
  *  opt_range(p, step, i0, i1, param, grad, m, v): one optimizer step of
  *      elements [i0, i1) (p validated, step = the bias-corrected rate times
  *      lr_scale), clipping param to [-p->clip, p->clip] when clip > 0.
@@ -71,6 +75,8 @@ typedef void (*bnn_dot_u8_strip_fn)(int64_t mr, int64_t j0, int64_t ncols, int64
 typedef void (*bnn_opt_range_fn)(const bnn_opt_params *p, double step, int64_t i0,
                                  int64_t i1, float *param, const float *grad, float *m,
                                  float *v);
+typedef void (*bnn_epi_bits_fn)(int64_t n, const int32_t *dot, const int32_t *thresh,
+                                const uint8_t *flip, uint64_t *out);
 typedef uint64_t (*bnn_probe_fn)(int64_t iters, uint64_t *sink);
 
 typedef struct bnn_kernels {
@@ -82,6 +88,7 @@ typedef struct bnn_kernels {
     bnn_epi_f32_fn     epi_f32;
     bnn_dot_u8_strip_fn dot_u8_strip;
     bnn_opt_range_fn   opt_range;
+    bnn_epi_bits_fn    epi_bits;
 } bnn_kernels;
 
 /* The table in use (selected once, thread-safely, on first use). */
@@ -107,6 +114,12 @@ BNN_INTERNAL void bnn_dot_u8_strip_ref(int64_t mr, int64_t j0, int64_t ncols, in
 BNN_INTERNAL void bnn_opt_range_ref(const bnn_opt_params *p, double step, int64_t i0,
                                     int64_t i1, float *param, const float *grad, float *m,
                                     float *v);
+BNN_INTERNAL void bnn_epi_bits_ref(int64_t n, const int32_t *dot, const int32_t *thresh,
+                                   const uint8_t *flip, uint64_t *out);
+BNN_INTERNAL void bnn_epi_bits_avx2(int64_t n, const int32_t *dot, const int32_t *thresh,
+                                    const uint8_t *flip, uint64_t *out);
+BNN_INTERNAL void bnn_epi_bits_avx512(int64_t n, const int32_t *dot, const int32_t *thresh,
+                                      const uint8_t *flip, uint64_t *out);
 BNN_INTERNAL uint64_t bnn_probe_ref(int64_t iters, uint64_t *sink);
 
 #if BNN_X86

@@ -49,23 +49,10 @@ static void epilogue_row(const bnn_engine *e, const int32_t *dot, int64_t i,
                        ep->offset ? ep->offset + j0 : NULL,
                        (float *)e->c + i * e->ldc + j0);
         break;
-    default: { /* BNN_EPI_BITS; j0 is a multiple of 64 */
-        uint64_t *out = (uint64_t *)e->c + i * e->ldc + j0 / 64;
-        const int32_t *t = ep->thresh + j0;
-        const uint8_t *f = ep->flip ? ep->flip + j0 : NULL;
-        int64_t q, nw = bnn_words(nc);
-        for (q = 0; q < nw; q++) {
-            uint64_t word = 0;
-            int64_t b, nb = BNN_MIN(64, nc - q * 64);
-            for (b = 0; b < nb; b++) {
-                int64_t jj = q * 64 + b;
-                int neg = (f && f[jj]) ? dot[jj] > t[jj] : dot[jj] < t[jj];
-                word |= (uint64_t)neg << b;
-            }
-            out[q] = word;
-        }
+    default: /* BNN_EPI_BITS; j0 is a multiple of 64 */
+        e->kt->epi_bits(nc, dot, ep->thresh + j0, ep->flip ? ep->flip + j0 : NULL,
+                        (uint64_t *)e->c + i * e->ldc + j0 / 64);
         break;
-    }
     }
 }
 

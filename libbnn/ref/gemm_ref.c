@@ -75,3 +75,19 @@ uint64_t bnn_probe_ref(int64_t iters, uint64_t *sink)
     *sink = s;
     return (uint64_t)iters * 16u * 64u;
 }
+
+void bnn_epi_bits_ref(int64_t n, const int32_t *dot, const int32_t *thresh,
+                      const uint8_t *flip, uint64_t *out)
+{
+    int64_t q, nw = bnn_words(n);
+    for (q = 0; q < nw; q++) {
+        uint64_t word = 0;
+        int64_t b, nb = BNN_MIN(64, n - q * 64);
+        for (b = 0; b < nb; b++) {
+            int64_t j = q * 64 + b;
+            int neg = (flip && flip[j]) ? dot[j] > thresh[j] : dot[j] < thresh[j];
+            word |= (uint64_t)neg << b;
+        }
+        out[q] = word;
+    }
+}
