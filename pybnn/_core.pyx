@@ -9,6 +9,8 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, int8_t
 from libc.string cimport memset
 from pybnn._bnn cimport *
 
+import threading
+
 import numpy as np
 
 HEADER_VERSION_NUMBER = BNN_VERSION_NUMBER
@@ -742,7 +744,7 @@ cdef class Model:
 
     cdef bnn_model *_m
     cdef object _data          # the bytes the model points into
-    cdef object _ws            # workspace (uint8 array), grown on demand
+    cdef object _local         # per-thread workspace (uint8 array), grown on demand
     cdef readonly object info
 
     def __cinit__(self):
@@ -771,7 +773,7 @@ cdef class Model:
             check(st, source)
         self._m = m
         self._data = buf
-        self._ws = np.zeros(0, np.uint8)
+        self._local = threading.local()
         check(bnn_model_get_info(m, &inf), "bnn_model_get_info")
         self.info = dict(input_shape=(inf.in_h, inf.in_w, inf.in_c), classes=inf.classes,
                          layers=inf.layers, binary_weights=inf.binary_weights,
@@ -788,23 +790,32 @@ cdef class Model:
         return b
 
     def run(self, x, float[:, ::1] scores, int32_t[::1] classes):
-        """Scores and classes of uint8 images x [n, H, W, C] (C-contiguous)."""
+        """Scores [n, classes] and classes [n] of n uint8 images x
+        (C-contiguous, n * H * W * C bytes).  Thread-safe: each calling
+        thread has its own workspace."""
         cdef const uint8_t[::1] xv
         cdef int64_t n = scores.shape[0]
         cdef size_t need
         cdef bnn_status st
         cdef unsigned char[::1] wv
         cdef size_t wn
+        h, w, c = self.info["input_shape"]
+        if scores.shape[1] != self.info["classes"] or classes.shape[0] != n:
+            raise BnnValueError("Model.run: scores must be [n, %d] and classes [n]"
+                                % self.info["classes"])
         if n == 0:
             return
         xv = x.reshape(-1)
+        if xv.shape[0] != n * h * w * c:
+            raise BnnValueError("Model.run: x holds %d bytes, %d images need %d"
+                                % (xv.shape[0], n, n * h * w * c))
         check(bnn_model_workspace_size(self._m, n, 0, &need), "bnn_model_workspace_size")
-        if self._ws.size < need:
-            self._ws = np.zeros(need, np.uint8)
-        wv = self._ws
+        ws = getattr(self._local, "ws", None)
+        if ws is None or ws.size < need:
+            ws = np.zeros(need, np.uint8)
+            self._local.ws = ws
+        wv = ws
         wn = wv.shape[0]
-        if xv.shape[0] < n or classes.shape[0] < n:
-            raise BnnValueError("Model.run: input or classes shorter than the batch")
         with nogil:
             st = bnn_model_run(self._m, n, &xv[0], &scores[0, 0], &classes[0], &wv[0], wn)
         check(st, "bnn_model_run")

@@ -126,3 +126,24 @@ def test_golden_file_gives_its_committed_outputs():
     scores, classes = deployed.predict(want["x"])
     np.testing.assert_array_equal(scores, want["scores"])
     np.testing.assert_array_equal(classes, want["classes"])
+
+
+def test_model_run_checks_buffers_and_threads_share_a_model(mnist_mlp):
+    """The low-level run refuses buffers of the wrong size (it would write
+    past them), and several Python threads can predict with one loaded
+    model at once (each has its own workspace; the GIL is released)."""
+    from concurrent.futures import ThreadPoolExecutor
+    model, xt, _ = mnist_mlp
+    deployed = pybnn.load(_bytes(model, (28, 28, 1)))
+    x = np.ascontiguousarray(xt[:8].reshape(8, -1))
+    with pytest.raises(ValueError, match="scores must be"):
+        deployed._model.run(x, np.empty((8, 9), np.float32), np.empty(8, np.int32))
+    with pytest.raises(ValueError, match="bytes"):
+        deployed._model.run(x[:, :700].copy(), np.empty((8, 10), np.float32),
+                            np.empty(8, np.int32))
+    want = deployed.predict(xt)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda b: deployed.predict(xt, batch_size=b), [7, 100, 333, 1000]))
+    for s, c in got:
+        np.testing.assert_array_equal(s, want[0])
+        np.testing.assert_array_equal(c, want[1])
