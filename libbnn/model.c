@@ -316,6 +316,10 @@ static bnn_status parse(const uint8_t *d, size_t bytes, parse_out *po, layer_rt 
         off += rsize;
     }
     if (off != size) return BNN_ERR_FORMAT;
+    /* load-time tables (the first layer's expanded weights: 64-output
+     * blocks, 9 bits per weight) stay within 128x the file: a tiny file
+     * cannot ask for gigabytes */
+    if (corr_used > 128 * size + ((int64_t)1 << 20)) return BNN_ERR_FORMAT;
     po->info.binary_weights = binw;
     po->corr_bytes = corr_used;
     po->act_words = act;
@@ -527,6 +531,9 @@ bnn_status bnn_model_workspace_size(const bnn_model *model, int64_t batch, int t
     if (threads < 0) return BNN_ERR_INVALID;
     if (threads == 0) threads = bnn_get_num_threads();
     if ((st = plan(model, batch, threads, &wp)) != BNN_OK) return st;
+    if (wp.act_bytes > INT64_MAX / 8 || wp.score_bytes > INT64_MAX / 8
+        || wp.scratch_bytes > INT64_MAX / 8)
+        return BNN_ERR_OVERFLOW;
     total = 64 + 2 * wp.act_bytes + wp.score_bytes + wp.scratch_bytes;
     if ((uint64_t)total > (uint64_t)SIZE_MAX) return BNN_ERR_OVERFLOW;
     *bytes = (size_t)total;

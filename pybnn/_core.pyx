@@ -760,6 +760,9 @@ cdef class Model:
         raw = bytes(data)
         buf = np.zeros((len(raw) + 7) // 8, np.uint64)
         buf.view(np.uint8)[:len(raw)] = np.frombuffer(raw, np.uint8)
+        if self._m != NULL:          # __init__ called again: drop the old model
+            bnn_model_free(self._m)
+            self._m = NULL
         if len(raw) == 0:
             raise BnnFormatError("%s: empty file, not a .bnn model" % source, int(BNN_ERR_FORMAT))
         view = buf.view(np.uint8)

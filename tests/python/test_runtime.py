@@ -147,3 +147,14 @@ def test_model_run_checks_buffers_and_threads_share_a_model(mnist_mlp):
     for s, c in got:
         np.testing.assert_array_equal(s, want[0])
         np.testing.assert_array_equal(c, want[1])
+
+
+def test_tiny_file_cannot_ask_for_huge_load_tables():
+    """One output over 8M input bytes: a 1 MB file whose prepared 8-bit
+    layer would take about 600 MB is refused (docs/model-format.md)."""
+    rng = np.random.default_rng(5)
+    model = Sequential([BinaryDense(1000 * 1000 * 8, 1, rng=rng), BatchNorm(1)]).eval()
+    data = _bytes(model, (1000, 1000, 8))
+    assert len(data) < 2 << 20
+    with pytest.raises(BnnFormatError):
+        pybnn.load(data)
