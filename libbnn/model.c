@@ -519,25 +519,32 @@ static bnn_status plan(const bnn_model *m, int64_t n, int threads, ws_plan *wp)
     return BNN_OK;
 }
 
+/* Bytes of a plan: 64 for alignment, two activation buffers, the scores
+ * and the kernels' scratch. */
+static bnn_status plan_total(const ws_plan *wp, size_t *bytes)
+{
+    int64_t total;
+    if (wp->act_bytes > INT64_MAX / 8 || wp->score_bytes > INT64_MAX / 8
+        || wp->scratch_bytes > INT64_MAX / 8)
+        return BNN_ERR_OVERFLOW;
+    total = 64 + 2 * wp->act_bytes + wp->score_bytes + wp->scratch_bytes;
+    if ((uint64_t)total > (uint64_t)SIZE_MAX) return BNN_ERR_OVERFLOW;
+    *bytes = (size_t)total;
+    return BNN_OK;
+}
+
 bnn_status bnn_model_workspace_size(const bnn_model *model, int64_t batch, int threads,
                                     size_t *bytes)
 {
     ws_plan wp;
     bnn_status st;
-    int64_t total;
     if (model == NULL || bytes == NULL) return BNN_ERR_NULL;
     if (model->magic != MODEL_MAGIC) return BNN_ERR_INVALID;
     if (batch < 0) return BNN_ERR_SHAPE;
     if (threads < 0) return BNN_ERR_INVALID;
     if (threads == 0) threads = bnn_get_num_threads();
     if ((st = plan(model, batch, threads, &wp)) != BNN_OK) return st;
-    if (wp.act_bytes > INT64_MAX / 8 || wp.score_bytes > INT64_MAX / 8
-        || wp.scratch_bytes > INT64_MAX / 8)
-        return BNN_ERR_OVERFLOW;
-    total = 64 + 2 * wp.act_bytes + wp.score_bytes + wp.scratch_bytes;
-    if ((uint64_t)total > (uint64_t)SIZE_MAX) return BNN_ERR_OVERFLOW;
-    *bytes = (size_t)total;
-    return BNN_OK;
+    return plan_total(&wp, bytes);
 }
 
 /* Copy nbits (<= 64) low bits of v into dst at bit offset pos (dst zeroed). */
@@ -586,9 +593,11 @@ bnn_status bnn_model_run(const bnn_model *model, int64_t n, const uint8_t *x, fl
     if (n < 0) return BNN_ERR_SHAPE;
     if (n == 0) return BNN_OK;
     if (x == NULL || workspace == NULL) return BNN_ERR_NULL;
-    if ((st = bnn_model_workspace_size(model, n, 1, &need)) != BNN_OK) return st;
-    if (workspace_bytes < need) return BNN_ERR_INVALID;
+    /* the one-thread plan gives the minimum size; kernels use whatever
+     * scratch follows for more threads */
     if ((st = plan(model, n, 1, &wp)) != BNN_OK) return st;
+    if ((st = plan_total(&wp, &need)) != BNN_OK) return st;
+    if (workspace_bytes < need) return BNN_ERR_INVALID;
     base = (uint8_t *)workspace + ((64 - ((uintptr_t)workspace & 63)) & 63);
     buf[0] = (uint64_t *)base;
     buf[1] = (uint64_t *)(base + wp.act_bytes);

@@ -499,14 +499,15 @@ def _float_mlp(model):
     return params, forward
 
 
-def bench_infer(rounds=7, quick=False, width=4096, model_path=None, out=print):
+def bench_infer(rounds=7, width=4096, model_path=None, out=print):
     """`pybnn bench infer`: batch 1 and 100 through the C runtime, numpy
     float32 and torch float32 (when installed), one thread, interleaved."""
     from threadpoolctl import threadpool_limits
     from .export import model_bytes
     from .runtime import load
     if model_path:
-        data = open(model_path, "rb").read()
+        with open(model_path, "rb") as f:
+            data = f.read()
         model = None
     else:
         model = _mlp_for_infer(width=width)
@@ -528,7 +529,7 @@ def bench_infer(rounds=7, quick=False, width=4096, model_path=None, out=print):
             fwd = params = None
             if model is not None:
                 params, fwd = _float_mlp(model)
-            for batch in ((1, 100) if not quick else (1, 100)):
+            for batch in (1, 100):
                 x = rng.integers(0, 256, (batch, h, w, c), dtype=np.uint8)
                 xf = np.ascontiguousarray(x.reshape(batch, -1))
                 scores = np.empty((batch, rt.classes), np.float32)

@@ -22,6 +22,7 @@
  * fuzz_model_replay (tests/fuzz/replay.c), which feeds it the corpus.
  */
 #include "bnn.h"
+#include "../model_builder.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -37,23 +38,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void contract(int ok)
 {
     if (!ok) abort();
-}
-
-static uint64_t fnv1a_sealed(const uint8_t *p, size_t n)
-{
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    size_t i;
-    for (i = 0; i < n; i++) {
-        h ^= (i >= 24 && i < 32) ? 0u : p[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    int i;
-    for (i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static int same_score(float a, float b)
@@ -151,8 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     copy = (uint8_t *)malloc(size + 1);
     if (copy == NULL) return 0;
     memcpy(copy, data, size);
-    put64(copy + 16, (uint64_t)size);
-    put64(copy + 24, fnv1a_sealed(copy, size));
+    mb_reseal(copy, size);             /* size field and checksum */
     via_malloc(copy, size);
     memmove(copy + 1, copy, size);
     via_arena(copy + 1, size);

@@ -158,3 +158,21 @@ def test_tiny_file_cannot_ask_for_huge_load_tables():
     assert len(data) < 2 << 20
     with pytest.raises(BnnFormatError):
         pybnn.load(data)
+
+
+def test_bench_infer_runs_and_reports(tmp_path):
+    """`pybnn bench infer` at a small width: one row per batch size with the
+    runtime's time (and numpy's), and the file-size line."""
+    from pybnn.bench import bench_infer
+    lines = []
+    res = bench_infer(rounds=1, width=64, out=lines.append)
+    assert [r["batch"] for r in res["rows"]] == [1, 100]
+    for r in res["rows"]:
+        assert r["libbnn runtime"] > 0 and r["numpy float32"] > 0
+    assert res["file_bytes"] >= res["content_bytes"] > 0
+    assert any(l.startswith("file:") for l in lines)
+    path = tmp_path / "m.bnn"
+    from pybnn.bench import _mlp_for_infer
+    _mlp_for_infer(width=64).export(str(path), input_shape=(28, 28, 1))
+    res2 = bench_infer(rounds=1, model_path=str(path), out=lines.append)
+    assert res2["file_bytes"] == path.stat().st_size and len(res2["rows"]) == 2
