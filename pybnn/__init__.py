@@ -13,10 +13,9 @@ if "numpy" not in _sys.modules:
 from . import _core
 from ._core import (BnnError, BnnValueError, isa, isa_supported, available_isas,
                     set_isa, set_num_threads, get_num_threads, LAYOUT_VERSION)
-from ._tensor import (PackedTensor, pack, bgemm, bgemm_affine, bgemm_threshold,
-                      fold_threshold, fold_batchnorm)
-from ._conv import (bconv2d, bconv2d_affine, bconv2d_threshold, maxpool2d, gemm_u8,
-                    conv2d_u8, conv2d_output_shape, conv2d_correction)
+from .ops import (PackedTensor, pack, bgemm, bgemm_affine, bgemm_threshold, fold_threshold,
+                  fold_batchnorm, bconv2d, bconv2d_affine, bconv2d_threshold, maxpool2d, gemm_u8,
+                  conv2d_u8, conv2d_output_shape, conv2d_correction)
 
 __version__ = "0.1.0"
 
@@ -24,13 +23,13 @@ __version__ = "0.1.0"
 def load(path):
     """Load a .bnn model file into the C runtime: a DeployedModel whose
     predict(x_uint8) returns (scores, classes) like Sequential.predict."""
-    from .runtime import load as _load
+    from .deploy import load as _load
     return _load(path)
 
 
 def load_checkpoint(path):
     """The Sequential stored in a `pybnn train` checkpoint, in eval mode."""
-    from .train import load_checkpoint as _load
+    from .checkpoint import load_checkpoint as _load
     return _load(path)
 
 if _core.version_number() != _core.HEADER_VERSION_NUMBER:  # pragma: no cover

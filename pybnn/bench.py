@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from . import _core
-from ._tensor import bgemm, pack
+from .ops import bgemm, pack
 
 FULL_SHAPES = [  # (N, M, K): C[N, M] = A[N, K] . W[M, K]^T
     (4096, 4096, 4096),
@@ -346,7 +346,7 @@ def bench_conv(rounds=5, quick=False, out=print):
     numpy im2col + matmul), interleaved in one process, one thread."""
     from threadpoolctl import threadpool_limits
 
-    from ._conv import bconv2d, conv2d_correction, conv2d_u8
+    from .ops import bconv2d, conv2d_correction, conv2d_u8
     torch = _torch()
     old_threads = _core.get_num_threads()
     _core.set_num_threads(1)
@@ -463,7 +463,7 @@ def _mlp_for_infer(width=4096, layers=3, seed=0):
     """An eval-mode 784-width x layers-10 BNN with non-trivial batch norm
     statistics (speed does not depend on training)."""
     from .nn import BatchNorm
-    from .train import RECIPES, build_model
+    from .recipes import RECIPES, build_model
     cfg = dict(RECIPES["mnist-mlp"], width=width, layers=layers)
     model = build_model(cfg, (28, 28, 1), seed)
     rng = np.random.default_rng(seed + 1)
@@ -503,8 +503,8 @@ def bench_infer(rounds=7, width=4096, model_path=None, out=print):
     """`pybnn bench infer`: batch 1 and 100 through the C runtime, numpy
     float32 and torch float32 (when installed), one thread, interleaved."""
     from threadpoolctl import threadpool_limits
-    from .export import model_bytes
-    from .runtime import load
+    from .deploy import model_bytes
+    from .deploy import load
     if model_path:
         with open(model_path, "rb") as f:
             data = f.read()
@@ -569,7 +569,7 @@ def bench_infer(rounds=7, width=4096, model_path=None, out=print):
     # file size against float32 weights and against what it must hold: one
     # bit per binary weight, 5 bytes per threshold (int32 + flip), 8 per
     # score (scale + offset)
-    from .export import read_bnn
+    from .deploy.writer import read_bnn
     _, records = read_bnn(data)
     content = 64 + 64 * len(records)
     nweights = 0

@@ -9,7 +9,7 @@ import sys
 
 def _cmd_info(args):
     if args.file is not None:
-        from .export import describe, read_bnn
+        from .deploy.writer import describe, read_bnn
         print("%s:" % args.file)
         for line in describe(read_bnn(args.file)):
             print(line)
@@ -29,18 +29,8 @@ def _cmd_info(args):
 
 def _checkpoint_input_shape(path):
     """The (H, W, C) input a `pybnn train` checkpoint was trained on."""
-    import zipfile
-
-    import numpy as np
-    state = None
-    try:
-        z = np.load(path, allow_pickle=False)
-        if hasattr(z, "files"):
-            with z:
-                if "state" in z.files:
-                    state = json.loads(str(z["state"]))
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise ValueError("cannot read checkpoint %s: %s" % (path, e)) from e
+    from . import checkpoint
+    state = checkpoint.run_state(checkpoint.read(path), path)
     if not isinstance(state, dict) or "input_shape" not in state:
         raise ValueError("%s is not a pybnn checkpoint" % path)
     return tuple(int(d) for d in state["input_shape"])
@@ -48,7 +38,7 @@ def _checkpoint_input_shape(path):
 
 def _cmd_export(args):
     import pybnn
-    from .export import model_bytes, write_bytes
+    from .deploy import model_bytes, write_bytes
     if args.name is not None and args.format != "c":
         raise ValueError("--name applies to --format c only")
     shape = _checkpoint_input_shape(args.checkpoint)
@@ -137,7 +127,7 @@ def _cmd_train(args):
 def _cmd_download(args):
     import shlex
 
-    from . import datasets as D
+    from . import data as D
     directory = args.dir if args.dir else D.default_data_dir(args.name)
     directory = D.download(args.name, directory, base_url=args.mirror,
                            progress=not args.no_progress, retries=args.retries,
@@ -214,7 +204,7 @@ def build_parser():
     pi.add_argument("file", nargs="?", default=None, metavar="FILE",
                     help="a .bnn file to check and describe")
     pi.set_defaults(func=_cmd_info)
-    from .train import RECIPES
+    from .recipes import RECIPES
     pt = sub.add_parser("train", help="train a BNN (default: a small MLP on the bundled "
                         "MNIST sample)")
     pt.add_argument("--recipe", choices=sorted(RECIPES), default="mnist-mlp-fast",
@@ -247,7 +237,7 @@ def build_parser():
     pe.add_argument("--name", default=None, help="the C array's name (--format c; default: "
                     "the file's stem)")
     pe.set_defaults(func=_cmd_export)
-    from .datasets import DOWNLOADS
+    from .data import DOWNLOADS
     pd = sub.add_parser("download", help="download a dataset, verified by SHA-256 "
                         "(interrupted downloads resume)")
     pd.add_argument("name", choices=sorted(DOWNLOADS), help="which dataset")

@@ -19,143 +19,12 @@ import time
 
 import numpy as np
 
-from . import _core
-from .datasets import load_cifar10, load_mnist
+from . import _core, checkpoint
 from .losses import softmax_cross_entropy, squared_hinge
-from .nn import (BatchNorm, BinaryConv2d, BinaryDense, Dropout, Flatten, MaxPool2d, Sequential,
-                 Sign)
 from .optim import ExponentialDecay, Optimizer
+from .recipes import RECIPES, build_model, load_data
 
-__all__ = ["RECIPES", "train", "build_model", "load_checkpoint"]
-
-# Each recipe: architecture, data, optimizer and schedule.  Sources for the
-# paper's: PAPER.md §8 (Theano MNIST MLP, CIFAR-10 VGG-like network).
-RECIPES = {
-    "mnist-mlp": dict(arch="mlp", width=4096, layers=3, dataset="mnist", epochs=1000,
-                      batch_size=100, optimizer="adam", lr_start=0.003, lr_end=3e-7,
-                      bn="standard", dropout_in=0.2, dropout=0.5, loss="squared_hinge",
-                      val_size=10000, recompute=False,
-                      help="784-4096x3-10, the paper's Theano MNIST setup (dropout 0.2 on "
-                           "the input, 0.5 after each hidden sign; the last 10,000 training "
-                           "images validate)"),
-    "mnist-mlp-fast": dict(arch="mlp", width=1024, layers=3, dataset="mnist", epochs=20,
-                           batch_size=100, optimizer="adam", lr_start=0.003, lr_end=3e-5,
-                           bn="standard", dropout_in=0.0, dropout=0.0, loss="squared_hinge",
-                           help="our recipe for a good error in few epochs (the default)"),
-    "cifar10-vgg": dict(arch="vgg", width=128, dataset="cifar10", epochs=500, batch_size=50,
-                        optimizer="adam", lr_start=0.001, lr_end=3e-7, bn="standard",
-                        dropout_in=0.0, dropout=0.0, loss="squared_hinge",
-                        help="(2x128C3)-MP2-(2x256C3)-MP2-(2x512C3)-MP2-(2x1024FC)-10"),
-}
-
-
-def build_model(cfg, input_shape, seed):
-    """The Sequential of a recipe config (width scaled by cfg['width'])."""
-    rng = np.random.default_rng(seed)
-    bn = cfg["bn"]
-    layers = []
-    if cfg.get("dropout_in"):
-        layers.append(Dropout(cfg["dropout_in"], seed=seed + 100))
-    if cfg["arch"] == "mlp":
-        width = int(cfg["width"])
-        k = int(np.prod(input_shape))
-        for i in range(int(cfg["layers"])):
-            layers += [BinaryDense(k, width, rng=rng), BatchNorm(width, bn), Sign()]
-            if cfg.get("dropout"):
-                layers.append(Dropout(cfg["dropout"], seed=seed + 101 + i))
-            k = width
-        layers += [BinaryDense(k, 10, rng=rng), BatchNorm(10, bn)]
-    elif cfg["arch"] == "vgg":
-        w = int(cfg["width"])
-        c = input_shape[-1]
-        hw = input_shape[0]
-        for j, ch in enumerate((w, 2 * w, 4 * w)):
-            layers += [BinaryConv2d(c, ch, 3, padding=1, rng=rng), BatchNorm(ch, bn), Sign(),
-                       BinaryConv2d(ch, ch, 3, padding=1, rng=rng), MaxPool2d(2),
-                       BatchNorm(ch, bn), Sign()]
-            c, hw = ch, hw // 2
-        layers.append(Flatten())
-        k = hw * hw * c
-        for _ in range(2):
-            layers += [BinaryDense(k, 8 * w, rng=rng), BatchNorm(8 * w, bn), Sign()]
-            k = 8 * w
-        layers += [BinaryDense(k, 10, rng=rng), BatchNorm(10, bn)]
-    else:
-        raise ValueError("unknown architecture %r" % (cfg["arch"],))
-    return Sequential(layers, mode=cfg.get("mode", "bnn"), recompute=cfg.get("recompute", True))
-
-
-def _load_data(cfg, data_dir):
-    if cfg["dataset"] == "mnist":
-        return load_mnist(data_dir)
-    if data_dir is None:
-        raise ValueError("the cifar10 recipe needs --data DIR (CIFAR-10 binary batches)")
-    return load_cifar10(data_dir)
-
-
-# ---- checkpoints -----------------------------------------------------------
-
-def _model_arrays(model):
-    d = {}
-    for i, layer in enumerate(model.layers):
-        for p in layer.parameters():
-            d["L%d.%s" % (i, p.name)] = p.value
-        if isinstance(layer, BatchNorm):
-            d["L%d.running_mean" % i] = layer.running_mean
-            d["L%d.running_invstd" % i] = layer.running_invstd
-        if isinstance(layer, Sign):
-            d["L%d.counter" % i] = np.array(layer.counter, np.uint64)
-        if isinstance(layer, Dropout):
-            d["L%d.rng" % i] = np.array(json.dumps(layer.rng.bit_generator.state))
-    return d
-
-
-def _set_model_arrays(model, d):
-    for i, layer in enumerate(model.layers):
-        for p in layer.parameters():
-            key = "L%d.%s" % (i, p.name)
-            if key not in d or d[key].shape != p.value.shape:
-                raise ValueError("checkpoint does not match the model: %s %s" % (
-                    key, "missing" if key not in d else "has shape %r, expected %r"
-                    % (d[key].shape, p.value.shape)))
-            p.value[...] = d[key]
-        if isinstance(layer, BatchNorm):
-            layer.running_mean[...] = d["L%d.running_mean" % i]
-            layer.running_invstd[...] = d["L%d.running_invstd" % i]
-        if isinstance(layer, Sign):
-            layer.counter = int(d["L%d.counter" % i])
-        if isinstance(layer, Dropout):
-            layer.rng.bit_generator.state = json.loads(str(d["L%d.rng" % i]))
-
-
-def _save(path, model, opt, state):
-    arrays = _model_arrays(model)
-    for k, v in opt.state_dict().items():
-        arrays["opt." + k] = np.asarray(v)
-    arrays["state"] = np.array(json.dumps(state))
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)   # never leave a half-written checkpoint
-
-
-def _read_npz(path):
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise ValueError("cannot read checkpoint %s: %s" % (path, e)) from e
-
-
-def load_checkpoint(path):
-    """The Sequential stored in a checkpoint (in eval mode)."""
-    d = _read_npz(path)
-    if "state" not in d:
-        raise ValueError("%s is not a pybnn checkpoint" % path)
-    state = json.loads(str(d["state"]))
-    model = build_model(state["config"], tuple(state["input_shape"]), state["config"]["seed"])
-    _set_model_arrays(model, d)
-    return model.eval()
-
+__all__ = ["train"]
 
 # ---- training ----------------------------------------------------------------
 
@@ -183,7 +52,7 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         _core.set_num_threads(int(threads))
     os.makedirs(out, exist_ok=True)
     last_path = os.path.join(out, "last.npz")
-    x, y, xt, yt = _load_data(cfg, data)
+    x, y, xt, yt = load_data(cfg, data)
     if limit:
         x, y = x[:int(limit)], y[:int(limit)]   # a quick run on the first `limit` images
     # validation: the last val_size training images (the paper's 10,000 for
@@ -203,12 +72,12 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
     if resume:
         if not os.path.exists(last_path):
             raise ValueError("nothing to resume: %s does not exist" % last_path)
-        d = _read_npz(last_path)
-        saved = json.loads(str(d["state"]))
+        d = checkpoint.read(last_path)
+        saved = checkpoint.run_state(d, last_path)
         if saved["config"] != json.loads(json.dumps(cfg)):
             raise ValueError("%s was written by a different configuration: %s"
                              % (last_path, saved["config"]))
-        _set_model_arrays(model, d)
+        checkpoint.load_model_state(model, d, last_path)
         opt.load_state_dict({k[4:]: d[k] for k in d if k.startswith("opt.")})
         rng.bit_generator.state = json.loads(saved["rng"])
         state = saved
@@ -262,8 +131,8 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         if state["best_val"] is None or val_err <= state["best_val"]:
             state["best_val"], state["best_epoch"] = val_err, epoch + 1
             state["best_test"] = test_err
-            _save(os.path.join(out, "best.npz"), model, opt, state)
-        _save(last_path, model, opt, state)
+            checkpoint.save(os.path.join(out, "best.npz"), model, opt, state)
+        checkpoint.save(last_path, model, opt, state)
         _write_metrics(out, history)
         log("epoch %d/%d  loss %.4f  val error %.2f%%  test error %.2f%%  (%.1f s)"
             % (epoch + 1, cfg["epochs"], row["loss"], 100 * val_err, 100 * test_err, train_time))

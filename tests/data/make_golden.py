@@ -92,7 +92,8 @@ def expected_input():
 
 
 def main(out_dir=HERE):
-    from pybnn.export import export, read_bnn
+    import pybnn
+    from pybnn.deploy import export
     model, shape = build()
     path = os.path.join(out_dir, "golden.bnn")
     export(model, path, input_shape=shape)
@@ -100,9 +101,9 @@ def main(out_dir=HERE):
     scores, classes = model.predict(x)
     np.savez(os.path.join(out_dir, "golden_expected.npz"), x=x,
              scores=scores.astype(np.float32), classes=classes.astype(np.int64))
-    header, records = read_bnn(path)
+    info = pybnn.load(path).info
     print("wrote %s (%d bytes, %d records) and golden_expected.npz (%d images)"
-          % (path, header["size"], len(records), len(x)))
+          % (path, info["file_bytes"], info["layers"], len(x)))
     return 0
 
 

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from pybnn.datasets import DatasetError, MNIST_FILES, load_cifar10, load_mnist, read_idx, sample_dir
+from pybnn.data import DatasetError, MNIST_FILES, load_cifar10, load_mnist, read_idx, sample_dir
 
 SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "mnist")
 

@@ -1,4 +1,4 @@
-"""pybnn.datasets.download against a local HTTP server: verification,
+"""pybnn.data.download against a local HTTP server: verification,
 resumed transfers, servers that ignore Range, corrupt files, files already
 present, refused connections, and safe unpacking of the CIFAR-10 archive."""
 import gzip
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from pybnn import cli
-from pybnn import datasets as D
-from pybnn.datasets import DatasetError, MNIST_FILES, load_cifar10, load_mnist
+from pybnn.data import datasets as D
+from pybnn.data import DatasetError, MNIST_FILES, load_cifar10, load_mnist
 
 SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "mnist")
 

@@ -13,12 +13,13 @@ import pytest
 
 import pybnn
 from pybnn import cli
-from pybnn.export import export, fnv1a64, model_bytes, read_bnn
+from pybnn.deploy import export, fold_plan, model_bytes
+from pybnn.deploy.writer import fnv1a64, read_bnn
 from pybnn.losses import squared_hinge
 from pybnn.nn import (BatchNorm, BinaryConv2d, BinaryDense, Dropout, Flatten, MaxPool2d,
-                      Sequential, Sign)
+                      HardTanh, Sequential, Sign)
 from pybnn.optim import Optimizer
-from pybnn.train import RECIPES, build_model
+from pybnn.recipes import RECIPES, build_model
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -68,7 +69,7 @@ ARRAYS = ("weights", "thresh", "flip", "scale", "offset")
 
 def _check_against_plan(data, model, shape):
     f = read_bnn(data)
-    plan = model._fold_plan()
+    plan = fold_plan(model.layers)
     assert f.header["size"] == len(data)
     assert f.header["input_shape"] == tuple(shape)
     assert f.header["records"] == len(plan) == len(f.records)
@@ -94,7 +95,7 @@ def _check_against_plan(data, model, shape):
 # ---------------------------------------------------------------------------
 def test_fold_plan_records():
     model, shape, _ = _conv_net()
-    plan = model._fold_plan()
+    plan = fold_plan(model.layers)
     assert [r["type"] for r in plan] == ["conv", "conv", "maxpool", "flatten", "dense", "dense"]
     first, second, pool, _, hidden, last = plan
     assert first["input_u8"] and not first["pad_one"] and not first["scores"]
@@ -458,8 +459,11 @@ def test_reader_takes_paths_and_buffers(tmp_path, valid):
 # ---------------------------------------------------------------------------
 def _tiny(mode="bnn", binary=True):
     rng = np.random.default_rng(0)
-    return Sequential([BinaryDense(20, 16, binary=binary, rng=rng), BatchNorm(16), Sign(),
-                       BinaryDense(16, 4, rng=rng), BatchNorm(4)], mode=mode).eval()
+    last_binary = mode != "fp"
+    binary = binary and last_binary
+    return Sequential([BinaryDense(20, 16, binary=binary, rng=rng), BatchNorm(16),
+                       Sign() if mode == "bnn" else HardTanh(),
+                       BinaryDense(16, 4, binary=last_binary, rng=rng), BatchNorm(4)]).eval()
 
 
 @pytest.mark.parametrize("mode", ["bc", "fp"])

@@ -97,7 +97,7 @@ def snapshot(model):
             out.append(p.value.tobytes())
         if isinstance(layer, nn.BatchNorm):
             out += [layer.running_mean.tobytes(), layer.running_invstd.tobytes()]
-        if isinstance(layer, nn.Sign):
+        if layer.family == "activation":
             out.append(layer.counter)
     return out
 
@@ -121,9 +121,8 @@ def train_steps(model, x, y, steps, batch, kind="adam", lr=0.01, loss=losses.squ
 # ---------------------------------------------------------------------------
 def test_binary_dense_gradients_fp():
     rng = np.random.default_rng(11)
-    layer = nn.BinaryDense(37, 13, rng=np.random.default_rng(1))
-    nn.Sequential([layer], mode="fp")          # sets layer.mode = "fp"
-    assert layer.mode == "fp"
+    layer = nn.BinaryDense(37, 13, binary=False, rng=np.random.default_rng(1))
+    assert not layer.W.binary and layer.W.lr_scale == 1.0
     x = rng.standard_normal((9, 37)).astype(F32)
     R = rng.standard_normal((9, 13))
     W0 = layer.W.value.copy()
@@ -159,7 +158,6 @@ def test_binary_dense_gradients_bc_straight_through():
     W's (latent) gradient is the straight-through R^T x."""
     rng = np.random.default_rng(12)
     layer = nn.BinaryDense(70, 9, rng=np.random.default_rng(2))
-    layer.mode = "bc"
     layer.W.value[0, :3] = [0.0, -0.0, 1e-30]          # sign(0) = +1
     x = rng.standard_normal((5, 70)).astype(F32)
     R = rng.standard_normal((5, 9)).astype(F32)
@@ -176,7 +174,6 @@ def test_batchnorm_standard_gradients_fp(shape):
     rng = np.random.default_rng(13)
     c = shape[-1]
     bn = nn.BatchNorm(c, kind="standard")
-    bn.mode = "fp"
     g0 = rng.uniform(0.5, 2.0, c).astype(F32)
     g0[0] = -g0[0]
     b0 = rng.standard_normal(c).astype(F32)
@@ -224,8 +221,9 @@ def test_sequential_fp_gradients_end_to_end(loss):
     checked exactly below)."""
     rng = np.random.default_rng(16)
     r = np.random.default_rng(17)
-    net = nn.Sequential([nn.BinaryDense(30, 20, rng=r), nn.BatchNorm(20),
-                         nn.BinaryDense(20, 5, rng=r), nn.BatchNorm(5)], mode="fp")
+    net = nn.Sequential([nn.BinaryDense(30, 20, binary=False, rng=r), nn.BatchNorm(20),
+                         nn.BinaryDense(20, 5, binary=False, rng=r), nn.BatchNorm(5)])
+    assert net.mode == "fp"
     x = rng.integers(0, 256, (32, 30), dtype=np.uint8)
     y = rng.integers(0, 5, 32)
     params = net.parameters()
@@ -303,7 +301,7 @@ STE_PASS = np.abs(STE_X) <= 1
 
 def test_sign_bnn_packs_and_ste():
     sign = nn.Sign()
-    assert sign.mode == "bnn"
+    assert isinstance(sign, nn.Activation) and sign.binary
     y = sign.forward(STE_X, True)
     assert isinstance(y, pybnn.PackedTensor)
     assert y == pybnn.pack(STE_X)
@@ -334,18 +332,26 @@ def test_sign_bnn_nhwc_ragged_k():
     assert nn.Sign().forward(x, False) == pybnn.pack(x)
 
 
-@pytest.mark.parametrize("mode", ["bc", "fp"])
-def test_sign_is_hardtanh_outside_bnn(mode):
-    sign = nn.Sign()
-    nn.Sequential([sign], mode=mode)
-    ht = nn.HardTanh()
-    y = sign.forward(STE_X, True)
-    assert isinstance(y, np.ndarray) and y.dtype == np.float32
-    np.testing.assert_array_equal(y, np.clip(STE_X, -1, 1))
-    np.testing.assert_array_equal(y, ht.forward(STE_X, True))
-    g = np.arange(1, STE_X.size + 1, dtype=F32).reshape(STE_X.shape)
-    np.testing.assert_array_equal(sign.backward(g), np.where(STE_PASS, g, 0))
-    np.testing.assert_array_equal(ht.backward(g), np.where(STE_PASS, g, 0))
+def test_hardtanh_is_the_float_activation():
+    """HardTanh() and Activation(binary=False) are one thing: clip(x, -1, 1)
+    with the same straight-through gate as the binary sign."""
+    for ht in (nn.HardTanh(), nn.Activation(binary=False)):
+        assert isinstance(ht, nn.Activation) and not ht.binary
+        y = ht.forward(STE_X, True)
+        assert isinstance(y, np.ndarray) and y.dtype == np.float32
+        np.testing.assert_array_equal(y, np.clip(STE_X, -1, 1))
+        g = np.arange(1, STE_X.size + 1, dtype=F32).reshape(STE_X.shape)
+        np.testing.assert_array_equal(ht.backward(g), np.where(STE_PASS, g, 0))
+        assert ht.state_dict() == {}
+    with pytest.raises(ValueError, match="stochastic"):
+        nn.Activation(binary=False, stochastic=True)
+    # the model's mode follows from the layers it is built of
+    r = np.random.default_rng(0)
+    for act, binary, mode in ((nn.Sign, True, "bnn"), (nn.HardTanh, True, "bc"),
+                              (nn.HardTanh, False, "fp")):
+        m = nn.Sequential([nn.BinaryDense(4, 3, binary=binary, rng=r), nn.BatchNorm(3), act(),
+                           nn.BinaryDense(3, 2, binary=binary, rng=r), nn.BatchNorm(2)])
+        assert m.mode == mode
 
 
 def test_stochastic_sign():
@@ -372,8 +378,9 @@ def test_stochastic_sign():
 # 3. Masked XNOR (Dropout after a "bnn" Sign)
 # ---------------------------------------------------------------------------
 def _dropout_net(mode, p, k, m):
-    return nn.Sequential([nn.Sign(), nn.Dropout(p, seed=5),
-                          nn.BinaryDense(k, m, rng=np.random.default_rng(1))], mode=mode)
+    act = nn.Sign() if mode == "bnn" else nn.HardTanh()
+    return nn.Sequential([act, nn.Dropout(p, seed=5),
+                          nn.BinaryDense(k, m, rng=np.random.default_rng(1))])
 
 
 @pytest.mark.parametrize("p", [0.5, 0.75, 0.25, 0.1, 0.3])
@@ -429,7 +436,7 @@ def test_masked_xnor_any_shape(n, k, m, p, seed):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, k)).astype(F32)
     net = nn.Sequential([nn.Sign(), nn.Dropout(p, seed=seed),
-                         nn.BinaryDense(k, m, rng=rng)], mode="bnn")
+                         nn.BinaryDense(k, m, rng=rng)])
     h = net.layers[1].forward(net.layers[0].forward(x, True), True)
     keep = net.layers[1].last_keep
     y = net.layers[2].forward(h, True)
@@ -443,7 +450,7 @@ def test_masked_xnor_with_real_inputs_and_training_path():
     rng = np.random.default_rng(32)
     r = np.random.default_rng(3)
     net = nn.Sequential([nn.BinaryDense(50, 200, rng=r), nn.Sign(), nn.Dropout(0.3, seed=9),
-                         nn.BinaryDense(200, 7, rng=r)], mode="bnn")
+                         nn.BinaryDense(200, 7, rng=r)])
     x = rng.integers(0, 256, (11, 50), dtype=np.uint8)
     y = net.forward(x, training=True)
     keep = net.layers[2].last_keep
@@ -465,7 +472,7 @@ def test_batchnorm_recomputed_input_gives_same_gradients(p):
         r = np.random.default_rng(8)
         net = nn.Sequential([nn.BinaryDense(50, 70, rng=r), nn.BatchNorm(70), nn.Sign(),
                              nn.Dropout(p, seed=2), nn.BinaryDense(70, 5, rng=r),
-                             nn.BatchNorm(5)], mode="bnn")
+                             nn.BatchNorm(5)])
         if not recompute:
             for layer in net.layers:
                 if isinstance(layer, nn.BatchNorm):
@@ -557,7 +564,7 @@ def trained_bnn(request):
     model = nn.Sequential([
         nn.BinaryDense(784, 64, rng=r), nn.BatchNorm(64, kind), nn.Sign(),
         nn.BinaryDense(64, 64, rng=r), nn.BatchNorm(64, kind), nn.Sign(),
-        nn.BinaryDense(64, 10, rng=r), nn.BatchNorm(10, kind)], mode="bnn")
+        nn.BinaryDense(64, 10, rng=r), nn.BatchNorm(10, kind)])
     train_steps(model, xtr, ytr, steps=20, batch=100)
     # exercise the fold's flip and constant cases in both hidden layers
     for bn in (model.layers[1], model.layers[4]):
@@ -632,7 +639,7 @@ def test_folded_predict_vs_float_eval_path(trained_bnn):
     h = nn.scale_input(xte).reshape(len(xte), -1)
     pre = []
     for layer in model.layers:
-        if isinstance(layer, nn.Sign):
+        if layer.family == "activation":
             pre.append(np.asarray(h))
         h = layer.forward(h, False)
     np.testing.assert_array_equal(np.asarray(h), ref_eval)
@@ -711,8 +718,11 @@ def test_predict_training_mode_and_other_modes_use_float_path():
     r = np.random.default_rng(5)
     x = np.random.default_rng(6).integers(0, 256, (20, 30), dtype=np.uint8)
     for mode in ("bnn", "bc", "fp"):
-        m = nn.Sequential([nn.BinaryDense(30, 16, rng=r), nn.BatchNorm(16), nn.Sign(),
-                           nn.BinaryDense(16, 3, rng=r), nn.BatchNorm(3)], mode=mode)
+        binary = mode != "fp"
+        m = nn.Sequential([nn.BinaryDense(30, 16, binary=binary, rng=r), nn.BatchNorm(16),
+                           nn.Sign() if mode == "bnn" else nn.HardTanh(),
+                           nn.BinaryDense(16, 3, binary=binary, rng=r), nn.BatchNorm(3)])
+        assert m.mode == mode
         for model in (m.train(), m.eval()) if mode != "bnn" else (m.train(),):
             scores, classes = model.predict(x)
             np.testing.assert_array_equal(scores, model.forward(x, training=False))
@@ -828,7 +838,7 @@ def _det_model(stochastic):
         nn.BinaryDense(64, 512, rng=r), nn.BatchNorm(512), nn.Sign(stochastic, seed=7),
         nn.Dropout(0.2, seed=8),
         nn.BinaryDense(512, 512, rng=r), nn.BatchNorm(512), nn.Sign(stochastic, seed=9),
-        nn.BinaryDense(512, 10, rng=r), nn.BatchNorm(10)], mode="bnn")
+        nn.BinaryDense(512, 10, rng=r), nn.BatchNorm(10)])
 
 
 @pytest.mark.parametrize("stochastic", [False, True], ids=["sign", "stochastic-sign"])
@@ -871,7 +881,7 @@ def test_bnn_mlp_learns_separable_problem():
     r = np.random.default_rng(73)
     model = nn.Sequential([nn.BinaryDense(k, 128, rng=r), nn.BatchNorm(128), nn.Sign(),
                            nn.Dropout(0.1, seed=1), nn.BinaryDense(128, classes, rng=r),
-                           nn.BatchNorm(classes)], mode="bnn")
+                           nn.BatchNorm(classes)])
     start = losses.squared_hinge(model.forward(x, training=True), y)[0]
     opt = optim.Optimizer(model.parameters(), "adam", lr=0.01)
     epoch_losses = []
@@ -944,8 +954,8 @@ def test_input_dtype_and_mode_errors():
                 model.predict(np.zeros((2, 20), dtype))
     with pytest.raises(TypeError, match="uint8"):
         m.forward(np.zeros((2, 20), np.float32))
-    with pytest.raises(ValueError, match="mode"):
-        nn.Sequential([nn.Sign()], mode="xnor")
+    with pytest.raises(TypeError, match="not a pybnn layer"):
+        nn.Sequential([nn.Sign(), object()])
     with pytest.raises(ValueError):
         nn.Sequential([])
     with pytest.raises(ValueError, match="Dropout p"):
@@ -962,7 +972,7 @@ def test_backward_without_forward_names_the_layer():
     for i, layer in enumerate(m.layers):
         width = 16 if i < 3 else 4
         with pytest.raises(ValueError, match=r"layer %d \(%s\): backward without a training "
-                                             r"forward" % (i, type(layer).__name__)):
+                                             r"forward" % (i, getattr(layer, "label", type(layer).__name__))):
             layer.backward(np.zeros((3, width), F32))
     with pytest.raises(ValueError, match=r"layer 5 \(HardTanh\)"):
         m.backward(np.zeros((3, 4), F32))
@@ -1021,7 +1031,7 @@ def test_regression_optimizer_state_dict():
 
 def test_regression_input_dropout_sees_unscaled_pixels():
     r = np.random.default_rng(0)
-    m = nn.Sequential([nn.Dropout(1e-6, seed=1), nn.BinaryDense(6, 3, rng=r)], mode="bnn")
+    m = nn.Sequential([nn.Dropout(1e-6, seed=1), nn.BinaryDense(6, 3, rng=r)])
     x = np.full((4, 6), 200, np.uint8)
     train_out = m.forward(x, training=True)          # p ~ 0: keeps (almost) everything
     eval_out = m.forward(x, training=False)

@@ -6,8 +6,8 @@ import pytest
 
 import pybnn
 from pybnn.losses import squared_hinge
-from pybnn.nn import (BatchNorm, BinaryConv2d, BinaryDense, Flatten, MaxPool2d, Sequential, Sign,
-                      _col2im, _im2col)
+from pybnn.nn import BatchNorm, BinaryConv2d, BinaryDense, Flatten, MaxPool2d, Sequential, Sign
+from pybnn.nn.conv import _col2im, _im2col
 from pybnn.optim import Optimizer
 
 
@@ -23,8 +23,7 @@ def _directional_check(f, x, grad, rng, eps=1e-3, rtol=2e-2):
     (1, 1, 1, 0), (2, 1, 1, 0), (1, (0, 2, 1, 0), 1, 1), (2, 2, 2, 0), (3, 0, 1, 1)])
 def test_conv_gradients_fp(stride, padding, dilation, pad_value):
     rng = np.random.default_rng(0)
-    layer = BinaryConv2d(3, 5, (3, 2), stride, padding, dilation, pad_value, rng=rng)
-    layer.mode = "fp"
+    layer = BinaryConv2d(3, 5, (3, 2), stride, padding, dilation, pad_value, binary=False, rng=rng)
     x = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
     y = layer.forward(x, True)
     R = rng.standard_normal(y.shape)
@@ -144,9 +143,9 @@ def test_dropout_before_flatten_trains_in_bnn_mode():
     x = np.where(rng.standard_normal((3, 2, 3, 70)) < 0, -1.0, 1.0).astype(np.float32)
     outs = []
     for mode in ("bnn", "bc"):
-        net = nn.Sequential([nn.Sign(), nn.Dropout(0.5, seed=3), nn.Flatten(),
-                             nn.BinaryDense(2 * 3 * 70, 4, rng=np.random.default_rng(1))],
-                            mode=mode)
+        act = nn.Sign() if mode == "bnn" else nn.HardTanh()
+        net = nn.Sequential([act, nn.Dropout(0.5, seed=3), nn.Flatten(),
+                             nn.BinaryDense(2 * 3 * 70, 4, rng=np.random.default_rng(1))])
         h = x
         for layer in net.layers:
             h = layer.forward(h, True)

@@ -8,14 +8,18 @@ import numpy as np
 import pytest
 
 from pybnn.losses import squared_hinge
-from pybnn.nn import BatchNorm, BinaryDense, Sequential, Sign
+from pybnn.nn import BatchNorm, BinaryDense, HardTanh, Sequential, Sign
 
 
 def _mlp(mode, width=512):
     rng = np.random.default_rng(0)
-    return Sequential([BinaryDense(784, width, rng=rng), BatchNorm(width), Sign(),
-                       BinaryDense(width, width, rng=rng), BatchNorm(width), Sign(),
-                       BinaryDense(width, 10, rng=rng), BatchNorm(10)], mode=mode)
+    binary = mode != "fp"
+
+    def act():
+        return Sign() if mode == "bnn" else HardTanh()
+    return Sequential([BinaryDense(784, width, binary=binary, rng=rng), BatchNorm(width), act(),
+                       BinaryDense(width, width, binary=binary, rng=rng), BatchNorm(width), act(),
+                       BinaryDense(width, 10, binary=binary, rng=rng), BatchNorm(10)])
 
 
 def _measured_kept_per_sample(model, per_step, n=256):

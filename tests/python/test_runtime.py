@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 import pybnn
-from pybnn import datasets
+from pybnn import data as datasets
 from pybnn.losses import squared_hinge
 from pybnn.nn import BatchNorm, BinaryConv2d, BinaryDense, Flatten, MaxPool2d, Sequential, Sign
 from pybnn.optim import Optimizer
-from pybnn.runtime import BnnFormatError
-from pybnn.train import RECIPES, build_model
+from pybnn.deploy import BnnFormatError
+from pybnn.recipes import RECIPES, build_model
 
 
 def _train(model, x, y, steps, batch, seed=0, lr=0.003):
@@ -73,7 +73,7 @@ def test_runtime_threads_and_batches_agree(mnist_mlp):
 
 
 def _bytes(model, shape):
-    from pybnn.export import model_bytes
+    from pybnn.deploy import model_bytes
     return model_bytes(model, shape)
 
 

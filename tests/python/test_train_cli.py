@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pybnn
-from pybnn.datasets import load_mnist
+from pybnn.data import load_mnist
 
 
 def _pybnn():

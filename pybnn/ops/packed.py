@@ -12,7 +12,7 @@ import operator
 
 import numpy as np
 
-from . import _core
+from .. import _core
 
 __all__ = ["PackedTensor", "pack", "bgemm", "bgemm_affine", "bgemm_threshold",
            "fold_threshold", "fold_batchnorm"]

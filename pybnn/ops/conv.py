@@ -11,8 +11,8 @@ import operator
 
 import numpy as np
 
-from . import _core
-from ._tensor import PackedTensor, _check_out, _vector, _words
+from .. import _core
+from .packed import PackedTensor, _check_out, _vector, _words
 
 __all__ = ["bconv2d", "bconv2d_affine", "bconv2d_threshold", "maxpool2d",
            "gemm_u8", "conv2d_u8", "conv2d_output_shape", "conv2d_correction"]

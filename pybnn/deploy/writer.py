@@ -16,6 +16,8 @@ import tempfile
 
 import numpy as np
 
+from .fold import FoldError, fold_plan
+
 __all__ = ["FORMAT_VERSION", "model_bytes", "export", "write_bytes", "read_bnn", "describe",
            "fnv1a64", "BnnFile"]
 
@@ -213,20 +215,19 @@ def _input_shape(plan, input_shape):
 
 
 def model_plan(model, input_shape=None):
-    """(records of model._fold_plan(), (H, W, C)) after checking the model
-    can be written: a "bnn"-mode Sequential whose folded chain is valid."""
-    from .nn import Sequential
-    if not isinstance(model, Sequential):
+    """(records of fold_plan(model.layers), (H, W, C)) after checking the
+    model can be written: a "bnn" network whose folded chain is valid."""
+    if not hasattr(model, "layers") or not hasattr(model, "mode"):
         raise TypeError("export takes a pybnn.nn.Sequential, got %s" % type(model).__name__)
     if model.mode != "bnn":
-        raise ValueError("cannot export a %r-mode model: the .bnn format holds binary "
-                         "weights and binary activations (mode 'bnn')" % model.mode)
+        raise FoldError("cannot export a %r-mode model: the .bnn format holds binary "
+                        "weights and binary activations (mode 'bnn')" % model.mode)
     try:
-        plan = model._fold_plan()
-    except ValueError as e:
-        layer = getattr(e, "layer", None)
+        plan = fold_plan(model.layers)
+    except FoldError as e:
+        layer = e.layer
         where = " (%s)" % layer if layer and layer not in str(e) else ""
-        raise ValueError("cannot export this model: %s%s" % (e, where)) from e
+        raise FoldError("cannot export this model: %s%s" % (e, where), layer) from e
     if not plan:
         raise ValueError("cannot export this model: it has no dense or conv layer")
     if len(plan) > MAX_RECORDS:
@@ -268,7 +269,7 @@ def model_bytes(model, input_shape=None):
             raw = np.ascontiguousarray(arr, dtype=dt).tobytes()
             chunks.append(raw + bytes(_a64(len(raw)) - len(raw)))
     data = bytearray(b"".join(chunks))
-    from . import _core
+    from .. import _core
     data[:HEADER_BYTES] = _HEADER.pack(MAGIC, FORMAT_VERSION, _core.LAYOUT_VERSION, len(data),
                                        0, len(plan), H, W, C, plan[-1]["m"])
     data[24:32] = struct.pack("<Q", fnv1a64(data))
@@ -413,7 +414,7 @@ def read_bnn(path_or_bytes):
     native byte order), "file_offset" and "record_size" (where the record
     is and its bytes).  Raises ValueError saying
     what is wrong."""
-    from . import _core
+    from .. import _core
     data, src = _read_source(path_or_bytes)
     n = len(data)
 

@@ -46,7 +46,7 @@ class DatasetError(ValueError):
 
 def sample_dir():
     """The folder of the MNIST sample shipped inside the package."""
-    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mnist-sample")
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "mnist-sample")
 
 
 def _read_bytes(path):
@@ -268,8 +268,8 @@ def _fetch(url, part, size, timeout, progress, desc):
     have = os.path.getsize(part) if os.path.exists(part) else 0
     if size is not None and have >= size:
         return                          # full size already: verification decides
-    from . import __version__
-    req = urllib.request.Request(url, headers={"User-Agent": "pybnn/%s" % __version__,
+    from .. import _core
+    req = urllib.request.Request(url, headers={"User-Agent": "pybnn/%s" % _core.version_string(),
                                                "Accept-Encoding": "identity"})
     if have:
         req.add_header("Range", "bytes=%d-" % have)

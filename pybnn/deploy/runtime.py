@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from . import _core
-from ._core import BnnFormatError
+from .. import _core
+from .._core import BnnFormatError
 
 __all__ = ["load", "DeployedModel", "BnnFormatError"]
 

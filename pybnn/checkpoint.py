@@ -1,0 +1,64 @@
+"""Checkpoints of `pybnn train`: plain .npz files (no pickle) holding the
+model's state_dict() (weights, batch-norm statistics, generator states),
+the optimizer's moments ("opt." keys) and the run's state as JSON
+("state": configuration, epoch, history, the shuffling generator)."""
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from .recipes import build_model
+
+__all__ = ["save", "read", "load_checkpoint", "load_model_state"]
+
+
+def save(path, model, opt, state):
+    """Write model + optimizer + run state to `path` through a temporary
+    file and os.replace: never a half-written checkpoint."""
+    arrays = dict(model.state_dict())
+    for k, v in opt.state_dict().items():
+        arrays["opt." + k] = np.asarray(v)
+    arrays["state"] = np.array(json.dumps(state))
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def read(path):
+    """The arrays of a checkpoint by name; ValueError naming the file for
+    one that cannot be read (missing, truncated, not a zip, not .npz)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("not an .npz archive")
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError("cannot read checkpoint %s: %s" % (path, e)) from e
+
+
+def run_state(arrays, path):
+    """The JSON run state of a checkpoint's arrays."""
+    if "state" not in arrays:
+        raise ValueError("%s is not a pybnn checkpoint" % path)
+    return json.loads(str(arrays["state"]))
+
+
+def load_model_state(model, arrays, path):
+    """Load a checkpoint's model arrays into `model`; ValueError naming the
+    file and the entry that does not fit."""
+    try:
+        model.load_state_dict(arrays)
+    except ValueError as e:
+        raise ValueError("checkpoint %s does not match the model: %s" % (path, e)) from e
+
+
+def load_checkpoint(path):
+    """The Sequential stored in a checkpoint, in eval mode."""
+    arrays = read(path)
+    state = run_state(arrays, path)
+    model = build_model(state["config"], tuple(state["input_shape"]), state["config"]["seed"])
+    load_model_state(model, arrays, path)
+    return model.eval()

@@ -1,0 +1,8 @@
+"""Datasets: MNIST / Fashion-MNIST (IDX) and CIFAR-10 (binary batches)
+readers, the verified, resumable download, and the MNIST sample bundled
+with the package (the offline default of `pybnn train`)."""
+from .datasets import (DOWNLOADS, MNIST_FILES, DatasetError, default_data_dir, download,
+                       load_cifar10, load_mnist, read_idx, sample_dir)
+
+__all__ = ["DatasetError", "read_idx", "load_mnist", "load_cifar10", "sample_dir", "download",
+           "default_data_dir", "DOWNLOADS", "MNIST_FILES"]

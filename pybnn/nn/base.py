@@ -1,0 +1,183 @@
+"""What every layer shares: Parameter, the Layer protocol, the input
+scaling, and the masked packed activations that dropout hands to a binary
+layer."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..ops import PackedTensor
+
+__all__ = ["Parameter", "Layer", "MaskedPacked", "scale_input"]
+
+
+def scale_input(x_uint8):
+    """uint8 pixels -> float32 in [-1, 1): x/128 - 1 (exact in float32)."""
+    x = np.asarray(x_uint8)
+    if x.dtype != np.uint8:
+        raise TypeError("inputs must be uint8 pixels, got %s" % x.dtype)
+    return x.astype(np.float32) * np.float32(1 / 128) - np.float32(1)
+
+
+class Parameter:
+    """A trainable array with its gradient and optimizer settings.
+
+    binary: the latent real weights of a binary layer -- their updates are
+    scaled by `lr_scale` (Glorot, as in the paper) and clipped to [-1, 1]."""
+
+    def __init__(self, name, value, binary=False, lr_scale=1.0):
+        self.name = name
+        self.value = np.ascontiguousarray(value, dtype=np.float32)
+        self._grad = np.zeros_like(self.value)
+        self._grad_stale = False     # True: _grad holds old values that count as zero
+        self.binary = binary
+        self.lr_scale = float(lr_scale)
+
+    @property
+    def grad(self):
+        """The accumulated gradient (same shape as value)."""
+        if self._grad_stale:
+            self._grad[...] = 0
+            self._grad_stale = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        self._grad[...] = value
+        self._grad_stale = False
+
+    def zero_grad(self):
+        """Mark the gradient zero; the memory is cleared only if it is
+        read before the next accumulate_matmul() overwrites it."""
+        self._grad_stale = True
+
+    def accumulate_matmul(self, a, b):
+        """grad += a @ b, written by the matmul itself when the gradient is
+        zero (no clearing pass, no temporary: the large weight gradients of
+        training are produced this way)."""
+        if self._grad_stale:
+            np.matmul(a, b, out=self._grad.reshape(a.shape[0], b.shape[1]))
+            self._grad_stale = False
+        else:
+            self.grad += (a @ b).reshape(self._grad.shape)
+
+    def __repr__(self):
+        return "Parameter(%s, shape=%r%s)" % (self.name, self.value.shape,
+                                              ", binary" if self.binary else "")
+
+
+class Layer:
+    """Base class: forward(x, training) -> y, backward(grad) -> grad of x.
+
+    `family` names what a layer is to the code around it (Sequential, the
+    deployment fold): "dense", "conv", "norm", "activation", "pool",
+    "dropout" or "flatten".  A layer's own state (parameters, running
+    statistics, generator states) is its state_dict(); a model's
+    checkpoint is the composition of its layers' dicts."""
+
+    family = None
+    name = None
+
+    def forward(self, x, training):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad, input_grad=True):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def parameters(self):
+        return []
+
+    def state_dict(self):
+        """The arrays that define this layer (the live arrays, not copies),
+        by name: parameters first, then any other state."""
+        return {p.name: p.value for p in self.parameters()}
+
+    def load_state_dict(self, state):
+        """Copy the arrays of state_dict() back in; a missing key or a shape
+        that differs raises ValueError naming it."""
+        for key, cur in self.state_dict().items():
+            if key not in state:
+                raise self._err("state has no %r" % key)
+            val = np.asarray(state[key])
+            if val.shape != np.shape(cur):
+                raise self._err("state %r has shape %r, expected %r"
+                                % (key, val.shape, np.shape(cur)))
+            self._set_state(key, val)
+
+    def _set_state(self, key, value):
+        """Store one array of load_state_dict(); layers with non-array state
+        override this for those keys."""
+        self.state_dict()[key][...] = value
+
+    def kept_bytes(self):
+        """Bytes this layer keeps for backward after a training forward."""
+        return 0
+
+    def kept_step_bytes(self):
+        """Bytes kept for backward that do not grow with the batch (the
+        packed weights a binary layer reuses)."""
+        return 0
+
+    def release(self):
+        """Drop what a training forward kept, without a backward pass."""
+
+    def output_shape(self, in_shape):
+        return in_shape
+
+    def _err(self, msg):
+        return ValueError("%s: %s" % (self.name or type(self).__name__, msg))
+
+
+class MaskedPacked:
+    """Packed +-1 activations with a packed keep mask (bit 0 = kept) and a
+    scale: the value is scale * a where kept, 0 where dropped (what a
+    Dropout after a binary Sign hands to the next binary layer)."""
+
+    def __init__(self, bits, keep, scale):
+        self.bits, self.keep, self.scale = bits, keep, scale
+        self.shape = bits.shape
+
+    def flipped(self):
+        """a' : a with its dropped elements negated (bits XOR dropped)."""
+        return PackedTensor(self.bits.words ^ self.keep.words, self.bits.shape)
+
+    def unpack(self):
+        out = self.bits.unpack()
+        out *= keep_factor(self.keep, self.scale)
+        return out
+
+
+def keep_factor(mask, scale):
+    """float32 scale where the packed mask bit is 0 (kept), 0 where it is 1."""
+    f = mask.unpack()                     # +1 kept, -1 dropped
+    f += np.float32(1)
+    f *= np.float32(scale / 2)            # exact: (1 + 1) * scale/2 == scale
+    return f
+
+
+def kept_nbytes(x):
+    """Bytes of an activation a layer keeps (packed, masked or an array)."""
+    if x is None:
+        return 0
+    if isinstance(x, PackedTensor):
+        return x.nbytes
+    if isinstance(x, MaskedPacked):
+        return x.bits.nbytes + x.keep.nbytes
+    return int(np.asarray(x).nbytes)
+
+
+def as_float(x):
+    """The float32 values of an activation: unpacked bits, scaled pixels,
+    or the array itself."""
+    if hasattr(x, "unpack"):
+        return x.unpack()
+    if isinstance(x, np.ndarray) and x.dtype == np.uint8:   # raw pixels: x/128 - 1
+        return scale_input(x)
+    return x
+
+
+def glorot(fan_in, fan_out):
+    """(init limit, learning-rate scale) of a binary layer: uniform
+    +-sqrt(6/(fan_in+fan_out)) and the paper's code's 1/sqrt(1.5/(fan_in+fan_out))."""
+    return math.sqrt(6.0 / (fan_in + fan_out)), 1.0 / math.sqrt(1.5 / (fan_in + fan_out))

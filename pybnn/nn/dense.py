@@ -1,0 +1,100 @@
+"""Fully connected layers: binary (sign of latent weights) or float."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops import PackedTensor, bgemm, pack
+from .base import Layer, MaskedPacked, Parameter, as_float, glorot, kept_nbytes
+
+__all__ = ["BinaryDense"]
+
+
+class BinaryDense(Layer):
+    """y = x . sign(W)^T (no bias: the batch norm after it has one).
+
+    binary=False keeps float weights (a float first or last layer, or a
+    float baseline).  With packed (+-1) inputs and binary weights the
+    product runs on the XNOR kernels; the packed input is all backward
+    keeps of it."""
+
+    family = "dense"
+
+    def __init__(self, in_features, out_features, binary=True, rng=None):
+        rng = rng if rng is not None else np.random.default_rng()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        limit, lr_scale = glorot(self.in_features, self.out_features)
+        self.binary = bool(binary)
+        self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_features, self.in_features)),
+                           binary=self.binary, lr_scale=lr_scale if self.binary else 1.0)
+        self._x = self._wp = self._wbuf = None
+
+    def parameters(self):
+        return [self.W]
+
+    def weights_pm1(self):
+        """The weights the layer multiplies with (float32): sign(W) through
+        the vectorised pack/unpack kernels, or W itself for float weights."""
+        W = self.W.value
+        return pack(W).unpack() if self.binary else W
+
+    def fan_in(self):
+        return self.in_features
+
+    def output_shape(self, in_shape):
+        if in_shape[-1] != self.in_features:
+            raise self._err("expects %d input features, got shape %r" % (self.in_features, in_shape))
+        return in_shape[:-1] + (self.out_features,)
+
+    def forward(self, x, training):
+        feats = x.shape[-1]
+        if len(x.shape) != 2 or feats != self.in_features:
+            raise self._err("expects input [N, %d], got shape %r" % (self.in_features, tuple(x.shape)))
+        self._wp = None
+        y, wp = self._compute(x)
+        self._x = x if training else None
+        self._wp = wp if training else None
+        return y
+
+    def recompute_output(self):
+        """The last training forward's output, recomputed from the kept
+        (packed) input -- so a following batch norm need not store it."""
+        return self._compute(self._x)[0]
+
+    def kept_bytes(self):
+        return kept_nbytes(self._x)
+
+    def kept_step_bytes(self):
+        return 0 if self._wp is None else int(self._wp.words.nbytes)
+
+    def _compute(self, x):
+        # sign(W) packed once per training step: forward, the batch norm's
+        # recompute and backward all use the same bits
+        wp = self._wp if self._wp is not None else pack(self.W.value) if self.binary else None
+        if isinstance(x, PackedTensor) and wp is not None:
+            y = bgemm(x, wp).astype(np.float32)
+        elif isinstance(x, MaskedPacked) and wp is not None:
+            both = bgemm(x.bits, wp) + bgemm(x.flipped(), wp)   # = 2 * sum over kept
+            y = (both // 2).astype(np.float32) * x.scale
+        else:
+            y = as_float(x) @ (wp.unpack() if wp is not None else self.W.value).T
+        return y, wp
+
+    def backward(self, grad, input_grad=True):
+        if self._x is None:
+            raise self._err("backward without a training forward")
+        xf = as_float(self._x)
+        self.W.accumulate_matmul(grad.T, xf)
+        gx = None
+        if input_grad:
+            if self._wp is not None:
+                # +-1 floats in a buffer kept across steps: a fresh 64 MB
+                # array per step would cost more in page faults than the
+                # unpacking itself
+                if self._wbuf is None or self._wbuf.shape != self._wp.shape:
+                    self._wbuf = np.empty(self._wp.shape, np.float32)
+                wf = self._wp.unpack(out=self._wbuf)
+            else:
+                wf = self.weights_pm1()
+            gx = grad @ wf
+        self._x = self._wp = None
+        return gx

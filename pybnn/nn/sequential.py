@@ -1,0 +1,284 @@
+"""Sequential: a chain of layers trained with hand-written backward passes
+and evaluated, in eval() of a binary network, by the C runtime on the
+bytes that export writes."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from ..deploy import runtime, writer
+from ..deploy.fold import FoldError
+from ..ops import PackedTensor
+from .base import MaskedPacked, scale_input
+
+__all__ = ["Sequential", "MODES"]
+
+MODES = ("bnn", "bc", "fp")
+
+
+class Sequential:
+    """A chain of layers with hand-written backward passes.
+
+    The layers decide what the network is (they are built binary or float:
+    `BinaryDense(..., binary=False)`, `Sign()` or `HardTanh()`); `mode`
+    says which of the paper's kinds that makes: "bnn" (binary activations),
+    "bc" (BinaryConnect: binary weights, float activations) or "fp"
+    (float).  The first layer takes uint8 inputs scaled x/128 - 1.
+
+    In eval() a "bnn" network predicts through the C runtime
+    (pybnn.deploy.runtime, libbnn's bnn_model_run) on the bytes export()
+    writes, built in memory: evaluation is deployment, the same code.
+    Networks the .bnn format cannot hold (float layers, "bc"/"fp") are
+    evaluated through their layers.
+
+    recompute=True: a BatchNorm after a binary layer recomputes its input
+    in backward from the layer's kept (packed) input instead of storing it:
+    one more XNOR product, far less memory."""
+
+    def __init__(self, layers, recompute=True):
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("Sequential needs at least one layer")
+        for i, layer in enumerate(self.layers):
+            if getattr(layer, "family", None) is None:
+                raise TypeError("layer %d (%s) is not a pybnn layer" % (i, type(layer).__name__))
+            if layer.name is None:
+                layer.name = "layer %d (%s)" % (i, getattr(layer, "label", type(layer).__name__))
+        self.training = True
+        self._deployed = {}
+        self.recompute = bool(recompute)
+        self._wire_recompute()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_deployed"] = {}          # the runtime is rebuilt from the layers
+        return state
+
+    @property
+    def mode(self):
+        """"bnn" with binary activations (or none and binary weights), "bc"
+        with float activations after binary weights, "fp" otherwise."""
+        acts = [l for l in self.layers if l.family == "activation"]
+        weights = [l for l in self.layers if l.family in ("dense", "conv")]
+        if any(a.binary for a in acts):
+            return "bnn"
+        if any(w.binary for w in weights):
+            return "bc" if acts else "bnn"
+        return "fp"
+
+    def _wire_recompute(self):
+        """With recompute, a BatchNorm after a weight layer of a "bnn"
+        network (optionally through a MaxPool2d) recomputes its input in
+        backward from the layer's kept input.  With recompute=False batch
+        norm stores its float input (4 bytes per element) and saves that
+        product: faster where memory is no concern (an MLP at batch 100
+        keeps 1.6 MB per 4096-wide layer)."""
+        bnn = self.mode == "bnn"
+        for i, layer in enumerate(self.layers):
+            if layer.family != "norm":
+                continue
+            layer.recompute = None
+            if not self.recompute or i == 0 or not bnn:
+                continue
+            prev, pool = self.layers[i - 1], None
+            if prev.family == "pool" and i >= 2:
+                pool, prev = prev, self.layers[i - 2]
+            if prev.family in ("dense", "conv"):
+                if pool is None:
+                    layer.recompute = prev.recompute_output
+                else:
+                    layer.recompute = (lambda p=prev, q=pool: q.forward(p.recompute_output(), False))
+
+    # ---- state ---------------------------------------------------------------
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def state_dict(self):
+        """Every layer's state_dict(), keys prefixed "L<index>." (the live
+        arrays; a checkpoint is this plus the optimizer's)."""
+        return {"L%d.%s" % (i, k): v for i, layer in enumerate(self.layers)
+                for k, v in layer.state_dict().items()}
+
+    def load_state_dict(self, state):
+        """Load what state_dict() gave (keys of other layers are ignored);
+        raises ValueError naming a missing or misshapen entry."""
+        for i, layer in enumerate(self.layers):
+            prefix = "L%d." % i
+            sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            layer.load_state_dict(sub)
+        self._deployed = {}
+
+    def kept_bytes(self):
+        """Bytes kept for backward by the last training forward."""
+        return sum(layer.kept_bytes() for layer in self.layers)
+
+    def train(self):
+        self.training = True
+        self._deployed = {}
+        return self
+
+    def eval(self):
+        self.training = False
+        self._deployed = {}
+        return self
+
+    # ---- training path ---------------------------------------------------------
+
+    def _first_compute(self):
+        """The first layer that is not a Dropout (what the inputs meet)."""
+        return next((l for l in self.layers if l.family != "dropout"), self.layers[0])
+
+    def _flat_input(self):
+        return self._first_compute().family == "dense"
+
+    def check_input(self, in_shape):
+        """Shape of the output for an input [N, ...]; errors name the layer
+        whose input does not fit."""
+        shape = tuple(in_shape)
+        if self._flat_input() and len(shape) > 2:
+            shape = (shape[0], int(np.prod(shape[1:])))
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
+
+    def forward(self, x, training=None):
+        """Float scores of uint8 inputs, through the layers (training path)."""
+        training = self.training if training is None else training
+        h = np.asarray(x)
+        if h.dtype != np.uint8:
+            raise TypeError("inputs must be uint8 pixels, got %s" % h.dtype)
+        if self._flat_input() and h.ndim > 2:
+            h = h.reshape(h.shape[0], -1)   # images into a dense first layer
+        if self.layers[0].family not in ("dense", "conv"):
+            # a weight layer first keeps the uint8 pixels (1 byte each) for
+            # backward and scales them as x/128 - 1 when it needs floats
+            h = scale_input(h)
+        for layer in self.layers:
+            h = layer.forward(h, training)
+        return np.asarray(h, dtype=np.float32)
+
+    def backward(self, grad, input_grad=True):
+        """Backpropagate d(loss)/d(scores) through every layer, accumulating
+        parameter gradients (the inputs' own gradient is not computed: the
+        first layer with parameters skips it, layers before it only drop
+        what they kept)."""
+        first = next((i for i, l in enumerate(self.layers) if l.parameters()), 0)
+        for layer in reversed(self.layers[first + 1:]):
+            grad = layer.backward(grad)
+        self.layers[first].backward(grad, input_grad=False)
+        for layer in self.layers[:first]:
+            layer.release()
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.zero_grad()
+
+    # ---- evaluation and deployment ---------------------------------------------
+
+    def export(self, path, input_shape=None, format="bnn", name=None):
+        """Write the folded network for the C runtime: a .bnn file
+        (docs/model-format.md) or, with format="c", a C array in
+        <stem>.h/<stem>.c.  input_shape is the uint8 input (H, W, C), e.g.
+        (28, 28, 1); see pybnn.deploy.export.  Returns the paths written."""
+        return writer.export(self, path, input_shape=input_shape, format=format, name=name)
+
+    def deployed(self, input_shape=None):
+        """The C runtime (a pybnn.deploy.DeployedModel) running the bytes
+        export() writes for this model, built in memory and kept until the
+        next train()/eval()/load_state_dict().  input_shape as in export()."""
+        key = None if input_shape is None else tuple(int(d) for d in input_shape)
+        model = self._deployed.get(key)
+        if model is None:
+            model = runtime.DeployedModel(writer.model_bytes(self, key), "<eval() of %s>"
+                                          % type(self).__name__)
+            self._deployed[key] = model
+        return model
+
+    def predict(self, x_uint8, batch_size=1024):
+        """(scores float32 [N, classes], classes int64 [N]) of uint8 inputs.
+        In eval() of a "bnn" network this is the C runtime on the exported
+        bytes (deployed()); otherwise the layers' forward pass."""
+        x = np.asarray(x_uint8)
+        if x.dtype != np.uint8:
+            raise TypeError("predict takes uint8 inputs, got %s" % x.dtype)
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1, got %r" % (batch_size,))
+        out_shape = self.check_input(x.shape)    # errors name the layer
+        deployed = None
+        if not self.training and self.mode == "bnn":
+            try:
+                deployed = self.deployed(None if self._flat_input() else x.shape[1:])
+            except FoldError as e:
+                if not any(l.family in ("dense", "conv") and not l.binary for l in self.layers):
+                    raise
+                # float first/last layers: evaluate through the float layers
+                # (what a runtime with float layers computes)
+                import warnings
+                warnings.warn("predict: %s; evaluating through the float layers" % e,
+                              RuntimeWarning, stacklevel=2)
+        if len(x) == 0:
+            return np.zeros((0,) + tuple(out_shape[1:]), np.float32), np.zeros(0, np.int64)
+        if deployed is not None:
+            if self._flat_input():
+                x = x.reshape(len(x), -1)
+            return deployed.predict(x, batch_size=batch_size)
+        scores = np.concatenate([self.forward(x[i:i + batch_size], training=False)
+                                 for i in range(0, len(x), batch_size)])
+        return scores, np.argmax(scores, axis=1).astype(np.int64)
+
+    def summary(self, input_shape, print_fn=print):
+        """Per layer: output shape, parameters, binary and float MACs per
+        sample, weight storage (deployed: 1 bit per binary weight, float32
+        for the rest) against float32, and the bytes per sample a training
+        step keeps for backward (measured on a copy with a batch of 2).
+        input_shape excludes the batch, e.g. (784,) or (32, 32, 3).
+        Returns the totals as a dict."""
+        probe = Sequential(copy.deepcopy(self.layers), recompute=self.recompute)
+        shape = (2,) + tuple(input_shape)
+        if self._flat_input() and len(shape) > 2:
+            shape = (2, int(np.prod(shape[1:])))
+        h = np.zeros(shape, dtype=np.uint8)
+        bnn = self.mode == "bnn"
+        rows, tot = [], dict(params=0, binary_macs=0, float_macs=0, bits=0, float_bits=0, kept=0,
+                             kept_step=0)
+        for layer in probe.layers:
+            out = layer.forward(h, True)
+            oshape = tuple(out.shape)
+            nparam = sum(p.value.size for p in layer.parameters())
+            bmacs = fmacs = 0
+            if layer.family in ("dense", "conv"):
+                macs = layer.fan_in() * int(np.prod(oshape[1:]))
+                binary_in = isinstance(h, (PackedTensor, MaskedPacked))
+                if layer is probe.layers[0] and bnn:
+                    binary_in = False  # the 8-bit first layer: integer MACs, counted as float
+                if layer.binary and binary_in:
+                    bmacs = macs
+                else:
+                    fmacs = macs
+                bits = layer.W.value.size * (1 if layer.binary else 32)
+            else:
+                bits = 32 * nparam
+            kept = layer.kept_bytes() / 2
+            tot["kept_step"] += layer.kept_step_bytes()
+            rows.append((layer.name, oshape[1:], nparam, bmacs, fmacs, bits, kept))
+            tot["params"] += nparam
+            tot["binary_macs"] += bmacs
+            tot["float_macs"] += fmacs
+            tot["bits"] += bits
+            tot["float_bits"] += 32 * nparam
+            tot["kept"] += kept
+            h = out
+        print_fn("%-28s %-16s %10s %12s %12s %12s %12s" % (
+            "layer", "output", "params", "binary MACs", "float MACs", "weight bits", "kept B/sample"))
+        for r in rows:
+            print_fn("%-28s %-16s %10d %12d %12d %12d %12.0f" % (r[0], r[1], r[2], r[3], r[4], r[5], r[6]))
+        print_fn("total: %d parameters, %d binary + %d float MACs per sample; weights %.1f KiB "
+                 "deployed vs %.1f KiB float32; training keeps %.1f KiB per sample for backward "
+                 "(+ %.1f KiB of packed weights per step)"
+                 % (tot["params"], tot["binary_macs"], tot["float_macs"], tot["bits"] / 8192,
+                    tot["float_bits"] / 8192, tot["kept"] / 1024, tot["kept_step"] / 1024))
+        tot["kept_bytes_per_sample"] = tot.pop("kept")
+        tot["kept_bytes_per_step"] = tot.pop("kept_step")
+        return tot

@@ -1,0 +1,85 @@
+"""The training recipes of `pybnn train` and the networks they build."""
+from __future__ import annotations
+
+import numpy as np
+
+from .data import load_cifar10, load_mnist
+from .nn import (MODES, BatchNorm, BinaryConv2d, BinaryDense, Dropout, Flatten, HardTanh,
+                 MaxPool2d, Sequential, Sign)
+
+__all__ = ["RECIPES", "build_model", "load_data"]
+
+# Each recipe: architecture, data, optimizer and schedule.  Sources for the
+# paper's: PAPER.md §8 (Theano MNIST MLP, CIFAR-10 VGG-like network).
+RECIPES = {
+    "mnist-mlp": dict(arch="mlp", width=4096, layers=3, dataset="mnist", epochs=1000,
+                      batch_size=100, optimizer="adam", lr_start=0.003, lr_end=3e-7,
+                      bn="standard", dropout_in=0.2, dropout=0.5, loss="squared_hinge",
+                      val_size=10000, recompute=False,
+                      help="784-4096x3-10, the paper's Theano MNIST setup (dropout 0.2 on "
+                           "the input, 0.5 after each hidden sign; the last 10,000 training "
+                           "images validate)"),
+    "mnist-mlp-fast": dict(arch="mlp", width=1024, layers=3, dataset="mnist", epochs=20,
+                           batch_size=100, optimizer="adam", lr_start=0.003, lr_end=3e-5,
+                           bn="standard", dropout_in=0.0, dropout=0.0, loss="squared_hinge",
+                           help="our recipe for a good error in few epochs (the default)"),
+    "cifar10-vgg": dict(arch="vgg", width=128, dataset="cifar10", epochs=500, batch_size=50,
+                        optimizer="adam", lr_start=0.001, lr_end=3e-7, bn="standard",
+                        dropout_in=0.0, dropout=0.0, loss="squared_hinge",
+                        help="(2x128C3)-MP2-(2x256C3)-MP2-(2x512C3)-MP2-(2x1024FC)-10"),
+}
+
+
+def build_model(cfg, input_shape, seed):
+    """The Sequential of a recipe config (width scaled by cfg['width'])."""
+    rng = np.random.default_rng(seed)
+    bn = cfg["bn"]
+    mode = cfg.get("mode", "bnn")
+    if mode not in MODES:
+        raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
+    binary = mode != "fp"               # "bc" and "bnn": binary weights
+
+    def act():                          # "bnn": binary activations
+        return Sign() if mode == "bnn" else HardTanh()
+
+    layers = []
+    if cfg.get("dropout_in"):
+        layers.append(Dropout(cfg["dropout_in"], seed=seed + 100))
+    if cfg["arch"] == "mlp":
+        width = int(cfg["width"])
+        k = int(np.prod(input_shape))
+        for i in range(int(cfg["layers"])):
+            layers += [BinaryDense(k, width, binary=binary, rng=rng), BatchNorm(width, bn), act()]
+            if cfg.get("dropout"):
+                layers.append(Dropout(cfg["dropout"], seed=seed + 101 + i))
+            k = width
+        layers += [BinaryDense(k, 10, binary=binary, rng=rng), BatchNorm(10, bn)]
+    elif cfg["arch"] == "vgg":
+        w = int(cfg["width"])
+        c = input_shape[-1]
+        hw = input_shape[0]
+        for j, ch in enumerate((w, 2 * w, 4 * w)):
+            layers += [BinaryConv2d(c, ch, 3, padding=1, binary=binary, rng=rng),
+                       BatchNorm(ch, bn), act(),
+                       BinaryConv2d(ch, ch, 3, padding=1, binary=binary, rng=rng), MaxPool2d(2),
+                       BatchNorm(ch, bn), act()]
+            c, hw = ch, hw // 2
+        layers.append(Flatten())
+        k = hw * hw * c
+        for _ in range(2):
+            layers += [BinaryDense(k, 8 * w, binary=binary, rng=rng), BatchNorm(8 * w, bn), act()]
+            k = 8 * w
+        layers += [BinaryDense(k, 10, binary=binary, rng=rng), BatchNorm(10, bn)]
+    else:
+        raise ValueError("unknown architecture %r" % (cfg["arch"],))
+    return Sequential(layers, recompute=cfg.get("recompute", True))
+
+
+def load_data(cfg, data_dir):
+    """(x, y, x_test, y_test) of a recipe's dataset from data_dir (MNIST:
+    default the bundled sample)."""
+    if cfg["dataset"] == "mnist":
+        return load_mnist(data_dir)
+    if data_dir is None:
+        raise ValueError("the cifar10 recipe needs --data DIR (CIFAR-10 binary batches)")
+    return load_cifar10(data_dir)
