@@ -675,18 +675,6 @@ def opt_step(kind, float[::1] param, const float[::1] grad, float[::1] m, float[
     check(st, "optimizer")
 
 
-def ste_backward(const float[::1] x, const float[::1] grad, float[::1] out):
-    cdef int64_t n = x.shape[0]
-    cdef bnn_status st
-    if grad.shape[0] != n or out.shape[0] != n:
-        raise ValueError("x, grad and out must have the same length")
-    if n == 0:
-        return
-    with nogil:
-        st = bnn_ste_backward(n, &x[0], &grad[0], &out[0])
-    check(st, "ste_backward")
-
-
 def ste_mask_pack(const float[:, ::1] x, uint64_t[:, ::1] mask):
     cdef int64_t rows = x.shape[0], k = x.shape[1]
     cdef bnn_status st
@@ -697,22 +685,6 @@ def ste_mask_pack(const float[:, ::1] x, uint64_t[:, ::1] mask):
     with nogil:
         st = bnn_ste_mask_pack(rows, k, &x[0, 0], k, &mask[0, 0], mask.shape[1])
     check(st, "ste_mask_pack")
-
-
-def ste_backward_packed(const uint64_t[:, ::1] mask, const float[:, ::1] grad,
-                        float[:, ::1] out):
-    cdef int64_t rows = grad.shape[0], k = grad.shape[1]
-    cdef bnn_status st
-    if mask.shape[0] != rows or mask.shape[1] != bnn_words(k):
-        raise ValueError("mask must have shape (%d, %d)" % (rows, bnn_words(k)))
-    if out.shape[0] != rows or out.shape[1] != k:
-        raise ValueError("out must have shape (%d, %d)" % (rows, k))
-    if rows == 0 or k == 0:
-        return
-    with nogil:
-        st = bnn_ste_backward_packed(rows, k, &mask[0, 0], mask.shape[1], &grad[0, 0], k,
-                                     &out[0, 0], k)
-    check(st, "ste_backward_packed")
 
 
 def pack_stochastic(const float[:, ::1] x, uint64_t seed, uint64_t counter,

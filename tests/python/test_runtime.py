@@ -72,7 +72,7 @@ def test_runtime_threads_and_batches_agree(mnist_mlp):
     np.testing.assert_array_equal(c1, c2)
 
 
-def _bytes(model, shape):
+def _bytes(model, shape):  # noqa: E302
     from pybnn.deploy import model_bytes
     return model_bytes(model, shape)
 
@@ -176,3 +176,45 @@ def test_bench_infer_runs_and_reports(tmp_path):
     _mlp_for_infer(width=64).export(str(path), input_shape=(28, 28, 1))
     res2 = bench_infer(rounds=1, model_path=str(path), out=lines.append)
     assert res2["file_bytes"] == path.stat().st_size and len(res2["rows"]) == 2
+
+
+_KERNELS = ("gemm", "conv2d", "gemm_u8", "conv2d_u8", "maxpool2d_bits", "maxpool2d_i32",
+            "bn_forward_eval", "pack_rows_f32", "pack_rows_i8", "unpack_rows_f32")
+
+
+def test_eval_predict_is_the_runtime_by_construction(mnist_mlp, monkeypatch):
+    """eval() prediction of a binary network is one call of the C runner on
+    the exported bytes: with every Python-reachable kernel binding (XNOR
+    GEMM, convolution, 8-bit layer, pooling, batch norm, packing) made to
+    fail, predict() still answers, through DeployedModel.predict, and gives
+    the scores of the file export writes."""
+    from pybnn import _core
+    from pybnn.deploy import runtime
+    model, xt, _ = mnist_mlp
+    model.eval()
+    want = pybnn.load(_bytes(model, (28, 28, 1))).predict(xt)
+    calls = []
+    real = runtime.DeployedModel.predict
+
+    def spy(self, x, batch_size=1024):
+        calls.append(len(x))
+        return real(self, x, batch_size)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a Python-side kernel call in eval() prediction")
+
+    monkeypatch.setattr(runtime.DeployedModel, "predict", spy)
+    for name in _KERNELS:
+        monkeypatch.setattr(_core, name, forbidden)
+    model.eval()                                 # drop any runtime built before the patches
+    scores, classes = model.predict(xt, batch_size=333)
+    assert calls == [len(xt)]
+    np.testing.assert_array_equal(scores, want[0])
+    np.testing.assert_array_equal(classes, want[1])
+    # the folded-layer evaluator of earlier versions does not exist
+    import pybnn.nn as nn
+    for cls in (nn.Sequential, nn.BinaryDense, nn.BinaryConv2d, nn.BatchNorm):
+        assert not any(hasattr(cls, a) for a in ("_fold", "_fold_plan", "_folded"))
+    # and the training path is what the patches stop
+    with pytest.raises(AssertionError, match="Python-side kernel"):
+        model.forward(xt[:2], training=False)
