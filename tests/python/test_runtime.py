@@ -187,12 +187,14 @@ def test_eval_predict_is_the_runtime_by_construction(mnist_mlp, monkeypatch):
     the exported bytes: with every Python-reachable kernel binding (XNOR
     GEMM, convolution, 8-bit layer, pooling, batch norm, packing) made to
     fail, predict() still answers, through DeployedModel.predict, and gives
-    the scores of the file export writes."""
+    the scores of the file export writes (the bytes are built once, before
+    the patches: folding packs the weights)."""
     from pybnn import _core
     from pybnn.deploy import runtime
     model, xt, _ = mnist_mlp
     model.eval()
     want = pybnn.load(_bytes(model, (28, 28, 1))).predict(xt)
+    model.deployed()           # export's folding (packing, thresholds) happens here, once
     calls = []
     real = runtime.DeployedModel.predict
 
@@ -206,7 +208,6 @@ def test_eval_predict_is_the_runtime_by_construction(mnist_mlp, monkeypatch):
     monkeypatch.setattr(runtime.DeployedModel, "predict", spy)
     for name in _KERNELS:
         monkeypatch.setattr(_core, name, forbidden)
-    model.eval()                                 # drop any runtime built before the patches
     scores, classes = model.predict(xt, batch_size=333)
     assert calls == [len(xt)]
     np.testing.assert_array_equal(scores, want[0])
