@@ -10,7 +10,7 @@
  * the rest of the library on a caller-provided workspace: two ping-pong
  * activation buffers, the scores, and the kernels' scratch.
  */
-#include "bnn_engine.h"
+#include "core/bnn_engine.h"
 
 #include <math.h>
 #include <stdio.h>
