@@ -116,16 +116,20 @@ BNN_API const char *bnn_status_string(bnn_status s);
 /* ------------------------------------------------------------------ */
 
 typedef enum bnn_isa {
-    BNN_ISA_REF    = 0,  /* portable scalar reference (always present)  */
-    BNN_ISA_AVX2   = 1,  /* x86 AVX2 + FMA, vectorised nibble popcount   */
-    BNN_ISA_AVX512 = 2   /* x86 AVX-512 F/DQ/BW/VL + VPOPCNTDQ           */
+    BNN_ISA_REF         = 0,  /* portable scalar reference (always present) */
+    BNN_ISA_AVX2        = 1,  /* x86 AVX2 + FMA, vectorised nibble popcount  */
+    BNN_ISA_AVX512      = 2,  /* x86 AVX-512 F/DQ/BW/VL + VPOPCNTDQ          */
+    BNN_ISA_AVX512_VNNI = 3   /* the same + AVX512_VNNI for the 8-bit first
+                                 layer (VPDPBUSD)                            */
 } bnn_isa;
 
-/** bnn_isa_name() : "ref", "avx2" or "avx512", the kernels in use.  The
- *  first call of any kernel (or of this) selects the best ISA that the CPU
- *  and OS support (CPUID + XGETBV), unless the environment variable
- *  BNN_ISA=ref|avx2|avx512 asks for one; an unavailable or unknown
- *  request falls back to the best available ISA. */
+/** bnn_isa_name() : "ref", "avx2", "avx512" or "avx512vnni", the kernels
+ *  in use.  The first call of any kernel (or of this) selects the best ISA
+ *  that the CPU and OS support (CPUID + XGETBV; avx512vnni where the CPU
+ *  has VNNI), unless the environment variable
+ *  BNN_ISA=ref|avx2|avx512|avx512vnni asks for one ("avx512" is then the
+ *  AVX-512 kernels without VNNI, so every table can be tested alone); an
+ *  unavailable or unknown request falls back to the best available ISA. */
 BNN_API const char *bnn_isa_name(void);
 /** bnn_isa_current() : the same choice as an enum value. */
 BNN_API bnn_isa bnn_isa_current(void);
@@ -135,7 +139,8 @@ BNN_API int bnn_isa_supported(bnn_isa isa);
  *  BNN_ERR_UNSUPPORTED (and changes nothing) if it cannot run here.
  *  Not thread-safe: never call it while kernels run on other threads. */
 BNN_API bnn_status bnn_set_isa(bnn_isa isa);
-/** bnn_isa_from_name() : parse "ref"/"avx2"/"avx512" into *out. */
+/** bnn_isa_from_name() : parse "ref"/"avx2"/"avx512"/"avx512vnni" into
+ *  *out (BNN_ERR_INVALID for any other name). */
 BNN_API bnn_status bnn_isa_from_name(const char *name, bnn_isa *out);
 
 /** bnn_set_num_threads() : threads used by large kernels (n >= 1; default
