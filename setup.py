@@ -14,8 +14,7 @@ except ImportError:  # pragma: no cover - pyproject.toml requires Cython
 HERE = os.path.dirname(os.path.abspath(__file__))
 os.chdir(HERE)
 
-sources = ["pybnn/_core.pyx"] + sorted(
-    glob.glob("libbnn/*.c") + glob.glob("libbnn/ref/*.c") + glob.glob("libbnn/x86/*.c"))
+sources = ["pybnn/_core.pyx"] + sorted(glob.glob("libbnn/**/*.c", recursive=True))
 
 compile_args = []
 link_args = []

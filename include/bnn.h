@@ -116,16 +116,20 @@ BNN_API const char *bnn_status_string(bnn_status s);
 /* ------------------------------------------------------------------ */
 
 typedef enum bnn_isa {
-    BNN_ISA_REF    = 0,  /* portable scalar reference (always present)  */
-    BNN_ISA_AVX2   = 1,  /* x86 AVX2 + FMA, vectorised nibble popcount   */
-    BNN_ISA_AVX512 = 2   /* x86 AVX-512 F/DQ/BW/VL + VPOPCNTDQ           */
+    BNN_ISA_REF         = 0,  /* portable scalar reference (always present) */
+    BNN_ISA_AVX2        = 1,  /* x86 AVX2 + FMA, vectorised nibble popcount  */
+    BNN_ISA_AVX512      = 2,  /* x86 AVX-512 F/DQ/BW/VL + VPOPCNTDQ          */
+    BNN_ISA_AVX512_VNNI = 3   /* the same + AVX512_VNNI for the 8-bit first
+                                 layer (VPDPBUSD)                            */
 } bnn_isa;
 
-/** bnn_isa_name() : "ref", "avx2" or "avx512", the kernels in use.  The
- *  first call of any kernel (or of this) selects the best ISA that the CPU
- *  and OS support (CPUID + XGETBV), unless the environment variable
- *  BNN_ISA=ref|avx2|avx512 asks for one; an unavailable or unknown
- *  request falls back to the best available ISA. */
+/** bnn_isa_name() : "ref", "avx2", "avx512" or "avx512vnni", the kernels
+ *  in use.  The first call of any kernel (or of this) selects the best ISA
+ *  that the CPU and OS support (CPUID + XGETBV; avx512vnni where the CPU
+ *  has VNNI), unless the environment variable
+ *  BNN_ISA=ref|avx2|avx512|avx512vnni asks for one ("avx512" is then the
+ *  AVX-512 kernels without VNNI, so every table can be tested alone); an
+ *  unavailable or unknown request falls back to the best available ISA. */
 BNN_API const char *bnn_isa_name(void);
 /** bnn_isa_current() : the same choice as an enum value. */
 BNN_API bnn_isa bnn_isa_current(void);
@@ -135,7 +139,8 @@ BNN_API int bnn_isa_supported(bnn_isa isa);
  *  BNN_ERR_UNSUPPORTED (and changes nothing) if it cannot run here.
  *  Not thread-safe: never call it while kernels run on other threads. */
 BNN_API bnn_status bnn_set_isa(bnn_isa isa);
-/** bnn_isa_from_name() : parse "ref"/"avx2"/"avx512" into *out. */
+/** bnn_isa_from_name() : parse "ref"/"avx2"/"avx512"/"avx512vnni" into
+ *  *out (BNN_ERR_INVALID for any other name). */
 BNN_API bnn_status bnn_isa_from_name(const char *name, bnn_isa *out);
 
 /** bnn_set_num_threads() : threads used by large kernels (n >= 1; default
@@ -550,6 +555,8 @@ BNN_API bnn_status bnn_peak_probe(bnn_isa isa, int64_t iters,
  * layer shapes connect) before anything is used; a file that fails any
  * check gives BNN_ERR_FORMAT (BNN_ERR_UNSUPPORTED for a newer format or
  * layout version) and nothing is read outside the given bytes.
+ * bnn_model_check() runs the same pass and says where and why a file is
+ * refused.
  *
  * Memory: bnn_model_open_*() allocate the model with malloc.  For a
  * system without malloc (or a file system), bnn_model_arena_size() +
@@ -573,6 +580,86 @@ typedef struct bnn_model_info {
     int32_t reserved[7];
 } bnn_model_info;
 
+/* The .bnn format's constants (docs/model-format.md), for writers. */
+#define BNN_MODEL_FORMAT_VERSION      1     /* header bytes 8..11             */
+#define BNN_MODEL_HEADER_BYTES        64    /* the file header                */
+#define BNN_MODEL_RECORD_HEADER_BYTES 64    /* type, flags, size, params      */
+#define BNN_MODEL_ALIGN               64    /* records and arrays start at
+                                               multiples of this             */
+#define BNN_MODEL_MAX_RECORDS         4096
+#define BNN_MODEL_MAX_PARAMS          12    /* u32 parameters per record      */
+
+/* Record types (append-only; values are the file's). */
+enum bnn_model_record_type {
+    BNN_RECORD_DENSE   = 1,
+    BNN_RECORD_CONV    = 2,
+    BNN_RECORD_MAXPOOL = 3,
+    BNN_RECORD_FLATTEN = 4
+};
+/* Record flag bits. */
+enum bnn_model_record_flag {
+    BNN_RECORD_INPUT_U8 = 1,  /* reads the uint8 image (first record only)  */
+    BNN_RECORD_SCORES   = 2,  /* float scale/offset, no threshold (last)    */
+    BNN_RECORD_PAD_ONE  = 4   /* conv pads with +1 instead of 0             */
+};
+
+/* Where and why a model file is bad (bnn_model_check()).  Every string is
+ * NUL-terminated. */
+typedef struct bnn_model_report {
+    bnn_status status;   /* BNN_OK, BNN_ERR_FORMAT, BNN_ERR_UNSUPPORTED, ... */
+    int64_t offset;      /* byte offset in the file of the offending field
+                            (or byte), -1 if none applies                   */
+    int64_t record;      /* record index, -1 for the header / whole file     */
+    char field[32];      /* the field: "magic", "format_version", "size",
+                            "checksum", "records", "input_h", "k", "flags",
+                            "record_size", "weights pad bits", "flip",
+                            "padding after thresh", ...; "" if none         */
+    int64_t expected;    /* the expected value or bound, where one applies
+                            (else 0)                                         */
+    int64_t found;       /* the value found (else 0)                         */
+    char message[256];   /* one sentence naming all of it, e.g. "record 2
+                            (conv) at byte 1360: c = 64, but its input has
+                            65 channels"                                     */
+} bnn_model_report;
+
+/** bnn_model_check() : validate a model file without loading it.  This is
+ *  the same strict pass the loaders (bnn_model_open_memory/open_file,
+ *  bnn_model_arena_size, bnn_model_init) run, so check and open accept
+ *  and refuse exactly the same bytes with the same status: BNN_OK,
+ *  BNN_ERR_FORMAT, BNN_ERR_UNSUPPORTED (a newer format or layout version,
+ *  or a big-endian host), BNN_ERR_NULL (data NULL).  `report` may be NULL;
+ *  otherwise it is always filled (offset and record -1 for a valid file).
+ *  Allocates nothing; reentrant; reads nothing outside the given bytes. */
+BNN_API bnn_status bnn_model_check(const void *data, size_t bytes, bnn_model_report *report);
+
+/** bnn_model_checksum() : FNV-1a 64 of a model file with its checksum
+ *  field (bytes 24..31) read as zero: the value a writer stores there.
+ *  Returns 0 for data == NULL. */
+BNN_API uint64_t bnn_model_checksum(const void *data, size_t bytes);
+
+/* The size of a record and the byte offsets (from the record start) of its
+ * arrays, for a writer. */
+typedef struct bnn_model_record_layout {
+    int64_t record_bytes;     /* the record's size field                    */
+    int32_t n_arrays;         /* 3 for dense and conv, 0 otherwise          */
+    int32_t reserved;         /* 0                                          */
+    int64_t array_offset[3];  /* from the record start, multiples of 64     */
+    int64_t array_bytes[3];   /* bytes of data, before padding to
+                                 BNN_MODEL_ALIGN                            */
+} bnn_model_record_layout;
+
+/** bnn_model_record_layout_of() : the layout of a record of `type` with
+ *  `flags` and params[BNN_MODEL_MAX_PARAMS] (as in the file; unused ones
+ *  are ignored).  Arrays: dense: weights, thresh, flip, or with
+ *  BNN_RECORD_SCORES weights, scale, offset; conv: weights, thresh, flip;
+ *  max-pool and flatten: none.  The loader accepts a record only with
+ *  exactly this size.  Errors (*out unchanged): BNN_ERR_NULL,
+ *  BNN_ERR_INVALID (unknown type or flag bits), BNN_ERR_SHAPE (a zero
+ *  dense k or m, conv c, o, kh or kw), BNN_ERR_OVERFLOW. */
+BNN_API bnn_status bnn_model_record_layout_of(int32_t type, int32_t flags,
+                                              const uint32_t *params,
+                                              bnn_model_record_layout *out);
+
 /** bnn_model_open_memory() : load a model from `bytes` bytes at `data`.
  *  The model keeps pointers into `data` when it is 8-byte aligned
  *  (zero-copy; `data` must then outlive the model), else copies it. */
@@ -594,6 +681,21 @@ BNN_API bnn_status bnn_model_init(void *arena, size_t arena_bytes, const void *d
 BNN_API void bnn_model_free(bnn_model *model);
 /** bnn_model_get_info() : what the model takes and gives. */
 BNN_API bnn_status bnn_model_get_info(const bnn_model *model, bnn_model_info *info);
+/* Per-layer description of a loaded model (for `pybnn info` and C tools). */
+typedef struct bnn_model_layer_info {
+    int32_t type, flags;                  /* bnn_model_record_type, flag bits */
+    uint32_t params[BNN_MODEL_MAX_PARAMS]; /* as in the file                  */
+    int64_t in_h, in_w, in_c;             /* shape of one input image/vector
+                                             (flat: 1, 1, features)          */
+    int64_t out_h, out_w, out_c;          /* shape of one output             */
+    int64_t file_offset, record_bytes;    /* where the record is in the file */
+} bnn_model_layer_info;
+
+/** bnn_model_get_layer() : the record `index` (0-based) of a loaded model.
+ *  Errors: BNN_ERR_NULL, BNN_ERR_INVALID (not a model), BNN_ERR_SHAPE
+ *  (index < 0 or >= the number of records). */
+BNN_API bnn_status bnn_model_get_layer(const bnn_model *model, int64_t index,
+                                       bnn_model_layer_info *out);
 /** bnn_model_workspace_size() : scratch bytes bnn_model_run() needs for
  *  batches of up to `batch` images on `threads` threads (0: the current
  *  bnn_get_num_threads()). */

@@ -1,9 +1,9 @@
 /*
  * bnn_kernels.h -- the micro-kernel contracts and the dispatch table.
  *
- * The portable drivers (pack.c, gemm.c) validate arguments, block the
- * problem and handle edges; they call the micro-kernels below through the
- * table returned by bnn_kernels_get().  Every ISA provides every entry;
+ * The portable drivers (core/pack.c, core/gemm.c, ops/, train/) validate
+ * arguments, block the problem and handle edges; they call the
+ * micro-kernels below through the table returned by bnn_kernels_get().  Every ISA provides every entry;
  * ref/ entries are the oracle and the fallback.
  *
  * Contracts (all pointers valid, all sizes >= 1 unless noted):

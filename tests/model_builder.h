@@ -18,10 +18,15 @@
  *   mb_free(&m);
  *
  * Editing helpers (mb_put32/mb_put64, mb_record_offset, mb_set_checksum)
- * change single fields of serialized bytes and re-seal the checksum.
+ * change single fields of serialized bytes and re-seal the checksum with
+ * the library's bnn_model_checksum() (the one FNV-1a of the C side), so
+ * users of this header link libbnn.  Record sizes are computed here from
+ * the specification, independently of the library, as a second opinion.
  */
 #ifndef BNN_MODEL_BUILDER_H
 #define BNN_MODEL_BUILDER_H
+
+#include "bnn.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -97,22 +102,10 @@ static inline uint64_t mb_get64(const uint8_t *p)
     return (uint64_t)mb_get32(p) | ((uint64_t)mb_get32(p + 4) << 32);
 }
 
-/* FNV-1a 64 of the file with the checksum field (bytes 24..31) as zero. */
-static inline uint64_t mb_fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = UINT64_C(0xcbf29ce484222325);
-    size_t i;
-    for (i = 0; i < n; i++) {
-        h ^= (i >= 24 && i < 32) ? 0u : p[i];
-        h *= UINT64_C(0x100000001b3);
-    }
-    return h;
-}
-
 /* Store the checksum of a file of n >= 32 bytes. */
 static inline void mb_set_checksum(uint8_t *p, size_t n)
 {
-    if (n >= 32) mb_put64(p + 24, mb_fnv1a(p, n));
+    if (n >= 32) mb_put64(p + 24, bnn_model_checksum(p, n));
 }
 
 /* Store the size field and the checksum (after an edit that changed the

@@ -24,18 +24,21 @@ static int test_isa_default(void)
     CHECK(bnn_isa_supported(BNN_ISA_REF));
     /* AVX-512 here implies AVX2 (the dispatcher requires it). */
     if (bnn_isa_supported(BNN_ISA_AVX512)) CHECK(bnn_isa_supported(BNN_ISA_AVX2));
+    if (bnn_isa_supported(BNN_ISA_AVX512_VNNI)) CHECK(bnn_isa_supported(BNN_ISA_AVX512));
 
-    best = bnn_isa_supported(BNN_ISA_AVX512) ? BNN_ISA_AVX512
+    best = bnn_isa_supported(BNN_ISA_AVX512_VNNI) ? BNN_ISA_AVX512_VNNI
+         : bnn_isa_supported(BNN_ISA_AVX512) ? BNN_ISA_AVX512
          : bnn_isa_supported(BNN_ISA_AVX2)   ? BNN_ISA_AVX2
                                              : BNN_ISA_REF;
     if (env && bnn_isa_from_name(env, &want) == BNN_OK && bnn_isa_supported(want))
         CHECK_EQ(cur, want);
     else
         CHECK_EQ(cur, best); /* unset, unknown or unavailable -> best */
-    printf("  default isa %s; supported:%s%s%s\n", name,
+    printf("  default isa %s; supported:%s%s%s%s\n", name,
            bnn_isa_supported(BNN_ISA_REF) ? " ref" : "",
            bnn_isa_supported(BNN_ISA_AVX2) ? " avx2" : "",
-           bnn_isa_supported(BNN_ISA_AVX512) ? " avx512" : "");
+           bnn_isa_supported(BNN_ISA_AVX512) ? " avx512" : "",
+           bnn_isa_supported(BNN_ISA_AVX512_VNNI) ? " avx512vnni" : "");
     return 0;
 }
 
@@ -203,7 +206,8 @@ static int test_isa_names(void)
     bnn_isa out;
     static const char *bad[] = {"", "REF", "Ref", "avx", "avx5", "avx51",
                                 "avx5120", "avx2 ", " ref", "ref\n", "sse",
-                                "neon", "avx512vpopcntdq", "best", "auto"};
+                                "neon", "avx512vpopcntdq", "best", "auto",
+                                "avx512_vnni", "vnni", "avx512vnni ", "AVX512VNNI"};
     size_t i;
 
     bt_ctx("bnn_isa_from_name");
@@ -214,6 +218,8 @@ static int test_isa_names(void)
     CHECK_EQ(out, BNN_ISA_AVX2);
     CHECK_ST(bnn_isa_from_name("avx512", &out), BNN_OK);
     CHECK_EQ(out, BNN_ISA_AVX512);
+    CHECK_ST(bnn_isa_from_name("avx512vnni", &out), BNN_OK);
+    CHECK_EQ(out, BNN_ISA_AVX512_VNNI);
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         bt_ctx("bnn_isa_from_name('%s')", bad[i]);
         out = (bnn_isa)77;
@@ -234,7 +240,7 @@ static int test_set_isa(void)
     const char *name_before = bnn_isa_name();
     int i;
 
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < BT_N_ISAS; i++) {
         bnn_isa isa = bt_all_isas[i];
         bt_ctx("bnn_set_isa(%s)", bt_isa_str(isa));
         if (bnn_isa_supported(isa)) {
@@ -255,7 +261,7 @@ static int test_set_isa(void)
     }
     /* Values outside the enum are never supported. */
     {
-        static const int junk[] = {3, 4, -1, 100, INT_MAX, INT_MIN};
+        static const int junk[] = {4, 5, -1, 100, INT_MAX, INT_MIN};
         size_t j;
         CHECK_ST(bnn_set_isa(before), BNN_OK);
         for (j = 0; j < sizeof junk / sizeof junk[0]; j++) {
@@ -326,7 +332,7 @@ static int test_probe(void)
              BNN_ERR_INVALID);
     CHECK_EQ(macs, 42);
     CHECK_EQ(sink, 43);
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < BT_N_ISAS; i++) {
         if (bnn_isa_supported(bt_all_isas[i])) continue;
         bt_ctx("bnn_peak_probe(%s) unsupported", bt_isa_str(bt_all_isas[i]));
         CHECK_ST(bnn_peak_probe(bt_all_isas[i], 10, &macs, &sink),

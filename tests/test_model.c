@@ -23,7 +23,8 @@
  *    workspace bnn_model_workspace_size gives (also misaligned); one byte
  *    short gives BNN_ERR_INVALID and writes nothing; n = 0 is a no-op;
  *    NULL x / model / workspace give BNN_ERR_NULL, n < 0 BNN_ERR_SHAPE.
- *  - Rejection, each case checked on its own against its status: every
+ *  - Rejection, each case checked on its own against its status (and
+ *    bnn_model_check() giving the same status as every loader): every
  *    truncation; every single-byte change (XOR 0x01 and 0x80) at every
  *    offset; magic, versions, size field; then, with the checksum
  *    recomputed so that the structural check is the one that fires:
@@ -436,6 +437,19 @@ static int expect_load(const uint8_t *d, size_t n, bnn_status want, const char *
     bnn_status st;
     bt_ctx("%s (%zu bytes)", what, n);
     if (n) memcpy(odd + 1, d, n);
+    {
+        /* the checker runs the loaders' pass: the same status, a report
+         * that names a field or at least says why */
+        bnn_model_report rep;
+        memset(&rep, 0xA5, sizeof rep);
+        CHECK_ST(bnn_model_check(p, n, &rep), want);
+        CHECK_ST(rep.status, want);
+        CHECK(memchr(rep.message, 0, sizeof rep.message) != NULL && rep.message[0] != 0);
+        CHECK(memchr(rep.field, 0, sizeof rep.field) != NULL);
+        CHECK(rep.offset >= -1 && rep.offset < (int64_t)n + 1);
+        if (want == BNN_OK) CHECK(rep.offset == -1 && rep.record == -1);
+        CHECK_ST(bnn_model_check(odd + 1, n, NULL), want);
+    }
     st = bnn_model_open_memory(p, n, &bm);
     if (st == BNN_OK) bnn_model_free(bm);
     CHECK_ST(st, want);
@@ -519,6 +533,7 @@ static int test_byte_changes(const mb_model *m, const char *name)
             st = bnn_model_open_memory(bytes, n, &bm);
             if (st == BNN_OK) bnn_model_free(bm);
             CHECK(st != BNN_OK);
+            CHECK_ST(bnn_model_check(bytes, n, NULL), st);
             CHECK(bnn_model_arena_size(bytes, n, &arena) != BNN_OK);
             bytes[off] ^= xors[k];
             n_cases++;

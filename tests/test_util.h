@@ -390,7 +390,10 @@ static inline int bt_affine_neg(double scale, double offset, int64_t s)
 /* ISA loop                                                             */
 /* ------------------------------------------------------------------ */
 
-static const bnn_isa bt_all_isas[3] = {BNN_ISA_REF, BNN_ISA_AVX2, BNN_ISA_AVX512};
+/* Every kernel table of the library (bnn_isa), each run alone. */
+#define BT_N_ISAS 4
+static const bnn_isa bt_all_isas[BT_N_ISAS] = {BNN_ISA_REF, BNN_ISA_AVX2, BNN_ISA_AVX512,
+                                               BNN_ISA_AVX512_VNNI};
 
 static inline const char *bt_isa_str(bnn_isa isa)
 {
@@ -398,6 +401,7 @@ static inline const char *bt_isa_str(bnn_isa isa)
     case BNN_ISA_REF: return "ref";
     case BNN_ISA_AVX2: return "avx2";
     case BNN_ISA_AVX512: return "avx512";
+    case BNN_ISA_AVX512_VNNI: return "avx512vnni";
     }
     return "?";
 }
@@ -409,9 +413,9 @@ static inline int for_each_isa_ctx(const char *label,
                                    int (*fn)(bnn_isa isa, void *ctx), void *ctx)
 {
     bnn_isa before = bnn_isa_current();
-    char ran[64] = "", skipped[64] = "";
+    char ran[96] = "", skipped[96] = "";
     int i, rc = 0;
-    for (i = 0; i < 3; i++) {
+    for (i = 0; i < BT_N_ISAS; i++) {
         bnn_isa isa = bt_all_isas[i];
         if (!bnn_isa_supported(isa)) {
             strcat(skipped, " ");

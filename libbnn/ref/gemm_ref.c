@@ -1,5 +1,6 @@
 /*
- * gemm_ref.c -- scalar XNOR-popcount micro-kernel and float epilogue.
+ * gemm_ref.c -- scalar XNOR-popcount micro-kernel and its float and bits
+ * epilogues.
  *
  * With +1 -> bit 0 and -1 -> bit 1, a product of two elements is +1 when
  * their bits agree and -1 when they differ, so over K elements
@@ -7,7 +8,7 @@
  * pad bits being 0 in both rows.  This file computes the popcounts; the
  * driver turns them into dots.
  */
-#include "../bnn_kernels.h"
+#include "bnn_kernels.h"
 
 #include <math.h>
 
@@ -34,46 +35,6 @@ void bnn_epi_f32_ref(int64_t n, const int32_t *dot,
     for (j = 0; j < n; j++)
         out[j] = fmaf((float)dot[j], scale ? scale[j] : 1.0f,
                       offset ? offset[j] : 0.0f);
-}
-
-/* uint8 x int8 dot products (the direct 8-bit first layer), weights in
- * the pair-interleaved layout of bnn_kernels.h. */
-void bnn_dot_u8_strip_ref(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
-                          const uint8_t *x, int64_t ldx,
-                          const int8_t *wt, int64_t opad, const int32_t *bias,
-                          int32_t *out, int64_t ldo)
-{
-    int64_t i, j, q;
-    (void)opad;
-    for (i = 0; i < mr; i++)
-        for (j = 0; j < ncols; j++) {
-            const uint8_t *xr = x + i * ldx;
-            int32_t s = bias[j0 + j];
-            for (q = 0; q < kp; q++)
-                s += (int32_t)xr[q] * wt[((j0 + j) / 64) * kp * 64 + (q / 2) * 128
-                                         + ((j0 + j) % 64) * 2 + q % 2];
-            out[i * ldo + j] = s;
-        }
-}
-
-/* The reference probe: scalar popcount over 16 independent chains. */
-uint64_t bnn_probe_ref(int64_t iters, uint64_t *sink)
-{
-    uint64_t x[16], acc[16], s = 0;
-    int64_t it;
-    int i;
-    for (i = 0; i < 16; i++) {
-        x[i] = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
-        acc[i] = 0;
-    }
-    for (it = 0; it < iters; it++) {
-        for (i = 0; i < 16; i++) {
-            acc[i] += (uint64_t)bnn_popcount64(x[i] ^ (uint64_t)it);
-        }
-    }
-    for (i = 0; i < 16; i++) s += acc[i];
-    *sink = s;
-    return (uint64_t)iters * 16u * 64u;
 }
 
 void bnn_epi_bits_ref(int64_t n, const int32_t *dot, const int32_t *thresh,

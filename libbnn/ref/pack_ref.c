@@ -4,7 +4,7 @@
  * Element j goes to word j/64, bit j%64; bit = (x < 0).  The comparison is
  * an ordered one, so NaN and -0.0 give 0 (+1), as the bit contract says.
  */
-#include "../bnn_kernels.h"
+#include "bnn_kernels.h"
 
 void bnn_pack_f32_ref(int64_t k, const float *src, uint64_t *dst)
 {

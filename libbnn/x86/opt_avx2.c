@@ -1,7 +1,7 @@
 /*
  * opt_avx2.c -- Adam and AdaMax steps, four elements at a time.
  *
- * The arithmetic is the reference's (bnn_opt_range_ref in train.c), in
+ * The arithmetic is the reference's (bnn_opt_range_ref in ref/opt_ref.c), in
  * double, operation for operation and in the same order: IEEE add, mul,
  * div and sqrt are correctly rounded in every lane, and float <-> double
  * conversions round to nearest like C casts, so the results are bitwise
@@ -10,7 +10,7 @@
  * AdaMax (AP2 through frexp/ldexp) and the last n % 4 elements use the
  * reference code.
  */
-#include "../bnn_kernels.h"
+#include "bnn_kernels.h"
 
 #if BNN_X86
 #include <immintrin.h>

@@ -7,7 +7,7 @@
  * of a byte is exactly x < 0, so movemask_epi8 packs 32 elements at once.
  * Partial words at the row end use the reference code.
  */
-#include "../bnn_kernels.h"
+#include "bnn_kernels.h"
 
 #if BNN_X86
 #include <immintrin.h>

@@ -6,7 +6,7 @@
  * the 64 sign bits of 64 bytes, one whole word.  Partial words use the
  * reference code.
  */
-#include "../bnn_kernels.h"
+#include "bnn_kernels.h"
 
 #if BNN_X86
 #include <immintrin.h>

@@ -10,7 +10,7 @@
  * instruction.  Four rows share each expanded weight vector (16
  * accumulators, 4 weight vectors in the 32 ZMM registers).
  */
-#include "../bnn_kernels.h"
+#include "bnn_kernels.h"
 
 #if BNN_X86
 #include <immintrin.h>

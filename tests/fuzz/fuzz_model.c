@@ -11,6 +11,8 @@
  *      bnn_model_open_memory();
  *   4. the resealed copy at an odd address (the loader copies it), into an
  *      arena.
+ * Each time bnn_model_check() must give the status the loader gave (else
+ * abort, so that libFuzzer reports any disagreement).
  * Every model that loads is queried (info, workspace for a batch of 2)
  * and run on a fixed input, unless the input, the workspace or a rough
  * bound on the work would be too large (see RUN_*), then freed.  A
@@ -116,10 +118,30 @@ static void via_arena(const uint8_t *data, size_t size)
     free(arena);
 }
 
+/* bnn_model_check() runs the loaders' pass: it must give their status
+ * (with and without a report), and a report that is filled in. */
+static void check_agrees(const uint8_t *data, size_t size, bnn_status open_st)
+{
+    bnn_model_report rep;
+    bnn_status st;
+    memset(&rep, 0xA5, sizeof rep);
+    st = bnn_model_check(data, size, &rep);
+    contract(st == open_st);
+    contract(rep.status == st);
+    contract(memchr(rep.message, 0, sizeof rep.message) != NULL && rep.message[0] != 0);
+    contract(memchr(rep.field, 0, sizeof rep.field) != NULL);
+    contract(rep.offset >= -1 && rep.offset <= (int64_t)size);
+    contract(rep.record >= -1 && rep.record < BNN_MODEL_MAX_RECORDS);
+    contract(bnn_model_check(data, size, NULL) == open_st);
+}
+
 static void via_malloc(const uint8_t *data, size_t size)
 {
     bnn_model *m = NULL;
-    if (bnn_model_open_memory(data, size, &m) != BNN_OK) return;
+    bnn_status st = bnn_model_open_memory(data, size, &m);
+    if (st == BNN_ERR_NOMEM) return;
+    check_agrees(data, size, st);
+    if (st != BNN_OK) return;
     exercise(m);
     bnn_model_free(m);
 }

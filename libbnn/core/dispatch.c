@@ -4,7 +4,9 @@
  * The table starts as the reference kernels; the first call selects the
  * best ISA that both the CPU (CPUID) and the OS (XGETBV: the OS saves the
  * YMM / ZMM state on context switches) support, unless BNN_ISA asks for
- * one.  Selection is guarded by pthread_once where threads exist.
+ * one.  Every table can be forced alone: "avx512" is the AVX-512 table
+ * without VNNI, "avx512vnni" the one with the VNNI first-layer kernel
+ * (the default where the CPU has it).  Selection is guarded by pthread_once where threads exist.
  */
 #include "bnn_kernels.h"
 
@@ -36,7 +38,7 @@ static const bnn_kernels k_avx512 = {
 };
 /* the same with the AVX-512 VNNI first-layer kernel, where the CPU has it */
 static const bnn_kernels k_avx512_vnni = {
-    BNN_ISA_AVX512, bnn_pack_f32_avx512, bnn_pack_i8_avx512,
+    BNN_ISA_AVX512_VNNI, bnn_pack_f32_avx512, bnn_pack_i8_avx512,
     bnn_unpack_f32_avx2, bnn_popc_strip_avx512, bnn_epi_f32_avx512,
     bnn_dot_u8_strip_avx512vnni, bnn_opt_range_avx2, bnn_epi_bits_avx512,
 };
@@ -87,8 +89,8 @@ const bnn_kernels *bnn_kernels_for(bnn_isa isa)
     case BNN_ISA_REF: return &k_ref;
 #if BNN_X86
     case BNN_ISA_AVX2: return g_cpu_avx2 ? &k_avx2 : NULL;
-    case BNN_ISA_AVX512:
-        return g_cpu_avx512 ? (g_cpu_vnni ? &k_avx512_vnni : &k_avx512) : NULL;
+    case BNN_ISA_AVX512: return g_cpu_avx512 ? &k_avx512 : NULL;
+    case BNN_ISA_AVX512_VNNI: return g_cpu_vnni ? &k_avx512_vnni : NULL;
 #else
     default: break;
 #endif
@@ -102,6 +104,7 @@ bnn_status bnn_isa_from_name(const char *name, bnn_isa *out)
     if (strcmp(name, "ref") == 0) *out = BNN_ISA_REF;
     else if (strcmp(name, "avx2") == 0) *out = BNN_ISA_AVX2;
     else if (strcmp(name, "avx512") == 0) *out = BNN_ISA_AVX512;
+    else if (strcmp(name, "avx512vnni") == 0) *out = BNN_ISA_AVX512_VNNI;
     else return BNN_ERR_INVALID;
     return BNN_OK;
 }
@@ -145,6 +148,7 @@ const char *bnn_isa_name(void)
     switch (bnn_kernels_get()->isa) {
     case BNN_ISA_AVX2: return "avx2";
     case BNN_ISA_AVX512: return "avx512";
+    case BNN_ISA_AVX512_VNNI: return "avx512vnni";
     default: return "ref";
     }
 }

@@ -52,8 +52,6 @@ BNN_INTERNAL int64_t bnn_engine_block(int64_t m, int64_t row_bytes);
 /* Run the whole product (parts on threads when worthwhile). */
 BNN_INTERNAL void bnn_engine_run(const bnn_engine *e);
 
-#endif /* BNN_ENGINE_H */
-
 /* ---- convolution geometry, shared by the binary and the u8 conv ---- */
 typedef struct bnn_conv_geom {
     int64_t n, h, w, c, o, kh, kw, oh, ow;
@@ -64,7 +62,7 @@ typedef struct bnn_conv_geom {
 /* Validate p (binary: check pad_value; u8: check pad_byte) and fill g. */
 BNN_INTERNAL bnn_status bnn_conv_geom_init(const bnn_conv2d_params *p, int u8,
                                            bnn_conv_geom *g);
-/* Prepared 8-bit first layers (u8.c), for the model runtime: the
+/* Prepared 8-bit first layers (ops/u8.c), for the model runtime: the
  * per-call precomputation of bnn_gemm_u8()/bnn_conv2d_u8() (filter
  * repacking, row popcounts, bias, the unpacked weights of the direct
  * method) done once.  p == NULL: dense (w, ldw read at run time);
@@ -90,3 +88,5 @@ static inline void bnn_conv_origin(const bnn_conv_geom *g, int64_t pix,
     *ih0 = (rem / g->ow) * g->sh - g->pt;
     *iw0 = (rem % g->ow) * g->sw - g->pl;
 }
+
+#endif /* BNN_ENGINE_H */

@@ -14,7 +14,7 @@
  * pixels subtract the S of their padded taps.  S is computed once per
  * call (o*kh*kw popcounts of c bits), a small fraction of the product.
  */
-#include "bnn_engine.h"
+#include "core/bnn_engine.h"
 
 #include <string.h>
 

@@ -17,7 +17,7 @@
  * Padded conv taps are gathered as pad_byte, so they enter exactly (the
  * default 128 contributes 0).
  */
-#include "bnn_engine.h"
+#include "core/bnn_engine.h"
 
 #include <string.h>
 
