@@ -2,10 +2,10 @@
  * test_conv2d.c -- bnn_conv2d, bnn_conv2d_output_shape and
  * bnn_conv2d_workspace_size.
  *
- *  - The oracle is a float convolution of +-1 data written as plain nested
- *    loops (products of +-1.0 accumulated in double, padded taps 0.0 for
- *    pad_value 0 and +1.0 for pad_value 1), on the signs of random float
- *    data (with +0, -0, NaN, denormals) packed by the test's own packer.
+ *  - The oracle is the plain-loop convolution of oracle.h (bt_conv2d) on
+ *    the +-1 signs of random float data (with +0, -0, NaN, denormals),
+ *    exact in integers, padded taps 0 for pad_value 0 and +1 for
+ *    pad_value 1; the data is packed by the test's own packer.
  *  - Every ISA equals the oracle and the reference ISA byte for byte, for
  *    all three epilogues: INT32; FLOAT == fmaf((float)dot, scale, offset)
  *    (with NULL scale / offset); BITS == flip ? dot > t : dot < t, pad bits
@@ -20,13 +20,13 @@
  *    any thread count; results are identical for 1, 2 and 3 threads.
  *  - Errors write nothing; n == 0 is valid and writes nothing.
  */
-#include "test_util.h"
+#include "oracle.h"
 
 #include <limits.h>
 
-#define CANARY_I32 INT32_C(0x5a5a5a5a)
-#define CANARY_F32 0x7fe5a5a5u /* quiet NaN */
-#define CANARY_W UINT64_C(0xa5a5a5a5a5a5a5a5)
+#define CANARY_I32 BT_CANARY_I32
+#define CANARY_F32 BT_CANARY_F32
+#define CANARY_W BT_CANARY_W
 
 /* Oracle work per random case (multiply-adds) is kept below this. */
 #define MAX_MACS 1500000
@@ -58,10 +58,7 @@ static void describe(conv_case *cc)
 }
 
 /* oh, ow by the formula of bnn.h (the test's own computation). */
-static int64_t out_dim(int64_t in, int pa, int pb, int64_t k, int dil, int st)
-{
-    return (in + pa + pb - (int64_t)dil * (k - 1) - 1) / st + 1;
-}
+#define out_dim bt_out_dim
 
 /* One float row: random (with the awkward values), or a constant row that
  * makes dots extreme. */
@@ -77,8 +74,10 @@ static void fill_floats(bt_rng *r, float *row, int64_t k)
 static void conv_oracle(conv_case *cc)
 {
     const bnn_conv2d_params *p = &cc->p;
-    const double padv = p->pad_value ? 1.0 : 0.0;
-    int64_t b, oy, ox, f, ky, kx, ch;
+    int64_t oy, ox, ky, kx, i;
+    int64_t nx = p->n * p->h * p->w * p->c, nw = p->o * p->kh * p->kw * p->c;
+    int32_t *xi = (int32_t *)bt_alloc((size_t)nx * sizeof(int32_t));
+    int8_t *wi = (int8_t *)bt_alloc((size_t)nw);
     for (oy = 0; oy < cc->oh; oy++)
         for (ox = 0; ox < cc->ow; ox++) {
             int only = 1;
@@ -90,29 +89,12 @@ static void conv_oracle(conv_case *cc)
                 }
             cc->padonly[oy * cc->ow + ox] = (unsigned char)only;
         }
-    for (b = 0; b < p->n; b++)
-        for (oy = 0; oy < cc->oh; oy++)
-            for (ox = 0; ox < cc->ow; ox++)
-                for (f = 0; f < p->o; f++) {
-                    double acc = 0.0;
-                    for (ky = 0; ky < p->kh; ky++)
-                        for (kx = 0; kx < p->kw; kx++) {
-                            int64_t iy = oy * p->stride_h - p->pad_top
-                                       + ky * p->dilation_h;
-                            int64_t ix = ox * p->stride_w - p->pad_left
-                                       + kx * p->dilation_w;
-                            const float *wr = cc->ws + ((f * p->kh + ky) * p->kw + kx) * p->c;
-                            if (iy < 0 || iy >= p->h || ix < 0 || ix >= p->w) {
-                                for (ch = 0; ch < p->c; ch++)
-                                    acc += padv * (double)wr[ch];
-                            } else {
-                                const float *xr = cc->xs + ((b * p->h + iy) * p->w + ix) * p->c;
-                                for (ch = 0; ch < p->c; ch++)
-                                    acc += (double)xr[ch] * (double)wr[ch];
-                            }
-                        }
-                    cc->dot[((b * cc->oh + oy) * cc->ow + ox) * p->o + f] = (int32_t)acc;
-                }
+    /* The +-1 signs as integers; padded taps are 0 or +1 (pad_value). */
+    for (i = 0; i < nx; i++) xi[i] = (int32_t)cc->xs[i];
+    for (i = 0; i < nw; i++) wi[i] = (int8_t)cc->ws[i];
+    bt_conv2d(p, xi, p->pad_value ? 1 : 0, 0, wi, cc->dot);
+    free(xi);
+    free(wi);
 }
 
 /* Build data, packed operands and the oracle for valid parameters. */
@@ -235,162 +217,33 @@ static bnn_conv2d_params rand_params(bt_rng *r)
 /* Epilogue data                                                        */
 /* ------------------------------------------------------------------ */
 
-typedef struct epi_data {
-    float *scale, *offset;
-    int32_t *thresh;
-    uint8_t *flip;
-} epi_data;
-
-static float rand_scale(bt_rng *r)
-{
-    switch (bt_below(r, 12)) {
-    case 0: return 0.0f;
-    case 1: return -0.0f;
-    case 2: return 1e-30f * (float)(bt_unit(r) - 0.5);
-    case 3: return 1e35f * (float)(bt_unit(r) - 0.5); /* may overflow to inf */
-    case 4: return 0.1f;
-    case 5: return 1.0f / 3.0f;
-    default: return (float)(bt_unit(r) * 4.0 - 2.0);
-    }
-}
-
-static float rand_offset(bt_rng *r, int64_t k)
-{
-    switch (bt_below(r, 10)) {
-    case 0: return 0.0f;
-    case 1: return -0.0f;
-    case 2: return -0.3f;
-    case 3: return (float)bt_range(r, -k, k);
-    case 4: return 1e20f * (float)(bt_unit(r) - 0.5);
-    default: return (float)((bt_unit(r) - 0.5) * 2.0 * (double)(k + 1));
-    }
-}
-
-static void epi_make(epi_data *e, int64_t m, int64_t k, uint64_t tag)
-{
-    bt_rng r = bt_stream(tag);
-    int64_t j;
-    size_t mm = (size_t)(m > 0 ? m : 1);
-    e->scale = (float *)bt_alloc(mm * sizeof(float));
-    e->offset = (float *)bt_alloc(mm * sizeof(float));
-    e->thresh = (int32_t *)bt_alloc(mm * sizeof(int32_t));
-    e->flip = (uint8_t *)bt_alloc(mm);
-    for (j = 0; j < m; j++) {
-        static const uint8_t flips[] = {0, 0, 0, 1, 1, 2, 255};
-        uint64_t u = bt_below(&r, 20);
-        e->scale[j] = rand_scale(&r);
-        e->offset[j] = rand_offset(&r, k);
-        e->thresh[j] = u == 0   ? INT32_MIN
-                     : u == 1   ? INT32_MAX
-                     : u == 2   ? (int32_t)k + 1
-                     : u == 3   ? -(int32_t)k - 1
-                                : (int32_t)bt_range(&r, -k - 2, k + 2);
-        e->flip[j] = flips[bt_below(&r, sizeof flips)];
-    }
-}
-
-static void epi_free(epi_data *e)
-{
-    free(e->scale);
-    free(e->offset);
-    free(e->thresh);
-    free(e->flip);
-}
-
-/* FLOAT: variant bit 0 drops scale, bit 1 drops offset; BITS: bit 0 drops
- * flip. */
-static bnn_epilogue epi_for(int kind, int variant, const epi_data *d)
-{
-    bnn_epilogue e;
-    memset(&e, 0, sizeof e);
-    e.kind = kind;
-    if (kind == BNN_EPI_FLOAT) {
-        e.scale = (variant & 1) ? NULL : d->scale;
-        e.offset = (variant & 2) ? NULL : d->offset;
-    } else if (kind == BNN_EPI_BITS) {
-        e.thresh = d->thresh;
-        e.flip = (variant & 1) ? NULL : d->flip;
-    }
-    return e;
-}
+/* bt_epi_data, bt_epi_make_pm1, bt_epi_for (oracle.h). */
+typedef bt_epi_data epi_data;
 
 /* ------------------------------------------------------------------ */
 /* Running and checking                                                 */
 /* ------------------------------------------------------------------ */
 
-static size_t out_elems(const conv_case *cc, int kind)
-{
-    int64_t row = kind == BNN_EPI_BITS ? bt_words(cc->p.o) : cc->p.o;
-    return (size_t)(cc->p.n * cc->oh * cc->ow * row);
-}
-
 /* Output buffer of exact size, filled with the kind's canary. */
 static void *out_alloc(const conv_case *cc, int kind, size_t *bytes)
 {
-    size_t n = out_elems(cc, kind), i;
-    void *c;
-    if (kind == BNN_EPI_BITS) {
-        c = bt_alloc(n * 8);
-        bt_fill_u64((uint64_t *)c, n, CANARY_W);
-        *bytes = n * 8;
-    } else if (kind == BNN_EPI_FLOAT) {
-        c = bt_alloc(n * 4);
-        bt_fill_fbits((float *)c, n, CANARY_F32);
-        *bytes = n * 4;
-    } else {
-        int32_t *ci = (int32_t *)bt_alloc(n * 4);
-        for (i = 0; i < n; i++) ci[i] = CANARY_I32;
-        c = ci;
-        *bytes = n * 4;
-    }
-    return c;
+    int64_t ldc = kind == BNN_EPI_BITS ? bt_words(cc->p.o) : cc->p.o;
+    return bt_out_alloc(cc->p.n * cc->oh * cc->ow, cc->p.o, kind, ldc, bytes);
 }
 
 /* Decode an output row index into (batch, y, x) for messages. */
-#define POS_FMT "[b=%" PRId64 " y=%" PRId64 " x=%" PRId64 " f=%" PRId64 "]"
-#define POS_ARGS(cc, i, j) (i) / ((cc)->oh * (cc)->ow), ((i) / (cc)->ow) % (cc)->oh, \
-                           (i) % (cc)->ow, (int64_t)(j)
+static void conv_pos(char *buf, size_t len, int64_t i, int64_t j, const void *ctx)
+{
+    const conv_case *cc = (const conv_case *)ctx;
+    snprintf(buf, len, "[b=%" PRId64 " y=%" PRId64 " x=%" PRId64 " f=%" PRId64 "]",
+             i / (cc->oh * cc->ow), (i / cc->ow) % cc->oh, i % cc->ow, j);
+}
 
 static int check_out(const conv_case *cc, const bnn_epilogue *e, const void *c)
 {
-    int64_t rows = cc->p.n * cc->oh * cc->ow, m = cc->p.o, i, j;
-    for (i = 0; i < rows; i++) {
-        const int32_t *drow = cc->dot + i * m;
-        if (e->kind == BNN_EPI_INT32) {
-            const int32_t *row = (const int32_t *)c + i * m;
-            for (j = 0; j < m; j++)
-                CHECK_MSG(row[j] == drow[j], POS_FMT " = %d, oracle %d",
-                          POS_ARGS(cc, i, j), (int)row[j], (int)drow[j]);
-        } else if (e->kind == BNN_EPI_FLOAT) {
-            const float *row = (const float *)c + i * m;
-            for (j = 0; j < m; j++) {
-                float want = fmaf((float)drow[j], e->scale ? e->scale[j] : 1.0f,
-                                  e->offset ? e->offset[j] : 0.0f);
-                CHECK_MSG(bt_f2u(row[j]) == bt_f2u(want),
-                          POS_FMT " = %.9g (0x%08x), want fmaf(%d, %.9g, %.9g) = "
-                          "%.9g (0x%08x)", POS_ARGS(cc, i, j), (double)row[j],
-                          (unsigned)bt_f2u(row[j]), (int)drow[j],
-                          e->scale ? (double)e->scale[j] : 1.0,
-                          e->offset ? (double)e->offset[j] : 0.0, (double)want,
-                          (unsigned)bt_f2u(want));
-            }
-        } else {
-            int64_t mw = bt_words(m);
-            const uint64_t *row = (const uint64_t *)c + i * mw;
-            for (j = 0; j < m; j++) {
-                int f = e->flip && e->flip[j];
-                int want = f ? drow[j] > e->thresh[j] : drow[j] < e->thresh[j];
-                CHECK_MSG(bt_getbit(row, j) == want,
-                          "bit " POS_FMT " = %d, want %d (dot %d, t %d, flip %d)",
-                          POS_ARGS(cc, i, j), bt_getbit(row, j), want, (int)drow[j],
-                          (int)e->thresh[j], e->flip ? e->flip[j] : 0);
-            }
-            for (j = m; j < 64 * mw; j++)
-                CHECK_MSG(bt_getbit(row, j) == 0, "pad bit %" PRId64 " of row %"
-                          PRId64 " is set", j, i);
-        }
-    }
-    return 0;
+    int64_t ldc = e->kind == BNN_EPI_BITS ? bt_words(cc->p.o) : cc->p.o;
+    return bt_check_epi(cc->p.n * cc->oh * cc->ow, cc->p.o, cc->dot, e, c, ldc,
+                        conv_pos, cc);
 }
 
 /* Run one convolution with the current ISA and threads into a fresh
@@ -439,7 +292,7 @@ static int run_and_compare(const conv_case *cc, bnn_isa isa, const bnn_epilogue 
 static int check_fold(const conv_case *cc, bnn_isa isa, int mode, uint64_t tag)
 {
     bt_rng r = bt_stream(tag);
-    int64_t m = cc->p.o, j, i, rows = cc->p.n * cc->oh * cc->ow, mw = bt_words(m);
+    int64_t m = cc->p.o, rows = cc->p.n * cc->oh * cc->ow, mw = bt_words(m);
     double *sc = (double *)bt_alloc((size_t)m * sizeof(double));
     double *of = (double *)bt_alloc((size_t)m * sizeof(double));
     int32_t *th = (int32_t *)bt_alloc((size_t)m * sizeof(int32_t));
@@ -448,17 +301,9 @@ static int check_fold(const conv_case *cc, bnn_isa isa, int mode, uint64_t tag)
     uint64_t *c;
     size_t bytes = 0;
 
-    for (j = 0; j < m; j++) {
-        double gamma = 0.05 + bt_unit(&r) * 2.0, var = bt_unit(&r) * 10.0;
-        double mean = (bt_unit(&r) - 0.5) * 2.0 * (double)cc->kdot;
-        double beta = bt_unit(&r) - 0.5;
-        if (mode == 1 || (mode == 2 && bt_below(&r, 2))) gamma = -gamma;
-        if (mode == 2 && bt_below(&r, 10) == 0) gamma = 0.0;
-        sc[j] = gamma / sqrt(var + 1e-5);
-        of[j] = beta - mean * sc[j];
-        if (rows > 0 && bt_below(&r, 2)) /* boundary exactly on a dot that occurs */
-            of[j] = -(sc[j] * (double)cc->dot[(int64_t)bt_below(&r, (uint64_t)rows) * m + j]);
-    }
+    /* var in [0, 10), mean in kdot * [-1, 1); half the boundaries exactly
+     * on a dot that occurs. */
+    bt_fold_params(&r, m, 10.0, 2.0 * (double)cc->kdot, cc->dot, rows, mode, sc, of);
     CHECK_ST(bnn_fold_threshold(m, cc->kdot, sc, of, th, fl), BNN_OK);
     memset(&e, 0, sizeof e);
     e.kind = BNN_EPI_BITS;
@@ -466,15 +311,7 @@ static int check_fold(const conv_case *cc, bnn_isa isa, int mode, uint64_t tag)
     e.flip = fl;
     RUN(run_and_compare(cc, isa, &e));
     RUN(run_conv(cc, &e, (void **)&c, &bytes));
-    for (i = 0; i < rows; i++)
-        for (j = 0; j < m; j++) {
-            int64_t d = cc->dot[i * m + j];
-            int want = bt_affine_neg(sc[j], of[j], d);
-            CHECK_MSG(bt_getbit(c + i * mw, j) == want,
-                      POS_FMT ": dot %d scale %.17g offset %.17g: bit %d, double "
-                      "predicate %d (folded t=%d flip=%d)", POS_ARGS(cc, i, j), (int)d,
-                      sc[j], of[j], bt_getbit(c + i * mw, j), want, (int)th[j], fl[j]);
-        }
+    RUN(bt_check_fold_bits(rows, m, cc->dot, sc, of, th, fl, c, mw, conv_pos, cc));
     free(c);
     free(sc);
     free(of);
@@ -508,9 +345,9 @@ static int check_case(const conv_case *cc, bnn_isa isa, uint64_t tag)
                 for (f = 0; f < cc->p.o; f++) CHECK_EQ(cc->dot[i * cc->p.o + f], 0);
             }
 
-    epi_make(&d, cc->p.o, cc->kdot, tag);
+    bt_epi_make_pm1(&d, cc->p.o, cc->kdot, tag);
     bt_ctx("isa=%s INT32 %s", bt_isa_str(isa), cc->desc);
-    e = epi_for(BNN_EPI_INT32, 0, &d);
+    e = bt_epi_for(BNN_EPI_INT32, 0, &d);
     RUN(run_and_compare(cc, isa, &e));
     {   /* epi == NULL means INT32 */
         void *c = NULL;
@@ -528,17 +365,17 @@ static int check_case(const conv_case *cc, bnn_isa isa, uint64_t tag)
     for (v = 0; v < 4; v += 3) {
         bt_ctx("isa=%s FLOAT(scale%s, offset%s) %s", bt_isa_str(isa),
                (v & 1) ? "=NULL" : "", (v & 2) ? "=NULL" : "", cc->desc);
-        e = epi_for(BNN_EPI_FLOAT, v, &d);
+        e = bt_epi_for(BNN_EPI_FLOAT, v, &d);
         RUN(run_and_compare(cc, isa, &e));
     }
     for (v = 0; v < 2; v++) {
         bt_ctx("isa=%s BITS(flip%s) %s", bt_isa_str(isa), v ? "=NULL" : "", cc->desc);
-        e = epi_for(BNN_EPI_BITS, v, &d);
+        e = bt_epi_for(BNN_EPI_BITS, v, &d);
         RUN(run_and_compare(cc, isa, &e));
     }
     bt_ctx("isa=%s BITS(folded, mode %d) %s", bt_isa_str(isa), (int)(tag % 3), cc->desc);
     RUN(check_fold(cc, isa, (int)(tag % 3), tag + 17));
-    epi_free(&d);
+    bt_epi_free(&d);
     return 0;
 }
 
@@ -638,9 +475,9 @@ static int check_ex(const conv_case *cc, bnn_isa isa, uint64_t tag)
     CHECK_ST(bnn_conv2d_workspace_size(&p1, 1, &ws_small), BNN_OK);
     ws_a = bt_alloc(ws_full);
     ws_b = bt_alloc(ws_small);
-    epi_make(&d, p->o, cc->kdot, tag);
+    bt_epi_make_pm1(&d, p->o, cc->kdot, tag);
     for (kind = 0; kind < 3; kind++) {
-        bnn_epilogue e = epi_for(kind, 0, &d);
+        bnn_epilogue e = bt_epi_for(kind, 0, &d);
         void *ref = NULL, *o1, *o2;
         size_t bytes = 0, b1, b2;
         bt_ctx("isa=%s bnn_conv2d_ex kind=%d %s", bt_isa_str(isa), kind, cc->desc);
@@ -655,7 +492,7 @@ static int check_ex(const conv_case *cc, bnn_isa isa, uint64_t tag)
         free(o1);
         free(o2);
     }
-    epi_free(&d);
+    bt_epi_free(&d);
     free(ws_a);
     free(ws_b);
     free(corr);
@@ -749,9 +586,9 @@ static int thread_body(bnn_isa isa, void *vctx)
     for (k = 0; k < cl->count; k++) {
         const conv_case *cc = &cl->v[k];
         epi_data d;
-        epi_make(&d, cc->p.o, cc->kdot, 900 + (uint64_t)k);
+        bt_epi_make_pm1(&d, cc->p.o, cc->kdot, 900 + (uint64_t)k);
         for (kind = 0; kind < 3; kind++) {
-            bnn_epilogue e = epi_for(kind, 0, &d);
+            bnn_epilogue e = bt_epi_for(kind, 0, &d);
             void *c1 = NULL;
             size_t bytes = 0, ws1 = 0, wsn = 0, ws0 = 0;
             CHECK_ST(bnn_set_num_threads(1), BNN_OK);
@@ -796,7 +633,7 @@ static int thread_body(bnn_isa isa, void *vctx)
             CHECK_ST(bnn_set_num_threads(1), BNN_OK);
             free(c1);
         }
-        epi_free(&d);
+        bt_epi_free(&d);
     }
     return 0;
 }

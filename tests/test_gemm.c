@@ -15,14 +15,14 @@
  *  - bnn_fold_threshold is exact for every s in [-K, K].
  *  - Error paths write nothing; zero sizes are valid.
  */
-#include "test_util.h"
+#include "oracle.h"
 
 #include <float.h>
 #include <limits.h>
 
-#define CANARY_I32 INT32_C(0x5a5a5a5a)
-#define CANARY_F32 0x7fe5a5a5u /* quiet NaN */
-#define CANARY_W UINT64_C(0xa5a5a5a5a5a5a5a5)
+#define CANARY_I32 BT_CANARY_I32
+#define CANARY_F32 BT_CANARY_F32
+#define CANARY_W BT_CANARY_W
 
 /* ------------------------------------------------------------------ */
 /* A problem: float data, its packed form with padded strides, oracle   */
@@ -54,7 +54,7 @@ static void prob_make(problem *p, int64_t n, int64_t m, int64_t k,
                       uint64_t tag)
 {
     bt_rng r = bt_stream(tag);
-    int64_t i, j, kw = bt_words(k);
+    int64_t i, kw = bt_words(k);
     size_t na, nw;
     int8_t *as, *ws;
 
@@ -84,9 +84,7 @@ static void prob_make(problem *p, int64_t n, int64_t m, int64_t k,
     for (i = 0; i < n; i++) bt_signs(p->af + i * k, k, as + i * k);
     for (i = 0; i < m; i++) bt_signs(p->wf + i * k, k, ws + i * k);
     p->dot = (int32_t *)bt_alloc((size_t)(n * m) * sizeof(int32_t));
-    for (i = 0; i < n; i++)
-        for (j = 0; j < m; j++)
-            p->dot[i * m + j] = (int32_t)bt_dot_s8(as + i * k, ws + j * k, k);
+    bt_gemm_s8(n, m, k, as, ws, p->dot);
     free(as);
     free(ws);
 }
@@ -116,67 +114,8 @@ static int prob_selfcheck(const problem *p)
 /* Epilogue parameters                                                  */
 /* ------------------------------------------------------------------ */
 
-typedef struct epi_data {
-    float *scale, *offset;
-    int32_t *thresh;
-    uint8_t *flip;
-} epi_data;
-
-static float rand_scale(bt_rng *r)
-{
-    switch (bt_below(r, 12)) {
-    case 0: return 0.0f;
-    case 1: return -0.0f;
-    case 2: return 1e-30f * (float)(bt_unit(r) - 0.5);
-    case 3: return 1e35f * (float)(bt_unit(r) - 0.5); /* may overflow to inf */
-    case 4: return 0.1f;
-    case 5: return 1.0f / 3.0f;
-    default: return (float)(bt_unit(r) * 4.0 - 2.0);
-    }
-}
-
-static float rand_offset(bt_rng *r, int64_t k)
-{
-    switch (bt_below(r, 10)) {
-    case 0: return 0.0f;
-    case 1: return -0.0f;
-    case 2: return -0.3f;
-    case 3: return (float)bt_range(r, -k, k);
-    case 4: return 1e20f * (float)(bt_unit(r) - 0.5);
-    default: return (float)((bt_unit(r) - 0.5) * 2.0 * (double)(k + 1));
-    }
-}
-
-static void epi_make(epi_data *e, int64_t m, int64_t k, uint64_t tag)
-{
-    bt_rng r = bt_stream(tag);
-    int64_t j;
-    size_t mm = (size_t)(m > 0 ? m : 1);
-    e->scale = (float *)bt_alloc(mm * sizeof(float));
-    e->offset = (float *)bt_alloc(mm * sizeof(float));
-    e->thresh = (int32_t *)bt_alloc(mm * sizeof(int32_t));
-    e->flip = (uint8_t *)bt_alloc(mm);
-    for (j = 0; j < m; j++) {
-        static const uint8_t flips[] = {0, 0, 0, 1, 1, 2, 255};
-        uint64_t u = bt_below(&r, 20);
-        e->scale[j] = rand_scale(&r);
-        e->offset[j] = rand_offset(&r, k);
-        e->thresh[j] = u == 0   ? INT32_MIN
-                     : u == 1   ? INT32_MAX
-                     : u == 2   ? (int32_t)k + 1
-                     : u == 3   ? -(int32_t)k - 1
-                                : (int32_t)bt_range(&r, -k - 2, k + 2);
-        e->flip[j] = flips[bt_below(&r, sizeof flips)];
-    }
-}
-
-static void epi_free(epi_data *e)
-{
-    free(e->scale);
-    free(e->offset);
-    free(e->thresh);
-    free(e->flip);
-}
+/* bt_epi_data, bt_epi_make_pm1, bt_epi_for (oracle.h). */
+typedef bt_epi_data epi_data;
 
 /* ------------------------------------------------------------------ */
 /* Running and checking one product                                     */
@@ -185,100 +124,14 @@ static void epi_free(epi_data *e)
 /* Output buffer of exact extent, filled with the kind's canary. */
 static void *out_alloc(const problem *p, int kind, int64_t ldc, size_t *bytes)
 {
-    int64_t row = kind == BNN_EPI_BITS ? bt_words(p->m) : p->m;
-    size_t n = bt_extent(p->n, ldc, row);
-    void *c;
-    if (kind == BNN_EPI_BITS) {
-        c = bt_alloc(n * 8);
-        bt_fill_u64((uint64_t *)c, n, CANARY_W);
-        *bytes = n * 8;
-    } else if (kind == BNN_EPI_FLOAT) {
-        c = bt_alloc(n * 4);
-        bt_fill_fbits((float *)c, n, CANARY_F32);
-        *bytes = n * 4;
-    } else {
-        int32_t *ci = (int32_t *)bt_alloc(n * 4);
-        size_t i;
-        for (i = 0; i < n; i++) ci[i] = CANARY_I32;
-        c = ci;
-        *bytes = n * 4;
-    }
-    return c;
-}
-
-/* Set the epilogue struct for a kind and a parameter variant:
- * FLOAT: variant bit 0 drops scale, bit 1 drops offset;
- * BITS:  variant bit 0 drops flip. */
-static bnn_epilogue epi_for(int kind, int variant, const epi_data *d)
-{
-    bnn_epilogue e;
-    memset(&e, 0, sizeof e);
-    e.kind = kind;
-    if (kind == BNN_EPI_FLOAT) {
-        e.scale = (variant & 1) ? NULL : d->scale;
-        e.offset = (variant & 2) ? NULL : d->offset;
-    } else if (kind == BNN_EPI_BITS) {
-        e.thresh = d->thresh;
-        e.flip = (variant & 1) ? NULL : d->flip;
-    }
-    return e;
+    return bt_out_alloc(p->n, p->m, kind, ldc, bytes);
 }
 
 /* Check an output buffer against the oracle for the epilogue. */
 static int check_out(const problem *p, const bnn_epilogue *e, const void *c,
                      int64_t ldc)
 {
-    int64_t i, j, n = p->n, m = p->m;
-    for (i = 0; i < n; i++) {
-        int last = i + 1 == n;
-        if (e->kind == BNN_EPI_INT32) {
-            const int32_t *row = (const int32_t *)c + i * ldc;
-            for (j = 0; j < m; j++)
-                CHECK_MSG(row[j] == p->dot[i * m + j],
-                          "C[%" PRId64 "][%" PRId64 "] = %d, oracle %d", i, j,
-                          (int)row[j], (int)p->dot[i * m + j]);
-            for (j = m; !last && j < ldc; j++)
-                CHECK_MSG(row[j] == CANARY_I32,
-                          "ldc gap C[%" PRId64 "][%" PRId64 "] written", i, j);
-        } else if (e->kind == BNN_EPI_FLOAT) {
-            const float *row = (const float *)c + i * ldc;
-            for (j = 0; j < m; j++) {
-                float want = fmaf((float)p->dot[i * m + j],
-                                  e->scale ? e->scale[j] : 1.0f,
-                                  e->offset ? e->offset[j] : 0.0f);
-                CHECK_MSG(bt_f2u(row[j]) == bt_f2u(want),
-                          "C[%" PRId64 "][%" PRId64 "] = %.9g (0x%08x), want "
-                          "fmaf(%d, %.9g, %.9g) = %.9g (0x%08x)",
-                          i, j, (double)row[j], (unsigned)bt_f2u(row[j]),
-                          (int)p->dot[i * m + j],
-                          e->scale ? (double)e->scale[j] : 1.0,
-                          e->offset ? (double)e->offset[j] : 0.0, (double)want,
-                          (unsigned)bt_f2u(want));
-            }
-            for (j = m; !last && j < ldc; j++)
-                CHECK_MSG(bt_f2u(row[j]) == CANARY_F32,
-                          "ldc gap C[%" PRId64 "][%" PRId64 "] written", i, j);
-        } else {
-            const uint64_t *row = (const uint64_t *)c + i * ldc;
-            int64_t mw = bt_words(m);
-            for (j = 0; j < m; j++) {
-                int64_t d = p->dot[i * m + j];
-                int f = e->flip && e->flip[j];
-                int want = f ? d > e->thresh[j] : d < e->thresh[j];
-                CHECK_MSG(bt_getbit(row, j) == want,
-                          "bit [%" PRId64 "][%" PRId64 "] = %d, want %d (dot %d, "
-                          "t %d, flip %d)", i, j, bt_getbit(row, j), want,
-                          (int)d, (int)e->thresh[j], e->flip ? e->flip[j] : 0);
-            }
-            for (j = m; j < 64 * mw; j++)
-                CHECK_MSG(bt_getbit(row, j) == 0,
-                          "pad bit %" PRId64 " of row %" PRId64 " is set", j, i);
-            for (j = mw; !last && j < ldc; j++)
-                CHECK_MSG(row[j] == CANARY_W,
-                          "ldc gap word %" PRId64 " of row %" PRId64 " written", j, i);
-        }
-    }
-    return 0;
+    return bt_check_epi(p->n, p->m, p->dot, e, c, ldc, NULL, NULL);
 }
 
 /* Run one product with the current ISA into a fresh canaried buffer. */
@@ -322,11 +175,11 @@ static int check_problem(const problem *p, bnn_isa isa, uint64_t tag,
     bnn_epilogue e;
     int64_t ldc;
 
-    epi_make(&d, p->m, p->k, tag);
+    bt_epi_make_pm1(&d, p->m, p->k, tag);
     bt_ctx("%s isa=%s INT32 n=%" PRId64 " m=%" PRId64 " k=%" PRId64
            " lda=%" PRId64 " ldw=%" PRId64 " ldc=%" PRId64, what,
            bt_isa_str(isa), p->n, p->m, p->k, p->lda, p->ldw, p->m + ldc_extra);
-    e = epi_for(BNN_EPI_INT32, 0, &d);
+    e = bt_epi_for(BNN_EPI_INT32, 0, &d);
     RUN(run_and_compare(p, isa, &e, p->m + ldc_extra));
     /* epi == NULL means INT32. */
     {
@@ -342,7 +195,7 @@ static int check_problem(const problem *p, bnn_isa isa, uint64_t tag,
                " k=%" PRId64 " ldc=%" PRId64, what, bt_isa_str(isa),
                (v & 1) ? "=NULL" : "", (v & 2) ? "=NULL" : "", p->n, p->m, p->k,
                ldc);
-        e = epi_for(BNN_EPI_FLOAT, v, &d);
+        e = bt_epi_for(BNN_EPI_FLOAT, v, &d);
         RUN(run_and_compare(p, isa, &e, ldc));
     }
     for (v = 0; v < 2; v++) {
@@ -350,10 +203,10 @@ static int check_problem(const problem *p, bnn_isa isa, uint64_t tag,
         bt_ctx("%s isa=%s BITS(flip%s) n=%" PRId64 " m=%" PRId64 " k=%" PRId64
                " ldc=%" PRId64 " words", what, bt_isa_str(isa),
                v ? "=NULL" : "", p->n, p->m, p->k, ldc);
-        e = epi_for(BNN_EPI_BITS, v, &d);
+        e = bt_epi_for(BNN_EPI_BITS, v, &d);
         RUN(run_and_compare(p, isa, &e, ldc));
     }
-    epi_free(&d);
+    bt_epi_free(&d);
     return 0;
 }
 
@@ -448,9 +301,9 @@ static int thread_body(bnn_isa isa, void *vctx)
     epi_data d;
     int kind;
 
-    epi_make(&d, p->m, p->k, t->tag);
+    bt_epi_make_pm1(&d, p->m, p->k, t->tag);
     for (kind = 0; kind < 3; kind++) {
-        bnn_epilogue e = epi_for(kind, 0, &d);
+        bnn_epilogue e = bt_epi_for(kind, 0, &d);
         int64_t ldc = (kind == BNN_EPI_BITS ? bt_words(p->m) : p->m) + 1;
         void *c1 = NULL;
         size_t bytes = 0;
@@ -477,7 +330,7 @@ static int thread_body(bnn_isa isa, void *vctx)
         CHECK_ST(bnn_set_num_threads(1), BNN_OK);
         free(c1);
     }
-    epi_free(&d);
+    bt_epi_free(&d);
     return 0;
 }
 
@@ -728,7 +581,7 @@ static int fold_gemm_body(bnn_isa isa)
     for (s = 0; s < sizeof sh / sizeof sh[0]; s++) {
         problem p;
         bt_rng r = bt_stream(7000 + s);
-        int64_t m = sh[s].m, j, i, ldc = bt_words(m) + 1;
+        int64_t m = sh[s].m, j, ldc = bt_words(m) + 1;
         double *sc = (double *)bt_alloc((size_t)m * sizeof(double));
         double *of = (double *)bt_alloc((size_t)m * sizeof(double));
         int32_t *th = (int32_t *)bt_alloc((size_t)m * sizeof(int32_t));
@@ -759,15 +612,7 @@ static int fold_gemm_body(bnn_isa isa)
         c = (uint64_t *)out_alloc(&p, BNN_EPI_BITS, ldc, &bytes);
         CHECK_ST(bnn_gemm(p.n, m, p.k, p.a, p.lda, p.w, p.ldw, &e, c, ldc), BNN_OK);
         RUN(check_out(&p, &e, c, ldc));
-        for (i = 0; i < p.n; i++)
-            for (j = 0; j < m; j++) {
-                int64_t d = p.dot[i * m + j];
-                int want = bt_affine_neg(sc[j], of[j], d);
-                CHECK_MSG(bt_getbit(c + i * ldc, j) == want,
-                          "[%" PRId64 "][%" PRId64 "]: dot %d scale %.17g offset "
-                          "%.17g: bit %d, double predicate %d", i, j, (int)d, sc[j],
-                          of[j], bt_getbit(c + i * ldc, j), want);
-            }
+        RUN(bt_check_fold_bits(p.n, m, p.dot, sc, of, th, fl, c, ldc, NULL, NULL));
         free(c);
         free(sc);
         free(of);

@@ -3,7 +3,7 @@
  * against plain-loop oracles: bit placement, pad bits, strides (gap words
  * untouched), special values, round trips and error paths.
  */
-#include "test_util.h"
+#include "oracle.h"
 
 #define GARBAGE UINT64_C(0xffffffffffffffff)
 #define CANARY_F 0x7fe5a5a5u /* a quiet NaN pattern no kernel would produce */

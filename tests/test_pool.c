@@ -17,12 +17,12 @@
  *    threshold.
  *  - Errors write nothing; n == 0 is valid and writes nothing.
  */
-#include "test_util.h"
+#include "oracle.h"
 
 #include <limits.h>
 
-#define CANARY_I32 INT32_C(0x5a5a5a5a)
-#define CANARY_W UINT64_C(0xa5a5a5a5a5a5a5a5)
+#define CANARY_I32 BT_CANARY_I32
+#define CANARY_W BT_CANARY_W
 
 static bnn_pool2d_params pool_params(int64_t n, int64_t h, int64_t w, int64_t c,
                                      int kh, int kw, int sh, int sw, int pt, int pb,
@@ -38,7 +38,7 @@ static bnn_pool2d_params pool_params(int64_t n, int64_t h, int64_t w, int64_t c,
 
 static int64_t pool_dim(int64_t in, int pa, int pb, int k, int st)
 {
-    return (in + pa + pb - k) / st + 1;
+    return bt_out_dim(in, pa, pb, k, 1, st);
 }
 
 static void pool_desc(const bnn_pool2d_params *p, char *buf, size_t len)
@@ -73,64 +73,7 @@ static bnn_pool2d_params rand_pool(bt_rng *r)
     return p;
 }
 
-/* ------------------------------------------------------------------ */
-/* Oracles                                                              */
-/* ------------------------------------------------------------------ */
-
-/* Bits: x [n][h][w][words(c)] -> [n][oh][ow][words(c)]. */
-static void pool_bits_oracle(const bnn_pool2d_params *p, const uint64_t *x,
-                             const uint8_t *flip, uint64_t *out)
-{
-    int64_t oh = pool_dim(p->h, p->pad_top, p->pad_bottom, p->kh, p->stride_h);
-    int64_t ow = pool_dim(p->w, p->pad_left, p->pad_right, p->kw, p->stride_w);
-    int64_t cw = bt_words(p->c), b, oy, ox, ch, ky, kx;
-    for (b = 0; b < p->n; b++)
-        for (oy = 0; oy < oh; oy++)
-            for (ox = 0; ox < ow; ox++) {
-                uint64_t *o = out + ((b * oh + oy) * ow + ox) * cw;
-                for (ch = 0; ch < cw; ch++) o[ch] = 0;
-                for (ch = 0; ch < p->c; ch++) {
-                    int f = flip ? flip[ch] != 0 : 0;
-                    int acc = f ? 0 : 1, seen = 0;
-                    for (ky = 0; ky < p->kh; ky++)
-                        for (kx = 0; kx < p->kw; kx++) {
-                            int64_t iy = oy * p->stride_h - p->pad_top + ky;
-                            int64_t ix = ox * p->stride_w - p->pad_left + kx;
-                            int bit;
-                            if (iy < 0 || iy >= p->h || ix < 0 || ix >= p->w) continue;
-                            seen = 1;
-                            bit = bt_getbit(x + ((b * p->h + iy) * p->w + ix) * cw, ch);
-                            acc = f ? (acc | bit) : (acc & bit);
-                        }
-                    if (!seen) acc = -1; /* cannot happen for valid params */
-                    if (acc == 1) o[ch / 64] |= (uint64_t)1 << (ch % 64);
-                    if (acc < 0) o[ch / 64] = CANARY_W; /* flags the oracle misuse */
-                }
-            }
-}
-
-static void pool_i32_oracle(const bnn_pool2d_params *p, const int32_t *x, int32_t *out)
-{
-    int64_t oh = pool_dim(p->h, p->pad_top, p->pad_bottom, p->kh, p->stride_h);
-    int64_t ow = pool_dim(p->w, p->pad_left, p->pad_right, p->kw, p->stride_w);
-    int64_t b, oy, ox, ch, ky, kx;
-    for (b = 0; b < p->n; b++)
-        for (oy = 0; oy < oh; oy++)
-            for (ox = 0; ox < ow; ox++)
-                for (ch = 0; ch < p->c; ch++) {
-                    double m = -INFINITY;
-                    for (ky = 0; ky < p->kh; ky++)
-                        for (kx = 0; kx < p->kw; kx++) {
-                            int64_t iy = oy * p->stride_h - p->pad_top + ky;
-                            int64_t ix = ox * p->stride_w - p->pad_left + kx;
-                            double v;
-                            if (iy < 0 || iy >= p->h || ix < 0 || ix >= p->w) continue;
-                            v = (double)x[((b * p->h + iy) * p->w + ix) * p->c + ch];
-                            if (v > m) m = v;
-                        }
-                    out[((b * oh + oy) * ow + ox) * p->c + ch] = (int32_t)m;
-                }
-}
+/* The oracles are bt_maxpool_bits and bt_maxpool_i32 (oracle.h). */
 
 /* ------------------------------------------------------------------ */
 /* Random pooling against the oracles                                   */
@@ -171,7 +114,7 @@ static int run_bits_case(const bnn_pool2d_params *p, bnn_isa isa, uint64_t tag)
     for (v = 0; v < 2; v++) {
         const uint8_t *fl = v ? NULL : flip;
         bt_ctx("isa=%s maxpool2d_bits flip%s %s", bt_isa_str(isa), v ? "=NULL" : "", desc);
-        pool_bits_oracle(p, x, fl, want);
+        bt_maxpool_bits(p, x, fl, CANARY_W, want); /* CANARY_W: oracle misuse */
         bt_fill_u64(got, nout, CANARY_W);
         CHECK_ST(bnn_maxpool2d_bits(p, x, fl, got), BNN_OK);
         for (i = 0; i < (int64_t)nout; i++)
@@ -221,7 +164,7 @@ static int run_i32_case(const bnn_pool2d_params *p, bnn_isa isa, uint64_t tag)
         }
         if (tag % 3 == 0) x[i] = (int32_t)bt_range(&r, -5, 5); /* many ties */
     }
-    pool_i32_oracle(p, x, want);
+    bt_maxpool_i32(p, x, want);
     bt_ctx("isa=%s maxpool2d_i32 %s", bt_isa_str(isa), desc);
     for (i = 0; i < (int64_t)nout; i++) got[i] = CANARY_I32;
     CHECK_ST(bnn_maxpool2d_i32(p, x, got), BNN_OK);
@@ -289,15 +232,15 @@ static void conv_make(conv_data *cd, const bnn_conv2d_params *p, uint64_t tag)
 {
     bt_rng r = bt_stream(tag);
     int64_t c = p->c, xr = p->n * p->h * p->w, wr = p->o * p->kh * p->kw, i, j;
-    int64_t b, oy, ox, f, ky, kx, ch;
+    int32_t *xi;
     int8_t *xs = (int8_t *)bt_alloc((size_t)(xr * c));
     int8_t *ws = (int8_t *)bt_alloc((size_t)(wr * c));
     memset(cd, 0, sizeof *cd);
     cd->p = *p;
-    cd->oh = (p->h + p->pad_top + p->pad_bottom - (int64_t)p->dilation_h * (p->kh - 1) - 1)
-             / p->stride_h + 1;
-    cd->ow = (p->w + p->pad_left + p->pad_right - (int64_t)p->dilation_w * (p->kw - 1) - 1)
-             / p->stride_w + 1;
+    cd->oh = bt_out_dim(p->h, p->pad_top, p->pad_bottom, p->kh, p->dilation_h,
+                        p->stride_h);
+    cd->ow = bt_out_dim(p->w, p->pad_left, p->pad_right, p->kw, p->dilation_w,
+                        p->stride_w);
     cd->cw = bt_words(c);
     cd->kdot = p->kh * p->kw * c;
     /* Biased signs per pixel so that pre-activations spread widely. */
@@ -312,25 +255,10 @@ static void conv_make(conv_data *cd, const bnn_conv2d_params *p, uint64_t tag)
     for (i = 0; i < xr; i++) bt_pack_row_i8(xs + i * c, c, cd->x + i * cd->cw);
     for (i = 0; i < wr; i++) bt_pack_row_i8(ws + i * c, c, cd->w + i * cd->cw);
     cd->s = (int32_t *)bt_alloc((size_t)(p->n * cd->oh * cd->ow * p->o) * 4);
-    for (b = 0; b < p->n; b++)
-        for (oy = 0; oy < cd->oh; oy++)
-            for (ox = 0; ox < cd->ow; ox++)
-                for (f = 0; f < p->o; f++) {
-                    int64_t acc = 0;
-                    for (ky = 0; ky < p->kh; ky++)
-                        for (kx = 0; kx < p->kw; kx++) {
-                            int64_t iy = oy * p->stride_h - p->pad_top + ky * p->dilation_h;
-                            int64_t ix = ox * p->stride_w - p->pad_left + kx * p->dilation_w;
-                            const int8_t *wrow = ws + ((f * p->kh + ky) * p->kw + kx) * c;
-                            int in = iy >= 0 && iy < p->h && ix >= 0 && ix < p->w;
-                            for (ch = 0; ch < c; ch++) {
-                                int xv = in ? xs[((b * p->h + iy) * p->w + ix) * c + ch]
-                                            : p->pad_value;
-                                acc += xv * wrow[ch];
-                            }
-                        }
-                    cd->s[((b * cd->oh + oy) * cd->ow + ox) * p->o + f] = (int32_t)acc;
-                }
+    xi = (int32_t *)bt_alloc((size_t)(xr * c) * sizeof(int32_t));
+    for (i = 0; i < xr * c; i++) xi[i] = xs[i];
+    bt_conv2d(p, xi, p->pad_value, 0, ws, cd->s);
+    free(xi);
     free(xs);
     free(ws);
 }
@@ -347,7 +275,7 @@ static int pool_bn_case(const conv_data *cd, const bnn_pool2d_params *pp, int mo
 {
     bt_rng r = bt_stream(tag);
     const bnn_conv2d_params *p = &cd->p;
-    int64_t o = p->o, ow_ = bt_words(o), rows = p->n * cd->oh * cd->ow, j, b, y, x, ky, kx;
+    int64_t o = p->o, ow_ = bt_words(o), rows = p->n * cd->oh * cd->ow, j, b, y, x;
     int64_t ph = -1, pw = -1;
     double *sc = (double *)bt_alloc((size_t)o * sizeof(double));
     double *of = (double *)bt_alloc((size_t)o * sizeof(double));
@@ -356,7 +284,7 @@ static int pool_bn_case(const conv_data *cd, const bnn_pool2d_params *pp, int mo
     size_t wsb = 0;
     void *ws;
     uint64_t *bits, *pooled;
-    int32_t *pre, *pooled_i;
+    int32_t *pre, *pooled_i, *maxs;
     bnn_epilogue e;
     char desc[160];
 
@@ -398,24 +326,19 @@ static int pool_bn_case(const conv_data *cd, const bnn_pool2d_params *pp, int mo
     pooled_i = (int32_t *)bt_alloc((size_t)(p->n * ph * pw * o) * 4);
     CHECK_ST(bnn_maxpool2d_bits(pp, bits, fl, pooled), BNN_OK);
     CHECK_ST(bnn_maxpool2d_i32(pp, pre, pooled_i), BNN_OK);
+    /* max s per window of the oracle's pre-activations (padding ignored) */
+    maxs = (int32_t *)bt_alloc((size_t)(p->n * ph * pw * o) * 4);
+    bt_maxpool_i32(pp, cd->s, maxs);
 
     for (b = 0; b < p->n; b++)
         for (y = 0; y < ph; y++)
             for (x = 0; x < pw; x++) {
                 const uint64_t *prow = pooled + ((b * ph + y) * pw + x) * ow_;
                 const int32_t *irow = pooled_i + ((b * ph + y) * pw + x) * o;
+                const int32_t *mrow = maxs + ((b * ph + y) * pw + x) * o;
                 for (j = 0; j < o; j++) {
-                    double m = -INFINITY;
+                    double m = (double)mrow[j];
                     int want, got;
-                    for (ky = 0; ky < pp->kh; ky++)
-                        for (kx = 0; kx < pp->kw; kx++) {
-                            int64_t iy = y * pp->stride_h - pp->pad_top + ky;
-                            int64_t ix = x * pp->stride_w - pp->pad_left + kx;
-                            double v;
-                            if (iy < 0 || iy >= cd->oh || ix < 0 || ix >= cd->ow) continue;
-                            v = (double)cd->s[((b * cd->oh + iy) * cd->ow + ix) * o + j];
-                            if (v > m) m = v;
-                        }
                     want = bt_affine_neg(sc[j], of[j], (int64_t)m);
                     got = bt_getbit(prow, j);
                     CHECK_MSG(got == want,
@@ -440,6 +363,7 @@ static int pool_bn_case(const conv_data *cd, const bnn_pool2d_params *pp, int mo
     free(pre);
     free(pooled);
     free(pooled_i);
+    free(maxs);
     return 0;
 }
 

@@ -19,13 +19,13 @@
  *    results are identical for 1, 2, 3 threads.
  *  - Errors write nothing.
  */
-#include "test_util.h"
+#include "oracle.h"
 
 #include <limits.h>
 
-#define CANARY_I32 INT32_C(0x5a5a5a5a)
-#define CANARY_F32 0x7fe5a5a5u /* quiet NaN */
-#define CANARY_W UINT64_C(0xa5a5a5a5a5a5a5a5)
+#define CANARY_I32 BT_CANARY_I32
+#define CANARY_F32 BT_CANARY_F32
+#define CANARY_W BT_CANARY_W
 
 static const bnn_u8_method methods[3] = {BNN_U8_BITPLANE, BNN_U8_DIRECT, BNN_U8_AUTO};
 static const char *const method_names[3] = {"bitplane", "direct", "auto"};
@@ -65,24 +65,15 @@ static void fill_signs(bt_rng *r, int8_t *row, int64_t k)
 /* Epilogue data                                                        */
 /* ------------------------------------------------------------------ */
 
-typedef struct epi_data {
-    float *scale, *offset;
-    int32_t *thresh;
-    uint8_t *flip;
-} epi_data;
+typedef bt_epi_data epi_data; /* oracle.h, with bt_epi_for, bt_epi_free */
 
 /* Scales and offsets; the range of s is [-128 k, 128 k]. */
 static void epi_make(epi_data *e, int64_t m, int64_t k, uint64_t tag)
 {
     bt_rng r = bt_stream(tag);
     int64_t j, lim = 128 * k;
-    size_t mm = (size_t)(m > 0 ? m : 1);
-    e->scale = (float *)bt_alloc(mm * sizeof(float));
-    e->offset = (float *)bt_alloc(mm * sizeof(float));
-    e->thresh = (int32_t *)bt_alloc(mm * sizeof(int32_t));
-    e->flip = (uint8_t *)bt_alloc(mm);
+    bt_epi_alloc(e, m);
     for (j = 0; j < m; j++) {
-        static const uint8_t flips[] = {0, 0, 0, 1, 1, 2, 255};
         uint64_t u = bt_below(&r, 20);
         switch (bt_below(&r, 8)) {
         case 0: e->scale[j] = 0.0f; break;
@@ -105,33 +96,8 @@ static void epi_make(epi_data *e, int64_t m, int64_t k, uint64_t tag)
                      : u == 3   ? -(int32_t)lim - 1
                      : u < 8    ? (int32_t)bt_range(&r, -300, 300)
                                 : (int32_t)bt_range(&r, -lim - 2, lim + 2);
-        e->flip[j] = flips[bt_below(&r, sizeof flips)];
+        e->flip[j] = bt_rand_flip(&r);
     }
-}
-
-static void epi_free(epi_data *e)
-{
-    free(e->scale);
-    free(e->offset);
-    free(e->thresh);
-    free(e->flip);
-}
-
-/* FLOAT: variant bit 0 drops scale, bit 1 drops offset; BITS: bit 0 drops
- * flip. */
-static bnn_epilogue epi_for(int kind, int variant, const epi_data *d)
-{
-    bnn_epilogue e;
-    memset(&e, 0, sizeof e);
-    e.kind = kind;
-    if (kind == BNN_EPI_FLOAT) {
-        e.scale = (variant & 1) ? NULL : d->scale;
-        e.offset = (variant & 2) ? NULL : d->offset;
-    } else if (kind == BNN_EPI_BITS) {
-        e.thresh = d->thresh;
-        e.flip = (variant & 1) ? NULL : d->flip;
-    }
-    return e;
 }
 
 /* Check rows x m outputs (row stride ldc) against s [rows][m]; gaps keep
@@ -139,95 +105,18 @@ static bnn_epilogue epi_for(int kind, int variant, const epi_data *d)
 static int check_out(int64_t rows, int64_t m, const int32_t *s, const bnn_epilogue *e,
                      const void *c, int64_t ldc)
 {
-    int64_t i, j;
-    for (i = 0; i < rows; i++) {
-        int last = i + 1 == rows;
-        const int32_t *srow = s + i * m;
-        if (e->kind == BNN_EPI_INT32) {
-            const int32_t *row = (const int32_t *)c + i * ldc;
-            for (j = 0; j < m; j++)
-                CHECK_MSG(row[j] == srow[j], "[%" PRId64 "][%" PRId64 "] = %d, oracle %d",
-                          i, j, (int)row[j], (int)srow[j]);
-            for (j = m; !last && j < ldc; j++)
-                CHECK_MSG(row[j] == CANARY_I32, "ldc gap [%" PRId64 "][%" PRId64 "] written",
-                          i, j);
-        } else if (e->kind == BNN_EPI_FLOAT) {
-            const float *row = (const float *)c + i * ldc;
-            for (j = 0; j < m; j++) {
-                float want = fmaf((float)srow[j], e->scale ? e->scale[j] : 1.0f,
-                                  e->offset ? e->offset[j] : 0.0f);
-                CHECK_MSG(bt_f2u(row[j]) == bt_f2u(want),
-                          "[%" PRId64 "][%" PRId64 "] = %.9g (0x%08x), want fmaf(%d, %.9g, "
-                          "%.9g) = %.9g (0x%08x)", i, j, (double)row[j],
-                          (unsigned)bt_f2u(row[j]), (int)srow[j],
-                          e->scale ? (double)e->scale[j] : 1.0,
-                          e->offset ? (double)e->offset[j] : 0.0, (double)want,
-                          (unsigned)bt_f2u(want));
-            }
-            for (j = m; !last && j < ldc; j++)
-                CHECK_MSG(bt_f2u(row[j]) == CANARY_F32, "ldc gap [%" PRId64 "][%" PRId64
-                          "] written", i, j);
-        } else {
-            const uint64_t *row = (const uint64_t *)c + i * ldc;
-            int64_t mw = bt_words(m);
-            for (j = 0; j < m; j++) {
-                int f = e->flip && e->flip[j];
-                int want = f ? srow[j] > e->thresh[j] : srow[j] < e->thresh[j];
-                CHECK_MSG(bt_getbit(row, j) == want,
-                          "bit [%" PRId64 "][%" PRId64 "] = %d, want %d (s %d, t %d, flip %d)",
-                          i, j, bt_getbit(row, j), want, (int)srow[j], (int)e->thresh[j],
-                          e->flip ? e->flip[j] : 0);
-            }
-            for (j = m; j < 64 * mw; j++)
-                CHECK_MSG(bt_getbit(row, j) == 0, "pad bit %" PRId64 " of row %" PRId64
-                          " is set", j, i);
-            for (j = mw; !last && j < ldc; j++)
-                CHECK_MSG(row[j] == CANARY_W, "ldc gap word %" PRId64 " of row %" PRId64
-                          " written", j, i);
-        }
-    }
-    return 0;
+    return bt_check_epi(rows, m, s, e, c, ldc, NULL, NULL);
 }
 
-static void *out_alloc(int64_t rows, int64_t m, int kind, int64_t ldc, size_t *bytes)
-{
-    int64_t row = kind == BNN_EPI_BITS ? bt_words(m) : m;
-    size_t n = bt_extent(rows, ldc, row), i;
-    void *c;
-    if (kind == BNN_EPI_BITS) {
-        c = bt_alloc(n * 8);
-        bt_fill_u64((uint64_t *)c, n, CANARY_W);
-        *bytes = n * 8;
-    } else if (kind == BNN_EPI_FLOAT) {
-        c = bt_alloc(n * 4);
-        bt_fill_fbits((float *)c, n, CANARY_F32);
-        *bytes = n * 4;
-    } else {
-        int32_t *ci = (int32_t *)bt_alloc(n * 4);
-        for (i = 0; i < n; i++) ci[i] = CANARY_I32;
-        c = ci;
-        *bytes = n * 4;
-    }
-    return c;
-}
+#define out_alloc bt_out_alloc
 
 /* Folded thresholds: batch-norm-like (scale, offset), mode 0 gamma > 0,
  * 1 gamma < 0, 2 mixed; half the boundaries exactly on occurring s. */
 static void fold_params(bt_rng *r, int64_t m, int64_t k, const int32_t *s, int64_t rows,
                         int mode, double *sc, double *of)
 {
-    int64_t j;
-    for (j = 0; j < m; j++) {
-        double gamma = 0.05 + bt_unit(r) * 2.0, var = bt_unit(r) * 1000.0;
-        double mean = (bt_unit(r) - 0.5) * 64.0 * (double)k;
-        double beta = bt_unit(r) - 0.5;
-        if (mode == 1 || (mode == 2 && bt_below(r, 2))) gamma = -gamma;
-        if (mode == 2 && bt_below(r, 10) == 0) gamma = 0.0;
-        sc[j] = gamma / sqrt(var + 1e-5);
-        of[j] = beta - mean * sc[j];
-        if (rows > 0 && bt_below(r, 2))
-            of[j] = -(sc[j] * (double)s[(int64_t)bt_below(r, (uint64_t)rows) * m + j]);
-    }
+    /* var in [0, 1000), mean in 32 k * [-1, 1) */
+    bt_fold_params(r, m, 1000.0, 64.0 * (double)k, s, rows, mode, sc, of);
 }
 
 /* ------------------------------------------------------------------ */
@@ -245,7 +134,7 @@ static void gprob_make(gprob *g, int64_t n, int64_t m, int64_t k, int64_t ex, in
                        uint64_t tag)
 {
     bt_rng r = bt_stream(tag);
-    int64_t i, j, t;
+    int64_t i;
     int8_t *ws = (int8_t *)bt_alloc((size_t)(m * k));
     size_t nx, nw;
     memset(g, 0, sizeof *g);
@@ -264,13 +153,7 @@ static void gprob_make(gprob *g, int64_t n, int64_t m, int64_t k, int64_t ex, in
         bt_pack_row_i8(ws + i * k, k, g->w + i * g->ldw);
     }
     g->s = (int32_t *)bt_alloc((size_t)(n * m) * 4);
-    for (i = 0; i < n; i++)
-        for (j = 0; j < m; j++) {
-            int64_t acc = 0;
-            for (t = 0; t < k; t++)
-                acc += ((int64_t)g->x[i * g->ldx + t] - 128) * ws[j * k + t];
-            g->s[i * m + j] = (int32_t)acc;
-        }
+    bt_gemm_u8(n, m, k, g->x, g->ldx, ws, g->s);
     free(ws);
 }
 
@@ -326,7 +209,7 @@ static int gemm_problem(const gprob *g, bnn_isa isa, uint64_t tag, int64_t ec)
         bt_ctx("gemm_u8 isa=%s method=%s INT32 n=%" PRId64 " m=%" PRId64 " k=%" PRId64
                " ldx=%" PRId64 " ldw=%" PRId64 " ldc=%" PRId64, bt_isa_str(isa),
                method_names[mi], g->n, g->m, g->k, g->ldx, g->ldw, g->m + ec);
-        e = epi_for(BNN_EPI_INT32, 0, &d);
+        e = bt_epi_for(BNN_EPI_INT32, 0, &d);
         RUN(gemm_compare(g, isa, &e, g->m + ec, meth));
         {   /* epi == NULL */
             void *c;
@@ -345,7 +228,7 @@ static int gemm_problem(const gprob *g, bnn_isa isa, uint64_t tag, int64_t ec)
             bt_ctx("gemm_u8 isa=%s method=%s FLOAT%s n=%" PRId64 " m=%" PRId64 " k=%" PRId64,
                    bt_isa_str(isa), method_names[mi], v ? "(NULL, NULL)" : "", g->n, g->m,
                    g->k);
-            e = epi_for(BNN_EPI_FLOAT, v, &d);
+            e = bt_epi_for(BNN_EPI_FLOAT, v, &d);
             RUN(gemm_compare(g, isa, &e, g->m + ec, meth));
         }
         for (v = 0; v < 2; v++) {
@@ -353,7 +236,7 @@ static int gemm_problem(const gprob *g, bnn_isa isa, uint64_t tag, int64_t ec)
             bt_ctx("gemm_u8 isa=%s method=%s BITS(flip%s) n=%" PRId64 " m=%" PRId64
                    " k=%" PRId64, bt_isa_str(isa), method_names[mi], v ? "=NULL" : "",
                    g->n, g->m, g->k);
-            e = epi_for(BNN_EPI_BITS, v, &d);
+            e = bt_epi_for(BNN_EPI_BITS, v, &d);
             RUN(gemm_compare(g, isa, &e, ldc, meth));
         }
         {   /* folded thresholds */
@@ -364,7 +247,6 @@ static int gemm_problem(const gprob *g, bnn_isa isa, uint64_t tag, int64_t ec)
             uint8_t *fl = (uint8_t *)bt_alloc((size_t)g->m);
             uint64_t *c;
             size_t bytes;
-            int64_t i, j;
             ldc = bt_words(g->m) + ec;
             fold_params(&r, g->m, g->k, g->s, g->n, mode, sc, of);
             bt_ctx("gemm_u8 isa=%s method=%s BITS(folded, mode %d) n=%" PRId64 " m=%" PRId64
@@ -376,15 +258,7 @@ static int gemm_problem(const gprob *g, bnn_isa isa, uint64_t tag, int64_t ec)
             e.flip = fl;
             RUN(gemm_compare(g, isa, &e, ldc, meth));
             RUN(run_gemm_u8(g, &e, ldc, meth, (void **)&c, &bytes));
-            for (i = 0; i < g->n; i++)
-                for (j = 0; j < g->m; j++) {
-                    int64_t sv = g->s[i * g->m + j];
-                    int want = bt_affine_neg(sc[j], of[j], sv);
-                    CHECK_MSG(bt_getbit(c + i * ldc, j) == want,
-                              "[%" PRId64 "][%" PRId64 "]: s %d scale %.17g offset %.17g: "
-                              "bit %d, double predicate %d", i, j, (int)sv, sc[j], of[j],
-                              bt_getbit(c + i * ldc, j), want);
-                }
+            RUN(bt_check_fold_bits(g->n, g->m, g->s, sc, of, th, fl, c, ldc, NULL, NULL));
             free(c);
             free(sc);
             free(of);
@@ -392,7 +266,7 @@ static int gemm_problem(const gprob *g, bnn_isa isa, uint64_t tag, int64_t ec)
             free(fl);
         }
     }
-    epi_free(&d);
+    bt_epi_free(&d);
     return 0;
 }
 
@@ -481,8 +355,8 @@ static void uconv_make(uconv *u, const bnn_conv2d_params *p, uint64_t tag)
 {
     bt_rng r = bt_stream(tag);
     int64_t c = p->c, xr = p->n * p->h * p->w, wr = p->o * p->kh * p->kw, i;
-    int64_t b, oy, ox, f, ky, kx, ch;
     int8_t *ws = (int8_t *)bt_alloc((size_t)(wr * c));
+    int32_t *xi;
     memset(u, 0, sizeof *u);
     u->p = *p;
     u->oh = (p->h + p->pad_top + p->pad_bottom - (int64_t)p->dilation_h * (p->kh - 1) - 1)
@@ -497,25 +371,10 @@ static void uconv_make(uconv *u, const bnn_conv2d_params *p, uint64_t tag)
     u->w = (uint64_t *)bt_alloc((size_t)(wr * u->cw) * 8);
     for (i = 0; i < wr; i++) bt_pack_row_i8(ws + i * c, c, u->w + i * u->cw);
     u->s = (int32_t *)bt_alloc((size_t)(p->n * u->oh * u->ow * p->o) * 4);
-    for (b = 0; b < p->n; b++)
-        for (oy = 0; oy < u->oh; oy++)
-            for (ox = 0; ox < u->ow; ox++)
-                for (f = 0; f < p->o; f++) {
-                    int64_t acc = 0;
-                    for (ky = 0; ky < p->kh; ky++)
-                        for (kx = 0; kx < p->kw; kx++) {
-                            int64_t iy = oy * p->stride_h - p->pad_top + ky * p->dilation_h;
-                            int64_t ix = ox * p->stride_w - p->pad_left + kx * p->dilation_w;
-                            int in = iy >= 0 && iy < p->h && ix >= 0 && ix < p->w;
-                            const int8_t *wrow = ws + ((f * p->kh + ky) * p->kw + kx) * c;
-                            for (ch = 0; ch < c; ch++) {
-                                int xv = in ? u->x[((b * p->h + iy) * p->w + ix) * c + ch]
-                                            : p->pad_byte;
-                                acc += (int64_t)(xv - 128) * wrow[ch];
-                            }
-                        }
-                    u->s[((b * u->oh + oy) * u->ow + ox) * p->o + f] = (int32_t)acc;
-                }
+    xi = (int32_t *)bt_alloc((size_t)(xr * c) * sizeof(int32_t));
+    for (i = 0; i < xr * c; i++) xi[i] = u->x[i];
+    bt_conv2d(p, xi, p->pad_byte, 128, ws, u->s);
+    free(xi);
     free(ws);
     snprintf(u->desc, sizeof u->desc,
              "n=%" PRId64 " h=%" PRId64 " w=%" PRId64 " c=%" PRId64 " o=%" PRId64 " k=%"
@@ -579,7 +438,7 @@ static int conv_case(const uconv *u, bnn_isa isa, uint64_t tag)
         bnn_epilogue e;
         bt_ctx("conv2d_u8 isa=%s method=%s INT32 %s", bt_isa_str(isa), method_names[mi],
                u->desc);
-        e = epi_for(BNN_EPI_INT32, 0, &d);
+        e = bt_epi_for(BNN_EPI_INT32, 0, &d);
         RUN(conv_compare(u, isa, &e, meth));
         {   /* pad_value (0 or 1) does not change the u8 convolution */
             bnn_conv2d_params p2 = u->p;
@@ -595,13 +454,13 @@ static int conv_case(const uconv *u, bnn_isa isa, uint64_t tag)
         for (v = 0; v < 4; v += 3) {
             bt_ctx("conv2d_u8 isa=%s method=%s FLOAT%s %s", bt_isa_str(isa),
                    method_names[mi], v ? "(NULL, NULL)" : "", u->desc);
-            e = epi_for(BNN_EPI_FLOAT, v, &d);
+            e = bt_epi_for(BNN_EPI_FLOAT, v, &d);
             RUN(conv_compare(u, isa, &e, meth));
         }
         for (v = 0; v < 2; v++) {
             bt_ctx("conv2d_u8 isa=%s method=%s BITS(flip%s) %s", bt_isa_str(isa),
                    method_names[mi], v ? "=NULL" : "", u->desc);
-            e = epi_for(BNN_EPI_BITS, v, &d);
+            e = bt_epi_for(BNN_EPI_BITS, v, &d);
             RUN(conv_compare(u, isa, &e, meth));
         }
         {
@@ -612,7 +471,7 @@ static int conv_case(const uconv *u, bnn_isa isa, uint64_t tag)
             uint8_t *fl = (uint8_t *)bt_alloc((size_t)m);
             uint64_t *c;
             size_t bytes;
-            int64_t i, j, mw = bt_words(m);
+            int64_t mw = bt_words(m);
             fold_params(&r, m, u->kdot, u->s, rows, mode, sc, of);
             bt_ctx("conv2d_u8 isa=%s method=%s BITS(folded, mode %d) %s", bt_isa_str(isa),
                    method_names[mi], mode, u->desc);
@@ -623,15 +482,7 @@ static int conv_case(const uconv *u, bnn_isa isa, uint64_t tag)
             e.flip = fl;
             RUN(conv_compare(u, isa, &e, meth));
             RUN(run_conv_u8(u, &u->p, &e, meth, 1, (void **)&c, &bytes));
-            for (i = 0; i < rows; i++)
-                for (j = 0; j < m; j++) {
-                    int64_t sv = u->s[i * m + j];
-                    int want = bt_affine_neg(sc[j], of[j], sv);
-                    CHECK_MSG(bt_getbit(c + i * mw, j) == want,
-                              "[%" PRId64 "][%" PRId64 "]: s %d scale %.17g offset %.17g: "
-                              "bit %d, double predicate %d", i, j, (int)sv, sc[j], of[j],
-                              bt_getbit(c + i * mw, j), want);
-                }
+            RUN(bt_check_fold_bits(rows, m, u->s, sc, of, th, fl, c, mw, NULL, NULL));
             free(c);
             free(sc);
             free(of);
@@ -639,7 +490,7 @@ static int conv_case(const uconv *u, bnn_isa isa, uint64_t tag)
             free(fl);
         }
     }
-    epi_free(&d);
+    bt_epi_free(&d);
     return 0;
 }
 
@@ -748,7 +599,7 @@ static int threads_body(bnn_isa isa)
     epi_make(&dc, u.p.o, u.kdot, 9003);
     for (mi = 0; mi < 3; mi++)
         for (kind = 0; kind < 3; kind++) {
-            bnn_epilogue eg = epi_for(kind, 0, &dg), ec = epi_for(kind, 0, &dc);
+            bnn_epilogue eg = bt_epi_for(kind, 0, &dg), ec = bt_epi_for(kind, 0, &dc);
             int64_t ldg = kind == BNN_EPI_BITS ? bt_words(g.m) : g.m;
             void *g1, *c1;
             size_t gb, cb;
@@ -802,8 +653,8 @@ static int threads_body(bnn_isa isa)
             free(g1);
             free(c1);
         }
-    epi_free(&dg);
-    epi_free(&dc);
+    bt_epi_free(&dg);
+    bt_epi_free(&dc);
     gprob_free(&g);
     uconv_free(&u);
     return 0;

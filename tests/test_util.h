@@ -7,8 +7,9 @@
  *        ./test_gemm 12345      or      BNN_TEST_SEED=12345 ctest
  *  - Random float / int8 rows with the awkward values packing must get
  *    right (+0, -0, NaN of both signs, denormals).
- *  - Oracles written as plain loops: packing (bit = x < 0, an ordered
- *    compare) and the +-1 dot product.
+ *  - Words per packed row and the bit reader; the reference
+ *    implementations (packing, dots, convolution, pooling, epilogues)
+ *    are in oracle.h, which includes this header.
  *  - CHECK macros: on failure they print file:line, the expression, the
  *    seed, the current ISA and a free-form context string, then make the
  *    enclosing function return 1.  Test functions return int (0 = pass)
@@ -285,7 +286,7 @@ static inline void bt_rand_words(bt_rng *r, uint64_t *p, size_t n)
 }
 
 /* ------------------------------------------------------------------ */
-/* Oracles                                                              */
+/* Packed words (the oracles themselves live in oracle.h)              */
 /* ------------------------------------------------------------------ */
 
 static inline int64_t bt_words(int64_t k)
@@ -293,97 +294,10 @@ static inline int64_t bt_words(int64_t k)
     return k <= 0 ? 0 : k / 64 + (k % 64 != 0);
 }
 
-/* The bit of one float: an ordered compare, so NaN, +0, -0 give 0. */
-static inline int bt_fbit(float x)
-{
-    return x < 0.0f;
-}
-
-/* Pack one row of k floats into bt_words(k) words, pad bits 0. */
-static inline void bt_pack_row_f32(const float *src, int64_t k, uint64_t *dst)
-{
-    int64_t j, kw = bt_words(k);
-    for (j = 0; j < kw; j++) dst[j] = 0;
-    for (j = 0; j < k; j++)
-        if (bt_fbit(src[j])) dst[j / 64] |= (uint64_t)1 << (j % 64);
-}
-
-static inline void bt_pack_row_i8(const int8_t *src, int64_t k, uint64_t *dst)
-{
-    int64_t j, kw = bt_words(k);
-    for (j = 0; j < kw; j++) dst[j] = 0;
-    for (j = 0; j < k; j++)
-        if (src[j] < 0) dst[j / 64] |= (uint64_t)1 << (j % 64);
-}
-
-/* Pack `rows` rows with strides (elements / words). */
-static inline void bt_pack_f32(int64_t rows, int64_t k, const float *src,
-                               int64_t src_stride, uint64_t *dst,
-                               int64_t dst_stride)
-{
-    int64_t i;
-    for (i = 0; i < rows; i++)
-        bt_pack_row_f32(src + i * src_stride, k, dst + i * dst_stride);
-}
-
-/* sign(x) as +-1 with sign(0) = sign(NaN) = +1. */
-static inline int bt_sign_i(float x)
-{
-    return bt_fbit(x) ? -1 : 1;
-}
-
-static inline float bt_sign_f(float x)
-{
-    return bt_fbit(x) ? -1.0f : 1.0f;
-}
-
-/* Integer +-1 signs of a float row (for fast repeated dots). */
-static inline void bt_signs(const float *src, int64_t k, int8_t *dst)
-{
-    int64_t j;
-    for (j = 0; j < k; j++) dst[j] = (int8_t)bt_sign_i(src[j]);
-}
-
-/* Integer +-1 dot product of two float rows: sum sign(a_j) * sign(b_j). */
-static inline int64_t bt_dot_f32(const float *a, const float *b, int64_t k)
-{
-    int64_t j, s = 0;
-    for (j = 0; j < k; j++) s += bt_sign_i(a[j]) * bt_sign_i(b[j]);
-    return s;
-}
-
-/* The same on precomputed +-1 int8 signs. */
-static inline int64_t bt_dot_s8(const int8_t *a, const int8_t *b, int64_t k)
-{
-    int64_t j;
-    int32_t s = 0;
-    for (j = 0; j < k; j++) s += a[j] * b[j];
-    return s;
-}
-
-/* Float dot of two rows of +-1 floats (e.g. unpacked rows), accumulated
- * in double: exact for any k this suite uses. */
-static inline int64_t bt_dot_pm1_float(const float *a, const float *b, int64_t k)
-{
-    int64_t j;
-    double s = 0.0;
-    for (j = 0; j < k; j++) s += (double)a[j] * (double)b[j];
-    return (int64_t)s;
-}
-
 /* The bit of the row j of a packed buffer. */
 static inline int bt_getbit(const uint64_t *row, int64_t j)
 {
     return (int)((row[j / 64] >> (j % 64)) & 1u);
-}
-
-/* The double-precision "affine map then sign" predicate that
- * bnn_fold_threshold must reproduce: product rounded, then sum. */
-static inline int bt_affine_neg(double scale, double offset, int64_t s)
-{
-    volatile double p = scale * (double)s;
-    double q = p;
-    return q + offset < 0.0;
 }
 
 /* ------------------------------------------------------------------ */

@@ -1,7 +1,8 @@
 """bconv2d, bconv2d_affine and bconv2d_threshold against numpy oracles, on
 every ISA and thread count.
 
-The oracle is a float convolution of +-1 data written plainly in numpy:
+The oracle (oracles.conv2d) is a float convolution of +-1 data written
+plainly in numpy:
 the +-1 input is padded with the pad value (0 for zero padding, +1 for
 pad_value=1) and every kernel tap adds `patch @ w_tap.T` over a strided
 slice -- no library convolution.  A fully explicit loop version checks that
@@ -10,14 +11,14 @@ which pack as +1) packed by pybnn.pack (tested in test_pack.py).
 """
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pybnn
+from oracles import (affine_f32, affine_neg, bits_to_words, conv2d, conv2d_loops, f32_bits,
+                     pad4, signs, threshold_neg)
 
 CS = [1, 3, 63, 64, 65, 130]
 OS = [1, 5, 70]
@@ -26,25 +27,6 @@ OS = [1, 5, 70]
 # ---------------------------------------------------------------------------
 # Helpers and oracles
 # ---------------------------------------------------------------------------
-def pair(v):
-    if isinstance(v, (tuple, list)):
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
-
-
-def pad4(p):
-    """int, (h, w) or (top, bottom, left, right) -> (top, bottom, left, right)."""
-    if isinstance(p, (tuple, list)):
-        if len(p) == 4:
-            return tuple(int(v) for v in p)
-        return int(p[0]), int(p[0]), int(p[1]), int(p[1])
-    return int(p), int(p), int(p), int(p)
-
-
-def out_size(n_in, pa, pb, k, dil, st):
-    return (n_in + pa + pb - dil * (k - 1) - 1) // st + 1
-
-
 def random_data(rng, shape):
     """float32 data whose signs are the +-1 values: random reals with +0,
     -0 and NaN mixed in (those pack as +1)."""
@@ -59,123 +41,6 @@ def random_data(rng, shape):
         rows = rng.random(flat.shape[0]) < 0.1
         flat[rows] = -1.0
     return x
-
-
-def signs(x):
-    """+-1 int64 values of float data (x < 0 -> -1)."""
-    return np.where(np.asarray(x) < 0, -1, 1).astype(np.int64)
-
-
-def oracle_conv(xs, ws, stride=1, padding=0, dilation=1, pad_value=0):
-    """Float-style convolution of +-1 arrays xs [N,H,W,C], ws [O,KH,KW,C]:
-    pad with pad_value, then sum over taps of strided patches @ tap.T."""
-    sh, sw = pair(stride)
-    dh, dw = pair(dilation)
-    pt, pb, pl, pr = pad4(padding)
-    n, h, w, c = xs.shape
-    o, kh, kw, _ = ws.shape
-    oh = out_size(h, pt, pb, kh, dh, sh)
-    ow = out_size(w, pl, pr, kw, dw, sw)
-    xp = np.pad(xs.astype(np.float64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
-                constant_values=float(pad_value))
-    out = np.zeros((n, oh, ow, o), dtype=np.float64)
-    for ky in range(kh):
-        for kx in range(kw):
-            y0, x0 = ky * dh, kx * dw
-            patch = xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw, :]
-            out += patch @ ws[:, ky, kx, :].astype(np.float64).T
-    return out.astype(np.int64)
-
-
-def oracle_conv_loops(xs, ws, stride, padding, dilation, pad_value):
-    """The same with explicit Python loops over every output and tap."""
-    sh, sw = pair(stride)
-    dh, dw = pair(dilation)
-    pt, pb, pl, pr = pad4(padding)
-    n, h, w, c = xs.shape
-    o, kh, kw, _ = ws.shape
-    oh = out_size(h, pt, pb, kh, dh, sh)
-    ow = out_size(w, pl, pr, kw, dw, sw)
-    out = np.zeros((n, oh, ow, o), dtype=np.int64)
-    for b in range(n):
-        for y in range(oh):
-            for x in range(ow):
-                for f in range(o):
-                    acc = 0
-                    for ky in range(kh):
-                        for kx in range(kw):
-                            iy = y * sh - pt + ky * dh
-                            ix = x * sw - pl + kx * dw
-                            for ch in range(c):
-                                if 0 <= iy < h and 0 <= ix < w:
-                                    v = int(xs[b, iy, ix, ch])
-                                else:
-                                    v = pad_value
-                                acc += v * int(ws[f, ky, kx, ch])
-                    out[b, y, x, f] = acc
-    return out
-
-
-def oracle_bits_words(neg):
-    """Pack a bool [..., M] (True = -1) into uint64 words with numpy."""
-    neg = np.asarray(neg, dtype=bool)
-    m = neg.shape[-1]
-    mw = (m + 63) // 64
-    rows = int(np.prod(neg.shape[:-1], dtype=np.int64))
-    bits = np.zeros((rows, mw * 64), dtype=bool)
-    bits[:, :m] = neg.reshape(rows, m)
-    by = np.packbits(bits, axis=-1, bitorder="little")
-    return np.ascontiguousarray(by).view("<u8").astype(np.uint64).reshape(neg.shape[:-1] + (mw,))
-
-
-def exact_fma_f32(dot, scale, offset):
-    """fmaf(dot, scale, offset) with exact rational arithmetic, rounded to
-    nearest-even float32 once."""
-    d, s, o = np.float32(dot), np.float32(scale), np.float32(offset)
-    q = Fraction(float(d)) * Fraction(float(s)) + Fraction(float(o))
-    if q == 0:
-        prod_neg = (np.signbit(d) != np.signbit(s))
-        return np.float32(-0.0) if (prod_neg and np.signbit(o)) else np.float32(0.0)
-    approx = np.float32(float(q))
-    best = None
-    for c in (np.nextafter(approx, np.float32(-np.inf)), approx,
-              np.nextafter(approx, np.float32(np.inf))):
-        c = np.float32(c)
-        if not np.isfinite(c):
-            continue
-        key = (abs(Fraction(float(c)) - q), int(np.array(c, np.float32).view(np.uint32)) & 1)
-        if best is None or key < best[0]:
-            best = (key, c)
-    return best[1]
-
-
-def oracle_affine(dot, scale, offset):
-    """float32 fmaf((float)dot, scale, offset) per last-axis channel.
-
-    float64 dot*scale is exact (|dot| < 2^24, float32 scale); the float64
-    sum is exact where its TwoSum error is zero, and then the one rounding
-    to float32 is the fma's.  Entries where the float64 sum rounded are
-    recomputed with exact rationals."""
-    d = np.asarray(dot, dtype=np.float64)
-    assert np.all(np.abs(d) < 2 ** 24)
-    m = d.shape[-1]
-    s = np.ones(m) if scale is None else np.asarray(scale, np.float32).astype(np.float64)
-    o = np.zeros(m) if offset is None else np.asarray(offset, np.float32).astype(np.float64)
-    p = d * s
-    total = p + o
-    bp = total - p
-    err = (p - (total - bp)) + (o - bp)
-    res = total.astype(np.float32)
-    bad = np.argwhere(err != 0)
-    for idx in bad:
-        idx = tuple(idx)
-        j = idx[-1]
-        res[idx] = exact_fma_f32(d[idx], s[j], o[j])
-    return res
-
-
-def f32_bits(x):
-    return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
 
 
 def random_affine(rng, m):
@@ -205,7 +70,7 @@ def check_all_epilogues(rng, xp, wp, expected, kdot, **geo):
     scale, offset = random_affine(rng, o)
     aff = pybnn.bconv2d_affine(xp, wp, scale, offset, **geo)
     assert aff.dtype == np.float32 and aff.shape == expected.shape
-    np.testing.assert_array_equal(f32_bits(aff), f32_bits(oracle_affine(expected, scale, offset)))
+    np.testing.assert_array_equal(f32_bits(aff), f32_bits(affine_f32(expected, scale, offset)))
     aff0 = pybnn.bconv2d_affine(xp, wp, **geo)
     np.testing.assert_array_equal(f32_bits(aff0), f32_bits(expected.astype(np.float32)))
 
@@ -213,10 +78,10 @@ def check_all_epilogues(rng, xp, wp, expected, kdot, **geo):
     flip = rng.random(o) < 0.5
     bits = pybnn.bconv2d_threshold(xp, wp, thresh, flip, **geo)
     assert isinstance(bits, pybnn.PackedTensor) and bits.shape == expected.shape
-    want = np.where(flip, expected > thresh, expected < thresh)
-    np.testing.assert_array_equal(bits.words, oracle_bits_words(want))
+    want = threshold_neg(expected, thresh, flip)
+    np.testing.assert_array_equal(bits.words, bits_to_words(want))
     bits0 = pybnn.bconv2d_threshold(xp, wp, thresh, **geo)
-    np.testing.assert_array_equal(bits0.words, oracle_bits_words(expected < thresh))
+    np.testing.assert_array_equal(bits0.words, bits_to_words(threshold_neg(expected, thresh)))
     return got
 
 
@@ -231,17 +96,17 @@ def test_oracle_matches_explicit_loops(pad_value):
     for stride, padding, dilation in [(1, 0, 1), ((2, 1), (1, 2, 0, 3), (1, 2)),
                                       (3, 4, 2), (1, (2, 1), 1)]:
         np.testing.assert_array_equal(
-            oracle_conv(xs, ws, stride, padding, dilation, pad_value),
-            oracle_conv_loops(xs, ws, stride, padding, dilation, pad_value))
+            conv2d(xs, ws, stride, padding, dilation, pad_value),
+            conv2d_loops(xs, ws, stride, padding, dilation, pad_value))
 
 
 def test_oracle_zero_padding_is_zero():
     xs = np.ones((1, 1, 1, 2), np.int64)
     ws = np.ones((1, 1, 1, 2), np.int64)
-    out = oracle_conv(xs, ws, padding=2)
+    out = conv2d(xs, ws, padding=2)
     assert out.shape == (1, 5, 5, 1)
     assert out[0, 2, 2, 0] == 2 and out.sum() == 2
-    assert np.all(oracle_conv(xs, ws, padding=2, pad_value=1) == 2)
+    assert np.all(conv2d(xs, ws, padding=2, pad_value=1) == 2)
 
 
 # ---------------------------------------------------------------------------
@@ -282,7 +147,7 @@ def test_bconv2d_random_geometries(each_isa, g, seed):
     xf, wf, xp, wp = make_case(rng, g["n"], g["h"], g["w"], g["c"], g["o"], g["kh"], g["kw"])
     geo = dict(stride=g["stride"], padding=g["padding"], dilation=g["dilation"],
                pad_value=g["pad_value"])
-    expected = oracle_conv(signs(xf), signs(wf), **geo)
+    expected = conv2d(signs(xf), signs(wf), **geo)
     check_all_epilogues(rng, xp, wp, expected, g["kh"] * g["kw"] * g["c"], **geo)
 
 
@@ -315,7 +180,7 @@ def test_bconv2d_fixed(each_isa, case, pad_value):
     rng = np.random.default_rng(hash((case, pad_value)) % 2 ** 32)
     xf, wf, xp, wp = make_case(rng, n, h, w, c, o, k[0], k[1])
     geo = dict(stride=stride, padding=padding, dilation=dilation, pad_value=pad_value)
-    expected = oracle_conv(signs(xf), signs(wf), **geo)
+    expected = conv2d(signs(xf), signs(wf), **geo)
     check_all_epilogues(rng, xp, wp, expected, k[0] * k[1] * c, **geo)
 
 
@@ -333,7 +198,7 @@ def test_outputs_seeing_only_padding(each_isa, pad_value):
     want = 0 if pad_value == 0 else signs(wf).sum(axis=(1, 2, 3))
     for b in range(2):
         np.testing.assert_array_equal(out[b][ring], np.broadcast_to(want, (ring.sum(), 70)))
-    np.testing.assert_array_equal(out, oracle_conv(signs(xf), signs(wf), padding=4,
+    np.testing.assert_array_equal(out, conv2d(signs(xf), signs(wf), padding=4,
                                                    pad_value=pad_value))
 
 
@@ -368,7 +233,7 @@ def test_threshold_equals_sign_of_batchnorm(each_isa, mode, pad_value):
     n, h, w, c, o, kh, kw = 2, 9, 7, 65, 70, 3, 3
     xf, wf, xp, wp = make_case(rng, n, h, w, c, o, kh, kw)
     geo = dict(stride=(1, 2), padding=(2, 1, 0, 1), pad_value=pad_value)
-    s = oracle_conv(signs(xf), signs(wf), **geo)
+    s = conv2d(signs(xf), signs(wf), **geo)
     k = kh * kw * c
     gamma = rng.uniform(0.05, 2.0, o)
     if mode == "negative":
@@ -384,17 +249,17 @@ def test_threshold_equals_sign_of_batchnorm(each_isa, mode, pad_value):
     t, f = pybnn.fold_batchnorm(gamma, beta, mean, var, eps, k)
     scale = gamma / np.sqrt(var + eps)
     offset = beta - mean * scale
-    want = (scale * s.astype(np.float64) + offset) < 0
+    want = affine_neg(scale, offset, s)
     np.testing.assert_array_equal(pybnn.bconv2d_threshold(xp, wp, t, f, **geo).words,
-                                  oracle_bits_words(want))
+                                  bits_to_words(want))
     # fold_threshold with boundaries placed exactly on occurring values
     pick = s.reshape(-1, o)[rng.integers(0, s.size // o, o), np.arange(o)]
     offset2 = np.where(rng.random(o) < 0.5, -(scale * pick), offset)
     t2, f2 = pybnn.fold_threshold(scale, offset2, k)
     assert np.array_equal(f2, scale < 0)
-    want2 = (scale * s.astype(np.float64) + offset2) < 0
+    want2 = affine_neg(scale, offset2, s)
     bits = pybnn.bconv2d_threshold(xp, wp, t2, f2, **geo)
-    np.testing.assert_array_equal(bits.words, oracle_bits_words(want2))
+    np.testing.assert_array_equal(bits.words, bits_to_words(want2))
     np.testing.assert_array_equal(bits.unpack(), np.where(want2, -1.0, 1.0).astype(np.float32))
 
 
@@ -422,7 +287,7 @@ def test_isas_identical(restore_isa, pad_value):
     for name, res in results.items():
         for a, b in zip(res, results["ref"]):
             np.testing.assert_array_equal(a, b, err_msg=name)
-    np.testing.assert_array_equal(results["ref"][0], oracle_conv(signs(xf), signs(wf), **geo))
+    np.testing.assert_array_equal(results["ref"][0], conv2d(signs(xf), signs(wf), **geo))
 
 
 @pytest.mark.parametrize("pad_value", [0, 1])
@@ -432,12 +297,12 @@ def test_thread_counts_identical(restore_num_threads, restore_isa, pad_value):
     rng = np.random.default_rng(30 + pad_value)
     xf, wf, xp, wp = make_case(rng, 2, 16, 16, 128, 128, 3, 3)
     geo = dict(padding=1, pad_value=pad_value)
-    expected = oracle_conv(signs(xf), signs(wf), **geo)
+    expected = conv2d(signs(xf), signs(wf), **geo)
     scale, offset = random_affine(rng, 128)
     thresh = rng.integers(-200, 200, 128).astype(np.int32)
     flip = rng.random(128) < 0.5
-    exp_aff = f32_bits(oracle_affine(expected, scale, offset))
-    exp_bits = oracle_bits_words(np.where(flip, expected > thresh, expected < thresh))
+    exp_aff = f32_bits(affine_f32(expected, scale, offset))
+    exp_bits = bits_to_words(threshold_neg(expected, thresh, flip))
     for name in pybnn.available_isas():
         pybnn.set_isa(name)
         for threads in (1, 2, 3):
@@ -455,7 +320,7 @@ def test_thread_counts_identical(restore_num_threads, restore_isa, pad_value):
 def test_out_is_used(each_isa):
     rng = np.random.default_rng(40)
     xf, wf, xp, wp = make_case(rng, 2, 5, 5, 65, 70, 3, 3)
-    expected = oracle_conv(signs(xf), signs(wf), padding=1)
+    expected = conv2d(signs(xf), signs(wf), padding=1)
     out = np.full((2, 5, 5, 70), 12345, np.int32)
     assert pybnn.bconv2d(xp, wp, padding=1, out=out) is out
     np.testing.assert_array_equal(out, expected)
@@ -466,7 +331,7 @@ def test_out_is_used(each_isa):
     t = np.zeros(70, np.int32)
     res = pybnn.bconv2d_threshold(xp, wp, t, padding=1, out=outb)
     assert res.words is outb or np.shares_memory(res.words, outb)
-    np.testing.assert_array_equal(outb, oracle_bits_words(expected < 0))
+    np.testing.assert_array_equal(outb, bits_to_words(expected < 0))
 
 
 # ---------------------------------------------------------------------------
@@ -573,7 +438,7 @@ def test_precomputed_correction(each_isa, pad_value):
     thresh = rng.integers(-50, 50, 70).astype(np.int32)
     flip = rng.random(70) < 0.5
     np.testing.assert_array_equal(pybnn.bconv2d(xp, wp, correction=corr, **geo),
-                                  oracle_conv(signs(xf), ws, **geo))
+                                  conv2d(signs(xf), ws, **geo))
     np.testing.assert_array_equal(
         f32_bits(pybnn.bconv2d_affine(xp, wp, scale, offset, correction=corr, **geo)),
         f32_bits(pybnn.bconv2d_affine(xp, wp, scale, offset, **geo)))

@@ -7,14 +7,14 @@ the integer matmul of those +-1 matrices.
 """
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pybnn
+from oracles import (affine_f32, affine_neg, bits_to_words, bn_scale_offset, dot_words,
+                     exact_fma_f32, f32_bits, gemm_pm1, threshold_neg, words_per_row)
 
 KS = [1, 63, 64, 65, 127, 129, 1000, 4097]
 NMS = [(1, 1), (3, 5), (7, 67), (5, 130), (2, 64)]
@@ -24,10 +24,6 @@ ISAS = ("ref", "avx2", "avx512")
 # ---------------------------------------------------------------------------
 # Helpers and oracles
 # ---------------------------------------------------------------------------
-def words_per_row(k):
-    return (k + 63) // 64
-
-
 def random_pm1(rng, shape):
     """A random int8 +-1 array."""
     return np.where(rng.random(shape) < 0.5, -1, 1).astype(np.int8)
@@ -41,45 +37,11 @@ def operands(rng, n, m, k, lead=None):
     return a, w, pybnn.pack(a), pybnn.pack(w)
 
 
-def oracle_dot(a, w):
-    """Integer matmul of +-1 arrays: a [..., K] @ w [M, K].T (int64)."""
-    return np.matmul(a.astype(np.int64), w.astype(np.int64).T)
-
-
-def popcount64(x):
-    x = np.asarray(x, dtype=np.uint64)
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(x).astype(np.int64)
-    by = np.ascontiguousarray(x).view(np.uint8).reshape(x.shape + (8,))
-    return np.unpackbits(by, axis=-1).sum(axis=-1, dtype=np.int64)
-
-
-def oracle_dot_words(aw, ww, k):
-    """dot = K - 2 * popcount(a XOR w) straight from the words (zero pads)."""
-    out = np.empty((aw.shape[0], ww.shape[0]), dtype=np.int64)
-    for i0 in range(0, aw.shape[0], 8):
-        x = aw[i0:i0 + 8, None, :] ^ ww[None, :, :]
-        out[i0:i0 + 8] = k - 2 * popcount64(x).sum(axis=-1)
-    return out
-
-
 def random_words(rng, rows, k):
     w = rng.integers(0, 2 ** 64, size=(rows, words_per_row(k)), dtype=np.uint64)
     if k % 64:
         w[:, -1] &= np.uint64((1 << (k % 64)) - 1)
     return w
-
-
-def oracle_bits_words(neg):
-    """Pack a bool [..., M] (True = -1) into uint64 words with numpy."""
-    neg = np.asarray(neg, dtype=bool)
-    m = neg.shape[-1]
-    mw = words_per_row(m)
-    rows = int(np.prod(neg.shape[:-1], dtype=np.int64))
-    bits = np.zeros((rows, mw * 64), dtype=bool)
-    bits[:, :m] = neg.reshape(rows, m)
-    by = np.packbits(bits, axis=-1, bitorder="little")
-    return np.ascontiguousarray(by).view("<u8").astype(np.uint64).reshape(neg.shape[:-1] + (mw,))
 
 
 def with_isa(name, fn):
@@ -89,57 +51,6 @@ def with_isa(name, fn):
         return fn()
     finally:
         pybnn.set_isa(original)
-
-
-def f32_bits(x):
-    return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-
-
-def oracle_affine(dot, scale, offset):
-    """float32 fmaf(dot, scale, offset) for float32-exact dot/scale/offset.
-
-    Computed as float64 dot*scale + offset rounded once to float32.  dot*scale
-    is exact in float64 (13 + 24 bits); the float64 sum is checked below to be
-    exact as well (TwoSum error term zero), so the only rounding is the final
-    one to float32 -- which is exactly what a fused multiply-add rounded once
-    gives.  (Without that check, float64-then-float32 can double-round.)"""
-    m = dot.shape[-1]
-    s = np.ones(m) if scale is None else np.asarray(scale, np.float32).astype(np.float64)
-    o = np.zeros(m) if offset is None else np.asarray(offset, np.float32).astype(np.float64)
-    d = np.asarray(dot, dtype=np.float64)
-    assert np.all(np.abs(d) < 2 ** 24)
-    p = d * s
-    total = p + o
-    bp = total - p
-    err = (p - (total - bp)) + (o - bp)
-    assert np.all(err[np.isfinite(total)] == 0), "oracle would double-round; use smaller ranges"
-    return total.astype(np.float32)
-
-
-def exact_fma_f32(dot, scale, offset):
-    """fmaf(dot, scale, offset) with exact rational arithmetic and
-    round-to-nearest-even to float32 (no double rounding)."""
-    d = np.float32(dot)
-    s = np.float32(scale)
-    o = np.float32(offset)
-    q = Fraction(float(d)) * Fraction(float(s)) + Fraction(float(o))
-    if q == 0:
-        prod_neg_zero = (d == 0 or s == 0) and (np.signbit(d) != np.signbit(s))
-        neg = prod_neg_zero and np.signbit(o) and o == 0
-        return np.float32(-0.0) if neg else np.float32(0.0)
-    approx = np.float32(float(q))
-    best = None
-    for c in (np.nextafter(approx, np.float32(-np.inf)), approx,
-              np.nextafter(approx, np.float32(np.inf))):
-        c = np.float32(c)
-        if not np.isfinite(c):
-            continue
-        dist = abs(Fraction(float(c)) - q)
-        odd = int(np.array(c, dtype=np.float32).view(np.uint32)) & 1
-        key = (dist, odd)
-        if best is None or key < best[0]:
-            best = (key, c)
-    return best[1]
 
 
 def random_affine_params(rng, m, zero_fraction=0.1):
@@ -160,7 +71,7 @@ def test_oracles_agree():
     rng = np.random.default_rng(0)
     for k in [1, 63, 64, 65, 200]:
         a, w, ap, wp = operands(rng, 5, 7, k)
-        np.testing.assert_array_equal(oracle_dot(a, w), oracle_dot_words(ap.words, wp.words, k))
+        np.testing.assert_array_equal(gemm_pm1(a, w), dot_words(ap.words, wp.words, k))
 
 
 def test_exact_fma_oracle():
@@ -185,7 +96,7 @@ def test_bgemm_matches_numpy(each_isa, k, nm):
     a, w, ap, wp = operands(rng, n, m, k)
     out = pybnn.bgemm(ap, wp)
     assert out.dtype == np.int32 and out.shape == (n, m)
-    np.testing.assert_array_equal(out, oracle_dot(a, w))
+    np.testing.assert_array_equal(out, gemm_pm1(a, w))
 
 
 @pytest.mark.parametrize("k", [1, 65, 1000, 4097])
@@ -193,7 +104,7 @@ def test_bgemm_matches_numpy(each_isa, k, nm):
 def test_bgemm_more_than_1024_columns(each_isa, k, m):
     rng = np.random.default_rng(k + m)
     a, w, ap, wp = operands(rng, 5, m, k)
-    np.testing.assert_array_equal(pybnn.bgemm(ap, wp), oracle_dot(a, w))
+    np.testing.assert_array_equal(pybnn.bgemm(ap, wp), gemm_pm1(a, w))
 
 
 def test_bgemm_extreme_dots(each_isa):
@@ -202,7 +113,7 @@ def test_bgemm_extreme_dots(each_isa):
         x[1] = -1
         x[2, ::2] = -1
         p = pybnn.pack(x)
-        np.testing.assert_array_equal(pybnn.bgemm(p, p), oracle_dot(x, x))
+        np.testing.assert_array_equal(pybnn.bgemm(p, p), gemm_pm1(x, x))
         assert pybnn.bgemm(p, p)[0, 0] == k and pybnn.bgemm(p, p)[0, 1] == -k
 
 
@@ -214,15 +125,15 @@ def test_bgemm_leading_dims(each_isa, lead, k):
     assert ap.shape == lead + (k,)
     out = pybnn.bgemm(ap, wp)
     assert out.shape == lead + (9,)
-    np.testing.assert_array_equal(out, oracle_dot(a, w))
+    np.testing.assert_array_equal(out, gemm_pm1(a, w))
     aff = pybnn.bgemm_affine(ap, wp)
     assert aff.shape == lead + (9,) and aff.dtype == np.float32
-    np.testing.assert_array_equal(aff, oracle_dot(a, w).astype(np.float32))
+    np.testing.assert_array_equal(aff, gemm_pm1(a, w).astype(np.float32))
     t = np.zeros(9, np.int32)
     th = pybnn.bgemm_threshold(ap, wp, t)
     assert th.shape == lead + (9,)
     assert th.words.shape == lead + (1,)
-    np.testing.assert_array_equal(th.unpack(), np.where(oracle_dot(a, w) < 0, -1, 1))
+    np.testing.assert_array_equal(th.unpack(), np.where(gemm_pm1(a, w) < 0, -1, 1))
 
 
 def test_bgemm_1d_a(each_isa):
@@ -230,7 +141,7 @@ def test_bgemm_1d_a(each_isa):
     a, w, ap, wp = operands(rng, None, 6, 100)
     out = pybnn.bgemm(ap, wp)
     assert out.shape == (6,)
-    np.testing.assert_array_equal(out, oracle_dot(a, w))
+    np.testing.assert_array_equal(out, gemm_pm1(a, w))
 
 
 @pytest.mark.parametrize("n,m,k", [(9, 1100, 129), (13, 70, 4097), (64, 257, 1000)])
@@ -251,7 +162,7 @@ def test_results_identical_across_isas(n, m, k):
         np.testing.assert_array_equal(dot, ref[0], err_msg=name)
         np.testing.assert_array_equal(f32_bits(aff), f32_bits(ref[1]), err_msg=name)
         assert th == ref[2], name
-    np.testing.assert_array_equal(ref[0], oracle_dot(a, w))
+    np.testing.assert_array_equal(ref[0], gemm_pm1(a, w))
 
 
 # ---------------------------------------------------------------------------
@@ -265,12 +176,12 @@ def test_thread_counts_give_identical_results(restore_num_threads, restore_isa, 
     rng = np.random.default_rng(n * m + k)
     aw, ww = random_words(rng, n, k), random_words(rng, m, k)
     ap, wp = pybnn.PackedTensor(aw, (n, k)), pybnn.PackedTensor(ww, (m, k))
-    expected = oracle_dot_words(aw, ww, k)
+    expected = dot_words(aw, ww, k)
     assert n * m * words_per_row(k) >= 2 ** 20
     scale, offset = random_affine_params(rng, m)
     thresh = rng.integers(-64, 65, size=m).astype(np.int32)
     flip = rng.random(m) < 0.5
-    exp_aff = oracle_affine(expected, scale, offset)
+    exp_aff = affine_f32(expected, scale, offset)
     exp_bits = np.where(flip, expected > thresh, expected < thresh)
     for name in pybnn.available_isas():
         pybnn.set_isa(name)
@@ -282,7 +193,7 @@ def test_thread_counts_give_identical_results(restore_num_threads, restore_isa, 
             np.testing.assert_array_equal(f32_bits(pybnn.bgemm_affine(ap, wp, scale, offset)),
                                           f32_bits(exp_aff))
             th = pybnn.bgemm_threshold(ap, wp, thresh, flip)
-            np.testing.assert_array_equal(th.words, oracle_bits_words(exp_bits))
+            np.testing.assert_array_equal(th.words, bits_to_words(exp_bits))
 
 
 # ---------------------------------------------------------------------------
@@ -291,7 +202,7 @@ def test_thread_counts_give_identical_results(restore_num_threads, restore_isa, 
 def test_out_is_reused(each_isa):
     rng = np.random.default_rng(2)
     a, w, ap, wp = operands(rng, 4, 70, 100)
-    dot = oracle_dot(a, w)
+    dot = gemm_pm1(a, w)
     out = np.full((4, 70), 12345, dtype=np.int32)
     r = pybnn.bgemm(ap, wp, out=out)
     assert r is out
@@ -307,7 +218,7 @@ def test_out_is_reused(each_isa):
     r = pybnn.bgemm_threshold(ap, wp, t, out=outb)
     assert isinstance(r, pybnn.PackedTensor)
     assert r.words is outb
-    np.testing.assert_array_equal(outb, oracle_bits_words(dot < 0))
+    np.testing.assert_array_equal(outb, bits_to_words(dot < 0))
     assert not np.any(outb[:, -1] >> np.uint64(70 - 64))  # pad bits rewritten as 0
 
 
@@ -334,7 +245,7 @@ def test_out_is_reused_with_leading_dims():
     a, w, ap, wp = operands(rng, None, 5, 65, lead=(2, 3))
     out = np.empty((2, 3, 5), np.int32)
     assert pybnn.bgemm(ap, wp, out=out) is out
-    np.testing.assert_array_equal(out, oracle_dot(a, w))
+    np.testing.assert_array_equal(out, gemm_pm1(a, w))
 
 
 def _bad_outs(shape, dtype, wrong_dtype):
@@ -461,7 +372,7 @@ def test_affine_matches_fma_oracle(each_isa, k, which):
     offset = None if which in ("scale_only", "neither") else offset
     out = pybnn.bgemm_affine(ap, wp, scale, offset)
     assert out.dtype == np.float32 and out.shape == (n, m)
-    expected = oracle_affine(oracle_dot(a, w), scale, offset)
+    expected = affine_f32(gemm_pm1(a, w), scale, offset)
     np.testing.assert_array_equal(f32_bits(out), f32_bits(expected))
 
 
@@ -470,14 +381,14 @@ def test_affine_more_than_1024_columns(each_isa):
     a, w, ap, wp = operands(rng, 3, 1100, 129)
     scale, offset = random_affine_params(rng, 1100)
     out = pybnn.bgemm_affine(ap, wp, scale, offset)
-    np.testing.assert_array_equal(f32_bits(out), f32_bits(oracle_affine(oracle_dot(a, w), scale, offset)))
+    np.testing.assert_array_equal(f32_bits(out), f32_bits(affine_f32(gemm_pm1(a, w), scale, offset)))
 
 
 def test_affine_accepts_lists_and_other_dtypes(each_isa):
     rng = np.random.default_rng(10)
     a, w, ap, wp = operands(rng, 2, 3, 33)
     out = pybnn.bgemm_affine(ap, wp, [0.5, -2, 3], np.array([1, 0, -1], np.int64))
-    exp = oracle_affine(oracle_dot(a, w), np.float32([0.5, -2, 3]), np.float32([1, 0, -1]))
+    exp = affine_f32(gemm_pm1(a, w), np.float32([0.5, -2, 3]), np.float32([1, 0, -1]))
     np.testing.assert_array_equal(f32_bits(out), f32_bits(exp))
 
 
@@ -568,7 +479,7 @@ def test_threshold_matches_oracle(each_isa, k, m):
     rng = np.random.default_rng(k * 7 + m)
     n = 5
     a, w, ap, wp = operands(rng, n, m, k)
-    dot = oracle_dot(a, w)
+    dot = gemm_pm1(a, w)
     thresh = rng.integers(-k - 2, k + 3, size=m).astype(np.int32)
     # make some thresholds hit actual dot values exactly
     hit = rng.random(m) < 0.3
@@ -579,20 +490,20 @@ def test_threshold_matches_oracle(each_isa, k, m):
     assert isinstance(res, pybnn.PackedTensor)
     assert res.shape == (n, m)
     assert res.words.dtype == np.uint64 and res.words.shape == (n, words_per_row(m))
-    np.testing.assert_array_equal(res.words, oracle_bits_words(neg))
+    np.testing.assert_array_equal(res.words, bits_to_words(neg))
     np.testing.assert_array_equal(res.unpack(), np.where(neg, -1, 1).astype(np.float32))
     if m % 64:
         assert not np.any(res.words[:, -1] >> np.uint64(m % 64))
     # the result is a valid operand of the next layer
     w2 = pybnn.pack(random_pm1(rng, (3, m)))
     np.testing.assert_array_equal(pybnn.bgemm(res, w2),
-                                  oracle_dot(np.where(neg, -1, 1), np.asarray(w2.unpack(), np.int64)))
+                                  gemm_pm1(np.where(neg, -1, 1), np.asarray(w2.unpack(), np.int64)))
 
 
 def test_threshold_flip_none_and_nonbool_flip(each_isa):
     rng = np.random.default_rng(12)
     a, w, ap, wp = operands(rng, 4, 70, 65)
-    dot = oracle_dot(a, w)
+    dot = gemm_pm1(a, w)
     thresh = rng.integers(-10, 11, size=70).astype(np.int32)
     r0 = pybnn.bgemm_threshold(ap, wp, thresh)
     np.testing.assert_array_equal(r0.unpack(), np.where(dot < thresh, -1, 1))
@@ -620,18 +531,12 @@ def test_threshold_extreme_int32_thresholds(each_isa):
 # ---------------------------------------------------------------------------
 def folded_predicate(thresh, flip, s):
     """bit (True = -1) of every s for every channel: [C, len(s)]."""
-    t = np.asarray(thresh, np.int64)[:, None]
-    f = np.asarray(flip, bool)[:, None]
-    return np.where(f, s[None, :] > t, s[None, :] < t)
+    return threshold_neg(s[:, None], thresh, flip).T
 
 
 def affine_predicate(scale, offset, s):
-    """scale * s + offset < 0 in float64 numpy (separate multiply and add,
-    numpy never fuses them)."""
-    sc = np.asarray(scale, np.float64)[:, None]
-    of = np.asarray(offset, np.float64)[:, None]
-    with np.errstate(over="ignore", invalid="ignore"):
-        return sc * s.astype(np.float64)[None, :] + of < 0
+    """scale * s + offset < 0 in float64 for every channel: [C, len(s)]."""
+    return affine_neg(scale, offset, s[:, None]).T
 
 
 def check_fold(scale, offset, k):
@@ -741,13 +646,6 @@ def test_fold_threshold_argument_errors():
     assert t.shape == (0,) and f.shape == (0,)
 
 
-def bn_scale_offset(gamma, beta, mean, var, eps):
-    """The fold_batchnorm definition, in float64 numpy."""
-    g, b, mu, v = (np.asarray(x, np.float64) for x in (gamma, beta, mean, var))
-    scale = g / np.sqrt(v + float(eps))
-    return scale, b - mu * scale
-
-
 @pytest.mark.parametrize("k", [0, 1, 64, 129, 1000])
 def test_fold_batchnorm(k):
     rng = np.random.default_rng(k + 1)
@@ -805,7 +703,7 @@ def test_end_to_end_fold_then_threshold(each_isa, k):
     rng = np.random.default_rng(k + 2)
     n, m = 6, 150
     a, w, ap, wp = operands(rng, n, m, k)
-    dot = oracle_dot(a, w)
+    dot = gemm_pm1(a, w)
     scale = rng.standard_normal(m)
     scale[:10] = 0
     offset = rng.standard_normal(m) * np.sqrt(k)
@@ -859,9 +757,9 @@ def test_packed_tensor_from_strided_words(each_isa, layout):
         ap, wp = pybnn.PackedTensor(a_odd, (n, k)), pybnn.PackedTensor(w_odd, (m, k))
     except (TypeError, ValueError):
         return  # rejected at construction: fine
-    expected = oracle_dot_words(aw, ww, k)
+    expected = dot_words(aw, ww, k)
     np.testing.assert_array_equal(ap.unpack(), pybnn.PackedTensor(aw, (n, k)).unpack())
     np.testing.assert_array_equal(pybnn.bgemm(ap, wp), expected)
     np.testing.assert_array_equal(pybnn.bgemm_affine(ap, wp), expected.astype(np.float32))
     th = pybnn.bgemm_threshold(ap, wp, np.zeros(m, np.int32))
-    np.testing.assert_array_equal(th.words, oracle_bits_words(expected < 0))
+    np.testing.assert_array_equal(th.words, bits_to_words(expected < 0))

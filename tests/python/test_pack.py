@@ -16,52 +16,16 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pybnn
+from oracles import pack_words, pack_words_loop, pm1, words_per_row
 
 DTYPES = [np.float16, np.float32, np.float64, np.int8]
 KS = [1, 3, 63, 64, 65, 127, 129, 1000, 4097]
 
 
 # ---------------------------------------------------------------------------
-# The oracle
+# Helpers (the oracle is oracles.pack_words, checked below against its loop
+# version oracles.pack_words_loop)
 # ---------------------------------------------------------------------------
-def words_per_row(k):
-    return (k + 63) // 64
-
-
-def oracle_words(x):
-    """uint64 words [..., ceil(K/64)] of x per the bit contract, in numpy only:
-    bits = x < 0, packed LSB-first, eight little-endian bytes per word."""
-    x = np.asarray(x)
-    k = x.shape[-1]
-    kw = words_per_row(k)
-    rows = int(np.prod(x.shape[:-1], dtype=np.int64))
-    bits = np.zeros((rows, kw * 64), dtype=bool)
-    bits[:, :k] = (x < 0).reshape(rows, k)
-    by = np.packbits(bits, axis=-1, bitorder="little")        # [rows, kw*8]
-    words = np.ascontiguousarray(by).view("<u8").astype(np.uint64)
-    return words.reshape(x.shape[:-1] + (kw,))
-
-
-def oracle_words_loop(x):
-    """The same oracle written as explicit loops (used on small inputs to
-    check the vectorised oracle itself)."""
-    x = np.asarray(x)
-    k = x.shape[-1]
-    kw = words_per_row(k)
-    flat = x.reshape(-1, k) if x.size else np.zeros((int(np.prod(x.shape[:-1])), k))
-    out = np.zeros((flat.shape[0], kw), dtype=np.uint64)
-    for r in range(flat.shape[0]):
-        for j in range(k):
-            if flat[r, j] < 0:
-                out[r, j // 64] |= np.uint64(1) << np.uint64(j % 64)
-    return out.reshape(x.shape[:-1] + (kw,))
-
-
-def pm1(x):
-    """The +-1 float32 tensor that packing x stands for."""
-    return np.where(np.asarray(x) < 0, np.float32(-1), np.float32(1)).astype(np.float32)
-
-
 def make_values(rng, shape, dtype):
     """Random values with plenty of +0, -0, small and large magnitudes."""
     dtype = np.dtype(dtype)
@@ -86,7 +50,7 @@ def check_packed(p, x):
     assert p.words.shape == x.shape[:-1] + (kw,)
     rows = int(np.prod(x.shape[:-1], dtype=np.int64))
     assert p.nbytes == rows * kw * 8
-    np.testing.assert_array_equal(p.words, oracle_words(x))
+    np.testing.assert_array_equal(p.words, pack_words(x))
     u = p.unpack()
     assert u.dtype == np.float32 and u.shape == x.shape
     np.testing.assert_array_equal(u, pm1(x))
@@ -99,7 +63,7 @@ def test_oracle_agrees_with_loop_oracle():
     rng = np.random.default_rng(0)
     for shape in [(3, 1), (2, 63), (2, 64), (3, 65), (2, 2, 130), (5,), (0, 7), (4, 0)]:
         x = make_values(rng, shape, np.float32)
-        np.testing.assert_array_equal(oracle_words(x), oracle_words_loop(x))
+        np.testing.assert_array_equal(pack_words(x), pack_words_loop(x))
 
 
 def test_literal_words():
@@ -230,7 +194,7 @@ def test_special_values(each_isa, case):
             expect = np.ones(k, np.float32)
             expect[j] = expected
             np.testing.assert_array_equal(p.unpack(), expect)
-            np.testing.assert_array_equal(p.words, oracle_words(x))
+            np.testing.assert_array_equal(p.words, pack_words(x))
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -465,7 +429,7 @@ def test_every_isa_identical_to_ref(each_isa, dtype):
             assert pybnn.isa() == each_isa
             ref = _pack_with_isa("ref", x)
             assert p == ref, (each_isa, dtype, k, lead)
-            np.testing.assert_array_equal(p.words, oracle_words(x))
+            np.testing.assert_array_equal(p.words, pack_words(x))
             np.testing.assert_array_equal(p.unpack(), pm1(x))
 
 
@@ -512,7 +476,7 @@ def test_pack_property(each_isa, x):
     p = pybnn.pack(x)
     native = x.astype(x.dtype.newbyteorder("="))
     assert p.shape == x.shape
-    np.testing.assert_array_equal(p.words, oracle_words(native))
+    np.testing.assert_array_equal(p.words, pack_words(native))
     assert p.nbytes == int(np.prod(x.shape[:-1], dtype=np.int64)) * words_per_row(x.shape[-1]) * 8
     np.testing.assert_array_equal(p.unpack(), pm1(native))
 

@@ -11,78 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pybnn
+from oracles import affine_neg, bits_to_words, conv2d, maxpool, pad4, pool_pm1
 
 
 # ---------------------------------------------------------------------------
 # Oracles
 # ---------------------------------------------------------------------------
-def pair(v):
-    if isinstance(v, (tuple, list)):
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
-
-
-def pad4(p):
-    if isinstance(p, (tuple, list)):
-        if len(p) == 4:
-            return tuple(int(v) for v in p)
-        return int(p[0]), int(p[0]), int(p[1]), int(p[1])
-    return int(p), int(p), int(p), int(p)
-
-
-def pool_windows(x, kernel, stride, padding, fill):
-    """Yield (oy, ox, window [N, kh, kw, C]) of x padded with `fill`."""
-    kh, kw = pair(kernel)
-    sh, sw = pair(stride)
-    pt, pb, pl, pr = pad4(padding)
-    n, h, w, c = x.shape
-    oh = (h + pt + pb - kh) // sh + 1
-    ow = (w + pl + pr - kw) // sw + 1
-    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=fill)
-    for oy in range(oh):
-        for ox in range(ow):
-            yield oy, ox, xp[:, oy * sh:oy * sh + kh, ox * sw:ox * sw + kw, :]
-
-
-def oracle_maxpool(x, kernel, stride, padding):
-    """Max-pool with -inf padding (padded positions never win), in float64."""
-    x = np.asarray(x, dtype=np.float64)
-    kh, kw = pair(kernel)
-    sh, sw = pair(stride)
-    pt, pb, pl, pr = pad4(padding)
-    n, h, w, c = x.shape
-    out = np.empty((n, (h + pt + pb - kh) // sh + 1, (w + pl + pr - kw) // sw + 1, c))
-    for oy, ox, win in pool_windows(x, kernel, stride, padding, -np.inf):
-        out[:, oy, ox, :] = win.max(axis=(1, 2))
-    assert np.all(np.isfinite(out))
-    return out
-
-
-def oracle_pool_pm1(v, kernel, stride, padding, flip):
-    """Pool +-1 values: max where flip is 0, min where flip is 1; padding
-    ignored.  Returns +-1 float32."""
-    v = np.asarray(v, dtype=np.float64)
-    flip = np.zeros(v.shape[-1], bool) if flip is None else np.asarray(flip, bool)
-    mx = oracle_maxpool(v, kernel, stride, padding)
-    mn = -oracle_maxpool(-v, kernel, stride, padding)
-    return np.where(flip, mn, mx).astype(np.float32)
-
-
-def oracle_bits_words(neg):
-    neg = np.asarray(neg, dtype=bool)
-    m = neg.shape[-1]
-    mw = (m + 63) // 64
-    rows = int(np.prod(neg.shape[:-1], dtype=np.int64))
-    bits = np.zeros((rows, mw * 64), dtype=bool)
-    bits[:, :m] = neg.reshape(rows, m)
-    by = np.packbits(bits, axis=-1, bitorder="little")
-    return np.ascontiguousarray(by).view("<u8").astype(np.uint64).reshape(neg.shape[:-1] + (mw,))
-
-
-def out_size(n_in, pa, pb, k, st):
-    return (n_in + pa + pb - k) // st + 1
-
-
 def biased_pm1(rng, shape):
     """+-1 with a per-pixel bias so that both AND and OR see 0s and 1s."""
     p = rng.choice([0.1, 0.5, 0.9], size=shape[:-1] + (1,))
@@ -91,9 +25,9 @@ def biased_pm1(rng, shape):
 
 def test_oracle_maxpool_explicit():
     x = np.arange(1 * 3 * 3 * 1).reshape(1, 3, 3, 1)
-    out = oracle_maxpool(x, 2, 2, (0, 1, 0, 1))
+    out = maxpool(x, 2, 2, (0, 1, 0, 1))
     np.testing.assert_array_equal(out[0, :, :, 0], [[4, 5], [7, 8]])
-    out = oracle_maxpool(-x, 3, 2, 1)
+    out = maxpool(-x, 3, 2, 1)
     np.testing.assert_array_equal(out[0, :, :, 0], [[0, -1], [-3, -4]])
 
 
@@ -132,9 +66,9 @@ def test_maxpool_bits_random(each_isa, g, seed, flip_mode):
             "mixed": rng.random(g["c"]) < 0.5}[flip_mode]
     stride = g["kernel"] if g["stride"] is None else g["stride"]
     got = pybnn.maxpool2d(pybnn.pack(v), g["kernel"], g["stride"], g["padding"], flip)
-    want = oracle_pool_pm1(v, g["kernel"], stride, g["padding"], flip)
+    want = pool_pm1(v, g["kernel"], stride, g["padding"], flip)
     assert isinstance(got, pybnn.PackedTensor) and got.shape == want.shape
-    np.testing.assert_array_equal(got.words, oracle_bits_words(want < 0))  # pad bits 0 too
+    np.testing.assert_array_equal(got.words, bits_to_words(want < 0))  # pad bits 0 too
     np.testing.assert_array_equal(got.unpack(), want)
 
 
@@ -153,7 +87,7 @@ def test_maxpool_i32_random(each_isa, g, seed, ties):
     stride = g["kernel"] if g["stride"] is None else g["stride"]
     got = pybnn.maxpool2d(x, g["kernel"], g["stride"], g["padding"])
     assert got.dtype == np.int32
-    np.testing.assert_array_equal(got, oracle_maxpool(x, g["kernel"], stride, g["padding"]))
+    np.testing.assert_array_equal(got, maxpool(x, g["kernel"], stride, g["padding"]))
 
 
 def test_maxpool_bits_all_padding_sides(each_isa):
@@ -163,7 +97,7 @@ def test_maxpool_bits_all_padding_sides(each_isa):
     flip = rng.random(130) < 0.5
     got = pybnn.maxpool2d(pybnn.pack(v), 3, 2, 1, flip)
     assert got.shape == (2, 4, 5, 130)
-    np.testing.assert_array_equal(got.unpack(), oracle_pool_pm1(v, 3, 2, 1, flip))
+    np.testing.assert_array_equal(got.unpack(), pool_pm1(v, 3, 2, 1, flip))
 
 
 def test_maxpool_isas_identical(restore_isa):
@@ -184,21 +118,6 @@ def test_maxpool_isas_identical(restore_isa):
 # ---------------------------------------------------------------------------
 # Pool after threshold == pool before batch norm
 # ---------------------------------------------------------------------------
-def conv_oracle(xs, ws, padding, pad_value):
-    """Plain +-1 convolution (stride 1) with padding + sliding sums."""
-    pt, pb, pl, pr = pad4(padding)
-    n, h, w, c = xs.shape
-    o, kh, kw, _ = ws.shape
-    xp = np.pad(xs.astype(np.int64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
-                constant_values=pad_value)
-    oh, ow = h + pt + pb - kh + 1, w + pl + pr - kw + 1
-    out = np.zeros((n, oh, ow, o), np.int64)
-    for ky in range(kh):
-        for kx in range(kw):
-            out += xp[:, ky:ky + oh, kx:kx + ow, :] @ ws[:, ky, kx, :].astype(np.int64).T
-    return out
-
-
 POOLS = [(2, 2, 0), (3, 2, 1), ((3, 2), (1, 2), (2, 0, 0, 1)), ((2, 3), None, (1, 0, 1, 2))]
 
 
@@ -212,7 +131,7 @@ def test_pool_after_threshold_equals_pool_before_bn(each_isa, mode, pool, pad_va
     ws = np.where(rng.random((o, 3, 3, c)) < 0.5, -1.0, 1.0).astype(np.float32)
     xp, wp = pybnn.pack(xs), pybnn.pack(ws)
     s = pybnn.bconv2d(xp, wp, padding=1, pad_value=pad_value)
-    np.testing.assert_array_equal(s, conv_oracle(xs, ws, 1, pad_value))
+    np.testing.assert_array_equal(s, conv2d(xs, ws, padding=1, pad_value=pad_value))
     k = 9 * c
     gamma = rng.uniform(0.05, 2.0, o)
     if mode == "negative":
@@ -233,13 +152,13 @@ def test_pool_after_threshold_equals_pool_before_bn(each_isa, mode, pool, pad_va
     kernel, stride, padding = pool
     st_ = kernel if stride is None else stride
     # oracle: pool the integers in float64, then BN and sign
-    m = oracle_maxpool(s, kernel, st_, padding)
-    want = (scale * m + offset) < 0
+    m = maxpool(s, kernel, st_, padding)
+    want = affine_neg(scale, offset, m)
 
     bits = pybnn.bconv2d_threshold(xp, wp, thresh, flip, padding=1, pad_value=pad_value)
     pooled = pybnn.maxpool2d(bits, kernel, stride, padding, flip)
     assert pooled.shape == want.shape
-    np.testing.assert_array_equal(pooled.words, oracle_bits_words(want))
+    np.testing.assert_array_equal(pooled.words, bits_to_words(want))
     # and the int32 path: maxpool2d(s) then the same threshold
     pi = pybnn.maxpool2d(s, kernel, stride, padding)
     np.testing.assert_array_equal(pi, m.astype(np.int32))

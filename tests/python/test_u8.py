@@ -5,14 +5,14 @@ epilogue.
 """
 from __future__ import annotations
 
-from fractions import Fraction
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pybnn
+from oracles import (affine_f32, affine_neg, bits_to_words, conv2d_loops, conv2d_u8, f32_bits,
+                     gemm_u8, pad4, threshold_neg)
 
 METHODS = ["bitplane", "direct", "auto"]
 KS = [1, 27, 63, 64, 65, 784]
@@ -21,20 +21,6 @@ KS = [1, 27, 63, 64, 65, 784]
 # ---------------------------------------------------------------------------
 # Helpers and oracles
 # ---------------------------------------------------------------------------
-def pair(v):
-    if isinstance(v, (tuple, list)):
-        return int(v[0]), int(v[1])
-    return int(v), int(v)
-
-
-def pad4(p):
-    if isinstance(p, (tuple, list)):
-        if len(p) == 4:
-            return tuple(int(v) for v in p)
-        return int(p[0]), int(p[0]), int(p[1]), int(p[1])
-    return int(p), int(p), int(p), int(p)
-
-
 def random_bytes(rng, shape):
     """uint8 data with 0, 127, 128, 255 and constant rows mixed in."""
     x = rng.integers(0, 256, size=shape, dtype=np.int64)
@@ -56,108 +42,6 @@ def random_pm1(rng, shape):
     flat[rows < 0.05] = -1
     flat[(rows >= 0.05) & (rows < 0.1)] = 1
     return w
-
-
-def oracle_gemm(x, w):
-    """int64 sum_k (x - 128) * w for x uint8 [N, K], w +-1 [M, K]."""
-    return (x.astype(np.int64) - 128) @ w.astype(np.int64).T
-
-
-def oracle_conv(x, w, stride=1, padding=0, dilation=1, pad_byte=128):
-    """Pad x with pad_byte, centre, and sum strided patches @ tap.T."""
-    sh, sw = pair(stride)
-    dh, dw = pair(dilation)
-    pt, pb, pl, pr = pad4(padding)
-    n, h, wd, c = x.shape
-    o, kh, kw, _ = w.shape
-    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    xp = np.pad(x.astype(np.int64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
-                constant_values=pad_byte) - 128
-    out = np.zeros((n, oh, ow, o), np.int64)
-    for ky in range(kh):
-        for kx in range(kw):
-            y0, x0 = ky * dh, kx * dw
-            patch = xp[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw, :]
-            out += patch @ w[:, ky, kx, :].astype(np.int64).T
-    return out
-
-
-def oracle_conv_loops(x, w, stride, padding, dilation, pad_byte):
-    sh, sw = pair(stride)
-    dh, dw = pair(dilation)
-    pt, pb, pl, pr = pad4(padding)
-    n, h, wd, c = x.shape
-    o, kh, kw, _ = w.shape
-    oh = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    ow = (wd + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    out = np.zeros((n, oh, ow, o), np.int64)
-    for b in range(n):
-        for y in range(oh):
-            for xx in range(ow):
-                for f in range(o):
-                    acc = 0
-                    for ky in range(kh):
-                        for kx in range(kw):
-                            iy, ix = y * sh - pt + ky * dh, xx * sw - pl + kx * dw
-                            for ch in range(c):
-                                v = int(x[b, iy, ix, ch]) if 0 <= iy < h and 0 <= ix < wd else pad_byte
-                                acc += (v - 128) * int(w[f, ky, kx, ch])
-                    out[b, y, xx, f] = acc
-    return out
-
-
-def oracle_bits_words(neg):
-    neg = np.asarray(neg, dtype=bool)
-    m = neg.shape[-1]
-    mw = (m + 63) // 64
-    rows = int(np.prod(neg.shape[:-1], dtype=np.int64))
-    bits = np.zeros((rows, mw * 64), dtype=bool)
-    bits[:, :m] = neg.reshape(rows, m)
-    by = np.packbits(bits, axis=-1, bitorder="little")
-    return np.ascontiguousarray(by).view("<u8").astype(np.uint64).reshape(neg.shape[:-1] + (mw,))
-
-
-def exact_fma_f32(dot, scale, offset):
-    d, s, o = np.float32(dot), np.float32(scale), np.float32(offset)
-    q = Fraction(float(d)) * Fraction(float(s)) + Fraction(float(o))
-    if q == 0:
-        prod_neg = (np.signbit(d) != np.signbit(s))
-        return np.float32(-0.0) if (prod_neg and np.signbit(o)) else np.float32(0.0)
-    approx = np.float32(float(q))
-    best = None
-    for c in (np.nextafter(approx, np.float32(-np.inf)), approx,
-              np.nextafter(approx, np.float32(np.inf))):
-        c = np.float32(c)
-        if not np.isfinite(c):
-            continue
-        key = (abs(Fraction(float(c)) - q), int(np.array(c, np.float32).view(np.uint32)) & 1)
-        if best is None or key < best[0]:
-            best = (key, c)
-    return best[1]
-
-
-def oracle_affine(dot, scale, offset):
-    """float32 fmaf((float)s, scale, offset): float64 product exact for
-    |s| < 2^24; entries whose float64 sum rounded are redone exactly."""
-    d = np.asarray(dot, dtype=np.float64)
-    assert np.all(np.abs(d) < 2 ** 24)
-    m = d.shape[-1]
-    s = np.ones(m) if scale is None else np.asarray(scale, np.float32).astype(np.float64)
-    o = np.zeros(m) if offset is None else np.asarray(offset, np.float32).astype(np.float64)
-    p = d * s
-    total = p + o
-    bp = total - p
-    err = (p - (total - bp)) + (o - bp)
-    res = total.astype(np.float32)
-    for idx in np.argwhere(err != 0):
-        idx = tuple(idx)
-        res[idx] = exact_fma_f32(d[idx], s[idx[-1]], o[idx[-1]])
-    return res
-
-
-def f32_bits(x):
-    return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
 
 
 def random_affine(rng, m):
@@ -183,11 +67,11 @@ def check_epilogues(rng, fn, expected, k):
     scale, offset = random_affine(rng, o)
     aff = fn(scale=scale, offset=offset)
     assert aff.dtype == np.float32 and aff.shape == expected.shape
-    np.testing.assert_array_equal(f32_bits(aff), f32_bits(oracle_affine(expected, scale, offset)))
+    np.testing.assert_array_equal(f32_bits(aff), f32_bits(affine_f32(expected, scale, offset)))
     np.testing.assert_array_equal(f32_bits(fn(scale=scale)),
-                                  f32_bits(oracle_affine(expected, scale, None)))
+                                  f32_bits(affine_f32(expected, scale, None)))
     np.testing.assert_array_equal(f32_bits(fn(offset=offset)),
-                                  f32_bits(oracle_affine(expected, None, offset)))
+                                  f32_bits(affine_f32(expected, None, offset)))
 
     lim = 128 * k
     thresh = np.where(rng.random(o) < 0.5, rng.integers(-300, 301, o),
@@ -196,8 +80,8 @@ def check_epilogues(rng, fn, expected, k):
     bits = fn(thresh=thresh, flip=flip)
     assert isinstance(bits, pybnn.PackedTensor) and bits.shape == expected.shape
     np.testing.assert_array_equal(bits.words,
-                                  oracle_bits_words(np.where(flip, expected > thresh, expected < thresh)))
-    np.testing.assert_array_equal(fn(thresh=thresh).words, oracle_bits_words(expected < thresh))
+                                  bits_to_words(threshold_neg(expected, thresh, flip)))
+    np.testing.assert_array_equal(fn(thresh=thresh).words, bits_to_words(threshold_neg(expected, thresh)))
 
     # folded batch norm over s in [-128 k, 128 k]: sign(scale*s + offset) in float64
     gamma = rng.uniform(0.05, 2.0, o) * rng.choice([-1.0, 1.0], o)
@@ -207,8 +91,8 @@ def check_epilogues(rng, fn, expected, k):
     pick = expected.reshape(-1, o)[rng.integers(0, expected.size // o, o), np.arange(o)]
     of = np.where(rng.random(o) < 0.5, -(sc * pick), of)
     t2, f2 = pybnn.fold_threshold(sc, of, lim)
-    want = (sc * expected.astype(np.float64) + of) < 0
-    np.testing.assert_array_equal(fn(thresh=t2, flip=f2).words, oracle_bits_words(want))
+    want = affine_neg(sc, of, expected)
+    np.testing.assert_array_equal(fn(thresh=t2, flip=f2).words, bits_to_words(want))
 
 
 # ---------------------------------------------------------------------------
@@ -220,14 +104,15 @@ def test_oracle_matches_loops(pad_byte):
     x = random_bytes(rng, (2, 4, 5, 3))
     w = random_pm1(rng, (2, 3, 2, 3))
     for stride, padding, dilation in [(1, 0, 1), ((2, 1), (1, 2, 0, 3), (1, 2)), (3, 4, 2)]:
-        np.testing.assert_array_equal(oracle_conv(x, w, stride, padding, dilation, pad_byte),
-                                      oracle_conv_loops(x, w, stride, padding, dilation, pad_byte))
+        np.testing.assert_array_equal(conv2d_u8(x, w, stride, padding, dilation, pad_byte),
+                                      conv2d_loops(x, w, stride, padding, dilation, pad_byte,
+                                                   centre=128))
 
 
 def test_oracle_known_values():
     x = np.array([[0, 255, 128]], np.uint8)
     w = np.array([[1, 1, 1], [-1, 1, -1]], np.int8)
-    np.testing.assert_array_equal(oracle_gemm(x, w), [[-128 + 127 + 0, 128 + 127 + 0]])
+    np.testing.assert_array_equal(gemm_u8(x, w), [[-128 + 127 + 0, 128 + 127 + 0]])
 
 
 # ---------------------------------------------------------------------------
@@ -242,7 +127,7 @@ def test_gemm_u8(each_isa, method, k, nm):
     x = random_bytes(rng, (n, k))
     w = random_pm1(rng, (m, k))
     wp = pybnn.pack(w)
-    expected = oracle_gemm(x, w)
+    expected = gemm_u8(x, w)
     check_epilogues(rng, lambda **e: pybnn.gemm_u8(x, wp, method=method, **e), expected, k)
 
 
@@ -254,7 +139,7 @@ def test_gemm_u8_extremes(each_isa, method):
         x = np.array([[0] * k, [255] * k, [128] * k, [127] * k], np.uint8)
         w = np.array([[1] * k, [-1] * k], np.int8)
         got = pybnn.gemm_u8(x, pybnn.pack(w), method=method)
-        np.testing.assert_array_equal(got, oracle_gemm(x, w))
+        np.testing.assert_array_equal(got, gemm_u8(x, w))
         assert got[0, 0] == -128 * k and got[0, 1] == 128 * k
 
 
@@ -264,7 +149,7 @@ def test_gemm_u8_methods_and_isas_identical(restore_isa):
     w = random_pm1(rng, (300, 1000))
     wp = pybnn.pack(w)
     scale, offset = random_affine(rng, 300)
-    expected = oracle_gemm(x, w)
+    expected = gemm_u8(x, w)
     for name in pybnn.available_isas():
         pybnn.set_isa(name)
         for method in METHODS:
@@ -272,7 +157,7 @@ def test_gemm_u8_methods_and_isas_identical(restore_isa):
             np.testing.assert_array_equal(pybnn.gemm_u8(x, wp, method=method), expected, err_msg=msg)
             np.testing.assert_array_equal(
                 f32_bits(pybnn.gemm_u8(x, wp, scale=scale, offset=offset, method=method)),
-                f32_bits(oracle_affine(expected, scale, offset)), err_msg=msg)
+                f32_bits(affine_f32(expected, scale, offset)), err_msg=msg)
 
 
 def test_gemm_u8_strided_input(each_isa):
@@ -283,7 +168,7 @@ def test_gemm_u8_strided_input(each_isa):
     w = random_pm1(rng, (7, 65))
     for method in METHODS:
         np.testing.assert_array_equal(pybnn.gemm_u8(x, pybnn.pack(w), method=method),
-                                      oracle_gemm(np.ascontiguousarray(x), w))
+                                      gemm_u8(np.ascontiguousarray(x), w))
 
 
 def test_gemm_u8_out(each_isa):
@@ -292,7 +177,7 @@ def test_gemm_u8_out(each_isa):
     w = random_pm1(rng, (70, 65))
     out = np.full((4, 70), 99, np.int32)
     assert pybnn.gemm_u8(x, pybnn.pack(w), out=out) is out
-    np.testing.assert_array_equal(out, oracle_gemm(x, w))
+    np.testing.assert_array_equal(out, gemm_u8(x, w))
 
 
 # ---------------------------------------------------------------------------
@@ -331,7 +216,7 @@ def test_conv2d_u8_random(each_isa, g, seed):
     wp = pybnn.pack(w)
     geo = dict(stride=g["stride"], padding=g["padding"], dilation=g["dilation"],
                pad_byte=g["pad_byte"])
-    expected = oracle_conv(x, w, **geo)
+    expected = conv2d_u8(x, w, **geo)
     check_epilogues(rng, lambda **e: pybnn.conv2d_u8(x, wp, method=g["method"], **geo, **e),
                     expected, g["kh"] * g["kw"] * g["c"])
 
@@ -359,7 +244,7 @@ def test_conv2d_u8_fixed(each_isa, case, method, pad_byte):
     wt = random_pm1(rng, (o, k[0], k[1], c))
     wp = pybnn.pack(wt)
     geo = dict(stride=stride, padding=padding, dilation=dilation, pad_byte=pad_byte)
-    expected = oracle_conv(x, wt, **geo)
+    expected = conv2d_u8(x, wt, **geo)
     check_epilogues(rng, lambda **e: pybnn.conv2d_u8(x, wp, method=method, **geo, **e),
                     expected, k[0] * k[1] * c)
 
@@ -396,8 +281,8 @@ def test_u8_thread_counts_identical(restore_num_threads, restore_isa):
     w = random_pm1(rng, (128, 784))
     xc = random_bytes(rng, (2, 40, 40, 4))
     wc = random_pm1(rng, (96, 5, 5, 4))
-    exp_g = oracle_gemm(x, w)
-    exp_c = oracle_conv(xc, wc, padding=2, pad_byte=0)
+    exp_g = gemm_u8(x, w)
+    exp_c = conv2d_u8(xc, wc, padding=2, pad_byte=0)
     wp, wcp = pybnn.pack(w), pybnn.pack(wc)
     for name in pybnn.available_isas():
         pybnn.set_isa(name)
@@ -474,7 +359,7 @@ def test_gemm_u8_random_shapes(each_isa, n, m, k, method, seed):
     x = random_bytes(rng, (n, k))
     w = random_pm1(rng, (m, k))
     check_epilogues(rng, lambda **e: pybnn.gemm_u8(x, pybnn.pack(w), method=method, **e),
-                    oracle_gemm(x, w), k)
+                    gemm_u8(x, w), k)
 
 
 def test_u8_input_layouts(each_isa):
@@ -487,14 +372,14 @@ def test_u8_input_layouts(each_isa):
     for x in (base[::2], np.asfortranarray(base), base[1:8]):
         for method in METHODS:
             np.testing.assert_array_equal(pybnn.gemm_u8(x, wp, method=method),
-                                          oracle_gemm(np.ascontiguousarray(x), w))
+                                          gemm_u8(np.ascontiguousarray(x), w))
     big = random_bytes(rng, (2, 9, 14, 6))
     wc = random_pm1(rng, (5, 3, 3, 3))
     for xc in (big[:, :, ::2, :3], big[:, ::2, :7, 3:], np.asfortranarray(big[..., :3])):
         for method in METHODS:
             np.testing.assert_array_equal(
                 pybnn.conv2d_u8(xc, pybnn.pack(wc), padding=1, pad_byte=0, method=method),
-                oracle_conv(np.ascontiguousarray(xc), wc, padding=1, pad_byte=0))
+                conv2d_u8(np.ascontiguousarray(xc), wc, padding=1, pad_byte=0))
 
 
 def test_conv2d_u8_out(each_isa):
@@ -502,7 +387,7 @@ def test_conv2d_u8_out(each_isa):
     x = random_bytes(rng, (2, 5, 5, 3))
     w = random_pm1(rng, (70, 3, 3, 3))
     wp = pybnn.pack(w)
-    s = oracle_conv(x, w, padding=1)
+    s = conv2d_u8(x, w, padding=1)
     out = np.full((2, 5, 5, 70), 5, np.int32)
     assert pybnn.conv2d_u8(x, wp, padding=1, out=out) is out
     np.testing.assert_array_equal(out, s)
@@ -513,7 +398,7 @@ def test_conv2d_u8_out(each_isa):
     t = np.zeros(70, np.int32)
     res = pybnn.conv2d_u8(x, wp, padding=1, thresh=t, out=outb)
     assert isinstance(res, pybnn.PackedTensor)
-    np.testing.assert_array_equal(outb, oracle_bits_words(s < 0))
+    np.testing.assert_array_equal(outb, bits_to_words(s < 0))
     with pytest.raises(ValueError):
         pybnn.conv2d_u8(x, wp, padding=1, out=np.zeros((2, 5, 5, 71), np.int32))
 
