@@ -660,6 +660,25 @@ BNN_API bnn_status bnn_model_record_layout_of(int32_t type, int32_t flags,
                                               const uint32_t *params,
                                               bnn_model_record_layout *out);
 
+/** bnn_model_write_header() : the BNN_MODEL_HEADER_BYTES bytes of a file
+ *  header at `out`: magic, format and layout versions, `file_bytes`,
+ *  checksum 0 (bnn_model_seal() sets it), `records`, the uint8 input
+ *  in_h x in_w x in_c and `classes`, reserved bytes zero.  Values are not
+ *  judged here: bnn_model_check() judges the finished file.
+ *  Errors: BNN_ERR_NULL. */
+BNN_API bnn_status bnn_model_write_header(void *out, uint64_t file_bytes, uint32_t records,
+                                          uint32_t in_h, uint32_t in_w, uint32_t in_c,
+                                          uint32_t classes);
+/** bnn_model_write_record_header() : the BNN_MODEL_RECORD_HEADER_BYTES
+ *  bytes of a record header at `out`: type, flags, the record size of
+ *  bnn_model_record_layout_of() and params[BNN_MODEL_MAX_PARAMS].  Errors
+ *  as bnn_model_record_layout_of() (nothing written). */
+BNN_API bnn_status bnn_model_write_record_header(void *out, int32_t type, int32_t flags,
+                                                 const uint32_t *params);
+/** bnn_model_seal() : store bnn_model_checksum() of a complete file in its
+ *  header.  Errors: BNN_ERR_NULL, BNN_ERR_SHAPE (shorter than a header). */
+BNN_API bnn_status bnn_model_seal(void *data, size_t bytes);
+
 /** bnn_model_open_memory() : load a model from `bytes` bytes at `data`.
  *  The model keeps pointers into `data` when it is 8-byte aligned
  *  (zero-copy; `data` must then outlive the model), else copies it. */

@@ -1,5 +1,5 @@
 # Mirror of include/bnn.h, line for line, for Cython.
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, int8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, int8_t
 
 cdef extern from "bnn.h" nogil:
     int BNN_VERSION_MAJOR
@@ -30,6 +30,7 @@ cdef extern from "bnn.h" nogil:
         BNN_ISA_REF
         BNN_ISA_AVX2
         BNN_ISA_AVX512
+        BNN_ISA_AVX512_VNNI
 
     const char *bnn_isa_name()
     bnn_isa bnn_isa_current()
@@ -183,6 +184,50 @@ cdef extern from "bnn.h" nogil:
         int64_t file_bytes
         int32_t format_version, layout_version
         int32_t zero_copy
+
+    enum:
+        BNN_MODEL_FORMAT_VERSION
+        BNN_MODEL_HEADER_BYTES
+        BNN_MODEL_RECORD_HEADER_BYTES
+        BNN_MODEL_ALIGN
+        BNN_MODEL_MAX_RECORDS
+        BNN_MODEL_MAX_PARAMS
+    enum bnn_model_record_type:
+        BNN_RECORD_DENSE
+        BNN_RECORD_CONV
+        BNN_RECORD_MAXPOOL
+        BNN_RECORD_FLATTEN
+    enum bnn_model_record_flag:
+        BNN_RECORD_INPUT_U8
+        BNN_RECORD_SCORES
+        BNN_RECORD_PAD_ONE
+
+    ctypedef struct bnn_model_report:
+        bnn_status status
+        int64_t offset
+        int64_t record
+        char field[32]
+        int64_t expected
+        int64_t found
+        char message[256]
+    bnn_status bnn_model_check(const void *data, size_t bytes, bnn_model_report *report)
+    uint64_t bnn_model_checksum(const void *data, size_t bytes)
+
+    ctypedef struct bnn_model_record_layout:
+        int64_t record_bytes
+        int32_t n_arrays
+        int32_t reserved
+        int64_t array_offset[3]
+        int64_t array_bytes[3]
+    bnn_status bnn_model_record_layout_of(int32_t type, int32_t flags, const uint32_t *params,
+                                          bnn_model_record_layout *out)
+    bnn_status bnn_model_write_header(void *out, uint64_t file_bytes, uint32_t records,
+                                      uint32_t in_h, uint32_t in_w, uint32_t in_c,
+                                      uint32_t classes)
+    bnn_status bnn_model_write_record_header(void *out, int32_t type, int32_t flags,
+                                             const uint32_t *params)
+    bnn_status bnn_model_seal(void *data, size_t bytes)
+
     bnn_status bnn_model_open_memory(const void *data, size_t bytes, bnn_model **model)
     bnn_status bnn_model_open_file(const char *path, bnn_model **model)
     bnn_status bnn_model_arena_size(const void *data, size_t bytes, size_t *arena_bytes)
@@ -190,6 +235,14 @@ cdef extern from "bnn.h" nogil:
                               bnn_model **model)
     void bnn_model_free(bnn_model *model)
     bnn_status bnn_model_get_info(const bnn_model *model, bnn_model_info *info)
+    ctypedef struct bnn_model_layer_info:
+        int32_t type, flags
+        uint32_t params[BNN_MODEL_MAX_PARAMS]
+        int64_t in_h, in_w, in_c
+        int64_t out_h, out_w, out_c
+        int64_t file_offset, record_bytes
+    bnn_status bnn_model_get_layer(const bnn_model *model, int64_t index,
+                                   bnn_model_layer_info *out)
     bnn_status bnn_model_workspace_size(const bnn_model *model, int64_t batch, int threads,
                                         size_t *bytes)
     bnn_status bnn_model_run(const bnn_model *model, int64_t n, const uint8_t *x,

@@ -5,7 +5,7 @@ Arguments are validated here (dtype, shape, row contiguity) before C is
 entered; C runs without the GIL; a failed status becomes an exception.
 The friendly API (PackedTensor, pack, bgemm, ...) lives in pybnn/_tensor.py.
 """
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t, int8_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, int8_t
 from libc.string cimport memset
 from pybnn._bnn cimport *
 
@@ -55,7 +55,7 @@ def version_string():
     return bnn_version_string().decode()
 
 
-_ISA_NAMES = ("ref", "avx2", "avx512")
+_ISA_NAMES = ("ref", "avx2", "avx512", "avx512vnni")
 
 
 cdef bnn_isa _isa_from_name(name) except *:
@@ -69,7 +69,8 @@ cdef bnn_isa _isa_from_name(name) except *:
 
 
 def isa():
-    """Name of the kernels in use: 'ref', 'avx2' or 'avx512'."""
+    """Name of the kernels in use: 'ref', 'avx2', 'avx512' or 'avx512vnni'
+    (AVX-512 with the VNNI first-layer kernel)."""
     return bnn_isa_name().decode()
 
 
@@ -703,11 +704,128 @@ def pack_stochastic(const float[:, ::1] x, uint64_t seed, uint64_t counter,
 
 # ---- model runtime (.bnn files) ---------------------------------------------
 
+ERR_FORMAT = BNN_ERR_FORMAT                # a model file is malformed
+ERR_UNSUPPORTED = BNN_ERR_UNSUPPORTED      # ... or of a format/layout this build does not know
 _FORMAT_STATUSES = (BNN_ERR_FORMAT, BNN_ERR_UNSUPPORTED)
+
+# The .bnn format's constants and codes: bnn.h is their one definition.
+MODEL_FORMAT_VERSION = BNN_MODEL_FORMAT_VERSION
+MODEL_HEADER_BYTES = BNN_MODEL_HEADER_BYTES
+MODEL_RECORD_HEADER_BYTES = BNN_MODEL_RECORD_HEADER_BYTES
+MODEL_ALIGN = BNN_MODEL_ALIGN
+MODEL_MAX_RECORDS = BNN_MODEL_MAX_RECORDS
+MODEL_MAX_PARAMS = BNN_MODEL_MAX_PARAMS
+RECORD_TYPES = {"dense": BNN_RECORD_DENSE, "conv": BNN_RECORD_CONV,
+                "maxpool": BNN_RECORD_MAXPOOL, "flatten": BNN_RECORD_FLATTEN}
+RECORD_FLAGS = {"input_u8": BNN_RECORD_INPUT_U8, "scores": BNN_RECORD_SCORES,
+                "pad_one": BNN_RECORD_PAD_ONE}
 
 
 class BnnFormatError(BnnError, ValueError):
-    """A .bnn file is malformed, truncated, corrupt or of an unknown version."""
+    """A .bnn file is malformed, truncated, corrupt or of an unknown version.
+    `report` is bnn_model_check's account of it (a dict: status, offset,
+    record, field, expected, found, message), or None."""
+
+    def __init__(self, message, status=None, report=None):
+        if status is None:
+            super().__init__(message)
+        else:
+            super().__init__(message, status)
+        self.report = report
+
+
+cdef _aligned_copy(data):
+    """(uint64 array holding data's bytes, its uint8 view, length): 8-byte
+    aligned storage, so the runtime reads the weights in place."""
+    raw = bytes(data)
+    buf = np.zeros(max(1, (len(raw) + 7) // 8), np.uint64)   # never empty: a valid pointer
+    buf.view(np.uint8)[:len(raw)] = np.frombuffer(raw, np.uint8)
+    return buf, buf.view(np.uint8), len(raw)
+
+
+def model_check(data):
+    """bnn_model_check on the bytes of a .bnn file: the strict pass every
+    loader runs.  Returns the report as a dict: status (0 = valid), offset
+    (byte of the offending field, -1 if none), record (-1 for the header),
+    field, expected, found and message (one sentence)."""
+    cdef bnn_model_report rep
+    cdef const unsigned char[::1] view
+    cdef const unsigned char *p
+    cdef size_t nb
+    buf, u8, n = _aligned_copy(data)
+    view = u8
+    nb = n
+    p = &view[0]
+    with nogil:
+        bnn_model_check(p, nb, &rep)
+    return dict(status=int(rep.status), offset=int(rep.offset), record=int(rep.record),
+                field=rep.field.decode("utf-8", "replace"), expected=int(rep.expected),
+                found=int(rep.found), message=rep.message.decode("utf-8", "replace"))
+
+
+def model_checksum(data):
+    """The FNV-1a 64 checksum a .bnn header holds (bytes 24..31 read as zero)."""
+    cdef const unsigned char[::1] view
+    buf, u8, n = _aligned_copy(data)
+    view = u8
+    return int(bnn_model_checksum(&view[0], <size_t>n))
+
+
+cdef _record_params(kind, params, uint32_t *prm):
+    cdef int i
+    if kind not in RECORD_TYPES:
+        raise ValueError("unknown record type %r" % (kind,))
+    params = list(params)
+    if len(params) > BNN_MODEL_MAX_PARAMS:
+        raise ValueError("at most %d parameters, got %d" % (BNN_MODEL_MAX_PARAMS, len(params)))
+    for i in range(BNN_MODEL_MAX_PARAMS):
+        v = params[i] if i < len(params) else 0
+        if not 0 <= v <= 0xFFFFFFFF:
+            raise ValueError("parameter %d of a %s record is %r, not a u32" % (i, kind, v))
+        prm[i] = v
+
+
+def model_record_layout(str kind, int flags, params):
+    """(record bytes, [(offset, bytes) of each array]) of a record of type
+    `kind` ("dense", "conv", "maxpool", "flatten"), a flags bit set and its
+    parameters (at most MODEL_MAX_PARAMS; the rest are zero)."""
+    cdef uint32_t prm[BNN_MODEL_MAX_PARAMS]
+    cdef bnn_model_record_layout lay
+    cdef int i
+    _record_params(kind, params, prm)
+    check(bnn_model_record_layout_of(RECORD_TYPES[kind], flags, prm, &lay),
+          "record layout of %s %r" % (kind, list(params)))
+    return int(lay.record_bytes), [(int(lay.array_offset[i]), int(lay.array_bytes[i]))
+                                   for i in range(lay.n_arrays)]
+
+
+def model_record_header(str kind, int flags, params):
+    """The MODEL_RECORD_HEADER_BYTES bytes of a record header
+    (bnn_model_write_record_header)."""
+    cdef uint32_t prm[BNN_MODEL_MAX_PARAMS]
+    cdef unsigned char[::1] out = bytearray(BNN_MODEL_RECORD_HEADER_BYTES)
+    _record_params(kind, params, prm)
+    check(bnn_model_write_record_header(&out[0], RECORD_TYPES[kind], flags, prm),
+          "record header of %s %r" % (kind, list(params)))
+    return bytes(out)
+
+
+def model_header(uint64_t file_bytes, uint32_t records, uint32_t in_h, uint32_t in_w,
+                 uint32_t in_c, uint32_t classes):
+    """The MODEL_HEADER_BYTES bytes of a file header, checksum 0
+    (bnn_model_write_header; model_seal sets the checksum)."""
+    cdef unsigned char[::1] out = bytearray(BNN_MODEL_HEADER_BYTES)
+    check(bnn_model_write_header(&out[0], file_bytes, records, in_h, in_w, in_c, classes),
+          "model header")
+    return bytes(out)
+
+
+def model_seal(bytearray data):
+    """Store the checksum of the complete file `data` in its header, in place."""
+    cdef unsigned char[::1] view = data
+    if view.shape[0] == 0:
+        check(bnn_model_seal(NULL, 0), "model_seal")
+    check(bnn_model_seal(&view[0], view.shape[0]), "model_seal")
 
 
 cdef class Model:
@@ -728,23 +846,21 @@ cdef class Model:
         cdef bnn_model_info inf
         cdef bnn_model *m = NULL
         cdef size_t nb
-        # numpy uint64 storage: 8-byte aligned, so the runtime reads it in place
-        raw = bytes(data)
-        buf = np.zeros((len(raw) + 7) // 8, np.uint64)
-        buf.view(np.uint8)[:len(raw)] = np.frombuffer(raw, np.uint8)
+        buf, u8, n = _aligned_copy(data)
         if self._m != NULL:          # __init__ called again: drop the old model
             bnn_model_free(self._m)
             self._m = NULL
-        if len(raw) == 0:
-            raise BnnFormatError("%s: empty file, not a .bnn model" % source, int(BNN_ERR_FORMAT))
-        view = buf.view(np.uint8)
-        nb = len(raw)
+        view = u8
+        nb = n
         with nogil:
             st = bnn_model_open_memory(&view[0], nb, &m)
         if st != BNN_OK:
-            msg = "%s: %s (status %d)" % (source, bnn_status_string(st).decode(), <int>st)
             if st in _FORMAT_STATUSES:
-                raise BnnFormatError(msg, int(st))
+                # the loader and the checker run the same pass: ask the
+                # checker where and why
+                rep = model_check(buf.view(np.uint8)[:n])
+                raise BnnFormatError("%s is not a valid .bnn file: %s" % (source, rep["message"]),
+                                     int(st), rep)
             check(st, source)
         self._m = m
         self._data = buf
@@ -758,6 +874,25 @@ cdef class Model:
     def __dealloc__(self):
         bnn_model_free(self._m)
         self._m = NULL
+
+    def layers(self):
+        """Each record of the loaded file as a dict: type ("dense", "conv",
+        "maxpool", "flatten"), flags (a set of names), params (the file's
+        parameter words), input and output shape of one image, file offset
+        and record bytes (bnn_model_get_layer)."""
+        cdef bnn_model_layer_info li
+        cdef int64_t i
+        names = {v: k for k, v in RECORD_TYPES.items()}
+        out = []
+        for i in range(self.info["layers"]):
+            check(bnn_model_get_layer(self._m, i, &li), "bnn_model_get_layer")
+            out.append(dict(type=names[li.type],
+                            flags={k for k, v in RECORD_FLAGS.items() if li.flags & v},
+                            params=[int(li.params[j]) for j in range(BNN_MODEL_MAX_PARAMS)],
+                            in_shape=(li.in_h, li.in_w, li.in_c),
+                            out_shape=(li.out_h, li.out_w, li.out_c),
+                            file_offset=li.file_offset, record_bytes=li.record_bytes))
+        return out
 
     def workspace_size(self, int64_t batch, int threads=0):
         cdef size_t b

@@ -569,16 +569,17 @@ def bench_infer(rounds=7, width=4096, model_path=None, out=print):
     # file size against float32 weights and against what it must hold: one
     # bit per binary weight, 5 bytes per threshold (int32 + flip), 8 per
     # score (scale + offset)
-    from .deploy.writer import read_bnn
-    _, records = read_bnn(data)
+    from .deploy.writer import PARAMS
+    records = rt.layers()
     content = 64 + 64 * len(records)
     nweights = 0
     for r in records:
         if r["type"] in ("dense", "conv"):
-            n_out = r["m"] if r["type"] == "dense" else r["o"]
-            k = r["k"] if r["type"] == "dense" else r["kh"] * r["kw"] * r["c"]
+            p = dict(zip(PARAMS[r["type"]], r["params"]))
+            n_out = p["m"] if r["type"] == "dense" else p["o"]
+            k = p["k"] if r["type"] == "dense" else p["kh"] * p["kw"] * p["c"]
             nweights += n_out * k
-            content += n_out * k / 8 + n_out * (8 if r["scores"] else 5)
+            content += n_out * k / 8 + n_out * (8 if "scores" in r["flags"] else 5)
     fb = rt.info["file_bytes"]
     out("file: %d bytes = %.3f x (one bit per binary weight + thresholds + float scores: "
         "%.0f bytes); float32 weights: %d bytes (%.1fx larger)"

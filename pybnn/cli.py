@@ -9,9 +9,10 @@ import sys
 
 def _cmd_info(args):
     if args.file is not None:
-        from .deploy.writer import describe, read_bnn
+        from .deploy.inspect import describe
+        lines = describe(args.file)       # a bad file: BnnFormatError naming offset and reason
         print("%s:" % args.file)
-        for line in describe(read_bnn(args.file)):
+        for line in lines:
             print(line)
         return 0
     import numpy as np

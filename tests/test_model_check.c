@@ -446,6 +446,47 @@ static int test_get_layer(const mb_model *mlp, const mb_model *cnn, const mb_mod
     return 0;
 }
 
+/* The writers (bnn_model_write_header, _write_record_header, _seal) with
+ * the arrays copied from the builder's bytes give the builder's file byte
+ * for byte: the library's header layout matches the independent one. */
+static int test_writers(const mb_model *m, const char *what)
+{
+    size_t n = 0, off;
+    uint8_t *want = mb_serialize(m, &n);
+    uint8_t *got = (uint8_t *)calloc(n, 1);
+    int i;
+    bt_ctx(what);
+    CHECK(got != NULL);
+    CHECK_ST(bnn_model_write_header(got, (uint64_t)n, (uint32_t)m->n, m->h, m->w, m->c,
+                                    m->classes), BNN_OK);
+    off = BNN_MODEL_HEADER_BYTES;
+    for (i = 0; i < m->n; i++) {
+        const mb_layer *L = &m->L[i];
+        size_t rsize = (size_t)mb_record_size(L);
+        CHECK_ST(bnn_model_write_record_header(got + off, (int32_t)L->type, (int32_t)L->flags,
+                                               L->prm), BNN_OK);
+        memcpy(got + off + BNN_MODEL_RECORD_HEADER_BYTES, want + off + BNN_MODEL_RECORD_HEADER_BYTES,
+               rsize - BNN_MODEL_RECORD_HEADER_BYTES);
+        off += rsize;
+    }
+    CHECK(off == n);
+    CHECK(memcmp(got + 32, want + 32, n - 32) == 0);         /* all but magic..checksum */
+    CHECK_ST(bnn_model_seal(got, n), BNN_OK);
+    CHECK(memcmp(got, want, n) == 0);
+    CHECK_ST(bnn_model_check(got, n, NULL), BNN_OK);
+    /* errors */
+    CHECK_ST(bnn_model_write_header(NULL, 64, 1, 1, 1, 1, 1), BNN_ERR_NULL);
+    CHECK_ST(bnn_model_write_record_header(NULL, BNN_RECORD_FLATTEN, 0, m->L[0].prm),
+             BNN_ERR_NULL);
+    CHECK_ST(bnn_model_write_record_header(got, 9, 0, m->L[0].prm), BNN_ERR_INVALID);
+    CHECK(memcmp(got, want, n) == 0);                        /* nothing written */
+    CHECK_ST(bnn_model_seal(NULL, n), BNN_ERR_NULL);
+    CHECK_ST(bnn_model_seal(got, 63), BNN_ERR_SHAPE);
+    free(got);
+    free(want);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     mb_model mlp, cnn, var, one;
@@ -467,6 +508,9 @@ int main(int argc, char **argv)
     fails += test_bit_flips(&var, "bit flips: variant", 200) != 0;
     fails += test_layout(&mlp, &cnn, &var) != 0;
     fails += test_get_layer(&mlp, &cnn, &var, &one) != 0;
+    fails += test_writers(&mlp, "writers: mlp") != 0;
+    fails += test_writers(&cnn, "writers: cnn") != 0;
+    fails += test_writers(&var, "writers: variant") != 0;
 
     mb_free(&mlp);
     mb_free(&cnn);

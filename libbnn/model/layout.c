@@ -56,3 +56,61 @@ bnn_status bnn_model_record_layout_of(int32_t type, int32_t flags, const uint32_
     *out = L;
     return BNN_OK;
 }
+
+/* ---- writing: the byte layout of the headers, for writers ------------- */
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+static void wr64(uint8_t *p, uint64_t v)
+{
+    wr32(p, (uint32_t)v);
+    wr32(p + 4, (uint32_t)(v >> 32));
+}
+
+bnn_status bnn_model_write_header(void *out, uint64_t file_bytes, uint32_t records,
+                                  uint32_t in_h, uint32_t in_w, uint32_t in_c, uint32_t classes)
+{
+    uint8_t *p = (uint8_t *)out;
+    if (p == NULL) return BNN_ERR_NULL;
+    memset(p, 0, BNN_MODEL_HEADER_BYTES);
+    memcpy(p + BNN_HDR_MAGIC, BNN_MODEL_MAGIC_BYTES, 8);
+    wr32(p + BNN_HDR_FORMAT_VERSION, BNN_MODEL_FORMAT_VERSION);
+    wr32(p + BNN_HDR_LAYOUT_VERSION, BNN_LAYOUT_VERSION);
+    wr64(p + BNN_HDR_SIZE, file_bytes);
+    wr32(p + BNN_HDR_RECORDS, records);
+    wr32(p + BNN_HDR_IN_H, in_h);
+    wr32(p + BNN_HDR_IN_W, in_w);
+    wr32(p + BNN_HDR_IN_C, in_c);
+    wr32(p + BNN_HDR_CLASSES, classes);
+    return BNN_OK;
+}
+
+bnn_status bnn_model_write_record_header(void *out, int32_t type, int32_t flags,
+                                         const uint32_t *params)
+{
+    bnn_model_record_layout L;
+    uint8_t *p = (uint8_t *)out;
+    bnn_status st;
+    int i;
+    if (p == NULL) return BNN_ERR_NULL;
+    st = bnn_model_record_layout_of(type, flags, params, &L);
+    if (st != BNN_OK) return st;
+    memset(p, 0, BNN_MODEL_RECORD_HEADER_BYTES);
+    wr32(p + BNN_REC_TYPE, (uint32_t)type);
+    wr32(p + BNN_REC_FLAGS, (uint32_t)flags);
+    wr64(p + BNN_REC_SIZE, (uint64_t)L.record_bytes);
+    for (i = 0; i < BNN_MODEL_MAX_PARAMS; i++) wr32(p + BNN_REC_PARAMS + 4 * i, params[i]);
+    return BNN_OK;
+}
+
+bnn_status bnn_model_seal(void *data, size_t bytes)
+{
+    uint8_t *p = (uint8_t *)data;
+    if (p == NULL) return BNN_ERR_NULL;
+    if (bytes < BNN_MODEL_HEADER_BYTES) return BNN_ERR_SHAPE;
+    wr64(p + BNN_HDR_CHECKSUM, bnn_model_checksum(p, bytes));
+    return BNN_OK;
+}

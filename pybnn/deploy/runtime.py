@@ -31,6 +31,11 @@ class DeployedModel:
             self.source, "x".join(map(str, self.input_shape)), self.classes,
             self.info["layers"], self.info["file_bytes"])
 
+    def layers(self):
+        """The loaded records (bnn_model_get_layer): type, flags, params,
+        in/out shape of one image, file offset, record bytes."""
+        return self._model.layers()
+
     def workspace_size(self, batch, threads=0):
         """Bytes of scratch memory a C caller provides for this batch size."""
         return self._model.workspace_size(int(batch), int(threads))
@@ -58,16 +63,21 @@ class DeployedModel:
         return scores, classes.astype(np.int64)
 
 
-def load(path_or_bytes):
-    """Load a .bnn model (a path, or the file's bytes) into the C runtime.
-    A malformed, truncated or corrupt file raises BnnFormatError (a
-    ValueError) naming it."""
+def read_source(path_or_bytes):
+    """(bytes, name to report) of a model file's path or of its bytes."""
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        return DeployedModel(bytes(path_or_bytes))
+        return bytes(path_or_bytes), "<bytes>"
     path = os.fspath(path_or_bytes)
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read(), path
     except OSError as e:
         raise OSError(e.errno, "cannot read model file %s: %s" % (path, e.strerror)) from e
-    return DeployedModel(data, path)
+
+
+def load(path_or_bytes):
+    """Load a .bnn model (a path, or the file's bytes) into the C runtime.
+    A malformed, truncated or corrupt file raises BnnFormatError (a
+    ValueError) naming it, the byte offset and the reason (its .report is
+    bnn_model_check's)."""
+    return DeployedModel(*read_source(path_or_bytes))

@@ -1,39 +1,29 @@
-"""The `.bnn` model file (docs/model-format.md): writer and strict reader.
+"""The `.bnn` model file (docs/model-format.md): the writer.
 
-`model_bytes(model, input_shape)` gives the bytes of a file for an eval
-"bnn"-mode Sequential, from the same folded numbers its predict() uses
-(Sequential._fold_plan); `export()` writes them as a .bnn file or as a C
-byte array; `read_bnn()` parses and checks a file in pure Python and
-returns its header and records.
+`model_bytes(model, input_shape)` gives the bytes of a file for a "bnn"
+network, from its folded numbers (pybnn.deploy.fold); `export()` writes
+them as a .bnn file or as a C byte array.  The byte layout -- header and
+record headers, record sizes and where each array sits, the checksum --
+comes from libbnn (bnn_model_write_header, bnn_model_record_layout_of,
+bnn_model_seal), and every file is checked by the loaders' own strict
+pass (bnn_model_check) before it is returned: there is no second copy of
+the format in Python.  Reading a file is libbnn's: pybnn.load() and
+pybnn.deploy.inspect.
 """
 from __future__ import annotations
 
-import collections
 import os
 import re
-import struct
 import tempfile
 
 import numpy as np
 
+from .. import _core
 from .fold import FoldError, fold_plan
 
-__all__ = ["FORMAT_VERSION", "model_bytes", "export", "write_bytes", "read_bnn", "describe",
-           "fnv1a64", "BnnFile"]
+__all__ = ["model_bytes", "export", "write_bytes", "c_source", "PARAMS", "ARRAYS"]
 
-MAGIC = b"BNNMODEL"
-FORMAT_VERSION = 1
-HEADER_BYTES = 64
-RECORD_HEADER_BYTES = 64
-MAX_RECORDS = 4096
-MAX_PARAM = (1 << 31) - 1          # largest parameter value this writer/reader accepts
-
-TYPE_CODES = {"dense": 1, "conv": 2, "maxpool": 3, "flatten": 4}
-TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
-FLAG_INPUT_U8, FLAG_SCORES, FLAG_PAD_ONE = 1, 2, 4
-_FLAG_BITS = (("input_u8", FLAG_INPUT_U8), ("scores", FLAG_SCORES), ("pad_one", FLAG_PAD_ONE))
-_ALL_FLAGS = FLAG_INPUT_U8 | FLAG_SCORES | FLAG_PAD_ONE
-
+# The parameters of each record type, in file order (docs/model-format.md).
 PARAMS = {
     "dense": ("k", "m"),
     "conv": ("c", "o", "kh", "kw", "stride_h", "stride_w", "dilation_h", "dilation_w",
@@ -41,158 +31,14 @@ PARAMS = {
     "maxpool": ("kh", "kw", "stride_h", "stride_w"),
     "flatten": (),
 }
-# parameters that may be zero (everything else is >= 1)
-_MAY_BE_ZERO = {"pad_top", "pad_bottom", "pad_left", "pad_right"}
+# What the arrays of a record hold and their little-endian types; where
+# they are is bnn_model_record_layout_of's.
+ARRAYS = {
+    ("dense", False): (("weights", "<u8"), ("thresh", "<i4"), ("flip", "u1")),
+    ("dense", True): (("weights", "<u8"), ("scale", "<f4"), ("offset", "<f4")),
+    ("conv", False): (("weights", "<u8"), ("thresh", "<i4"), ("flip", "u1")),
+}
 
-_HEADER = struct.Struct("<8sIIQQIIIII12x")
-_RECORD = struct.Struct("<IIQ12I")
-
-_FNV_OFFSET = 0xcbf29ce484222325
-_FNV_PRIME = 0x100000001b3
-_MASK64 = (1 << 64) - 1
-
-BnnFile = collections.namedtuple("BnnFile", ["header", "records"])
-BnnFile.__doc__ = """What read_bnn() returns: `header` (a dict) and `records` (a list of dicts
-with the keys of Sequential._fold_plan() records except "name", plus
-"file_offset" and "record_size")."""
-
-
-def _words(k):
-    return (k + 63) // 64
-
-
-def _a64(n):
-    return (n + 63) & ~63
-
-
-def fnv1a64(data, skip=(24, 32)):
-    """FNV-1a 64 of `data`, the bytes in [skip[0], skip[1]) read as zero
-    (the checksum field of a .bnn header)."""
-    buf = bytearray(data)
-    a, b = skip
-    buf[a:b] = bytes(len(buf[a:b]))
-    h, prime, mask = _FNV_OFFSET, _FNV_PRIME, _MASK64
-    for byte in buf:
-        h = ((h ^ byte) * prime) & mask
-    return h
-
-
-def _array_specs(kind, scores, p):
-    """(name, dtype, shape) of a record's arrays, in file order."""
-    if kind == "dense":
-        m = p["m"]
-        tail = [("scale", "<f4", (m,)), ("offset", "<f4", (m,))] if scores else \
-            [("thresh", "<i4", (m,)), ("flip", "u1", (m,))]
-        return [("weights", "<u8", (m, _words(p["k"])))] + tail
-    if kind == "conv":
-        o = p["o"]
-        return [("weights", "<u8", (o, p["kh"], p["kw"], _words(p["c"]))),
-                ("thresh", "<i4", (o,)), ("flip", "u1", (o,))]
-    return []
-
-
-def _record_size(kind, scores, p):
-    size = RECORD_HEADER_BYTES
-    for _, dt, shape in _array_specs(kind, scores, p):
-        n = np.dtype(dt).itemsize
-        for s in shape:
-            n *= s
-        size += _a64(n)
-    return size
-
-
-# ---- the chain rules, shared by the writer and the reader -----------------
-
-def _conv_out(h, w, p):
-    span_h = (p["kh"] - 1) * p["dilation_h"] + 1
-    span_w = (p["kw"] - 1) * p["dilation_w"] + 1
-    in_h = h + p["pad_top"] + p["pad_bottom"]
-    in_w = w + p["pad_left"] + p["pad_right"]
-    if span_h > in_h or span_w > in_w:
-        return None
-    return (in_h - span_h) // p["stride_h"] + 1, (in_w - span_w) // p["stride_w"] + 1
-
-
-def _check_chain(recs, input_shape, classes, label):
-    """Check the rules of "The chain" on records (dicts with type, flags and
-    parameters); label(i) names record i in messages.  Returns the output
-    shape of every record: ("flat", features) or ("nhwc", H, W, C)."""
-    H, W, C = input_shape
-    last = len(recs) - 1
-    shape = ("image", H, W, C)
-    out = []
-    for i, r in enumerate(recs):
-        kind = r["type"]
-        name = label(i)
-        if i == 0 and not (kind in ("dense", "conv") and r["input_u8"]):
-            raise ValueError("%s: the first record must be a dense or conv layer reading the "
-                             "uint8 image (INPUT_U8)" % name)
-        if i > 0 and r["input_u8"]:
-            raise ValueError("%s: only the first record may read the uint8 image (INPUT_U8)"
-                             % name)
-        if r["scores"] and i != last:
-            raise ValueError("%s: only the last record may carry SCORES" % name)
-        if i == last and not (kind == "dense" and r["scores"]):
-            raise ValueError("%s: the last record must be a dense layer with SCORES "
-                             "(a model ends in BinaryDense, BatchNorm)" % name)
-        if r["pad_one"] and kind != "conv":
-            raise ValueError("%s: PAD_ONE is only for conv layers" % name)
-        if kind == "dense":
-            if shape[0] == "image":
-                feats = H * W * C
-                if r["k"] != feats:
-                    raise ValueError("%s: reads k=%d features but the input image %dx%dx%d "
-                                     "has %d" % (name, r["k"], H, W, C, feats))
-            elif shape[0] != "flat":
-                raise ValueError("%s: a dense layer reads a flat input, but the previous "
-                                 "record gives [%d, %d, %d] (a flatten is missing)"
-                                 % ((name,) + shape[1:]))
-            elif r["k"] != shape[1]:
-                raise ValueError("%s: reads k=%d features but the previous record gives %d"
-                                 % (name, r["k"], shape[1]))
-            if r["scores"] and r["m"] != classes:
-                raise ValueError("%s: the last layer has m=%d outputs but the header says "
-                                 "%d classes" % (name, r["m"], classes))
-            shape = ("flat", r["m"])
-        elif kind == "conv":
-            if r["scores"]:
-                raise ValueError("%s: a conv layer cannot carry SCORES" % name)
-            if r["input_u8"] and r["pad_one"]:
-                raise ValueError("%s: the 8-bit first layer cannot pad with +1 (PAD_ONE)"
-                                 % name)
-            if shape[0] == "flat":
-                raise ValueError("%s: a conv layer reads an NHWC input, but the previous "
-                                 "record gives a flat one" % name)
-            if r["c"] != shape[3]:
-                raise ValueError("%s: reads c=%d channels but its input has %d"
-                                 % (name, r["c"], shape[3]))
-            ohw = _conv_out(shape[1], shape[2], r)
-            if ohw is None:
-                raise ValueError("%s: the kernel does not fit the padded %dx%d input"
-                                 % (name, shape[1], shape[2]))
-            shape = ("nhwc", ohw[0], ohw[1], r["o"])
-        elif kind == "maxpool":
-            if i == 0 or recs[i - 1]["type"] != "conv":
-                raise ValueError("%s: a max-pool must follow a conv layer (it pools that "
-                                 "layer's sign bits with its flip)" % name)
-            h, w = shape[1], shape[2]
-            if h < r["kh"] or w < r["kw"]:
-                raise ValueError("%s: window %dx%d larger than its %dx%d input"
-                                 % (name, r["kh"], r["kw"], h, w))
-            shape = ("nhwc", (h - r["kh"]) // r["stride_h"] + 1,
-                     (w - r["kw"]) // r["stride_w"] + 1, shape[3])
-        elif kind == "flatten":
-            if shape[0] != "nhwc":
-                raise ValueError("%s: a flatten reads the NHWC output of a conv or max-pool"
-                                 % name)
-            shape = ("flat", shape[1] * shape[2] * shape[3])
-        else:  # pragma: no cover - callers check the type first
-            raise ValueError("%s: unknown record type %r" % (name, kind))
-        out.append(shape)
-    return out
-
-
-# ---- writer ------------------------------------------------------------------
 
 def _input_shape(plan, input_shape):
     first = plan[0] if plan else None
@@ -208,7 +54,7 @@ def _input_shape(plan, input_shape):
                          % (input_shape,)) from None
     if len(dims) == 1:
         dims = (1, 1) + dims
-    if len(dims) != 3 or any(d < 1 or d > MAX_PARAM for d in dims):
+    if len(dims) != 3 or any(d < 1 or d > 0xFFFFFFFF for d in dims):
         raise ValueError("input_shape must be (H, W, C) (or (features,)) with positive "
                          "sizes, got %r" % (input_shape,))
     return dims
@@ -230,49 +76,44 @@ def model_plan(model, input_shape=None):
         raise FoldError("cannot export this model: %s%s" % (e, where), layer) from e
     if not plan:
         raise ValueError("cannot export this model: it has no dense or conv layer")
-    if len(plan) > MAX_RECORDS:
-        raise ValueError("cannot export this model: %d records, the format allows %d"
-                         % (len(plan), MAX_RECORDS))
-    hwc = _input_shape(plan, input_shape)
-    for rec in plan:
-        for p in PARAMS[rec["type"]]:
-            lo = 0 if p in _MAY_BE_ZERO else 1
-            if not lo <= rec[p] <= MAX_PARAM:
-                raise ValueError("cannot export this model: %s has %s=%d, out of range"
-                                 % (rec["name"], p, rec[p]))
-    _check_chain(plan, hwc, plan[-1]["m"], lambda i: "cannot export this model: %s"
-                 % plan[i]["name"])
-    return plan, hwc
+    return plan, _input_shape(plan, input_shape)
 
 
 def model_bytes(model, input_shape=None):
-    """The bytes of the .bnn file of `model` (an eval "bnn"-mode Sequential;
-    its folded numbers, the ones predict() uses).  input_shape: the uint8
-    input (H, W, C) the model was trained on, e.g. (28, 28, 1) for MNIST
-    (also for a dense first layer over the flattened image); default
-    (1, 1, k) for a dense first layer.  Raises ValueError naming the layer
-    for a model the format cannot hold."""
+    """The bytes of the .bnn file of `model` (a "bnn" Sequential; its folded
+    numbers).  input_shape: the uint8 input (H, W, C) the model was trained
+    on, e.g. (28, 28, 1) for MNIST (also for a dense first layer over the
+    flattened image); default (1, 1, k) for a dense first layer.  Raises
+    ValueError naming the layer for a model the format cannot hold."""
     plan, (H, W, C) = model_plan(model, input_shape)
-    chunks = [bytearray(HEADER_BYTES)]
+    chunks = [None]
     for rec in plan:
         kind = rec["type"]
         params = [rec[p] for p in PARAMS[kind]]
-        flags = sum(bit for key, bit in _FLAG_BITS if rec[key])
-        size = _record_size(kind, rec["scores"], rec)
-        chunks.append(_RECORD.pack(TYPE_CODES[kind], flags, size,
-                                   *(params + [0] * (12 - len(params)))))
-        for name, dt, shape in _array_specs(kind, rec["scores"], rec):
-            arr = np.asarray(rec[name])
-            if arr.shape != shape:
-                raise ValueError("cannot export this model: %s: %s has shape %r, expected %r"
-                                 % (rec["name"], name, arr.shape, shape))
-            raw = np.ascontiguousarray(arr, dtype=dt).tobytes()
-            chunks.append(raw + bytes(_a64(len(raw)) - len(raw)))
+        flags = sum(bit for key, bit in _core.RECORD_FLAGS.items() if rec[key])
+        try:
+            size, layout = _core.model_record_layout(kind, flags, params)
+            record = bytearray(_core.model_record_header(kind, flags, params))
+        except ValueError as e:
+            raise FoldError("cannot export this model: %s: %s" % (rec["name"], e),
+                            rec["name"]) from e
+        record += bytes(size - len(record))
+        for (name, dt), (offset, nbytes) in zip(ARRAYS.get((kind, rec["scores"]), ()), layout):
+            raw = np.ascontiguousarray(rec[name], dtype=dt).tobytes()
+            if len(raw) != nbytes:
+                raise FoldError("cannot export this model: %s: %s holds %d bytes, the record "
+                                "needs %d" % (rec["name"], name, len(raw), nbytes), rec["name"])
+            record[offset:offset + nbytes] = raw
+        chunks.append(bytes(record))
+    total = _core.MODEL_HEADER_BYTES + sum(len(c) for c in chunks[1:])
+    chunks[0] = _core.model_header(total, len(plan), H, W, C, plan[-1]["m"])
     data = bytearray(b"".join(chunks))
-    from .. import _core
-    data[:HEADER_BYTES] = _HEADER.pack(MAGIC, FORMAT_VERSION, _core.LAYOUT_VERSION, len(data),
-                                       0, len(plan), H, W, C, plan[-1]["m"])
-    data[24:32] = struct.pack("<Q", fnv1a64(data))
+    _core.model_seal(data)
+    report = _core.model_check(data)
+    if report["status"] != 0:
+        where = plan[report["record"]]["name"] + ": " if report["record"] >= 0 else ""
+        raise FoldError("cannot export this model: %s%s" % (where, report["message"]),
+                        plan[report["record"]]["name"] if report["record"] >= 0 else None)
     return bytes(data)
 
 
@@ -393,152 +234,3 @@ def write_bytes(data, path, format="bnn", name=None):
     _write_atomic(root + ".h", htext.encode("ascii"))
     _write_atomic(root + ".c", ctext.encode("ascii"))
     return [root + ".h", root + ".c"]
-
-
-# ---- reader ------------------------------------------------------------------
-
-def _read_source(path_or_bytes):
-    if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
-        return bytes(path_or_bytes), "the data"
-    path = os.fspath(path_or_bytes)
-    with open(path, "rb") as f:
-        return f.read(), path
-
-
-def read_bnn(path_or_bytes):
-    """Parse and check a .bnn file (a path or its bytes) against every rule
-    of docs/model-format.md.  Returns BnnFile(header, records): header a
-    dict (format_version, layout_version, size, checksum, records,
-    input_shape (H, W, C), classes); records dicts with "type", the flags
-    "input_u8", "scores", "pad_one", the parameters, the arrays (numpy,
-    native byte order), "file_offset" and "record_size" (where the record
-    is and its bytes).  Raises ValueError saying
-    what is wrong."""
-    from .. import _core
-    data, src = _read_source(path_or_bytes)
-    n = len(data)
-
-    def bad(msg):
-        return ValueError("%s is not a valid .bnn file: %s" % (src, msg))
-
-    if n < HEADER_BYTES:
-        raise bad("%d bytes, shorter than the %d-byte header (truncated?)" % (n, HEADER_BYTES))
-    magic, ver, layout, size, checksum, count, H, W, C, classes = _HEADER.unpack_from(data)
-    if magic != MAGIC:
-        raise bad("wrong magic %r (expected %r)" % (magic, MAGIC))
-    if ver != FORMAT_VERSION:
-        raise bad("format version %d is not supported (this reader knows %d)"
-                  % (ver, FORMAT_VERSION))
-    if layout != _core.LAYOUT_VERSION:
-        raise bad("layout version %d is not supported (this library uses %d)"
-                  % (layout, _core.LAYOUT_VERSION))
-    if size != n:
-        raise bad("the header says %d bytes but there are %d (%s)"
-                  % (size, n, "truncated" if n < size else "extra bytes"))
-    got = fnv1a64(data)
-    if got != checksum:
-        raise bad("checksum mismatch (header %#018x, data %#018x): the file is corrupt"
-                  % (checksum, got))
-    if not 1 <= count <= MAX_RECORDS:
-        raise bad("%d layer records (allowed: 1 .. %d)" % (count, MAX_RECORDS))
-    for field, v in (("input height", H), ("input width", W), ("input channels", C),
-                     ("number of classes", classes)):
-        if not 1 <= v <= MAX_PARAM:
-            raise bad("%s is %d" % (field, v))
-    if any(data[52:HEADER_BYTES]):
-        raise bad("reserved header bytes 52..63 are not zero")
-
-    records, off = [], HEADER_BYTES
-    for i in range(count):
-        where = "record %d at offset %d" % (i, off)
-        if n - off < RECORD_HEADER_BYTES:
-            raise bad("%s: the file ends inside the record header (%d records announced)"
-                      % (where, count))
-        code, flags, rsize, *prm = _RECORD.unpack_from(data, off)
-        if code not in TYPE_NAMES:
-            raise bad("%s: unknown record type %d" % (where, code))
-        kind = TYPE_NAMES[code]
-        where = "record %d (%s) at offset %d" % (i, kind, off)
-        if flags & ~_ALL_FLAGS:
-            raise bad("%s: unknown flag bits %#x" % (where, flags & ~_ALL_FLAGS))
-        rec = dict(type=kind, file_offset=off, record_size=rsize)
-        for key, bit in _FLAG_BITS:
-            rec[key] = bool(flags & bit)
-        if kind in ("maxpool", "flatten") and flags:
-            raise bad("%s: a %s record takes no flags (flags %#x)" % (where, kind, flags))
-        if kind == "dense" and rec["pad_one"]:
-            raise bad("%s: PAD_ONE is only for conv layers" % where)
-        if kind == "conv" and rec["scores"]:
-            raise bad("%s: a conv layer cannot carry SCORES" % where)
-        names = PARAMS[kind]
-        for j, v in enumerate(prm):
-            if j >= len(names):
-                if v:
-                    raise bad("%s: unused parameter %d is %d, not zero" % (where, j, v))
-                continue
-            lo = 0 if names[j] in _MAY_BE_ZERO else 1
-            if not lo <= v <= MAX_PARAM:
-                raise bad("%s: parameter %s = %d is out of range" % (where, names[j], v))
-            rec[names[j]] = v
-        need = _record_size(kind, rec["scores"], rec)
-        if rsize != need:
-            raise bad("%s: record size %d, but its parameters need exactly %d"
-                      % (where, rsize, need))
-        if rsize > n - off:
-            raise bad("%s: the record (%d bytes) runs past the end of the file" % (where, rsize))
-        pos = off + RECORD_HEADER_BYTES
-        for name, dt, shape in _array_specs(kind, rec["scores"], rec):
-            count_ = int(np.prod(shape))
-            nbytes = count_ * np.dtype(dt).itemsize
-            arr = np.frombuffer(data, dtype=dt, count=count_, offset=pos).reshape(shape)
-            rec[name] = arr.astype(np.dtype(dt).newbyteorder("="))
-            if any(data[pos + nbytes:pos + _a64(nbytes)]):
-                raise bad("%s: the padding after %s is not zero" % (where, name))
-            pos += _a64(nbytes)
-        if kind in ("dense", "conv"):
-            k = rec["k"] if kind == "dense" else rec["c"]
-            if k % 64 and np.any(rec["weights"][..., -1] >> np.uint64(k % 64)):
-                raise bad("%s: weight pad bits past element %d are not zero" % (where, k))
-            if "flip" in rec and np.any(rec["flip"] > 1):
-                raise bad("%s: flip values must be 0 or 1" % where)
-        records.append(rec)
-        off += rsize
-    if off != n:
-        raise bad("the records end at byte %d but the file has %d" % (off, n))
-    _check_chain(records, (H, W, C), classes,
-                 lambda i: "%s is not a valid .bnn file: record %d (%s)"
-                 % (src, i, records[i]["type"]))
-    header = dict(format_version=ver, layout_version=layout, size=size, checksum=checksum,
-                  records=count, input_shape=(H, W, C), classes=classes)
-    return BnnFile(header, records)
-
-
-def describe(f):
-    """Lines describing a BnnFile (for `pybnn info FILE`)."""
-    h, recs = f
-    lines = ["format %d, layout %d, %d bytes, checksum %#018x"
-             % (h["format_version"], h["layout_version"], h["size"], h["checksum"]),
-             "input: uint8 %dx%dx%d (H x W x C); %d classes; %d records"
-             % (h["input_shape"] + (h["classes"], h["records"]))]
-    H, W, C = h["input_shape"]
-    shapes = _check_chain(recs, (H, W, C), h["classes"], lambda i: "record %d" % i)
-    bits = 0
-    for i, (r, s) in enumerate(zip(recs, shapes)):
-        kind = r["type"]
-        flags = [k for k, _ in _FLAG_BITS if r[k]]
-        if kind == "dense":
-            what = "k=%d m=%d" % (r["k"], r["m"])
-            bits += r["k"] * r["m"]
-        elif kind == "conv":
-            what = "c=%d o=%d kernel %dx%d stride %dx%d dilation %dx%d pad %d,%d,%d,%d" % tuple(
-                r[p] for p in PARAMS["conv"])
-            bits += r["o"] * r["kh"] * r["kw"] * r["c"]
-        elif kind == "maxpool":
-            what = "window %dx%d stride %dx%d" % tuple(r[p] for p in PARAMS["maxpool"])
-        else:
-            what = ""
-        out = "%d" % s[1] if s[0] == "flat" else "%dx%dx%d" % s[1:]
-        lines.append(("  %2d %-8s %-52s -> %-12s %s" % (i, kind, what, out,
-                                                       " ".join(flags).upper())).rstrip())
-    lines.append("%d binary weights (%.1f KiB of packed bits)" % (bits, bits / 8192))
-    return lines

@@ -322,3 +322,14 @@ def bn_scale_offset(gamma, beta, mean, var, eps):
     g, b, mu, v = (np.asarray(x, np.float64) for x in (gamma, beta, mean, var))
     scale = g / np.sqrt(v + float(eps))
     return scale, b - mu * scale
+
+
+def fnv1a64(data, skip=(24, 32)):
+    """FNV-1a 64 of `data` (offset basis 0xcbf29ce484222325, prime
+    0x100000001b3), the bytes in [skip[0], skip[1]) read as zero: the
+    checksum of a .bnn file, whose field sits at bytes 24..31."""
+    h = 0xcbf29ce484222325
+    a, b = skip
+    for i, byte in enumerate(bytes(data)):
+        h = ((h ^ (0 if a <= i < b else byte)) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h

@@ -14,7 +14,12 @@ import pytest
 import pybnn
 from pybnn import cli
 from pybnn.deploy import export, fold_plan, model_bytes
-from pybnn.deploy.writer import fnv1a64, read_bnn
+from oracles import fnv1a64
+
+from pybnn import _core
+from pybnn.deploy import BnnFormatError
+from pybnn.deploy.inspect import check, describe
+from pybnn.deploy.writer import ARRAYS, PARAMS
 from pybnn.losses import squared_hinge
 from pybnn.nn import (BatchNorm, BinaryConv2d, BinaryDense, Dropout, Flatten, MaxPool2d,
                       HardTanh, Sequential, Sign)
@@ -64,30 +69,53 @@ def _mlp(width=512, layers=2, seed=0):
     return build_model(cfg, (28, 28, 1), seed).eval()
 
 
-ARRAYS = ("weights", "thresh", "flip", "scale", "offset")
+def _parse(data):
+    """(header dict, records) of a valid file: the header fields read here
+    from their documented offsets, the records from the C loader
+    (bnn_model_get_layer) with their arrays cut out where
+    bnn_model_record_layout_of puts them."""
+    magic, ver, layout, size, checksum, count, H, W, C, classes = struct.unpack_from(
+        "<8sIIQQIIIII", data)
+    assert magic == b"BNNMODEL" and not any(data[52:64])
+    header = dict(format_version=ver, layout_version=layout, size=size, checksum=checksum,
+                  records=count, input_shape=(H, W, C), classes=classes)
+    records = []
+    for rec in pybnn.load(data).layers():
+        kind, off = rec["type"], rec["file_offset"]
+        flags = sum(_core.RECORD_FLAGS[f] for f in rec["flags"])
+        r = dict(type=kind, file_offset=off, record_size=rec["record_bytes"],
+                 **{f: f in rec["flags"] for f in _core.RECORD_FLAGS},
+                 **dict(zip(PARAMS[kind], rec["params"])))
+        size_, layout_ = _core.model_record_layout(kind, flags, rec["params"])
+        assert size_ == rec["record_bytes"]
+        for (name, dt), (aoff, nbytes) in zip(ARRAYS.get((kind, r["scores"]), ()), layout_):
+            r[name] = np.frombuffer(data, dt, nbytes // np.dtype(dt).itemsize, off + aoff) \
+                .astype(np.dtype(dt).newbyteorder("="))
+        records.append(r)
+    return header, records
 
 
 def _check_against_plan(data, model, shape):
-    f = read_bnn(data)
+    header, records = _parse(data)
     plan = fold_plan(model.layers)
-    assert f.header["size"] == len(data)
-    assert f.header["input_shape"] == tuple(shape)
-    assert f.header["records"] == len(plan) == len(f.records)
-    assert f.header["classes"] == plan[-1]["m"]
-    assert f.header["format_version"] == 1
-    assert f.header["layout_version"] == pybnn.LAYOUT_VERSION
-    for rec, want in zip(f.records, plan):
+    assert header["size"] == len(data)
+    assert header["input_shape"] == tuple(shape)
+    assert header["records"] == len(plan) == len(records)
+    assert header["classes"] == plan[-1]["m"]
+    assert header["format_version"] == _core.MODEL_FORMAT_VERSION == 1
+    assert header["layout_version"] == pybnn.LAYOUT_VERSION
+    for rec, want in zip(records, plan):
         assert rec["record_size"] % 64 == 0 and rec["file_offset"] % 64 == 0
         for key, value in want.items():
             if key == "name":
                 continue
-            if key in ARRAYS:
+            if isinstance(value, np.ndarray):
                 assert rec[key].dtype == value.dtype, (want["name"], key)
-                np.testing.assert_array_equal(rec[key], value, err_msg=want["name"] + " " + key)
+                np.testing.assert_array_equal(rec[key], value.reshape(-1),
+                                              err_msg=want["name"] + " " + key)
             else:
                 assert rec[key] == value, (want["name"], key)
-        assert set(k for k in rec if k in ARRAYS) == set(k for k in want if k in ARRAYS)
-    return f
+    return header, records
 
 
 # ---------------------------------------------------------------------------
@@ -135,20 +163,21 @@ def test_mlp_784_512x2_10_exports_and_parses(tmp_path):
     model = _mlp()
     assert any(isinstance(layer, Dropout) for layer in model.layers)   # mnist-mlp style
     data = model_bytes(model, (28, 28, 1))
-    f = _check_against_plan(data, model, (28, 28, 1))
-    assert [(r["type"], r["k"], r["m"]) for r in f.records] == \
+    _, records = _check_against_plan(data, model, (28, 28, 1))
+    assert [(r["type"], r["k"], r["m"]) for r in records] == \
         [("dense", 784, 512), ("dense", 512, 512), ("dense", 512, 10)]
-    assert f.records[0]["input_u8"] and f.records[2]["scores"]
+    assert records[0]["input_u8"] and records[2]["scores"]
     # no input shape: the flat input (1, 1, 784)
     flat = model_bytes(model)
-    assert read_bnn(flat).header["input_shape"] == (1, 1, 784)
+    assert pybnn.load(flat).input_shape == (1, 1, 784)
     diff = [i for i in range(len(data)) if flat[i] != data[i]]
     assert len(flat) == len(data) and set(diff) <= set(range(24, 32)) | set(range(36, 48))
     # Sequential.export writes the same bytes
     path = tmp_path / "mlp.bnn"
     assert model.export(str(path), input_shape=(28, 28, 1)) == [str(path)]
     assert path.read_bytes() == data
-    with pytest.raises(ValueError, match=r"layer 1 \(BinaryDense\).*k=784.*has 785"):
+    with pytest.raises(ValueError, match=r"cannot export this model: layer 1 \(BinaryDense\): "
+                                         r"record 0 \(dense\) at byte \d+: .*784.*785"):
         model_bytes(model, (1, 1, 785))
 
 
@@ -173,12 +202,14 @@ def test_export_is_deterministic_and_atomic(tmp_path):
 def test_checksum_is_fnv1a_over_the_file_with_a_zero_field():
     model, shape, _ = _conv_net(train_steps=0)
     data = model_bytes(model, shape)
-    h = 0xcbf29ce484222325
-    for i, b in enumerate(data):
-        h = ((h ^ (0 if 24 <= i < 32 else b)) * 0x100000001b3) % (1 << 64)
-    assert struct.unpack_from("<Q", data, 24)[0] == h == fnv1a64(data)
-    assert fnv1a64(b"") == 0xcbf29ce484222325
-    assert fnv1a64(b"a", skip=(0, 0)) == 0xaf63dc4c8601ec8c   # the published FNV-1a 64 of "a"
+    assert struct.unpack_from("<Q", data, 24)[0] == fnv1a64(data) == _core.model_checksum(data)
+    assert _core.model_checksum(b"") == fnv1a64(b"") == 0xcbf29ce484222325
+    # the published FNV-1a 64 of "a" (one byte: no checksum field to skip)
+    assert _core.model_checksum(b"a") == fnv1a64(b"a") == 0xaf63dc4c8601ec8c
+    buf = bytearray(data)
+    buf[24:32] = bytes(8)
+    _core.model_seal(buf)
+    assert bytes(buf) == data
 
 
 # ---------------------------------------------------------------------------
@@ -189,8 +220,8 @@ def _first_difference(a, b):
     n = next((i for i in range(min(len(a), len(b))) if a[i] != b[i]), min(len(a), len(b)))
     where = "header" if n < 64 else "after the header"
     try:
-        for i, r in enumerate(read_bnn(b).records):
-            if r["file_offset"] <= n < r["file_offset"] + r["record_size"]:
+        for i, r in enumerate(pybnn.load(b).layers()):
+            if r["file_offset"] <= n < r["file_offset"] + r["record_bytes"]:
                 where = "record %d (%s), byte %d of it" % (i, r["type"], n - r["file_offset"])
     except ValueError:
         pass
@@ -208,14 +239,14 @@ def test_golden_file_is_reproduced_byte_for_byte(golden):
 
 
 def test_golden_file_parses_and_covers_every_record_type():
-    f = read_bnn(DATA / "golden.bnn")
-    assert f.header["input_shape"] == (9, 7, 3) and f.header["classes"] == 10
-    assert [r["type"] for r in f.records] == ["conv", "maxpool", "conv", "flatten", "dense",
-                                              "dense"]
-    assert f.records[0]["input_u8"] and f.records[-1]["scores"]
-    assert f.records[0]["c"] % 64 and f.records[2]["c"] > 64 and f.records[2]["o"] % 64
-    assert f.records[0]["flip"].any()                     # OR-pooled channels
-    assert len(f.header) and f.header["size"] < 32 * 1024
+    header, records = _parse((DATA / "golden.bnn").read_bytes())
+    assert header["input_shape"] == (9, 7, 3) and header["classes"] == 10
+    assert [r["type"] for r in records] == ["conv", "maxpool", "conv", "flatten", "dense",
+                                            "dense"]
+    assert records[0]["input_u8"] and records[-1]["scores"]
+    assert records[0]["c"] % 64 and records[2]["c"] > 64 and records[2]["o"] % 64
+    assert records[0]["flip"].any()                     # OR-pooled channels
+    assert header["size"] < 32 * 1024
 
 
 def test_golden_expected_scores(golden):
@@ -239,12 +270,14 @@ def test_make_golden_main_writes_both_files(tmp_path, golden):
 
 
 # ---------------------------------------------------------------------------
-# the reader's rejections
+# hostile files: one parser (bnn_model_check), so `pybnn info` and
+# `pybnn.load` accept and refuse exactly the same bytes, and every refusal
+# names the byte offset and the reason
 # ---------------------------------------------------------------------------
 def _reseal(buf):
-    """bytes with the checksum recomputed (to test the checks after it)."""
+    """bytes with the checksum recomputed (to reach the checks after it)."""
     buf = bytearray(buf)
-    struct.pack_into("<Q", buf, 24, fnv1a64(buf))
+    _core.model_seal(buf)         # the checksum test holds it to the FNV-1a oracle
     return bytes(buf)
 
 
@@ -256,202 +289,164 @@ def _patched(data, offset, fmt, value, reseal=True):
 
 @pytest.fixture(scope="module")
 def valid():
-    """The golden bytes and their parsed records."""
+    """The golden bytes and their records."""
     data = (DATA / "golden.bnn").read_bytes()
-    return data, read_bnn(data).records
+    return data, _parse(data)[1]
 
 
-def _rejects(data, match):
-    with pytest.raises(ValueError, match=match):
-        read_bnn(data)
+@pytest.fixture(scope="module")
+def small_mlp():
+    rng = np.random.default_rng(3)
+    model = Sequential([BinaryDense(20, 70, rng=rng), BatchNorm(70), Sign(),
+                        BinaryDense(70, 4, rng=rng), BatchNorm(4)]).eval()
+    return model_bytes(model, (4, 5, 1))
 
 
-@pytest.mark.parametrize("cut", [0, 1, 8, 63, 64, 65, 127, 128, 1000, -64, -1])
-def test_truncated(valid, cut):
-    data = valid[0]
-    n = cut if cut >= 0 else len(data) + cut
-    _rejects(data[:n], "shorter than the 64-byte header|truncated")
+def _agree(data):
+    """The checker's report, after asserting that pybnn.load and `pybnn
+    info`'s describe() both accept the bytes or both refuse them with the
+    checker's report, its message and the offset in their error."""
+    rep = check(data)
+    errors = []
+    for read in (pybnn.load, describe):
+        try:
+            read(data)
+            errors.append(None)
+        except BnnFormatError as e:
+            errors.append(e)
+    if rep["status"] == 0:
+        assert errors == [None, None], errors
+        return rep
+    for e in errors:
+        assert e is not None, ("accepted a file the checker refuses", rep)
+        assert e.report == rep
+        msg = str(e)
+        assert "is not a valid .bnn file: " + rep["message"] in msg
+        if rep["offset"] >= 0:
+            assert "at byte %d:" % rep["offset"] in msg, msg
+    return rep
 
 
-def test_extended(valid):
-    _rejects(valid[0] + bytes(64), "extra bytes")
-    # extended with a matching size field and checksum: the records end early
-    data = _patched(valid[0] + bytes(64), 16, "<Q", len(valid[0]) + 64)
-    _rejects(data, "records end at byte %d but the file has %d" % (len(valid[0]),
-                                                                    len(valid[0]) + 64))
+def _rejects(data, field, record=-1, offset=None, status=_core.ERR_FORMAT):
+    rep = _agree(data)
+    assert (rep["status"], rep["field"], rep["record"]) == (status, field, record), rep
+    if offset is not None:
+        assert rep["offset"] == offset, rep
+    return rep
 
 
-@pytest.mark.parametrize("where", [0, 9, 20, 24, 31, 40, 60, 64, 70, 200, 5000, -1])
-def test_flipped_byte_fails_the_checksum(valid, where):
-    data = bytearray(valid[0])
-    pos = where if where >= 0 else len(data) + where
-    data[pos] ^= 0x10
-    match = "wrong magic" if pos < 8 else "format version" if pos < 12 else \
-        "says \\d+ bytes" if 16 <= pos < 24 else "checksum mismatch"
-    _rejects(bytes(data), match)
+def test_truncated_at_every_offset(valid, small_mlp):
+    for data in (valid[0], small_mlp):
+        for n in range(len(data)):
+            rep = _agree(data[:n])
+            assert rep["field"] == "size" and rep["status"] != 0, (n, rep)
+        assert _agree(data)["status"] == 0
 
 
-def test_wrong_magic(valid):
-    _rejects(_reseal(b"BNNMODEX" + valid[0][8:]), "wrong magic")
-    _rejects(_reseal(b"bnnmodel" + valid[0][8:]), "wrong magic")
+HEADER_FIELDS = [(8, "<I", "format_version"), (12, "<I", "layout_version"), (16, "<Q", "size"),
+                 (24, "<Q", "checksum"), (32, "<I", "records"), (36, "<I", "input_h"),
+                 (40, "<I", "input_w"), (44, "<I", "input_c"), (48, "<I", "classes")]
+HUGE = {"<I": (0, 2, 65536, (1 << 24) + 1, (1 << 31) - 1, 1 << 31, (1 << 32) - 1),
+        "<Q": (0, 63, 1 << 32, (1 << 63) - 1, 1 << 63, (1 << 64) - 1)}
 
 
-@pytest.mark.parametrize("offset,value,match", [
-    (8, 0, "format version 0"), (8, 2, "format version 2"),
-    (12, 0, "layout version 0"), (12, 2, "layout version 2")])
-def test_wrong_versions(valid, offset, value, match):
-    _rejects(_patched(valid[0], offset, "<I", value), match)
+@pytest.mark.parametrize("offset,fmt,field", HEADER_FIELDS, ids=[f[2] for f in HEADER_FIELDS])
+def test_header_fields_set_to_huge_values(valid, small_mlp, offset, fmt, field):
+    for data in (valid[0], small_mlp):
+        for value in HUGE[fmt]:
+            if value == struct.unpack_from(fmt, data, offset)[0]:
+                continue
+            for reseal in (False, True) if field != "checksum" else (False,):
+                rep = _agree(_patched(data, offset, fmt, value, reseal))
+                assert rep["status"] != 0, (field, value, reseal)
+                if reseal and field != "checksum":
+                    # where the checks before it pass, the field itself is named
+                    assert rep["offset"] in (offset, -1) or rep["record"] >= 0, rep
 
 
-@pytest.mark.parametrize("delta", [64, -64, 1, -1, 8])
-def test_record_size_off(valid, delta):
+def test_record_fields_set_to_huge_values(valid):
     data, records = valid
-    for rec in records:
+    for i, rec in enumerate(records):
         off = rec["file_offset"]
-        bad = _patched(data, off + 8, "<Q", rec["record_size"] + delta)
-        _rejects(bad, r"record %d \(%s\) at offset %d: record size %d, but its parameters need "
-                 "exactly %d" % (records.index(rec), rec["type"], off, rec["record_size"] + delta,
-                                 rec["record_size"]))
+        for pos in range(off, off + 64, 4):
+            for value in HUGE["<I"]:
+                if value == struct.unpack_from("<I", data, pos)[0]:
+                    continue
+                rep = _agree(_patched(data, pos, "<I", value))
+                if rep["status"] != 0:
+                    assert rep["record"] >= i or rep["record"] == -1, (i, pos, rep)
 
 
-def test_chain_that_does_not_connect(valid):
+def test_random_bit_flips(valid, small_mlp):
+    rng = np.random.default_rng(2026)
+    refused = 0
+    for data in (valid[0], small_mlp):
+        for _ in range(200):
+            buf = bytearray(data)
+            for _ in range(int(rng.integers(1, 4))):
+                bit = int(rng.integers(0, 8 * len(buf)))
+                buf[bit // 8] ^= 1 << (bit % 8)
+            for candidate in (bytes(buf), _reseal(buf)):
+                refused += _agree(candidate)["status"] != 0
+    assert refused > 300          # unsealed flips always fail the checksum
+
+
+def test_geometry_beyond_the_runtime_limits_is_refused_by_both(valid):
+    """Readers once disagreed here: a max-pool stride (or a conv kernel)
+    above the runtime's 2^16 passed a separate Python reader that only
+    asked for 31 bits, while the C loader refused it."""
+    data, records = valid
+    pool = records[1]
+    for value in (65537, 1 << 24, (1 << 31) - 1):
+        _rejects(_patched(data, pool["file_offset"] + 16 + 12, "<I", value), "stride_w", 1,
+                 pool["file_offset"] + 16 + 12)
+    conv = records[2]
+    _rejects(_patched(data, conv["file_offset"] + 16 + 8, "<I", 65537), "kh", 2,
+             conv["file_offset"] + 16 + 8)
+
+
+def test_named_rejections(valid):
     data, recs = valid
-    conv2, flat, dense, last = recs[2], recs[3], recs[4], recs[5]
-    # conv2 reads c=71 (the same words per pixel, so the record size holds)
-    _rejects(_patched(data, conv2["file_offset"] + 16, "<I", 71),
-             r"record 2 \(conv\): reads c=71 channels but its input has 70")
-    # a different image height: the dense layer after flatten no longer fits
-    _rejects(_patched(data, 36, "<I", 7), r"record 4 \(dense\): reads k=390 features but the "
-             r"previous record gives 260")
-    # classes in the header against the last layer
-    _rejects(_patched(data, 48, "<I", 11), "m=10 outputs but the header says 11 classes")
-    # the max-pool made a flatten: the second conv then reads a flat input
-    _rejects(_reseal(_flatten_pool(data, recs[1]["file_offset"])),
-             r"record 2 \(conv\): a conv layer reads an NHWC input")
-    # the flatten made a 1x1 max-pool: the dense then reads an NHWC input
-    buf = bytearray(data)
-    struct.pack_into("<I", buf, flat["file_offset"], 3)
-    struct.pack_into("<4I", buf, flat["file_offset"] + 16, 1, 1, 1, 1)
-    _rejects(_reseal(buf), r"record 4 \(dense\): a dense layer reads a flat input, but the "
-             r"previous record gives \[3, 2, 65\]")
-    # first record without INPUT_U8, INPUT_U8 elsewhere, SCORES elsewhere
-    _rejects(_patched(data, 4 + 64, "<I", 0), r"record 0 \(conv\): the first record must")
-    _rejects(_patched(data, conv2["file_offset"] + 4, "<I", 1),
-             r"record 2 \(conv\): only the first record may read the uint8 image")
-    _rejects(_patched(data, conv2["file_offset"] + 4, "<I", 2), "conv layer cannot carry SCORES")
-    _rejects(_patched(data, recs[0]["file_offset"] + 4, "<I", 5), "8-bit first layer cannot "
-             r"pad with \+1")
-    _rejects(_patched(data, dense["file_offset"] + 4, "<I", 4), "PAD_ONE is only for conv")
-    # the last record without SCORES reads its scale/offset as thresh/flip
-    # (the same size for m=10): the float bytes land in flip's padding; a
-    # missing record (count - 1) leaves bytes after the records
-    _rejects(_patched(data, last["file_offset"] + 4, "<I", 0), "padding after flip is not zero")
-    _rejects(_patched(data, 32, "<I", 5), "records end at byte")
-    _rejects(_patched(data, 32, "<I", 7), "ends inside the record header")
-    # a kernel larger than its padded input
-    _rejects(_patched(data, conv2["file_offset"] + 16 + 4 * 6, "<I", 5),
-             r"record 2 \(conv\): the kernel does not fit")
-
-
-def _assemble(records, hwc=(1, 1, 8), classes=2, count=None):
-    """A .bnn file from (type, flags, params, arrays) tuples, written here
-    independently of pybnn.export: arrays are bytes, each padded to 64."""
-    body = b""
-    for kind, flags, params, arrays in records:
-        arr = b"".join(a + bytes(-len(a) % 64) for a in arrays)
-        body += struct.pack("<IIQ12I", kind, flags, 64 + len(arr),
-                            *(list(params) + [0] * (12 - len(params)))) + arr
-    n = 64 + len(body)
-    head = struct.pack("<8sIIQQIIIII", b"BNNMODEL", 1, pybnn.LAYOUT_VERSION, n, 0,
-                       len(records) if count is None else count, *hwc, classes)
-    return _reseal(head + bytes(12) + body)
-
-
-def _dense(k, m, flags, scores=False):
-    w = bytes(8 * m * ((k + 63) // 64))
-    tail = [bytes(4 * m), bytes(4 * m)] if scores else [bytes(4 * m), bytes(m)]
-    return (1, flags, (k, m), [w] + tail)
-
-
-def test_hand_assembled_files():
-    ok = _assemble([_dense(8, 3, 1), _dense(3, 2, 2, scores=True)])
-    f = read_bnn(ok)
-    assert [r["type"] for r in f.records] == ["dense", "dense"]
-    # a single dense layer reading the image and giving the scores
-    assert read_bnn(_assemble([_dense(8, 2, 3, scores=True)])).records[0]["scores"]
-    # a max-pool after a dense layer, a flatten after a dense layer
-    _rejects(_assemble([_dense(8, 3, 1), (3, 0, (1, 1, 1, 1), []),
-                        _dense(3, 2, 2, scores=True)]),
-             r"record 1 \(maxpool\): a max-pool must follow a conv")
-    _rejects(_assemble([_dense(8, 3, 1), (4, 0, (), []), _dense(3, 2, 2, scores=True)]),
-             r"record 1 \(flatten\): a flatten reads the NHWC output")
-    # dense k against the image, SCORES in the middle, no SCORES at the end
-    _rejects(_assemble([_dense(9, 3, 1), _dense(3, 2, 2, scores=True)]),
-             r"record 0 \(dense\): reads k=9 features but the input image 1x1x8 has 8")
-    _rejects(_assemble([_dense(8, 3, 3, scores=True), _dense(3, 2, 2, scores=True)]),
-             r"record 0 \(dense\): only the last record may carry SCORES")
-    _rejects(_assemble([_dense(8, 3, 1), _dense(3, 2, 0)]),
-             r"record 1 \(dense\): the last record must be a dense layer with SCORES")
-    # a conv after a dense layer
-    conv = (2, 0, (3, 2, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0),
-            [bytes(8 * 2), bytes(4 * 2), bytes(2)])
-    _rejects(_assemble([_dense(8, 3, 1), conv, _dense(3, 2, 2, scores=True)]),
-             r"record 1 \(conv\): a conv layer reads an NHWC input")
-
-
-def _flatten_pool(data, off):
-    buf = bytearray(data)
-    struct.pack_into("<I", buf, off, 4)                    # type flatten
-    struct.pack_into("<4I", buf, off + 16, 0, 0, 0, 0)     # no parameters
-    return bytes(buf)
-
-
-def test_other_malformed_fields(valid):
-    data, recs = valid
-    conv1, pool, dense = recs[0], recs[1], recs[4]
-    _rejects(_patched(data, 32, "<I", 0), "0 layer records")
-    _rejects(_patched(data, 32, "<I", 4097), "4097 layer records")
-    _rejects(_patched(data, 44, "<I", 0), "input channels is 0")
-    _rejects(_patched(data, 56, "<I", 1), "reserved header bytes")
-    _rejects(_patched(data, conv1["file_offset"], "<I", 9), "unknown record type 9")
-    _rejects(_patched(data, conv1["file_offset"] + 4, "<I", 1 | 8), "unknown flag bits 0x8")
-    _rejects(_patched(data, pool["file_offset"] + 4, "<I", 4), "takes no flags")
-    _rejects(_patched(data, pool["file_offset"] + 16 + 4 * 4, "<I", 1),
-             "unused parameter 4 is 1")
-    _rejects(_patched(data, pool["file_offset"] + 16, "<I", 0), "parameter kh = 0")
-    _rejects(_patched(data, conv1["file_offset"] + 16 + 4 * 4, "<I", 1 << 31),
-             "parameter stride_h = 2147483648")
-    # flip values other than 0/1
-    flip_at = conv1["file_offset"] + conv1["record_size"] - 128   # u8 flip[70], 128 bytes
-    _rejects(_patched(data, flip_at, "<B", 2), "flip values must be 0 or 1")
-    # non-zero bytes between arrays, pad bits of the weights
-    _rejects(_patched(data, flip_at + 70, "<B", 1), "padding after flip is not zero")
-    _rejects(_patched(data, conv1["file_offset"] + 64 + 7, "<B", 0x80),
-             "weight pad bits past element 3")
+    n = len(data)
+    conv1, pool, conv2, flat, dense, last = recs
+    _rejects(data + bytes(64), "size", offset=16)
+    _rejects(_patched(data + bytes(64), 16, "<Q", n + 64), "records")
+    _rejects(_reseal(b"BNNMODEX" + data[8:]), "magic", offset=0)
+    _rejects(_patched(data, 8, "<I", 2), "format_version", offset=8, status=_core.ERR_UNSUPPORTED)
+    _rejects(_patched(data, 12, "<I", 9), "layout_version", offset=12,
+             status=_core.ERR_UNSUPPORTED)
+    _rejects(_patched(data, 40, "<I", 5, reseal=False), "checksum", offset=24)
+    _rejects(_patched(data, 56, "<I", 1), "reserved", offset=56)
+    _rejects(_patched(data, 32, "<I", 0), "records", offset=32)
+    _rejects(_patched(data, conv1["file_offset"], "<I", 9), "type", 0, conv1["file_offset"])
+    _rejects(_patched(data, conv1["file_offset"] + 4, "<I", 1 | 8), "flags", 0,
+             conv1["file_offset"] + 4)
+    for delta in (64, -64, 1, 8):
+        _rejects(_patched(data, dense["file_offset"] + 8, "<Q", dense["record_size"] + delta),
+                 "record_size", 4, dense["file_offset"] + 8)
+    _rejects(_patched(data, conv2["file_offset"] + 16, "<I", 71), "c", 2,
+             conv2["file_offset"] + 16)
+    _rejects(_patched(data, 48, "<I", 11), "m", 5)
+    flip_at = conv1["file_offset"] + conv1["record_size"] - 128      # u8 flip[70]
+    _rejects(_patched(data, flip_at, "<B", 2), "flip", 0, flip_at)
     _rejects(_patched(data, dense["file_offset"] + 64 + 6 * 8 + 7, "<B", 0x80),
-             "weight pad bits past element 390")
-    # the golden itself passes every check
-    read_bnn(data)
+             "weights pad bits", 4)
 
 
-def test_reader_takes_paths_and_buffers(tmp_path, valid):
-    data = valid[0]
-    p = tmp_path / "g.bnn"
-    p.write_bytes(data)
-    a = read_bnn(p)
-    b = read_bnn(str(p))
-    c = read_bnn(memoryview(data))
-    d = read_bnn(bytearray(data))
-    assert a.header == b.header == c.header == d.header
-    header, records = a
-    assert header is a.header and records is a.records
-    p.write_bytes(data[:100])
-    with pytest.raises(ValueError, match=" is not a valid .bnn file: the header says"):
-        read_bnn(p)
-    with pytest.raises(ValueError, match="the data is not a valid .bnn file"):
-        read_bnn(data[:100])
-    with pytest.raises(OSError):
-        read_bnn(tmp_path / "missing.bnn")
+def test_cli_info_and_load_name_the_offset(tmp_path, capsys, valid):
+    data, recs = valid
+    bad = tmp_path / "bad.bnn"
+    bad.write_bytes(_patched(data, recs[1]["file_offset"] + 16 + 12, "<I", 1 << 24))
+    with pytest.raises(BnnFormatError) as info:
+        pybnn.load(str(bad))
+    msg = str(info.value)
+    assert msg.startswith(str(bad)) and "at byte %d" % (recs[1]["file_offset"] + 28) in msg
+    assert cli.main(["info", str(bad)]) == 1
+    assert msg in capsys.readouterr().err
+    with pytest.raises(OSError, match="cannot read model file"):
+        pybnn.load(tmp_path / "missing.bnn")
+    assert cli.main(["info", str(tmp_path / "missing.bnn")]) == 1
+    assert "cannot read model file" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------
@@ -487,7 +482,8 @@ def test_float_layers_and_bad_orders_are_rejected():
         ([BatchNorm(20), BinaryDense(20, 4, rng=rng), BatchNorm(4)],
          r"layer 0 \(BatchNorm\) is not where a dense or conv layer"),
         ([BinaryDense(20, 4, rng=rng), BatchNorm(4), Sign()],
-         r"layer 0 \(BinaryDense\): the last record must be a dense layer with SCORES"),
+         r"layer 0 \(BinaryDense\): record 0 \(dense\) at byte 68: the last record must give "
+         r"the scores"),
         ([BinaryConv2d(2, 4, 3, rng=rng), BatchNorm(4)],
          r"last block must be BinaryDense, BatchNorm \(layer 0 \(BinaryConv2d\)\)"),
         ([BinaryConv2d(2, 4, 3, padding=1, pad_value=1, rng=rng), BatchNorm(4), Sign(),
@@ -495,9 +491,10 @@ def test_float_layers_and_bad_orders_are_rejected():
          r"must use zero padding: layer 0 \(BinaryConv2d\)"),
         ([BinaryDense(20, 16, rng=rng), BatchNorm(16), Sign(), Flatten(),
           BinaryDense(16, 4, rng=rng), BatchNorm(4)],
-         r"layer 3 \(Flatten\): a flatten reads the NHWC output"),
+         r"layer 3 \(Flatten\): record 1 \(flatten\) at byte \d+: a flatten reads an NHWC input"),
         ([BinaryConv2d(2, 4, 3, rng=rng), BatchNorm(4), Sign(), BinaryDense(4, 3, rng=rng),
-          BatchNorm(3)], r"layer 3 \(BinaryDense\): a dense layer reads a flat input"),
+          BatchNorm(3)], r"layer 3 \(BinaryDense\): record 1 \(dense\) at byte \d+: a dense layer reads a "
+         r"flat input"),
     ]
     for layers, match in cases:
         with pytest.raises(ValueError, match="cannot export this model: .*" + match):
@@ -509,10 +506,11 @@ def test_input_shape_errors():
     model, shape, _ = _conv_net(train_steps=0)
     with pytest.raises(ValueError, match=r"input_shape=\(H, W, C\)"):
         model_bytes(model)
-    with pytest.raises(ValueError, match=r"layer 0 \(BinaryConv2d\): reads c=3 channels"):
+    with pytest.raises(ValueError, match=r"layer 0 \(BinaryConv2d\): record 0 \(conv\) at byte 80: c = 3, "
+                       r"but its input has 4 channels"):
         model_bytes(model, (8, 7, 4))
-    with pytest.raises(ValueError, match=r"layer 4 \(MaxPool2d\): window 2x2 larger than its "
-                       r"1x1 input"):
+    with pytest.raises(ValueError, match=r"layer 4 \(MaxPool2d\): record 2 \(max-pool\) at byte "
+                       r"\d+: a 2-row window on a 1-row input"):
         model_bytes(model, (1, 1, 3))
     for bad in [(8, 7), (0, 7, 3), "abc", (8, 7, 3, 1)]:
         with pytest.raises(ValueError, match="input_shape"):
@@ -637,7 +635,7 @@ def test_cli_export(tmp_path, checkpoint, capsys):
     assert "%d bytes" % len(data) in text
     float_bytes = 4 * sum(p.value.size for p in model.parameters())
     assert "float32 take %d bytes" % float_bytes in text
-    assert read_bnn(out).header["input_shape"] == (28, 28, 1)
+    assert pybnn.load(out).input_shape == (28, 28, 1)
 
     assert cli.main(["export", str(checkpoint), "-o", str(tmp_path / "c" / "net.c"),
                      "--format", "c", "--name", "mnist_net"]) == 1   # no such folder
