@@ -55,7 +55,7 @@ def version_string():
     return bnn_version_string().decode()
 
 
-_ISA_NAMES = ("ref", "avx2", "avx512", "avx512vnni")
+ISA_NAMES = ("ref", "avx2", "avx512", "avx512vnni")    # every kernel table, slowest first
 
 
 cdef bnn_isa _isa_from_name(name) except *:
@@ -64,7 +64,7 @@ cdef bnn_isa _isa_from_name(name) except *:
         raise TypeError("ISA name must be a str, got %r" % (type(name).__name__,))
     b = name.encode()
     if bnn_isa_from_name(b, &out) != BNN_OK:
-        raise ValueError("unknown ISA %r; expected one of %s" % (name, ", ".join(_ISA_NAMES)))
+        raise ValueError("unknown ISA %r; expected one of %s" % (name, ", ".join(ISA_NAMES)))
     return out
 
 
@@ -81,7 +81,7 @@ def isa_supported(name):
 
 def available_isas():
     """The ISA names that can run here, slowest first."""
-    return [n for n in _ISA_NAMES if isa_supported(n)]
+    return [n for n in ISA_NAMES if isa_supported(n)]
 
 
 def set_isa(name):

@@ -197,6 +197,7 @@ def _positive_float(s):
 
 
 def build_parser():
+    from . import _core
     p = argparse.ArgumentParser(prog="pybnn", description="Binarized neural networks on "
                                 "XNOR-popcount kernels.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -268,7 +269,7 @@ def build_parser():
                     help="products to time instead of the default list")
     pb.add_argument("--probe-seconds", type=_positive_float, default=None,
                     help="seconds for each peak-probe run (default 1, 0.3 with --quick)")
-    pb.add_argument("--isa", choices=["ref", "avx2", "avx512"], default=None,
+    pb.add_argument("--isa", choices=list(_core.ISA_NAMES), default=None,
                     help="force the kernels (default: the best this CPU has)")
     pb.add_argument("--json", metavar="FILE", default=None, help="also write results as JSON")
     pb.set_defaults(func=_cmd_bench)

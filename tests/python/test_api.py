@@ -14,7 +14,7 @@ import pytest
 import pybnn
 from pybnn import _core
 
-ISAS = ("ref", "avx2", "avx512")
+from conftest import ISAS
 
 
 # ---------------------------------------------------------------------------

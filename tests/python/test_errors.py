@@ -8,7 +8,7 @@ import pytest
 import pybnn
 from pybnn import _core
 
-ISAS = ("ref", "avx2", "avx512")
+from conftest import ISAS
 
 # bnn_status values (include/bnn.h; values are ABI)
 BNN_ERR_SHAPE = -2

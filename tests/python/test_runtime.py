@@ -152,12 +152,23 @@ def test_model_run_checks_buffers_and_threads_share_a_model(mnist_mlp):
 def test_tiny_file_cannot_ask_for_huge_load_tables():
     """One output over 8M input bytes: a 1 MB file whose prepared 8-bit
     layer would take about 600 MB is refused (docs/model-format.md)."""
+    from pybnn import _core
     rng = np.random.default_rng(5)
     model = Sequential([BinaryDense(1000 * 1000 * 8, 1, rng=rng), BatchNorm(1)]).eval()
-    data = _bytes(model, (1000, 1000, 8))
+    # the writer checks what it writes with the loaders' pass: it refuses too
+    with pytest.raises(ValueError, match="tables prepared at load time would take 576000320"):
+        _bytes(model, (1000, 1000, 8))
+    # the same file put together by hand (zero weights, scale and offset)
+    flags = _core.RECORD_FLAGS["input_u8"] | _core.RECORD_FLAGS["scores"]
+    size, _ = _core.model_record_layout("dense", flags, [8 * 10 ** 6, 1])
+    total = _core.MODEL_HEADER_BYTES + size
+    data = bytearray(_core.model_header(total, 1, 1000, 1000, 8, 1)
+                     + _core.model_record_header("dense", flags, [8 * 10 ** 6, 1])
+                     + bytes(size - _core.MODEL_RECORD_HEADER_BYTES))
+    _core.model_seal(data)
     assert len(data) < 2 << 20
-    with pytest.raises(BnnFormatError):
-        pybnn.load(data)
+    with pytest.raises(BnnFormatError, match="tables prepared at load time"):
+        pybnn.load(bytes(data))
 
 
 def test_bench_infer_runs_and_reports(tmp_path):
