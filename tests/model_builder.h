@@ -373,4 +373,12 @@ static inline void mb_tiny_variant(mb_model *m, uint64_t seed)
     mb_fill_random(m, seed);
 }
 
+/* The smallest model: one dense layer reading a 3x2x5 image and giving 4 scores. */
+static inline void mb_one_dense(mb_model *m, uint64_t seed)
+{
+    mb_init(m, 3, 2, 5, 4);
+    mb_add_dense(m, MB_INPUT_U8 | MB_SCORES, 30, 4);
+    mb_fill_random(m, seed);
+}
+
 #endif /* BNN_MODEL_BUILDER_H */

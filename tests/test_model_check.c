@@ -496,9 +496,7 @@ int main(int argc, char **argv)
     mb_tiny_mlp(&mlp, bt_seed ^ 0x11);
     mb_tiny_cnn(&cnn, bt_seed ^ 0x22);
     mb_tiny_variant(&var, bt_seed ^ 0x33);
-    mb_init(&one, 3, 2, 5, 4);
-    mb_add_dense(&one, MB_INPUT_U8 | MB_SCORES, 30, 4);
-    mb_fill_random(&one, bt_seed ^ 0x44);
+    mb_one_dense(&one, bt_seed ^ 0x44);
 
     fails += test_header_reports(&mlp) != 0;
     fails += test_mlp_reports(&mlp) != 0;

@@ -140,6 +140,18 @@ def gemm_u8(x, w):
 # ---------------------------------------------------------------------------
 # Convolution
 # ---------------------------------------------------------------------------
+def _conv_geometry(x, w, stride, padding, dilation):
+    """(stride, dilation, padding (t, b, l, r), output (oh, ow)) of an NHWC
+    convolution of x with filters w [O, KH, KW, C]."""
+    sh, sw = pair(stride)
+    dh, dw = pair(dilation)
+    pt, pb, pl, pr = pad4(padding)
+    _, h, wd, _ = x.shape
+    _, kh, kw, _ = w.shape
+    return ((sh, sw), (dh, dw), (pt, pb, pl, pr),
+            (out_size(h, pt, pb, kh, dh, sh), out_size(wd, pl, pr, kw, dw, sw)))
+
+
 def conv2d(x, w, stride=1, padding=0, dilation=1, pad_value=0, centre=0):
     """Direct convolution of x [N, H, W, C] with w [O, KH, KW, C], computed
     in float64 (exact for these integers) and returned as int64:
@@ -148,13 +160,10 @@ def conv2d(x, w, stride=1, padding=0, dilation=1, pad_value=0, centre=0):
 
     The binary convolution is centre 0 on +-1 data with pad_value 0 or 1;
     the 8-bit one is bytes with centre 128 and pad_value = pad_byte."""
-    sh, sw = pair(stride)
-    dh, dw = pair(dilation)
-    pt, pb, pl, pr = pad4(padding)
+    (sh, sw), (dh, dw), (pt, pb, pl, pr), (oh, ow) = _conv_geometry(x, w, stride, padding,
+                                                                    dilation)
     n, h, wd, c = x.shape
     o, kh, kw, _ = w.shape
-    oh = out_size(h, pt, pb, kh, dh, sh)
-    ow = out_size(wd, pl, pr, kw, dw, sw)
     xp = np.pad(np.asarray(x).astype(np.float64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
                 constant_values=float(pad_value)) - float(centre)
     # float64 is exact here: every partial sum is an integer below 2^53
@@ -170,13 +179,10 @@ def conv2d(x, w, stride=1, padding=0, dilation=1, pad_value=0, centre=0):
 
 def conv2d_loops(x, w, stride=1, padding=0, dilation=1, pad_value=0, centre=0):
     """conv2d with explicit Python loops over every output and tap."""
-    sh, sw = pair(stride)
-    dh, dw = pair(dilation)
-    pt, pb, pl, pr = pad4(padding)
+    (sh, sw), (dh, dw), (pt, pb, pl, pr), (oh, ow) = _conv_geometry(x, w, stride, padding,
+                                                                    dilation)
     n, h, wd, c = x.shape
     o, kh, kw, _ = w.shape
-    oh = out_size(h, pt, pb, kh, dh, sh)
-    ow = out_size(wd, pl, pr, kw, dw, sw)
     out = np.zeros((n, oh, ow, o), dtype=np.int64)
     for b in range(n):
         for y in range(oh):
