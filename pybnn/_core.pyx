@@ -3,12 +3,13 @@
 
 Arguments are validated here (dtype, shape, row contiguity) before C is
 entered; C runs without the GIL; a failed status becomes an exception.
-The friendly API (PackedTensor, pack, bgemm, ...) lives in pybnn/_tensor.py.
+The friendly API (PackedTensor, pack, bgemm, ...) lives in pybnn/ops/.
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t, int8_t
 from libc.string cimport memset
 from pybnn._bnn cimport *
 
+import operator
 import threading
 
 import numpy as np
@@ -712,9 +713,6 @@ _FORMAT_STATUSES = (BNN_ERR_FORMAT, BNN_ERR_UNSUPPORTED)
 MODEL_FORMAT_VERSION = BNN_MODEL_FORMAT_VERSION
 MODEL_HEADER_BYTES = BNN_MODEL_HEADER_BYTES
 MODEL_RECORD_HEADER_BYTES = BNN_MODEL_RECORD_HEADER_BYTES
-MODEL_ALIGN = BNN_MODEL_ALIGN
-MODEL_MAX_RECORDS = BNN_MODEL_MAX_RECORDS
-MODEL_MAX_PARAMS = BNN_MODEL_MAX_PARAMS
 RECORD_TYPES = {"dense": BNN_RECORD_DENSE, "conv": BNN_RECORD_CONV,
                 "maxpool": BNN_RECORD_MAXPOOL, "flatten": BNN_RECORD_FLATTEN}
 RECORD_FLAGS = {"input_u8": BNN_RECORD_INPUT_U8, "scores": BNN_RECORD_SCORES,
@@ -727,10 +725,7 @@ class BnnFormatError(BnnError, ValueError):
     record, field, expected, found, message), or None."""
 
     def __init__(self, message, status=None, report=None):
-        if status is None:
-            super().__init__(message)
-        else:
-            super().__init__(message, status)
+        super().__init__(message, status)
         self.report = report
 
 
@@ -779,7 +774,7 @@ cdef _record_params(kind, params, uint32_t *prm):
     if len(params) > BNN_MODEL_MAX_PARAMS:
         raise ValueError("at most %d parameters, got %d" % (BNN_MODEL_MAX_PARAMS, len(params)))
     for i in range(BNN_MODEL_MAX_PARAMS):
-        v = params[i] if i < len(params) else 0
+        v = operator.index(params[i]) if i < len(params) else 0
         if not 0 <= v <= 0xFFFFFFFF:
             raise ValueError("parameter %d of a %s record is %r, not a u32" % (i, kind, v))
         prm[i] = v
@@ -788,7 +783,7 @@ cdef _record_params(kind, params, uint32_t *prm):
 def model_record_layout(str kind, int flags, params):
     """(record bytes, [(offset, bytes) of each array]) of a record of type
     `kind` ("dense", "conv", "maxpool", "flatten"), a flags bit set and its
-    parameters (at most MODEL_MAX_PARAMS; the rest are zero)."""
+    parameters (integers, at most 12; the rest are zero)."""
     cdef uint32_t prm[BNN_MODEL_MAX_PARAMS]
     cdef bnn_model_record_layout lay
     cdef int i
@@ -822,9 +817,11 @@ def model_header(uint64_t file_bytes, uint32_t records, uint32_t in_h, uint32_t 
 
 def model_seal(bytearray data):
     """Store the checksum of the complete file `data` in its header, in place."""
-    cdef unsigned char[::1] view = data
-    if view.shape[0] == 0:
-        check(bnn_model_seal(NULL, 0), "model_seal")
+    cdef unsigned char[::1] view
+    if len(data) < BNN_MODEL_HEADER_BYTES:
+        raise BnnValueError("model_seal: %d bytes, shorter than a header" % len(data),
+                            int(BNN_ERR_SHAPE))
+    view = data
     check(bnn_model_seal(&view[0], view.shape[0]), "model_seal")
 
 

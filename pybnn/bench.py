@@ -569,13 +569,12 @@ def bench_infer(rounds=7, width=4096, model_path=None, out=print):
     # file size against float32 weights and against what it must hold: one
     # bit per binary weight, 5 bytes per threshold (int32 + flip), 8 per
     # score (scale + offset)
-    from .deploy.writer import PARAMS
     records = rt.layers()
     content = 64 + 64 * len(records)
     nweights = 0
     for r in records:
         if r["type"] in ("dense", "conv"):
-            p = dict(zip(PARAMS[r["type"]], r["params"]))
+            p = r["named"]
             n_out = p["m"] if r["type"] == "dense" else p["o"]
             k = p["k"] if r["type"] == "dense" else p["kh"] * p["kw"] * p["c"]
             nweights += n_out * k

@@ -12,7 +12,7 @@ import numpy as np
 
 from .recipes import build_model
 
-__all__ = ["save", "read", "load_checkpoint", "load_model_state"]
+__all__ = ["save", "read", "load", "load_checkpoint", "load_model_state", "run_state"]
 
 
 def save(path, model, opt, state):
@@ -31,9 +31,10 @@ def read(path):
     """The arrays of a checkpoint by name; ValueError naming the file for
     one that cannot be read (missing, truncated, not a zip, not .npz)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise ValueError("not an .npz archive")
+        z = np.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):             # a .npy array, not an .npz archive
+            raise ValueError("not an .npz archive")
+        with z:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError("cannot read checkpoint %s: %s" % (path, e)) from e
@@ -55,10 +56,17 @@ def load_model_state(model, arrays, path):
         raise ValueError("checkpoint %s does not match the model: %s" % (path, e)) from e
 
 
-def load_checkpoint(path):
-    """The Sequential stored in a checkpoint, in eval mode."""
+def load(path):
+    """(the Sequential stored in a checkpoint, in eval mode; its run state)."""
     arrays = read(path)
     state = run_state(arrays, path)
+    if not isinstance(state, dict) or "config" not in state or "input_shape" not in state:
+        raise ValueError("%s is not a pybnn checkpoint" % path)
     model = build_model(state["config"], tuple(state["input_shape"]), state["config"]["seed"])
     load_model_state(model, arrays, path)
-    return model.eval()
+    return model.eval(), state
+
+
+def load_checkpoint(path):
+    """The Sequential stored in a checkpoint, in eval mode."""
+    return load(path)[0]

@@ -28,22 +28,13 @@ def _cmd_info(args):
     return 0
 
 
-def _checkpoint_input_shape(path):
-    """The (H, W, C) input a `pybnn train` checkpoint was trained on."""
-    from . import checkpoint
-    state = checkpoint.run_state(checkpoint.read(path), path)
-    if not isinstance(state, dict) or "input_shape" not in state:
-        raise ValueError("%s is not a pybnn checkpoint" % path)
-    return tuple(int(d) for d in state["input_shape"])
-
-
 def _cmd_export(args):
-    import pybnn
+    from . import checkpoint
     from .deploy import model_bytes, write_bytes
     if args.name is not None and args.format != "c":
         raise ValueError("--name applies to --format c only")
-    shape = _checkpoint_input_shape(args.checkpoint)
-    model = pybnn.load_checkpoint(args.checkpoint)
+    model, state = checkpoint.load(args.checkpoint)
+    shape = tuple(int(d) for d in state["input_shape"])
     data = model_bytes(model, shape)
     paths = write_bytes(data, args.output, args.format, args.name)
     size = len(data)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from .. import _core
 from .runtime import DeployedModel, read_source
-from .writer import PARAMS
 
 __all__ = ["check", "describe"]
 
@@ -31,7 +30,7 @@ def describe(path_or_bytes):
              % (tuple(info["input_shape"]) + (info["classes"], info["layers"]))]
     for i, rec in enumerate(model.layers()):
         kind = rec["type"]
-        p = dict(zip(PARAMS[kind], rec["params"]))
+        p = rec["named"]
         if kind == "dense":
             what = "k=%(k)d m=%(m)d" % p
         elif kind == "conv":

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import _core
 from .._core import BnnFormatError
+from .writer import PARAMS
 
 __all__ = ["load", "DeployedModel", "BnnFormatError"]
 
@@ -32,9 +33,13 @@ class DeployedModel:
             self.info["layers"], self.info["file_bytes"])
 
     def layers(self):
-        """The loaded records (bnn_model_get_layer): type, flags, params,
-        in/out shape of one image, file offset, record bytes."""
-        return self._model.layers()
+        """The loaded records (bnn_model_get_layer): type, flags, params (the
+        file's words) and named (the same by name: k, m, c, o, kh, ...), in/out
+        shape of one image, file offset, record bytes."""
+        out = self._model.layers()
+        for rec in out:
+            rec["named"] = dict(zip(PARAMS[rec["type"]], rec["params"]))
+        return out
 
     def workspace_size(self, batch, threads=0):
         """Bytes of scratch memory a C caller provides for this batch size."""

@@ -45,7 +45,7 @@ class Activation(Layer):
 
     def state_dict(self):
         # the position of the stochastic generator (0 and unused when deterministic)
-        return dict(counter=np.array(self.counter, np.uint64)) if self.binary else {}
+        return dict(counter=np.array(self.counter, np.uint64))
 
     def _set_state(self, key, value):
         self.counter = int(value)

@@ -29,8 +29,9 @@ class Sequential:
     In eval() a "bnn" network predicts through the C runtime
     (pybnn.deploy.runtime, libbnn's bnn_model_run) on the bytes export()
     writes, built in memory: evaluation is deployment, the same code.
-    Networks the .bnn format cannot hold (float layers, "bc"/"fp") are
-    evaluated through their layers.
+    "bc"/"fp" networks, and binary ones with float (binary=False) weight
+    layers, are evaluated through their layers (with a warning for the
+    latter); a binary network the format refuses otherwise raises FoldError.
 
     recompute=True: a BatchNorm after a binary layer recomputes its input
     in backward from the layer's kept (packed) input instead of storing it:
@@ -207,14 +208,15 @@ class Sequential:
             raise ValueError("batch_size must be >= 1, got %r" % (batch_size,))
         out_shape = self.check_input(x.shape)    # errors name the layer
         deployed = None
-        if not self.training and self.mode == "bnn":
+        if not self.training and self.mode == "bnn" and self._deployed.get("float") is None:
             try:
                 deployed = self.deployed(None if self._flat_input() else x.shape[1:])
             except FoldError as e:
                 if not any(l.family in ("dense", "conv") and not l.binary for l in self.layers):
                     raise
                 # float first/last layers: evaluate through the float layers
-                # (what a runtime with float layers computes)
+                # (what a runtime with float layers computes), until train()/eval()
+                self._deployed["float"] = True
                 import warnings
                 warnings.warn("predict: %s; evaluating through the float layers" % e,
                               RuntimeWarning, stacklevel=2)

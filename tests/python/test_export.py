@@ -199,6 +199,19 @@ def test_export_is_deterministic_and_atomic(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o666 & ~mask
 
 
+def test_record_bindings_take_integers_only():
+    assert _core.model_record_layout("dense", 0, [64, 2])[0] == 64 + 64 + 64 + 64
+    for bad in ([64.9, 2], [64, True + 0.5], ["64", 2]):
+        with pytest.raises(TypeError):
+            _core.model_record_layout("dense", 0, bad)
+    with pytest.raises(ValueError, match="u32"):
+        _core.model_record_header("dense", 0, [1 << 32, 2])
+    with pytest.raises(ValueError, match="unknown record type"):
+        _core.model_record_layout("pool", 0, [2, 2, 2, 2])
+    with pytest.raises(ValueError, match="shorter than a header"):
+        _core.model_seal(bytearray(63))
+
+
 def test_checksum_is_fnv1a_over_the_file_with_a_zero_field():
     model, shape, _ = _conv_net(train_steps=0)
     data = model_bytes(model, shape)
@@ -652,6 +665,14 @@ def test_cli_export(tmp_path, checkpoint, capsys):
     junk.write_bytes(b"not a checkpoint")
     assert cli.main(["export", str(junk), "-o", str(out)]) == 1
     assert "checkpoint" in capsys.readouterr().err
+    for name, write in (("array.npy", lambda p: np.save(p, np.zeros(3))),
+                        ("cut.npz", lambda p: p.write_bytes(checkpoint.read_bytes()[:999])),
+                        ("other.npz", lambda p: np.savez(p, a=np.zeros(2)))):
+        bad = tmp_path / name
+        write(bad)
+        assert cli.main(["export", str(bad), "-o", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("pybnn: error: ") and str(bad) in err, err
 
 
 def test_cli_info_file(tmp_path, capsys):

@@ -132,6 +132,13 @@ def test_float_first_layer_trains_and_predicts_through_float_layers():
     with pytest.warns(RuntimeWarning, match="float layers"):
         scores, classes = model.predict(x)
     np.testing.assert_array_equal(scores, model.forward(x, training=False))
+    # the fold is not retried (nor warned about) until the next eval()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(model.predict(x)[0], scores)
+    with pytest.warns(RuntimeWarning, match="float layers"):
+        model.eval().predict(x)
 
 
 def test_dropout_before_flatten_trains_in_bnn_mode():
