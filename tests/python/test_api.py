@@ -279,3 +279,33 @@ def test_cli_bad_arguments(args):
     r = _run_cli(*args)
     assert r.returncode == 2
     assert "error" in r.stderr
+
+
+def test_every_pybnn_name_in_the_docs_resolves():
+    """Each `pybnn.a.b` and `from pybnn.x import y, z` in README.md and
+    docs/*.md names something that exists (moved code keeps its path or
+    the docs move with it)."""
+    import importlib
+    import pathlib
+    import re
+    root = pathlib.Path(__file__).resolve().parents[2]
+    texts = [root / "README.md"] + sorted((root / "docs").glob("*.md"))
+    names = set()
+    for path in texts:
+        text = path.read_text()
+        names |= set(re.findall(r"\bpybnn(?:\.[A-Za-z_]\w*)+", text))
+        for mod, items in re.findall(r"from (pybnn[\w.]*) import ([\w, ]+)", text):
+            names |= {mod + "." + item.strip() for item in items.split(",") if item.strip()}
+    assert len(names) > 20
+    for name in sorted(names):
+        parts = name.split(".")
+        obj, i = None, len(parts)
+        while i > 0:                      # the longest importable module prefix
+            try:
+                obj = importlib.import_module(".".join(parts[:i]))
+                break
+            except ImportError:
+                i -= 1
+        for attr in parts[i:]:
+            assert hasattr(obj, attr), "%s (in the docs) does not exist" % name
+            obj = getattr(obj, attr)
