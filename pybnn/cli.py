@@ -56,37 +56,37 @@ def _cpu_count():
 
 def _cmd_bench(args):
     from . import bench
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        print("pybnn bench needs threadpoolctl: pip install 'pybnn[bench]'", file=sys.stderr)
+        return 2
     if args.what == "infer":
         res = bench.bench_infer(rounds=args.rounds or (5 if args.quick else 9),
                                 width=1024 if args.quick else 4096, model_path=args.model)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(res, f, indent=1, default=list)
-            print("results written to %s" % args.json)
-        return 0
-    if args.what == "conv":
+    elif args.what == "conv":
         res = bench.bench_conv(rounds=args.rounds or (3 if args.quick else 5), quick=args.quick)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(res, f, indent=1, default=list)
-            print("results written to %s" % args.json)
-        return 0
-    if args.what == "gemm":
-        try:
-            import threadpoolctl  # noqa: F401
-        except ImportError:
-            print("pybnn bench needs threadpoolctl: pip install 'pybnn[bench]'", file=sys.stderr)
-            return 2
+    elif args.what == "gemm":
         res = bench.main_gemm(quick=args.quick, threads=args.threads, rounds=args.rounds,
                               isa=args.isa, shapes=args.shapes,
                               probe_seconds=args.probe_seconds)
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(res, f, indent=1, default=list)
-            print("results written to %s" % args.json)
-        return 0
-    print("unknown benchmark %r" % args.what, file=sys.stderr)
-    return 2
+    else:   # train
+        threads = args.threads or (2,)
+        if len(threads) != 1:
+            raise ValueError("bench train takes one thread count, got %s"
+                             % ",".join(map(str, threads)))
+        if args.isa:
+            from . import _core
+            _core.set_isa(args.isa)
+        res = bench.bench_train(recipe=args.recipe, steps=args.steps or (3 if args.quick else 10),
+                                rounds=args.rounds or (2 if args.quick else 5),
+                                threads=threads[0], width=args.width,
+                                batch_size=args.batch_size, torch=not args.no_torch)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1, default=list)
+        print("results written to %s" % args.json)
+    return 0
 
 
 def _cmd_train(args):
@@ -246,14 +246,25 @@ def build_parser():
     pd.add_argument("--no-progress", action="store_true", help="no progress bars")
     pd.set_defaults(func=_cmd_download)
     pb = sub.add_parser("bench", help="benchmarks against float baselines")
-    pb.add_argument("what", choices=["gemm", "conv", "infer"],
+    pb.add_argument("what", choices=["gemm", "conv", "infer", "train"],
                     help="which benchmark (infer: the .bnn runtime on the 784-4096x3-10 MLP "
-                         "against float32 numpy and torch)")
+                         "against float32 numpy and torch; train: a training step of a "
+                         "recipe against the same network in PyTorch)")
+    pb.add_argument("--recipe", choices=sorted(RECIPES), default="mnist-mlp",
+                    help="train: the recipe (default mnist-mlp)")
+    pb.add_argument("--steps", type=_positive_int, default=None,
+                    help="train: steps per round (default 10, 3 with --quick)")
+    pb.add_argument("--width", type=_positive_int, default=None,
+                    help="train: hidden width / base channels (default: the recipe's)")
+    pb.add_argument("--batch-size", type=_positive_int, default=None,
+                    help="train: batch size (default: the recipe's)")
+    pb.add_argument("--no-torch", action="store_true",
+                    help="train: pybnn only (no PyTorch reference)")
     pb.add_argument("--model", default=None, metavar="FILE.bnn",
                     help="infer: time this model file instead (runtime only)")
     pb.add_argument("--quick", action="store_true", help="a short subset (about 15 s)")
     pb.add_argument("--threads", type=_threads, default=None,
-                    help="comma-separated thread counts (default 1,2)")
+                    help="comma-separated thread counts (default 1,2; train: one, default 2)")
     pb.add_argument("--rounds", type=_positive_int, default=None,
                     help="interleaved rounds per case (default 5, 3 with --quick)")
     pb.add_argument("--shapes", type=_shapes, default=None, metavar="NxMxK[,...]",

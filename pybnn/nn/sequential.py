@@ -4,6 +4,7 @@ bytes that export writes."""
 from __future__ import annotations
 
 import copy
+from time import perf_counter
 
 import numpy as np
 
@@ -48,6 +49,9 @@ class Sequential:
                 layer.name = "layer %d (%s)" % (i, getattr(layer, "label", type(layer).__name__))
         self.training = True
         self._deployed = {}
+        # a PhaseTimes to collect each layer's forward and backward seconds
+        # (pybnn bench train sets one); None: no timing
+        self.timings = None
         self.recompute = bool(recompute)
         self._wire_recompute()
 
@@ -156,8 +160,14 @@ class Sequential:
             # a weight layer first keeps the uint8 pixels (1 byte each) for
             # backward and scales them as x/128 - 1 when it needs floats
             h = scale_input(h)
+        t = self.timings
         for layer in self.layers:
-            h = layer.forward(h, training)
+            if t is None:
+                h = layer.forward(h, training)
+            else:
+                t0 = perf_counter()
+                h = layer.forward(h, training)
+                t.add("forward", layer.name, perf_counter() - t0)
         return np.asarray(h, dtype=np.float32)
 
     def backward(self, grad, input_grad=True):
@@ -166,9 +176,16 @@ class Sequential:
         first layer with parameters skips it, layers before it only drop
         what they kept)."""
         first = next((i for i, l in enumerate(self.layers) if l.parameters()), 0)
-        for layer in reversed(self.layers[first + 1:]):
-            grad = layer.backward(grad)
-        self.layers[first].backward(grad, input_grad=False)
+        t = self.timings
+        for i in range(len(self.layers) - 1, first - 1, -1):
+            layer = self.layers[i]
+            t0 = perf_counter() if t is not None else 0.0
+            if i > first:
+                grad = layer.backward(grad)
+            else:
+                layer.backward(grad, input_grad=False)
+            if t is not None:
+                t.add("backward", layer.name, perf_counter() - t0)
         for layer in self.layers[:first]:
             layer.release()
 

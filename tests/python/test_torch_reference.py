@@ -1,10 +1,9 @@
-"""bench/torch_reference.py: the recipes' networks in PyTorch compute what
-pybnn computes (one training step from the same weights and batch)."""
+"""pybnn/bench/torch_reference.py: the recipes' networks in PyTorch compute
+what pybnn computes (one training step from the same weights and batch)."""
 from __future__ import annotations
 
 import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
@@ -13,18 +12,7 @@ torch = pytest.importorskip("torch")
 
 from pybnn.recipes import RECIPES, build_model  # noqa: E402
 
-_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir,
-                     "bench", "torch_reference.py")
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("torch_reference", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-tr = _load()
+from pybnn.bench import torch_reference as tr  # noqa: E402
 
 CASES = {
     "mlp": (dict(RECIPES["mnist-mlp"], width=64, layers=2), (784,), 32),
@@ -85,3 +73,32 @@ def test_step_trains_with_dropout():
     for w in ts.latent_weights():
         assert np.abs(w).max() <= 1.0
     assert ts.forward(x, training=False).shape == (32, 10)
+
+
+def test_bench_train_reports_both_and_the_breakdown(tmp_path):
+    """`pybnn bench train` at a small width: medians of both, the ratio, the
+    epoch estimates and a breakdown with every weight layer's forward and
+    backward, the loss and the optimizer (the figures themselves are not
+    judged: timings never are in tests)."""
+    import json
+
+    from pybnn import cli
+    from pybnn.bench import bench_train
+    lines = []
+    res = bench_train("mnist-mlp", steps=2, rounds=1, threads=1, width=64, out=lines.append)
+    assert res["pybnn_ms"] > 0 and res["torch_ms"] > 0 and res["speedup"] > 0
+    assert res["steps_per_epoch"] == 500                  # 50,000 images, batch 100
+    names = {(b["phase"], b["name"]) for b in res["breakdown_ms"]}
+    for i in (1, 5, 9, 13):
+        assert ("forward", "layer %d (BinaryDense)" % i) in names
+        assert ("backward", "layer %d (BinaryDense)" % i) in names
+    assert ("optimizer", "optimizer step") in names and ("loss", "loss") in names
+    assert any("PyTorch" in line for line in lines)
+    out = tmp_path / "train.json"
+    assert cli.main(["bench", "train", "--recipe", "cifar10-vgg", "--width", "4", "--steps", "1",
+                     "--rounds", "1", "--threads", "1", "--no-torch", "--batch-size", "4",
+                     "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["recipe"] == "cifar10-vgg" and "torch_ms" not in res
+    assert res["steps_per_epoch"] == 45000 // 4           # 10% of 50,000 validate
+    assert cli.main(["bench", "train", "--threads", "1,2"]) == 1

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from . import _core
-from .ops import bgemm, pack
+from .. import _core
+from ..ops import bgemm, pack
 
 FULL_SHAPES = [  # (N, M, K): C[N, M] = A[N, K] . W[M, K]^T
     (4096, 4096, 4096),
@@ -346,7 +346,7 @@ def bench_conv(rounds=5, quick=False, out=print):
     numpy im2col + matmul), interleaved in one process, one thread."""
     from threadpoolctl import threadpool_limits
 
-    from .ops import bconv2d, conv2d_correction, conv2d_u8
+    from ..ops import bconv2d, conv2d_correction, conv2d_u8
     torch = _torch()
     old_threads = _core.get_num_threads()
     _core.set_num_threads(1)
@@ -462,8 +462,8 @@ def bench_conv(rounds=5, quick=False, out=print):
 def _mlp_for_infer(width=4096, layers=3, seed=0):
     """An eval-mode 784-width x layers-10 BNN with non-trivial batch norm
     statistics (speed does not depend on training)."""
-    from .nn import BatchNorm
-    from .recipes import RECIPES, build_model
+    from ..nn import BatchNorm
+    from ..recipes import RECIPES, build_model
     cfg = dict(RECIPES["mnist-mlp"], width=width, layers=layers)
     model = build_model(cfg, (28, 28, 1), seed)
     rng = np.random.default_rng(seed + 1)
@@ -480,7 +480,7 @@ def _mlp_for_infer(width=4096, layers=3, seed=0):
 def _float_mlp(model):
     """The same network in float32: (+-1 weights, BN scale, offset) per
     dense layer, and a numpy forward pass on uint8 images."""
-    from .nn import BatchNorm, BinaryDense
+    from ..nn import BatchNorm, BinaryDense
     dense = [l for l in model.layers if isinstance(l, BinaryDense)]
     bns = [l for l in model.layers if isinstance(l, BatchNorm)]
     params = []
@@ -503,8 +503,8 @@ def bench_infer(rounds=7, width=4096, model_path=None, out=print):
     """`pybnn bench infer`: batch 1 and 100 through the C runtime, numpy
     float32 and torch float32 (when installed), one thread, interleaved."""
     from threadpoolctl import threadpool_limits
-    from .deploy import model_bytes
-    from .deploy import load
+    from ..deploy import model_bytes
+    from ..deploy import load
     if model_path:
         with open(model_path, "rb") as f:
             data = f.read()

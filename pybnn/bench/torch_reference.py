@@ -61,7 +61,12 @@ import types
 
 import numpy as np
 
-__all__ = ["build", "TorchStep", "compare_first_step"]
+__all__ = ["build", "TorchStep", "compare_first_step", "torch_version"]
+
+
+def torch_version():
+    import torch
+    return torch.__version__
 
 
 def _glorot(fan_in, fan_out):
@@ -79,29 +84,36 @@ def _modules():
     from torch import nn
     import torch.nn.functional as F
 
+    one = torch.ones(())
+
+    def sign(x, fast):
+        # exact: x < 0 -> -1, else +1 (-0.0 and NaN too), as pybnn packs;
+        # fast: copysign, twice as fast here, and the same except at -0.0
+        return torch.copysign(one, x) if fast else torch.where(x < 0, -1.0, 1.0).to(x.dtype)
+
     class SignSTE(torch.autograd.Function):
         """sign (0 -> +1), gradient passed where |x| <= 1."""
 
         @staticmethod
-        def forward(ctx, x):
+        def forward(ctx, x, fast=False):
             ctx.save_for_backward(x)
-            return torch.where(x < 0, -1.0, 1.0).to(x.dtype)
+            return sign(x, fast)
 
         @staticmethod
         def backward(ctx, grad):
             (x,) = ctx.saved_tensors
-            return grad * (x.abs() <= 1).to(grad.dtype)
+            return grad * (x.abs() <= 1).to(grad.dtype), None
 
     class SignWeights(torch.autograd.Function):
         """sign (0 -> +1) of latent weights, gradient passed unchanged."""
 
         @staticmethod
-        def forward(ctx, w):
-            return torch.where(w < 0, -1.0, 1.0).to(w.dtype)
+        def forward(ctx, w, fast=False):
+            return sign(w, fast)
 
         @staticmethod
         def backward(ctx, grad):
-            return grad
+            return grad, None
 
     class BinaryDense(nn.Module):
         def __init__(self, w, binary, lr_scale):
@@ -110,7 +122,7 @@ def _modules():
             self.binary, self.lr_scale = binary, lr_scale
 
         def forward(self, x):
-            w = SignWeights.apply(self.weight) if self.binary else self.weight
+            w = SignWeights.apply(self.weight, self.fast) if self.binary else self.weight
             return F.linear(x, w)
 
     class BinaryConv2d(nn.Module):
@@ -121,7 +133,7 @@ def _modules():
             self.binary, self.lr_scale, self.padding = binary, lr_scale, padding
 
         def forward(self, x):
-            w = SignWeights.apply(self.weight) if self.binary else self.weight
+            w = SignWeights.apply(self.weight, self.fast) if self.binary else self.weight
             return F.conv2d(x, w, padding=self.padding)
 
     class BatchNormFn(torch.autograd.Function):
@@ -180,8 +192,10 @@ def _modules():
             return (x - self.running_mean.view(shape)) * scale + self.bias.view(shape)
 
     class Sign(nn.Module):
+        fast = False
+
         def forward(self, x):
-            return SignSTE.apply(x)
+            return SignSTE.apply(x, self.fast)
 
     class HardTanh(nn.Module):
         def forward(self, x):
@@ -222,9 +236,11 @@ def _modules():
 _M = None
 
 
-def _build_net(cfg, input_shape, seed):
+def _build_net(cfg, input_shape, seed, fast=False):
     """The torch Net of a recipe config, mirroring pybnn.recipes.build_model
-    layer for layer (and drawing the same initial weights)."""
+    layer for layer (and drawing the same initial weights).  fast=True uses
+    torch's own fused batch norm (BatchNorm1d/2d: what a PyTorch user
+    writes, for timing) instead of the tie-exact one."""
     M = _modules()
     nn = M.nn
     rng = np.random.default_rng(seed)
@@ -237,6 +253,12 @@ def _build_net(cfg, input_shape, seed):
 
     def act():
         return M.Sign() if mode == "bnn" else M.HardTanh()
+
+    def bn(features, spatial=False):
+        if not fast:
+            return M.BatchNorm(features)
+        kind = nn.BatchNorm2d if spatial else nn.BatchNorm1d
+        return kind(features, eps=float(np.float32(1e-4)), momentum=0.1)
 
     def dense(k, n):
         limit, scale = _glorot(k, n)
@@ -255,27 +277,53 @@ def _build_net(cfg, input_shape, seed):
         width = int(cfg["width"])
         k = int(np.prod(input_shape))
         for _ in range(int(cfg["layers"])):
-            layers += [dense(k, width), M.BatchNorm(width), act()]
+            layers += [dense(k, width), bn(width), act()]
             if cfg.get("dropout"):
                 layers.append(nn.Dropout(cfg["dropout"]))
             k = width
-        layers += [dense(k, 10), M.BatchNorm(10)]
+        layers += [dense(k, 10), bn(10)]
     elif cfg["arch"] == "vgg":
         w = int(cfg["width"])
         c, hw = input_shape[-1], input_shape[0]
         for ch in (w, 2 * w, 4 * w):
-            layers += [conv(c, ch), M.BatchNorm(ch), act(),
-                       conv(ch, ch), nn.MaxPool2d(2), M.BatchNorm(ch), act()]
+            layers += [conv(c, ch), bn(ch, True), act(),
+                       conv(ch, ch), nn.MaxPool2d(2), bn(ch, True), act()]
             c, hw = ch, hw // 2
         layers.append(M.Flatten())
         k = hw * hw * c
         for _ in range(2):
-            layers += [dense(k, 8 * w), M.BatchNorm(8 * w), act()]
+            layers += [dense(k, 8 * w), bn(8 * w), act()]
             k = 8 * w
-        layers += [dense(k, 10), M.BatchNorm(10)]
+        layers += [dense(k, 10), bn(10)]
     else:
         raise ValueError("unknown architecture %r" % (cfg["arch"],))
     return M.Net(layers, flat_input=cfg["arch"] == "mlp")
+
+
+class _TorchAdam:
+    """torch.optim.Adam (multi-tensor) with one parameter group per Glorot
+    learning-rate scale and the binary latent weights clipped to [-1, 1]
+    after each step: pybnn's optimizer as a PyTorch user writes it (eps is
+    placed as torch places it), for timing."""
+
+    def __init__(self, params, kind="adam", lr=0.003):
+        import torch
+        cls = {"adam": torch.optim.Adam, "adamax": torch.optim.Adamax}.get(kind)
+        if cls is None:
+            raise NotImplementedError("optimizer %r has no torch reference" % (kind,))
+        groups = [dict(params=[p], lr=lr * scale) for p, scale, _ in params]
+        self.opt = cls(groups, lr=lr, foreach=True)
+        self.clipped = [p for p, _, clip in params if clip]
+
+    def zero_grad(self):
+        self.opt.zero_grad(set_to_none=True)
+
+    def step(self):
+        import torch
+        self.opt.step()
+        with torch.no_grad():
+            torch._foreach_clamp_min_(self.clipped, -1.0)
+            torch._foreach_clamp_max_(self.clipped, 1.0)
 
 
 class _Adam:
@@ -392,25 +440,31 @@ class TorchStep:
         return out
 
 
-def build(cfg, input_shape, seed=0, threads=None):
+def build(cfg, input_shape, seed=0, threads=None, fast=False):
     """A TorchStep for a pybnn recipe config (RECIPES[...] with overrides):
     the network, pybnn's optimizer at cfg['lr_start'] and cfg['loss'].
     threads: torch.set_num_threads (process-wide).  Seeds torch's global
-    generator (dropout) with seed."""
+    generator (dropout) with seed.  fast=True: torch's fused batch norm and
+    torch.optim.Adam (foreach) -- the same network, loss and optimizer as a
+    PyTorch user writes them, what `pybnn bench train` times; fast=False
+    matches pybnn's arithmetic closely enough to compare step by step."""
     M = _modules()
     torch = M.torch
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
-    net = _build_net(cfg, tuple(input_shape), seed)
+    net = _build_net(cfg, tuple(input_shape), seed, fast)
+    for layer in net.layers:
+        layer.fast = fast          # the sign of weight layers and activations
     params = []
     for layer in net.layers:
         if hasattr(layer, "lr_scale"):
             params.append((layer.weight, layer.lr_scale, layer.binary))
-        elif isinstance(layer, M.BatchNorm):
+        elif isinstance(layer, (M.BatchNorm, M.nn.BatchNorm1d, M.nn.BatchNorm2d)):
             params += [(layer.weight, 1.0, False), (layer.bias, 1.0, False)]
     kind = cfg.get("optimizer", "adam")
-    opt = _Adam(params, kind, lr=float(cfg.get("lr_start", 0.003 if kind == "adam" else 0.002)))
+    lr = float(cfg.get("lr_start", 0.003 if kind == "adam" else 0.002))
+    opt = _TorchAdam(params, kind, lr) if fast else _Adam(params, kind, lr)
     loss = cfg.get("loss", "squared_hinge")
     if loss == "squared_hinge":
         loss_fn = _squared_hinge

@@ -1,0 +1,182 @@
+"""`pybnn bench train`: a training step of a recipe in pybnn against the
+same network, loss, optimizer and batch size in PyTorch
+(pybnn/bench/torch_reference.py), interleaved in one process with the same
+thread count, plus where pybnn's step spends its time.
+
+The breakdown comes from the training code's own timers: Sequential times
+each layer's forward and backward when `model.timings` is set, and the
+loss and optimizer step are timed around their calls here.  Inputs are
+random uint8 images (the time of a step does not depend on the pixels).
+"""
+from __future__ import annotations
+
+import collections
+import statistics
+import time
+
+import numpy as np
+
+from .. import _core
+from ..losses import softmax_cross_entropy, squared_hinge
+from ..optim import Optimizer
+from ..recipes import RECIPES, build_model
+
+__all__ = ["PhaseTimes", "bench_train"]
+
+# training images per epoch of each recipe's dataset (after the validation
+# split of pybnn train: the last 10,000 for mnist-mlp, else 10%)
+_TRAIN_SET = {"mnist": 60000, "cifar10": 50000}
+_INPUT = {"mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
+
+
+class PhaseTimes:
+    """Seconds per (phase, name), summed over calls: what Sequential's
+    timers and the step around them report."""
+
+    def __init__(self):
+        self.seconds = collections.OrderedDict()
+
+    def add(self, phase, name, seconds):
+        key = (phase, name)
+        self.seconds[key] = self.seconds.get(key, 0.0) + seconds
+
+    def clear(self):
+        self.seconds.clear()
+
+
+def _steps_per_epoch(cfg):
+    n = _TRAIN_SET[cfg["dataset"]]
+    val = cfg.get("val_size") or 0
+    if not val or n < 5 * val:
+        val = max(1, n // 10)
+    return -(-(n - val) // cfg["batch_size"])
+
+
+def _config(recipe, width=None, batch_size=None):
+    if recipe not in RECIPES:
+        raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
+    cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
+    if width is not None:
+        cfg["width"] = int(width)
+    if batch_size is not None:
+        cfg["batch_size"] = int(batch_size)
+    cfg.update(recipe=recipe, seed=0, mode="bnn")
+    return cfg
+
+
+class _PybnnStep:
+    def __init__(self, cfg, shape, seed):
+        self.model = build_model(cfg, shape, seed)
+        self.opt = Optimizer(self.model.parameters(), cfg["optimizer"], lr=cfg["lr_start"])
+        self.loss = squared_hinge if cfg["loss"] == "squared_hinge" else softmax_cross_entropy
+        self.times = PhaseTimes()
+
+    def step(self, x, y, timed=False):
+        model, opt = self.model, self.opt
+        model.timings = self.times if timed else None
+        opt.zero_grad()
+        scores = model.forward(x)
+        t0 = time.perf_counter()
+        loss, grad = self.loss(scores, y)
+        t1 = time.perf_counter()
+        model.backward(grad)
+        t2 = time.perf_counter()
+        opt.step()
+        t3 = time.perf_counter()
+        if timed:
+            self.times.add("loss", "loss", t1 - t0)
+            self.times.add("optimizer", "optimizer step", t3 - t2)
+        model.timings = None
+        return loss
+
+
+def _torch_reference():
+    from . import torch_reference
+    return torch_reference
+
+
+def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
+                batch_size=None, torch=True, seed=0, out=print):
+    """Time `steps` training steps per round, `rounds` rounds, of pybnn and
+    (torch=True) PyTorch in turn; returns a dict of the figures (per-step
+    medians, ratio, epoch estimates, pybnn's breakdown)."""
+    from threadpoolctl import threadpool_limits
+    cfg = _config(recipe, width, batch_size)
+    shape = _INPUT[cfg["dataset"]]
+    batch = cfg["batch_size"]
+    rng = np.random.default_rng(seed)
+    n = batch * steps
+    x = rng.integers(0, 256, (n,) + shape, dtype=np.uint8)
+    y = rng.integers(0, 10, n)
+    prev_threads = _core.get_num_threads()
+    results = dict(recipe=recipe, width=cfg["width"], batch_size=batch, threads=threads,
+                   steps=steps, rounds=rounds, isa=_core.isa(),
+                   steps_per_epoch=_steps_per_epoch(cfg))
+    tref = tstep = None
+    if torch:
+        tref = _torch_reference()
+        tstep = tref.build(cfg, shape, seed=seed, threads=threads, fast=True)
+    try:
+        _core.set_num_threads(threads)
+        with threadpool_limits(limits=threads):
+            pstep = _PybnnStep(cfg, shape, seed)
+
+            def run_pybnn(timed):
+                t0 = time.perf_counter()
+                for i in range(steps):
+                    pstep.step(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch], timed)
+                return (time.perf_counter() - t0) / steps
+
+            def run_torch():
+                t0 = time.perf_counter()
+                for i in range(steps):
+                    tstep.step(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch])
+                return (time.perf_counter() - t0) / steps
+
+            # one warm-up step each (allocations, thread start-up)
+            pstep.step(x[:batch], y[:batch])
+            if tstep is not None:
+                tstep.step(x[:batch], y[:batch])
+            times_p, times_t = [], []
+            for _ in range(rounds):
+                times_p.append(run_pybnn(False))
+                if tstep is not None:
+                    times_t.append(run_torch())
+            # the breakdown: one more round with the layers' timers on
+            # (their cost is a few perf_counter calls per layer)
+            pstep.times.clear()
+            timed = run_pybnn(True)
+    finally:
+        _core.set_num_threads(prev_threads)
+    med_p = statistics.median(times_p)
+    results.update(pybnn_ms=1e3 * med_p, pybnn_min_ms=1e3 * min(times_p),
+                   pybnn_epoch_s=med_p * results["steps_per_epoch"],
+                   pybnn_timed_ms=1e3 * timed)
+    head = ("%s: width %d, batch %d, %d threads, kernels %s; %d steps x %d rounds, interleaved"
+            % (recipe, cfg["width"], batch, threads, _core.isa(), steps, rounds))
+    out(head)
+    out("  pybnn   median %8.1f ms/step (min %.1f)  epoch of %d steps: %.1f s"
+        % (1e3 * med_p, 1e3 * min(times_p), results["steps_per_epoch"], results["pybnn_epoch_s"]))
+    if times_t:
+        med_t = statistics.median(times_t)
+        results.update(torch_ms=1e3 * med_t, torch_min_ms=1e3 * min(times_t),
+                       torch_epoch_s=med_t * results["steps_per_epoch"],
+                       speedup=med_t / med_p, torch_version=tref.torch_version())
+        out("  PyTorch median %8.1f ms/step (min %.1f)  epoch: %.1f s   (torch %s)"
+            % (1e3 * med_t, 1e3 * min(times_t), results["torch_epoch_s"],
+               results["torch_version"]))
+        out("  pybnn is %.2fx PyTorch's speed (PyTorch time / pybnn time)" % results["speedup"])
+    per_step = [(phase, name, 1e3 * s / steps) for (phase, name), s in pstep.times.seconds.items()]
+    total = sum(ms for _, _, ms in per_step)
+    by_phase = collections.OrderedDict()
+    for phase, _, ms in per_step:
+        by_phase[phase] = by_phase.get(phase, 0.0) + ms
+    results["breakdown_ms"] = [dict(phase=p, name=nm, ms=ms) for p, nm, ms in per_step]
+    results["phases_ms"] = dict(by_phase)
+    out("  pybnn step breakdown (ms per step, from a timed round of %.1f ms/step):" % (1e3 * timed))
+    for phase, name, ms in per_step:
+        if ms >= 0.05:
+            out("    %-9s %-28s %8.2f  %5.1f%%" % (phase, name, ms, 100 * ms / total))
+    out("    " + ", ".join("%s %.1f" % kv for kv in by_phase.items())
+        + "; other (Python between layers) %.1f" % max(0.0, 1e3 * timed - total))
+    return results
