@@ -518,6 +518,24 @@ BNN_API bnn_status bnn_ste_backward_packed(int64_t rows, int64_t k,
                                            const float *grad, int64_t grad_stride,
                                            float *out, int64_t out_stride);
 
+/** bnn_gemm_f32_pm1() : C = A . S (accumulate: C += A . S) where S is a +-1
+ *  matrix held as packed bits -- the backward products of a binary layer
+ *  (input gradient g . W, weight gradient g^T . x) without a float copy of
+ *  the +-1 operand.
+ *    C[i][k] (+)= sum_{j < J} A(i, j) * S(j, k),   i < I, k < K,
+ *  A(i, j) = a[i*lda_i + j*lda_j] (lda_j = 1: rows of a; lda_i = 1: a
+ *  transposed), S(j, k) = -1 where bit k of row j is set (the bit
+ *  contract), +1 otherwise; rows of s are lds >= bnn_words(K) words apart;
+ *  c rows ldc >= K floats apart.  Each C[i][k] is one float32 accumulator
+ *  that adds A(i, j) * S(j, k) (exact) for j = 0, 1, ..., J-1 in order,
+ *  starting from 0 or, with accumulate, from C[i][k]: the same floats on
+ *  every ISA and for any thread count.  J = 0 gives C = 0 (or leaves C).
+ *  Errors (nothing written): BNN_ERR_NULL, BNN_ERR_SHAPE (negative sizes,
+ *  strides below 1 or below the rows), BNN_ERR_OVERFLOW. */
+BNN_API bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a,
+                                    int64_t lda_i, int64_t lda_j, const uint64_t *s,
+                                    int64_t lds, float *c, int64_t ldc, int accumulate);
+
 /** bnn_pack_stochastic_f32() : stochastic binarization into packed bits:
  *  element j of row i (index e = counter + i*k + j) is +1 with probability
  *  hardsigmoid(x) = clip((x + 1)/2, 0, 1), drawn from a counter-based

@@ -44,6 +44,15 @@
  *      (flip && flip[j]) ? dot[j] > thresh[j] : dot[j] < thresh[j];
  *      bnn_words(n) words written, pad bits 0.
  *
+ *  pm1_tile(mr, nc, jn, a, lda_i, lda_j, panel, c, ldc, zero): for r < mr
+ *      (1 <= mr <= BNN_PM1_MR), q < nc (1 <= nc <= BNN_PM1_NR), starting
+ *      from 0 (zero) or from c[r*ldc + q], and j = 0, 1, ..., jn-1 in order,
+ *        c[r*ldc + q] = c[r*ldc + q] + a[r*lda_i + j*lda_j] * panel[j*BNN_PM1_NR + q]
+ *      with panel entries +-1.0f, so each product is exact and each step a
+ *      single rounding of acc +- a (an FMA or a plain add: the same float):
+ *      every ISA gives identical results.  Nothing outside the mr x nc
+ *      elements of c is read or written; jn may be 0.
+ *
  *  opt_range(p, step, i0, i1, param, grad, m, v): one optimizer step of
  *      elements [i0, i1) (p validated, step = the bias-corrected rate times
  *      lr_scale), clipping param to [-p->clip, p->clip] when clip > 0.
@@ -57,6 +66,9 @@
 
 /* Rows of A a popc_strip call handles at most. */
 #define BNN_MR 4
+/* The tile of pm1_tile: rows of A, columns of the +-1 panel (two AVX2 vectors). */
+#define BNN_PM1_MR 6
+#define BNN_PM1_NR 16
 
 typedef void (*bnn_pack_f32_fn)(int64_t k, const float *src, uint64_t *dst);
 typedef void (*bnn_pack_i8_fn)(int64_t k, const int8_t *src, uint64_t *dst);
@@ -78,6 +90,9 @@ typedef void (*bnn_opt_range_fn)(const bnn_opt_params *p, double step, int64_t i
 typedef void (*bnn_epi_bits_fn)(int64_t n, const int32_t *dot, const int32_t *thresh,
                                 const uint8_t *flip, uint64_t *out);
 typedef uint64_t (*bnn_probe_fn)(int64_t iters, uint64_t *sink);
+typedef void (*bnn_pm1_tile_fn)(int64_t mr, int64_t nc, int64_t jn, const float *a,
+                                int64_t lda_i, int64_t lda_j, const float *panel, float *c,
+                                int64_t ldc, int zero);
 
 typedef struct bnn_kernels {
     bnn_isa            isa;
@@ -89,6 +104,7 @@ typedef struct bnn_kernels {
     bnn_dot_u8_strip_fn dot_u8_strip;
     bnn_opt_range_fn   opt_range;
     bnn_epi_bits_fn    epi_bits;
+    bnn_pm1_tile_fn    pm1_tile;
 } bnn_kernels;
 
 /* The table in use (selected once, thread-safely, on first use). */
@@ -116,6 +132,12 @@ BNN_INTERNAL void bnn_opt_range_ref(const bnn_opt_params *p, double step, int64_
                                     float *v);
 BNN_INTERNAL void bnn_epi_bits_ref(int64_t n, const int32_t *dot, const int32_t *thresh,
                                    const uint8_t *flip, uint64_t *out);
+BNN_INTERNAL void bnn_pm1_tile_ref(int64_t mr, int64_t nc, int64_t jn, const float *a,
+                                   int64_t lda_i, int64_t lda_j, const float *panel, float *c,
+                                   int64_t ldc, int zero);
+BNN_INTERNAL void bnn_pm1_tile_avx2(int64_t mr, int64_t nc, int64_t jn, const float *a,
+                                    int64_t lda_i, int64_t lda_j, const float *panel, float *c,
+                                    int64_t ldc, int zero);
 BNN_INTERNAL void bnn_epi_bits_avx2(int64_t n, const int32_t *dot, const int32_t *thresh,
                                     const uint8_t *flip, uint64_t *out);
 BNN_INTERNAL void bnn_epi_bits_avx512(int64_t n, const int32_t *dot, const int32_t *thresh,

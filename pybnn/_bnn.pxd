@@ -164,6 +164,9 @@ cdef extern from "bnn.h" nogil:
     bnn_status bnn_ste_backward(int64_t n, const float *x, const float *grad, float *out)
     bnn_status bnn_ste_mask_pack(int64_t rows, int64_t k, const float *x, int64_t x_stride,
                                  uint64_t *mask, int64_t mask_stride_words)
+    bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a,
+                                int64_t lda_i, int64_t lda_j, const uint64_t *s,
+                                int64_t lds, float *c, int64_t ldc, int accumulate)
     bnn_status bnn_ste_backward_packed(int64_t rows, int64_t k, const uint64_t *mask,
                                        int64_t mask_stride_words, const float *grad,
                                        int64_t grad_stride, float *out, int64_t out_stride)

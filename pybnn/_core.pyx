@@ -180,6 +180,44 @@ def unpack_rows_f32(src, int64_t k, dst):
     check(st, "unpack")
 
 
+def gemm_f32_pm1(a, s, int64_t k, out, bint transpose_a=False, bint accumulate=False):
+    """out[I, k] (+)= A . S, S the +-1 matrix of the packed rows s [J, >= words(k)]:
+    A = a [I, J] (float32 rows), or with transpose_a, a [J, I] read as its
+    transpose.  One float accumulator per element adds the exact products
+    in j order (from 0, or from out with accumulate): the same floats on
+    every ISA and thread count (bnn_gemm_f32_pm1)."""
+    cdef const float[:, ::1] av = a
+    cdef const uint64_t[:, :] sv = s
+    cdef float[:, :] ov = out
+    cdef int64_t I, J, lda_i, lda_j
+    cdef int64_t lds, ldc
+    cdef bnn_status st
+    if transpose_a:
+        J, I = av.shape[0], av.shape[1]
+        lda_i, lda_j = 1, I
+    else:
+        I, J = av.shape[0], av.shape[1]
+        lda_i, lda_j = J, 1
+    if sv.shape[0] != J or sv.shape[1] < bnn_words(k):
+        raise ValueError("gemm_f32_pm1: s must be [%d, >= %d] words, got %r"
+                         % (J, bnn_words(k), (sv.shape[0], sv.shape[1])))
+    if ov.shape[0] != I or ov.shape[1] != k:
+        raise ValueError("gemm_f32_pm1: out must be [%d, %d], got %r"
+                         % (I, k, (ov.shape[0], ov.shape[1])))
+    if I == 0 or k == 0:
+        return
+    lds = _row_stride(s, 8, "s") if J > 0 else bnn_words(k)
+    ldc = _row_stride(out, 4, "out")
+    if J == 0:
+        with nogil:
+            st = bnn_gemm_f32_pm1(I, k, 0, NULL, 1, 1, NULL, lds, &ov[0, 0], ldc, accumulate)
+    else:
+        with nogil:
+            st = bnn_gemm_f32_pm1(I, k, J, &av[0, 0], lda_i, lda_j, &sv[0, 0], lds,
+                                  &ov[0, 0], ldc, accumulate)
+    check(st, "gemm_f32_pm1")
+
+
 def gemm(a, w, int64_t k, out, int kind=BNN_EPI_INT32, scale=None, offset=None,
          thresh=None, flip=None):
     """C = epilogue(dot(a rows, w rows)) over k packed elements.

@@ -518,4 +518,23 @@ static inline int bt_check_fold_bits(int64_t rows, int64_t m, const int32_t *s,
     return 0;
 }
 
+/* The float x (+-1) product of bnn_gemm_f32_pm1: C[i][k] (+)= sum_j A(i, j) *
+ * S(j, k), one float accumulator per element adding the exact products in j
+ * order from 0 (or from C). */
+static inline void bt_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a,
+                                   int64_t lda_i, int64_t lda_j, const uint64_t *s,
+                                   int64_t lds, float *c, int64_t ldc, int accumulate)
+{
+    int64_t i, k, j;
+    for (i = 0; i < I; i++)
+        for (k = 0; k < K; k++) {
+            float acc = accumulate ? c[i * ldc + k] : 0.0f;
+            for (j = 0; j < J; j++) {
+                const float sj = bt_getbit(s + j * lds, k) ? -1.0f : 1.0f;
+                acc = acc + a[i * lda_i + j * lda_j] * sj;
+            }
+            c[i * ldc + k] = acc;
+        }
+}
+
 #endif /* BNN_TEST_ORACLE_H */

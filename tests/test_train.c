@@ -29,6 +29,7 @@
  * bits) are compared exactly.
  */
 #include "test_util.h"
+#include "oracle.h"
 
 #include <float.h>
 
@@ -1721,6 +1722,145 @@ static int test_stochastic(void)
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* bnn_gemm_f32_pm1: the backward products on packed +-1 operands          */
+/* ------------------------------------------------------------------ */
+
+typedef struct pm1_ctx {
+    int64_t I, K, J, lda_i, lda_j, lds, ldc;
+    const float *a;
+    const uint64_t *s;
+    const float *c0, *want;
+    float *c;
+    int accumulate;
+} pm1_ctx;
+
+static int same_float(float x, float y)
+{
+    uint32_t u, v;
+    if (x != x && y != y) return 1;              /* NaN payloads may differ */
+    memcpy(&u, &x, 4);
+    memcpy(&v, &y, 4);
+    return u == v;
+}
+
+static int pm1_body(bnn_isa isa, void *ctx)
+{
+    const pm1_ctx *p = (const pm1_ctx *)ctx;
+    static const int threads[] = {1, 3};
+    int t;
+    int64_t i, k;
+    (void)isa;
+    for (t = 0; t < 2; t++) {
+        CHECK_ST(bnn_set_num_threads(threads[t]), BNN_OK);
+        memcpy(p->c, p->c0, sizeof(float) * (size_t)(p->I * p->ldc));
+        CHECK_ST(bnn_gemm_f32_pm1(p->I, p->K, p->J, p->a, p->lda_i, p->lda_j, p->s, p->lds,
+                                  p->c, p->ldc, p->accumulate), BNN_OK);
+        for (i = 0; i < p->I; i++)
+            for (k = 0; k < p->ldc; k++)
+                CHECK_MSG(same_float(p->c[i * p->ldc + k], p->want[i * p->ldc + k]),
+                          "I %d K %d J %d acc %d threads %d: c[%d][%d] = %a, oracle %a",
+                          (int)p->I, (int)p->K, (int)p->J, p->accumulate, threads[t], (int)i,
+                          (int)k, (double)p->c[i * p->ldc + k],
+                          (double)p->want[i * p->ldc + k]);
+    }
+    CHECK_ST(bnn_set_num_threads(1), BNN_OK);
+    return 0;
+}
+
+/* Every kernel and thread count gives the oracle's floats bit for bit, on
+ * ragged shapes, both layouts of A, with and without accumulation; the
+ * stride gaps of C are left alone. */
+static int test_pm1_gemm(void)
+{
+    /* the last shapes are large enough (I*K*J >= 2^20) to run on threads */
+    static const int64_t Is[] = {1, 5, 6, 7, 13, 37};
+    static const int64_t Ks[] = {1, 15, 16, 17, 63, 64, 65, 130, 200, 1000};
+    static const int64_t Js[] = {0, 1, 3, 127, 128, 129, 300};
+    bt_rng r = bt_stream(0x9a11);
+    int cases = 0;
+    size_t ii, ik, ij;
+    int trans, acc;
+    for (ii = 0; ii < sizeof Is / sizeof Is[0]; ii++)
+        for (ik = 0; ik < sizeof Ks / sizeof Ks[0]; ik++)
+            for (ij = 0; ij < sizeof Js / sizeof Js[0]; ij++) {
+                const int64_t I = Is[ii], K = Ks[ik], J = Js[ij];
+                const int64_t lds = bt_words(K) + 1, ldc = K + 3;
+                float *a = (float *)malloc(sizeof(float) * (size_t)(I * J + 1));
+                uint64_t *sw = (uint64_t *)malloc(sizeof(uint64_t) * (size_t)(J * lds + 1));
+                float *c0 = (float *)malloc(sizeof(float) * (size_t)(I * ldc));
+                float *c = (float *)malloc(sizeof(float) * (size_t)(I * ldc));
+                float *want = (float *)malloc(sizeof(float) * (size_t)(I * ldc));
+                int64_t j;
+                CHECK(a && sw && c0 && c && want);
+                bt_rand_floats(&r, a, (size_t)(I * J));
+                bt_rand_words(&r, sw, (size_t)(J * lds));
+                for (j = 0; j < J; j++)          /* pad bits of each row are 0 */
+                    if (K % 64) sw[j * lds + bt_words(K) - 1] &= (~(uint64_t)0) >> (64 - K % 64);
+                bt_rand_floats(&r, c0, (size_t)(I * ldc));
+                for (trans = 0; trans < 2; trans++)
+                    for (acc = 0; acc < 2; acc++) {
+                        pm1_ctx p;
+                        char label[80];
+                        p.I = I; p.K = K; p.J = J;
+                        p.lda_i = trans ? 1 : J; p.lda_j = trans ? I : 1;
+                        if (J == 0) { p.lda_i = 1; p.lda_j = 1; }
+                        p.lds = lds; p.ldc = ldc;
+                        p.a = a; p.s = sw; p.c0 = c0; p.c = c; p.want = want;
+                        p.accumulate = acc;
+                        memcpy(want, c0, sizeof(float) * (size_t)(I * ldc));
+                        bt_gemm_f32_pm1(I, K, J, a, p.lda_i, p.lda_j, sw, lds, want, ldc, acc);
+                        snprintf(label, sizeof label, "pm1 gemm %dx%dx%d%s%s", (int)I, (int)K,
+                                 (int)J, trans ? " A^T" : "", acc ? " +=" : "");
+                        if (I == 13 && K == 130 && J == 129 && trans && acc) {
+                            RUN(for_each_isa_ctx(label, pm1_body, &p));   /* one printed line */
+                        } else {
+                            bnn_isa before = bnn_isa_current();
+                            int q;
+                            for (q = 0; q < BT_N_ISAS; q++) {
+                                if (!bnn_isa_supported(bt_all_isas[q])) continue;
+                                CHECK_ST(bnn_set_isa(bt_all_isas[q]), BNN_OK);
+                                if (pm1_body(bt_all_isas[q], &p) != 0) {
+                                    fprintf(stderr, "  (in %s, isa %s)\n", label,
+                                            bt_isa_str(bt_all_isas[q]));
+                                    (void)bnn_set_isa(before);
+                                    return 1;
+                                }
+                            }
+                            (void)bnn_set_isa(before);
+                        }
+                        cases++;
+                    }
+                free(a); free(sw); free(c0); free(c); free(want);
+            }
+    printf("  %-34s %d cases ok\n", "pm1 gemm == oracle (bitwise)", cases);
+    return 0;
+}
+
+/* A by hand: A = [[1, 2], [3, 4]], S rows j=0: +1 -1 (bit 1 set), j=1: -1 -1. */
+static int test_pm1_by_hand_and_errors(void)
+{
+    const float a[4] = {1, 2, 3, 4};
+    const uint64_t s[2] = {2u, 3u};
+    float c[4] = {9, 9, 9, 9};
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, s, 1, c, 2, 0), BNN_OK);
+    CHECK(c[0] == 1 - 2 && c[1] == -1 - 2 && c[2] == 3 - 4 && c[3] == -3 - 4);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 1, 2, s, 1, c, 2, 1), BNN_OK);   /* += A^T . S */
+    CHECK(c[0] == -1 + 1 - 3 && c[1] == -3 - 1 - 3 && c[2] == -1 + 2 - 4 && c[3] == -7 - 2 - 4);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 0, NULL, 0, 0, NULL, 0, c, 2, 0), BNN_OK);
+    CHECK(c[0] == 0 && c[3] == 0);
+    CHECK_ST(bnn_gemm_f32_pm1(-1, 2, 2, a, 2, 1, s, 1, c, 2, 0), BNN_ERR_SHAPE);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, NULL, 2, 1, s, 1, c, 2, 0), BNN_ERR_NULL);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, NULL, 1, c, 2, 0), BNN_ERR_NULL);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, s, 1, NULL, 2, 0), BNN_ERR_NULL);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, s, 0, c, 2, 0), BNN_ERR_SHAPE);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, s, 1, c, 1, 0), BNN_ERR_SHAPE);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 0, 1, s, 1, c, 2, 0), BNN_ERR_SHAPE);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, INT64_MAX, s, 1, c, 2, 0), BNN_ERR_OVERFLOW);
+    CHECK(c[0] == 0 && c[3] == 0);                                       /* untouched */
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bt_init(argc, argv, "test_train");
@@ -1737,6 +1877,8 @@ int main(int argc, char **argv)
     RUN(test_ste_float());
     RUN(test_ste_packed());
     RUN(test_stochastic());
+    RUN(test_pm1_by_hand_and_errors());
+    RUN(test_pm1_gemm());
     printf("test_train: all passed\n");
     return 0;
 }

@@ -339,3 +339,16 @@ def fnv1a64(data, skip=(24, 32)):
     for i, byte in enumerate(bytes(data)):
         h = ((h ^ (0 if a <= i < b else byte)) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
     return h
+
+
+def gemm_f32_pm1(a, s_pm1, c0=None):
+    """C = (c0 +) A . S in float32 with S +-1 [J, K]: one float32 accumulator
+    per element adding the exact products a[i, j] * s[j, k] for j in order
+    (what bnn_gemm_f32_pm1 defines), vectorised over i and k."""
+    a = np.asarray(a, dtype=np.float32)
+    s = np.asarray(s_pm1, dtype=np.float32)
+    acc = np.zeros((a.shape[0], s.shape[1]), np.float32) if c0 is None else \
+        np.array(c0, dtype=np.float32)
+    for j in range(a.shape[1]):
+        acc = acc + a[:, j:j + 1] * s[j]          # float32 ops: one rounding each
+    return acc

@@ -1,0 +1,110 @@
+/*
+ * pm1gemm.c -- C = A . S with S a +-1 matrix held as packed bits: the
+ * backward products of a binary layer (input gradient g . W+-1 and weight
+ * gradient g^T . x+-1) without a float copy of the +-1 operand.
+ *
+ * For each 64-column word of S and each block of BNN_PM1_JB rows of it,
+ * the bits are expanded to +-1.0f in a small panel (four 16-column
+ * sub-panels of 16 KB), and the pm1_tile kernel accumulates 6 x 16 tiles of
+ * C in place over the block's rows j in order.  Every
+ * element of C is one float accumulator that adds +-A(i, j) for j = 0, 1,
+ * ... in order, starting from 0 (or from C's value), whatever the ISA,
+ * the blocking or the thread count: results are bitwise reproducible.
+ * Threads split the words of S (columns of C).
+ */
+#include "bnn_kernels.h"
+
+#include <string.h>
+
+#define BNN_PM1_JB 256        /* rows of S per panel (4 x 16 KB) */
+
+typedef struct pm1_job {
+    const bnn_kernels *kt;
+    int64_t I, K, J, lda_i, lda_j, lds, ldc;
+    const float *a;
+    const uint64_t *s;
+    float *c;
+    int accumulate;
+} pm1_job;
+
+static void pm1_words(const pm1_job *jb, int64_t w0, int64_t w1)
+{
+    /* panel[q][j][16]: sub-panel q holds columns 16q .. 16q+15 of the word */
+    float panel[4 * BNN_PM1_JB * BNN_PM1_NR];
+    float expand[64];
+    const bnn_kernels *kt = jb->kt;
+    int64_t w, j0, j, i0, q;
+    for (w = w0; w < w1; w++) {
+        const int64_t k0 = 64 * w;
+        const int64_t nk = BNN_MIN((int64_t)64, jb->K - k0);
+        const int64_t nq = BNN_CEIL_DIV(nk, BNN_PM1_NR);
+        for (j0 = 0; j0 < jb->J; j0 += BNN_PM1_JB) {
+            const int64_t jn = BNN_MIN((int64_t)BNN_PM1_JB, jb->J - j0);
+            const int zero = j0 == 0 && !jb->accumulate;
+            for (j = 0; j < jn; j++) {
+                kt->unpack_f32(64, jb->s + (j0 + j) * jb->lds + w, expand);
+                for (q = 0; q < nq; q++)
+                    memcpy(panel + (q * BNN_PM1_JB + j) * BNN_PM1_NR, expand + q * BNN_PM1_NR,
+                           sizeof(float) * BNN_PM1_NR);
+            }
+            for (i0 = 0; i0 < jb->I; i0 += BNN_PM1_MR) {
+                const int64_t mr = BNN_MIN((int64_t)BNN_PM1_MR, jb->I - i0);
+                const float *a = jb->a + i0 * jb->lda_i + j0 * jb->lda_j;
+                for (q = 0; q < nq; q++) {
+                    const int64_t kq = k0 + q * BNN_PM1_NR;
+                    kt->pm1_tile(mr, BNN_MIN((int64_t)BNN_PM1_NR, jb->K - kq), jn, a,
+                                 jb->lda_i, jb->lda_j, panel + q * BNN_PM1_JB * BNN_PM1_NR,
+                                 jb->c + i0 * jb->ldc + kq, jb->ldc, zero);
+                }
+            }
+        }
+    }
+}
+
+static void pm1_part(void *ctx, int part, int parts)
+{
+    const pm1_job *jb = (const pm1_job *)ctx;
+    const int64_t words = bnn_words(jb->K);
+    pm1_words(jb, words * part / parts, words * (part + 1) / parts);
+}
+
+bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a, int64_t lda_i,
+                            int64_t lda_j, const uint64_t *s, int64_t lds, float *c,
+                            int64_t ldc, int accumulate)
+{
+    pm1_job jb;
+    int64_t words, work, r;
+    int parts;
+    if (I < 0 || K < 0 || J < 0) return BNN_ERR_SHAPE;
+    if (I == 0 || K == 0) return BNN_OK;
+    if (c == NULL) return BNN_ERR_NULL;
+    words = bnn_words(K);
+    if (ldc < K || !bnn_extent_ok(I, ldc, K, sizeof(float))) return BNN_ERR_SHAPE;
+    if (J == 0) {                              /* an empty sum */
+        if (!accumulate)
+            for (r = 0; r < I; r++) memset(c + r * ldc, 0, sizeof(float) * (size_t)K);
+        return BNN_OK;
+    }
+    if (a == NULL || s == NULL) return BNN_ERR_NULL;
+    if (lda_i < 1 || lda_j < 1 || lds < words) return BNN_ERR_SHAPE;
+    if (!bnn_extent_ok(I, lda_i, 1, sizeof(float)) || !bnn_extent_ok(J, lda_j, 1, sizeof(float))
+        || !bnn_extent_ok(J, lds, words, sizeof(uint64_t)))
+        return BNN_ERR_OVERFLOW;
+    {   /* the last element of A: (I-1)*lda_i + (J-1)*lda_j */
+        int64_t x, y;
+        if (!bnn_mul_ok(I - 1, lda_i, &x) || !bnn_mul_ok(J - 1, lda_j, &y) || x > INT64_MAX - y)
+            return BNN_ERR_OVERFLOW;
+    }
+    jb.kt = bnn_kernels_get();
+    jb.I = I; jb.K = K; jb.J = J;
+    jb.a = a; jb.lda_i = lda_i; jb.lda_j = lda_j;
+    jb.s = s; jb.lds = lds;
+    jb.c = c; jb.ldc = ldc;
+    jb.accumulate = accumulate != 0;
+    parts = 1;
+    if (bnn_mul_ok(I, K, &work) && bnn_mul_ok(work, J, &work) && work >= ((int64_t)1 << 20))
+        parts = (int)BNN_MIN(BNN_MIN((int64_t)bnn_get_num_threads(), words), (int64_t)64);
+    if (parts > 1) bnn_run_parts(pm1_part, &jb, parts);
+    else pm1_words(&jb, 0, words);
+    return BNN_OK;
+}
