@@ -3,6 +3,8 @@
 #define BNN_INTERNAL_H
 
 #include "bnn.h"
+
+#include <string.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -53,6 +55,29 @@ static inline int bnn_popcount64(uint64_t x)
     x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
     return (int)((x * 0x0101010101010101ULL) >> 56);
 #endif
+}
+
+/* AP2(z) = sign(z) * 2^round(log2|z|) of the shift-based variants, on the
+ * exponent bits (shift.c derives it; bnn_ap2() is this function): a normal
+ * |z| = 1.f * 2^E gives 2^(E+1) exactly when 1.f >= the double nearest
+ * sqrt(2), i.e. when the 52 fraction bits are at least 0x6A09E667F3BCD (the
+ * tie rule of the frexp formulation, whose mantissa 1.f/2 is compared with
+ * the double nearest 1/sqrt(2)), else 2^E, with z's sign; 2^1024 is inf, as
+ * ldexp gives.  0 and -0 give +0; inf and NaN are returned as they are;
+ * subnormals take the frexp formulation (bnn_ap2_frexp). */
+#define BNN_AP2_SQRT2_FRACTION 0x6A09E667F3BCDULL
+BNN_INTERNAL double bnn_ap2_frexp(double z);
+static inline double bnn_ap2_inline(double z)
+{
+    uint64_t u, e;
+    memcpy(&u, &z, sizeof u);
+    e = (u >> 52) & 0x7FF;
+    if (e == 0x7FF) return z;                         /* inf, NaN */
+    if (e == 0) return (u << 1) == 0 ? 0.0 : bnn_ap2_frexp(z);
+    e += (u & 0xFFFFFFFFFFFFFULL) >= BNN_AP2_SQRT2_FRACTION;
+    u = (u & 0x8000000000000000ULL) | (e << 52);
+    memcpy(&z, &u, sizeof z);
+    return z;
 }
 
 /* Checked int64 multiply: 0 on overflow (or negative operands). */

@@ -40,7 +40,7 @@ void bnn_opt_range_ref(const bnn_opt_params *p, double step, int64_t i0, int64_t
     default:
         for (i = i0; i < i1; i++) {
             double g = grad[i], mi = b1 * m[i] + (1.0 - b1) * g;
-            double vi = bnn_ap2(fmax(b2 * v[i], fabs(g))) + eps;
+            double vi = bnn_ap2_inline(fmax(b2 * v[i], fabs(g))) + eps;
             double w = param[i] - step * (vi > 0.0 ? mi / vi : 0.0);
             m[i] = (float)mi;
             v[i] = (float)vi;

@@ -52,7 +52,7 @@ static void bn_fwd_part(void *vctx, int part, int parts)
         mean = sum / (double)n;
         for (i = 0; i < n; i++) {
             double d = x[i * c + j] - mean;
-            var += kind == BNN_BN_SHIFT ? bnn_ap2(d) * d : d * d;
+            var += kind == BNN_BN_SHIFT ? bnn_ap2_inline(d) * d : d * d;
         }
         var /= (double)n;
         inv = 1.0 / sqrt(var + (double)b->eps);
@@ -60,8 +60,8 @@ static void bn_fwd_part(void *vctx, int part, int parts)
             b->running_mean[j] = (float)((1.0 - momentum) * b->running_mean[j] + momentum * mean);
         if (b->running_invstd)
             b->running_invstd[j] = (float)((1.0 - momentum) * b->running_invstd[j] + momentum * inv);
-        sc = kind == BNN_BN_SHIFT ? bnn_ap2(inv) : inv;
-        g = kind == BNN_BN_SHIFT ? bnn_ap2(b->gamma[j]) : b->gamma[j];
+        sc = kind == BNN_BN_SHIFT ? bnn_ap2_inline(inv) : inv;
+        g = kind == BNN_BN_SHIFT ? bnn_ap2_inline(b->gamma[j]) : b->gamma[j];
         b->out_mean[j] = (float)mean;
         b->out_scale[j] = (float)sc;
         for (i = 0; i < n; i++)
@@ -102,8 +102,9 @@ bnn_status bnn_bn_forward_eval(bnn_bn_kind kind, int64_t n, int64_t c, const flo
     if (n == 0 || c == 0) return BNN_OK;
     if (!x || !gamma || !beta || !running_mean || !running_invstd || !y) return BNN_ERR_NULL;
     for (j = 0; j < c; j++) {
-        double sc = kind == BNN_BN_SHIFT ? bnn_ap2(running_invstd[j]) * bnn_ap2(gamma[j])
-                                         : (double)gamma[j] * running_invstd[j];
+        double sc = kind == BNN_BN_SHIFT
+                        ? bnn_ap2_inline(running_invstd[j]) * bnn_ap2_inline(gamma[j])
+                        : (double)gamma[j] * running_invstd[j];
         for (i = 0; i < n; i++)
             y[i * c + j] = (float)((x[i * c + j] - (double)running_mean[j]) * sc + beta[j]);
     }
@@ -124,14 +125,14 @@ static void bn_bwd_part(void *vctx, int part, int parts)
             double d = x[i * c + j] - mean, gi = dy[i * c + j];
             sg += gi;
             if (kind == BNN_BN_SHIFT) {
-                sgx += bnn_ap2(d) * gi;           /* sum Ct * dy   */
-                sdg += bnn_ap2(d * sc) * gi;      /* dgamma        */
+                sgx += bnn_ap2_inline(d) * gi;           /* sum Ct * dy   */
+                sdg += bnn_ap2_inline(d * sc) * gi;      /* dgamma        */
             } else {
                 sgx += d * sc * gi;               /* sum xh * dy   */
             }
         }
         if (kind == BNN_BN_SHIFT) {
-            g = bnn_ap2(b->gamma[j]);
+            g = bnn_ap2_inline(b->gamma[j]);
             b->dgamma[j] = (float)sdg;
             k2 = sc * sc * (sgx / (double)n);
         } else {
@@ -142,7 +143,7 @@ static void bn_bwd_part(void *vctx, int part, int parts)
         b->dbeta[j] = (float)sg;
         for (i = 0; i < n; i++) {
             double d = x[i * c + j] - mean;
-            double ct = kind == BNN_BN_SHIFT ? bnn_ap2(d) : d;
+            double ct = kind == BNN_BN_SHIFT ? bnn_ap2_inline(d) : d;
             b->dx[i * c + j] = (float)(g * sc * (dy[i * c + j] - sg / (double)n - ct * k2));
         }
     }

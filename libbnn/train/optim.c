@@ -47,7 +47,7 @@ bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
         step = p->lr / (1.0 - pow(b1, (double)p->t));
         break;
     default:
-        step = bnn_ap2(p->lr / (1.0 - pow(b1, (double)p->t)));
+        step = bnn_ap2_inline(p->lr / (1.0 - pow(b1, (double)p->t)));
         break;
     }
     step *= p->lr_scale;
