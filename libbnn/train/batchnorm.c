@@ -38,34 +38,57 @@ static void bn_run(void (*fn)(void *, int, int), bn_ctx *ctx)
         fn(ctx, 0, 1);
 }
 
+/* Features are walked in chunks of BN_CHUNK, rows in order inside a chunk:
+ * each feature's sums still add its rows i = 0, 1, ... in order (the
+ * arithmetic of a per-feature loop, bit for bit), but the data is read
+ * row by row, contiguously. */
+#define BN_CHUNK 256
+
 static void bn_fwd_part(void *vctx, int part, int parts)
 {
     const bn_ctx *b = (const bn_ctx *)vctx;
     const int64_t n = b->n, c = b->c;
     const float *x = b->x;
-    const bnn_bn_kind kind = b->kind;
+    const int shift = b->kind == BNN_BN_SHIFT;
     const double momentum = b->momentum;
-    int64_t i, j;
-    for (j = c * part / parts; j < c * (part + 1) / parts; j++) {
-        double sum = 0.0, var = 0.0, mean, inv, sc, g;
-        for (i = 0; i < n; i++) sum += x[i * c + j];
-        mean = sum / (double)n;
+    const int64_t jend = c * (part + 1) / parts;
+    double mean[BN_CHUNK], var[BN_CHUNK], sc[BN_CHUNK], g[BN_CHUNK];
+    int64_t i, j, j0, nj;
+    for (j0 = c * part / parts; j0 < jend; j0 += nj) {
+        nj = BNN_MIN((int64_t)BN_CHUNK, jend - j0);
+        for (j = 0; j < nj; j++) mean[j] = var[j] = 0.0;
         for (i = 0; i < n; i++) {
-            double d = x[i * c + j] - mean;
-            var += kind == BNN_BN_SHIFT ? bnn_ap2_inline(d) * d : d * d;
+            const float *xr = x + i * c + j0;
+            for (j = 0; j < nj; j++) mean[j] += xr[j];
         }
-        var /= (double)n;
-        inv = 1.0 / sqrt(var + (double)b->eps);
-        if (b->running_mean)
-            b->running_mean[j] = (float)((1.0 - momentum) * b->running_mean[j] + momentum * mean);
-        if (b->running_invstd)
-            b->running_invstd[j] = (float)((1.0 - momentum) * b->running_invstd[j] + momentum * inv);
-        sc = kind == BNN_BN_SHIFT ? bnn_ap2_inline(inv) : inv;
-        g = kind == BNN_BN_SHIFT ? bnn_ap2_inline(b->gamma[j]) : b->gamma[j];
-        b->out_mean[j] = (float)mean;
-        b->out_scale[j] = (float)sc;
-        for (i = 0; i < n; i++)
-            b->y[i * c + j] = (float)(g * ((x[i * c + j] - mean) * sc) + b->beta[j]);
+        for (j = 0; j < nj; j++) mean[j] /= (double)n;
+        for (i = 0; i < n; i++) {
+            const float *xr = x + i * c + j0;
+            for (j = 0; j < nj; j++) {
+                double d = xr[j] - mean[j];
+                var[j] += shift ? bnn_ap2_inline(d) * d : d * d;
+            }
+        }
+        for (j = 0; j < nj; j++) {
+            const int64_t f = j0 + j;
+            double inv = 1.0 / sqrt(var[j] / (double)n + (double)b->eps);
+            if (b->running_mean)
+                b->running_mean[f] = (float)((1.0 - momentum) * b->running_mean[f]
+                                             + momentum * mean[j]);
+            if (b->running_invstd)
+                b->running_invstd[f] = (float)((1.0 - momentum) * b->running_invstd[f]
+                                               + momentum * inv);
+            sc[j] = shift ? bnn_ap2_inline(inv) : inv;
+            g[j] = shift ? bnn_ap2_inline(b->gamma[f]) : b->gamma[f];
+            b->out_mean[f] = (float)mean[j];
+            b->out_scale[f] = (float)sc[j];
+        }
+        for (i = 0; i < n; i++) {
+            const float *xr = x + i * c + j0;
+            float *yr = b->y + i * c + j0;
+            for (j = 0; j < nj; j++)
+                yr[j] = (float)(g[j] * ((xr[j] - mean[j]) * sc[j]) + b->beta[j0 + j]);
+        }
     }
 }
 
@@ -116,35 +139,55 @@ static void bn_bwd_part(void *vctx, int part, int parts)
     const bn_ctx *b = (const bn_ctx *)vctx;
     const int64_t n = b->n, c = b->c;
     const float *x = b->x, *dy = b->dy;
-    const bnn_bn_kind kind = b->kind;
-    int64_t i, j;
-    for (j = c * part / parts; j < c * (part + 1) / parts; j++) {
-        double mean = b->save_mean[j], sc = b->save_scale[j];
-        double sg = 0.0, sgx = 0.0, sdg = 0.0, g, k2;
+    const int shift = b->kind == BNN_BN_SHIFT;
+    const int64_t jend = c * (part + 1) / parts;
+    double mean[BN_CHUNK], sc[BN_CHUNK], sg[BN_CHUNK], sgx[BN_CHUNK], sdg[BN_CHUNK];
+    double gsc[BN_CHUNK], k2[BN_CHUNK];
+    int64_t i, j, j0, nj;
+    for (j0 = c * part / parts; j0 < jend; j0 += nj) {
+        nj = BNN_MIN((int64_t)BN_CHUNK, jend - j0);
+        for (j = 0; j < nj; j++) {
+            mean[j] = b->save_mean[j0 + j];
+            sc[j] = b->save_scale[j0 + j];
+            sg[j] = sgx[j] = sdg[j] = 0.0;
+        }
         for (i = 0; i < n; i++) {
-            double d = x[i * c + j] - mean, gi = dy[i * c + j];
-            sg += gi;
-            if (kind == BNN_BN_SHIFT) {
-                sgx += bnn_ap2_inline(d) * gi;           /* sum Ct * dy   */
-                sdg += bnn_ap2_inline(d * sc) * gi;      /* dgamma        */
-            } else {
-                sgx += d * sc * gi;               /* sum xh * dy   */
+            const float *xr = x + i * c + j0, *gr = dy + i * c + j0;
+            for (j = 0; j < nj; j++) {
+                double d = xr[j] - mean[j], gi = gr[j];
+                sg[j] += gi;
+                if (shift) {
+                    sgx[j] += bnn_ap2_inline(d) * gi;          /* sum Ct * dy   */
+                    sdg[j] += bnn_ap2_inline(d * sc[j]) * gi;  /* dgamma        */
+                } else {
+                    sgx[j] += d * sc[j] * gi;                  /* sum xh * dy   */
+                }
             }
         }
-        if (kind == BNN_BN_SHIFT) {
-            g = bnn_ap2_inline(b->gamma[j]);
-            b->dgamma[j] = (float)sdg;
-            k2 = sc * sc * (sgx / (double)n);
-        } else {
-            g = b->gamma[j];
-            b->dgamma[j] = (float)sgx;
-            k2 = sc * (sgx / (double)n);         /* xh = d*sc: sc * mean(dy*xh) */
+        for (j = 0; j < nj; j++) {
+            const int64_t f = j0 + j;
+            double gj;
+            if (shift) {
+                gj = bnn_ap2_inline(b->gamma[f]);
+                b->dgamma[f] = (float)sdg[j];
+                k2[j] = sc[j] * sc[j] * (sgx[j] / (double)n);
+            } else {
+                gj = b->gamma[f];
+                b->dgamma[f] = (float)sgx[j];
+                k2[j] = sc[j] * (sgx[j] / (double)n);     /* xh = d*sc: sc * mean(dy*xh) */
+            }
+            b->dbeta[f] = (float)sg[j];
+            gsc[j] = gj * sc[j];
+            sg[j] /= (double)n;
         }
-        b->dbeta[j] = (float)sg;
         for (i = 0; i < n; i++) {
-            double d = x[i * c + j] - mean;
-            double ct = kind == BNN_BN_SHIFT ? bnn_ap2_inline(d) : d;
-            b->dx[i * c + j] = (float)(g * sc * (dy[i * c + j] - sg / (double)n - ct * k2));
+            const float *xr = x + i * c + j0, *gr = dy + i * c + j0;
+            float *dr = b->dx + i * c + j0;
+            for (j = 0; j < nj; j++) {
+                double d = xr[j] - mean[j];
+                double ct = shift ? bnn_ap2_inline(d) : d;
+                dr[j] = (float)(gsc[j] * (gr[j] - sg[j] - ct * k2[j]));
+            }
         }
     }
 }
