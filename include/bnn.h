@@ -529,7 +529,8 @@ BNN_API bnn_status bnn_ste_backward_packed(int64_t rows, int64_t k,
  *  c rows ldc >= K floats apart.  Each C[i][k] is one float32 accumulator
  *  that adds A(i, j) * S(j, k) (exact) for j = 0, 1, ..., J-1 in order,
  *  starting from 0 or, with accumulate, from C[i][k]: the same floats on
- *  every ISA and for any thread count.  J = 0 gives C = 0 (or leaves C).
+ *  every ISA and for any thread count (NaN payloads aside).  J = 0 gives
+ *  C = 0 (or leaves C).  c must not overlap a or s.
  *  Errors (nothing written): BNN_ERR_NULL, BNN_ERR_SHAPE (negative sizes,
  *  strides below 1 or below the rows), BNN_ERR_OVERFLOW. */
 BNN_API bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a,

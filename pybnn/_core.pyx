@@ -206,6 +206,8 @@ def gemm_f32_pm1(a, s, int64_t k, out, bint transpose_a=False, bint accumulate=F
                          % (I, k, (ov.shape[0], ov.shape[1])))
     if I == 0 or k == 0:
         return
+    if np.shares_memory(out, a) or np.shares_memory(out, s):
+        raise ValueError("gemm_f32_pm1: out must not overlap a or s")
     lds = _row_stride(s, 8, "s") if J > 0 else bnn_words(k)
     ldc = _row_stride(out, 4, "out")
     if J == 0:

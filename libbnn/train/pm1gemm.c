@@ -79,7 +79,8 @@ bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a, int
     if (I == 0 || K == 0) return BNN_OK;
     if (c == NULL) return BNN_ERR_NULL;
     words = bnn_words(K);
-    if (ldc < K || !bnn_extent_ok(I, ldc, K, sizeof(float))) return BNN_ERR_SHAPE;
+    if (ldc < K) return BNN_ERR_SHAPE;
+    if (!bnn_extent_ok(I, ldc, K, sizeof(float))) return BNN_ERR_OVERFLOW;
     if (J == 0) {                              /* an empty sum */
         if (!accumulate)
             for (r = 0; r < I; r++) memset(c + r * ldc, 0, sizeof(float) * (size_t)K);

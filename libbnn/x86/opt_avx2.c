@@ -22,6 +22,16 @@ BNN_TARGET_AVX2 static inline __m128 clip4(__m128 w, __m128 lo, __m128 hi)
     return _mm_blendv_ps(w, hi, _mm_cmp_ps(w, hi, _CMP_GT_OQ));
 }
 
+/* Where fmax(bv, ag) is ag, with its NaN rules: ag where it is larger, or
+ * where bv is NaN and ag is not (both NaN: bv, as glibc's fmax returns its
+ * first argument then). */
+BNN_TARGET_AVX2 static inline __m256d fmax_takes_ag(__m256d ag, __m256d bv)
+{
+    return _mm256_or_pd(_mm256_cmp_pd(ag, bv, _CMP_GT_OQ),
+                        _mm256_andnot_pd(_mm256_cmp_pd(ag, ag, _CMP_UNORD_Q),
+                                         _mm256_cmp_pd(bv, bv, _CMP_UNORD_Q)));
+}
+
 /* AP2 of four doubles on the exponent bits, as bnn_ap2_inline: a normal
  * lane's exponent goes up by one where its fraction is at least that of
  * sqrt(2) rounded, the fraction is cleared, the sign kept; zeros give +0,
@@ -78,12 +88,10 @@ BNN_TARGET_AVX2 void bnn_opt_range_avx2(const bnn_opt_params *p, double step, in
             __m256d g = _mm256_cvtps_pd(_mm_loadu_ps(grad + i));
             __m256d mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_cvtps_pd(_mm_loadu_ps(m + i))),
                                        _mm256_mul_pd(c1, g));
-            /* fmax(b2 * v, |g|), NaN rules included: |g| where it is
-             * larger or where b2 * v is NaN, else b2 * v */
+            /* fmax(b2 * v, |g|), NaN rules included */
             __m256d bv = _mm256_mul_pd(b2, _mm256_cvtps_pd(_mm_loadu_ps(v + i)));
             __m256d ag = _mm256_and_pd(g, absmask);
-            __m256d take = _mm256_or_pd(_mm256_cmp_pd(ag, bv, _CMP_GT_OQ),
-                                        _mm256_cmp_pd(bv, bv, _CMP_UNORD_Q));
+            __m256d take = fmax_takes_ag(ag, bv);
             __m256d vi = _mm256_blendv_pd(bv, ag, take);
             __m256d den = _mm256_add_pd(vi, eps);
             __m256d q = _mm256_and_pd(_mm256_div_pd(mi, den), _mm256_cmp_pd(den, zero, _CMP_GT_OQ));
@@ -100,8 +108,7 @@ BNN_TARGET_AVX2 void bnn_opt_range_avx2(const bnn_opt_params *p, double step, in
                                        _mm256_mul_pd(c1, g));
             __m256d bv = _mm256_mul_pd(b2, _mm256_cvtps_pd(_mm_loadu_ps(v + i)));
             __m256d ag = _mm256_and_pd(g, absmask);
-            __m256d take = _mm256_or_pd(_mm256_cmp_pd(ag, bv, _CMP_GT_OQ),
-                                        _mm256_cmp_pd(bv, bv, _CMP_UNORD_Q));
+            __m256d take = fmax_takes_ag(ag, bv);
             int sub;
             __m256d vi = _mm256_add_pd(ap2_pd(_mm256_blendv_pd(bv, ag, take), &sub), eps);
             __m256d q, w;

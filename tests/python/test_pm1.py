@@ -86,6 +86,9 @@ def test_pm1_errors():
     with pytest.raises(ValueError):
         _core.gemm_f32_pm1(np.asfortranarray(np.zeros((3, 4), np.float32)), words, 10,
                            np.zeros((3, 10), np.float32))
+    buf = np.zeros(40, np.float32)
+    with pytest.raises(ValueError, match="overlap"):      # out over the end of a
+        _core.gemm_f32_pm1(buf[:12].reshape(3, 4), words, 10, buf[10:40].reshape(3, 10))
 
 
 def test_binary_dense_input_gradient(each_isa):
