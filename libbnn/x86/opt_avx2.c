@@ -83,7 +83,8 @@ BNN_TARGET_AVX2 void bnn_opt_range_avx2(const bnn_opt_params *p, double step, in
             _mm_storeu_ps(v + i, _mm256_cvtpd_ps(vi));
             _mm_storeu_ps(param + i, clip ? clip4(wf, lo, hi) : wf);
         }
-    } else if (p->kind == BNN_OPT_ADAMAX) {
+    } else if (p->kind == BNN_OPT_ADAMAX || p->kind == BNN_OPT_SHIFT_ADAMAX) {
+        const int shift = p->kind == BNN_OPT_SHIFT_ADAMAX;
         for (; i + 4 <= i1; i += 4) {
             __m256d g = _mm256_cvtps_pd(_mm_loadu_ps(grad + i));
             __m256d mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_cvtps_pd(_mm_loadu_ps(m + i))),
@@ -91,33 +92,21 @@ BNN_TARGET_AVX2 void bnn_opt_range_avx2(const bnn_opt_params *p, double step, in
             /* fmax(b2 * v, |g|), NaN rules included */
             __m256d bv = _mm256_mul_pd(b2, _mm256_cvtps_pd(_mm_loadu_ps(v + i)));
             __m256d ag = _mm256_and_pd(g, absmask);
-            __m256d take = fmax_takes_ag(ag, bv);
-            __m256d vi = _mm256_blendv_pd(bv, ag, take);
-            __m256d den = _mm256_add_pd(vi, eps);
-            __m256d q = _mm256_and_pd(_mm256_div_pd(mi, den), _mm256_cmp_pd(den, zero, _CMP_GT_OQ));
-            __m256d w = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(param + i)), _mm256_mul_pd(st, q));
-            __m128 wf = _mm256_cvtpd_ps(w);
-            _mm_storeu_ps(m + i, _mm256_cvtpd_ps(mi));
-            _mm_storeu_ps(v + i, _mm256_cvtpd_ps(vi));
-            _mm_storeu_ps(param + i, clip ? clip4(wf, lo, hi) : wf);
-        }
-    } else if (p->kind == BNN_OPT_SHIFT_ADAMAX) {
-        for (; i + 4 <= i1; i += 4) {
-            __m256d g = _mm256_cvtps_pd(_mm_loadu_ps(grad + i));
-            __m256d mi = _mm256_add_pd(_mm256_mul_pd(b1, _mm256_cvtps_pd(_mm_loadu_ps(m + i))),
-                                       _mm256_mul_pd(c1, g));
-            __m256d bv = _mm256_mul_pd(b2, _mm256_cvtps_pd(_mm_loadu_ps(v + i)));
-            __m256d ag = _mm256_and_pd(g, absmask);
-            __m256d take = fmax_takes_ag(ag, bv);
-            int sub;
-            __m256d vi = _mm256_add_pd(ap2_pd(_mm256_blendv_pd(bv, ag, take), &sub), eps);
-            __m256d q, w;
+            __m256d vi = _mm256_blendv_pd(bv, ag, fmax_takes_ag(ag, bv));
+            __m256d den, q, w;
             __m128 wf;
-            if (sub) {                  /* a subnormal double: the reference's frexp path */
-                bnn_opt_range_ref(p, step, i, i + 4, param, grad, m, v);
-                continue;
+            if (shift) {                /* v = AP2(fmax) + eps, the step divides by it */
+                int sub;
+                vi = _mm256_add_pd(ap2_pd(vi, &sub), eps);
+                if (sub) {              /* a subnormal double: the reference's frexp path */
+                    bnn_opt_range_ref(p, step, i, i + 4, param, grad, m, v);
+                    continue;
+                }
+                den = vi;
+            } else {                    /* v = fmax, the step divides by v + eps */
+                den = _mm256_add_pd(vi, eps);
             }
-            q = _mm256_and_pd(_mm256_div_pd(mi, vi), _mm256_cmp_pd(vi, zero, _CMP_GT_OQ));
+            q = _mm256_and_pd(_mm256_div_pd(mi, den), _mm256_cmp_pd(den, zero, _CMP_GT_OQ));
             w = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(param + i)), _mm256_mul_pd(st, q));
             wf = _mm256_cvtpd_ps(w);
             _mm_storeu_ps(m + i, _mm256_cvtpd_ps(mi));
