@@ -1,7 +1,7 @@
 """Benchmarks behind `pybnn bench`: kernels (GEMM, convolution, the model
 runtime against float networks) and training (a recipe's step against
 PyTorch, with pybnn's per-layer breakdown)."""
-from .kernels import (_mlp_for_infer, bench_conv, bench_gemm, bench_infer, blas_name,
+from .kernels import (bench_conv, bench_gemm, bench_infer, blas_name,
                       interleave, main_gemm, peak_probe)
 from .train import PhaseTimes, bench_train
 

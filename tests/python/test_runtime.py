@@ -183,7 +183,7 @@ def test_bench_infer_runs_and_reports(tmp_path):
     assert res["file_bytes"] >= res["content_bytes"] > 0
     assert any(l.startswith("file:") for l in lines)
     path = tmp_path / "m.bnn"
-    from pybnn.bench import _mlp_for_infer
+    from pybnn.bench.kernels import _mlp_for_infer
     _mlp_for_infer(width=64).export(str(path), input_shape=(28, 28, 1))
     res2 = bench_infer(rounds=1, model_path=str(path), out=lines.append)
     assert res2["file_bytes"] == path.stat().st_size and len(res2["rows"]) == 2

@@ -2,7 +2,6 @@
 what pybnn computes (one training step from the same weights and batch)."""
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import numpy as np
