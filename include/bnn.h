@@ -531,11 +531,23 @@ BNN_API bnn_status bnn_ste_backward_packed(int64_t rows, int64_t k,
  *  starting from 0 or, with accumulate, from C[i][k]: the same floats on
  *  every ISA and for any thread count (NaN payloads aside).  J = 0 gives
  *  C = 0 (or leaves C).  c must not overlap a or s.
- *  Errors (nothing written): BNN_ERR_NULL, BNN_ERR_SHAPE (negative sizes,
- *  strides below 1 or below the rows), BNN_ERR_OVERFLOW. */
+ *  Errors (nothing written): BNN_ERR_NULL, BNN_ERR_SHAPE (negative sizes),
+ *  BNN_ERR_STRIDE (a stride below 1 or below its row), BNN_ERR_OVERFLOW. */
 BNN_API bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a,
                                     int64_t lda_i, int64_t lda_j, const uint64_t *s,
                                     int64_t lds, float *c, int64_t ldc, int accumulate);
+
+/** bnn_transpose_bits() : the transpose of a packed bit matrix: bit r of
+ *  dst row c = bit c of src row r, for r < rows, c < cols.  src: rows rows
+ *  of bnn_words(cols) words (stride src_stride_words); dst: cols rows of
+ *  bnn_words(rows) words (stride dst_stride_words), pad bits written 0,
+ *  words past bnn_words(rows) untouched.  So the reduction axis of a +-1
+ *  operand can be moved (the backward products reduce over the other one).
+ *  src and dst must not overlap.  Errors (nothing written): BNN_ERR_NULL,
+ *  BNN_ERR_SHAPE, BNN_ERR_STRIDE, BNN_ERR_OVERFLOW. */
+BNN_API bnn_status bnn_transpose_bits(int64_t rows, int64_t cols, const uint64_t *src,
+                                      int64_t src_stride_words, uint64_t *dst,
+                                      int64_t dst_stride_words);
 
 /** bnn_pack_stochastic_f32() : stochastic binarization into packed bits:
  *  element j of row i (index e = counter + i*k + j) is +1 with probability

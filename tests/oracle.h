@@ -537,4 +537,17 @@ static inline void bt_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float 
         }
 }
 
+/* The transpose of a packed bit matrix, bit by bit: dst row c bit r = src
+ * row r bit c; dst's words are zeroed first (pad bits 0). */
+static inline void bt_transpose_bits(int64_t rows, int64_t cols, const uint64_t *src,
+                                     int64_t lds, uint64_t *dst, int64_t ldd)
+{
+    int64_t r, c;
+    for (c = 0; c < cols; c++)
+        memset(dst + c * ldd, 0, sizeof(uint64_t) * (size_t)bt_words(rows));
+    for (r = 0; r < rows; r++)
+        for (c = 0; c < cols; c++)
+            if (bt_getbit(src + r * lds, c)) dst[c * ldd + r / 64] |= (uint64_t)1 << (r % 64);
+}
+
 #endif /* BNN_TEST_ORACLE_H */

@@ -404,6 +404,68 @@ static int threads_body(bnn_isa isa)
     return 0;
 }
 
+/* bnn_transpose_bits against the bit-by-bit oracle: ragged shapes around
+ * the 64-bit blocks, strides with gap words (left untouched), garbage in
+ * the source's pad bits (ignored), transposing twice gives the matrix back;
+ * and its errors. */
+static int transpose_test(void)
+{
+    static const int64_t dims[] = {1, 3, 63, 64, 65, 127, 128, 129, 200};
+    bt_rng r = bt_stream(0x7a5);
+    size_t a, b;
+    int cases = 0;
+    for (a = 0; a < sizeof dims / sizeof dims[0]; a++)
+        for (b = 0; b < sizeof dims / sizeof dims[0]; b++) {
+            const int64_t rows = dims[a], cols = dims[b];
+            const int64_t lds = bt_words(cols) + 1, ldd = bt_words(rows) + 2;
+            uint64_t *src = (uint64_t *)malloc(sizeof(uint64_t) * (size_t)(rows * lds));
+            uint64_t *clean = (uint64_t *)malloc(sizeof(uint64_t) * (size_t)(rows * lds));
+            uint64_t *got = (uint64_t *)malloc(sizeof(uint64_t) * (size_t)(cols * ldd));
+            uint64_t *want = (uint64_t *)malloc(sizeof(uint64_t) * (size_t)(cols * ldd));
+            uint64_t *back = (uint64_t *)malloc(sizeof(uint64_t) * (size_t)(rows * lds));
+            int64_t i, w;
+            CHECK(src && clean && got && want && back);
+            bt_rand_words(&r, src, (size_t)(rows * lds));         /* pad bits: garbage */
+            bt_rand_words(&r, got, (size_t)(cols * ldd));
+            memcpy(want, got, sizeof(uint64_t) * (size_t)(cols * ldd));
+            bt_transpose_bits(rows, cols, src, lds, want, ldd);
+            CHECK_ST(bnn_transpose_bits(rows, cols, src, lds, got, ldd), BNN_OK);
+            for (i = 0; i < cols; i++)
+                for (w = 0; w < ldd; w++)
+                    CHECK_MSG(got[i * ldd + w] == want[i * ldd + w],
+                              "%dx%d: dst row %d word %d = %016" PRIx64 ", oracle %016" PRIx64,
+                              (int)rows, (int)cols, (int)i, (int)w, got[i * ldd + w],
+                              want[i * ldd + w]);
+            /* twice: the source without its pad bits */
+            memcpy(clean, src, sizeof(uint64_t) * (size_t)(rows * lds));
+            for (i = 0; i < rows; i++) {
+                if (cols % 64) clean[i * lds + bt_words(cols) - 1] &= (~(uint64_t)0) >> (64 - cols % 64);
+                clean[i * lds + bt_words(cols)] = 0;
+            }
+            memset(back, 0, sizeof(uint64_t) * (size_t)(rows * lds));
+            CHECK_ST(bnn_transpose_bits(cols, rows, got, ldd, back, lds), BNN_OK);
+            CHECK(memcmp(back, clean, sizeof(uint64_t) * (size_t)(rows * lds)) == 0);
+            free(src); free(clean); free(got); free(want); free(back);
+            cases++;
+        }
+    {
+        uint64_t s1[2] = {1, 2}, d1[2] = {7, 7};
+        CHECK_ST(bnn_transpose_bits(-1, 3, s1, 1, d1, 1), BNN_ERR_SHAPE);
+        CHECK_ST(bnn_transpose_bits(2, 3, NULL, 1, d1, 1), BNN_ERR_NULL);
+        CHECK_ST(bnn_transpose_bits(2, 3, s1, 1, NULL, 1), BNN_ERR_NULL);
+        CHECK_ST(bnn_transpose_bits(2, 65, s1, 1, d1, 1), BNN_ERR_STRIDE);
+        CHECK_ST(bnn_transpose_bits(65, 2, s1, 1, d1, 1), BNN_ERR_STRIDE);
+        CHECK_ST(bnn_transpose_bits(INT64_MAX / 2, 3, s1, 1, d1, INT64_MAX / 64),
+                 BNN_ERR_OVERFLOW);
+        CHECK(d1[0] == 7 && d1[1] == 7);
+        CHECK_ST(bnn_transpose_bits(0, 3, NULL, 0, NULL, 0), BNN_OK);
+        CHECK_ST(bnn_transpose_bits(2, 1, s1, 1, d1, 1), BNN_OK);    /* [1; 0] -> 0b01 */
+        CHECK(d1[0] == 1);
+    }
+    printf("  %-34s %d shapes ok\n", "transpose bits == oracle", cases);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bt_init(argc, argv, "test_pack");
@@ -412,6 +474,7 @@ int main(int argc, char **argv)
     RUN(for_each_isa(unpack_body));
     RUN(for_each_isa(errors_body));
     RUN(for_each_isa(threads_body));
+    RUN(transpose_test());
     printf("test_pack: all passed\n");
     return 0;
 }

@@ -1855,9 +1855,9 @@ static int test_pm1_by_hand_and_errors(void)
     CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, NULL, 2, 1, s, 1, c, 2, 0), BNN_ERR_NULL);
     CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, NULL, 1, c, 2, 0), BNN_ERR_NULL);
     CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, s, 1, NULL, 2, 0), BNN_ERR_NULL);
-    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, s, 0, c, 2, 0), BNN_ERR_SHAPE);
-    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, s, 1, c, 1, 0), BNN_ERR_SHAPE);
-    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 0, 1, s, 1, c, 2, 0), BNN_ERR_SHAPE);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, s, 0, c, 2, 0), BNN_ERR_STRIDE);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, 1, s, 1, c, 1, 0), BNN_ERR_STRIDE);
+    CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 0, 1, s, 1, c, 2, 0), BNN_ERR_STRIDE);
     CHECK_ST(bnn_gemm_f32_pm1(2, 2, 2, a, 2, INT64_MAX, s, 1, c, 2, 0), BNN_ERR_OVERFLOW);
     CHECK_ST(bnn_gemm_f32_pm1(INT64_MAX / 2, 2, 2, a, 2, 1, s, 1, c, INT64_MAX / 2, 0),
              BNN_ERR_OVERFLOW);                                      /* C's extent */

@@ -79,7 +79,7 @@ bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a, int
     if (I == 0 || K == 0) return BNN_OK;
     if (c == NULL) return BNN_ERR_NULL;
     words = bnn_words(K);
-    if (ldc < K) return BNN_ERR_SHAPE;
+    if (ldc < K) return BNN_ERR_STRIDE;
     if (!bnn_extent_ok(I, ldc, K, sizeof(float))) return BNN_ERR_OVERFLOW;
     if (J == 0) {                              /* an empty sum */
         if (!accumulate)
@@ -87,7 +87,7 @@ bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a, int
         return BNN_OK;
     }
     if (a == NULL || s == NULL) return BNN_ERR_NULL;
-    if (lda_i < 1 || lda_j < 1 || lds < words) return BNN_ERR_SHAPE;
+    if (lda_i < 1 || lda_j < 1 || lds < words) return BNN_ERR_STRIDE;
     if (!bnn_extent_ok(I, lda_i, 1, sizeof(float)) || !bnn_extent_ok(J, lda_j, 1, sizeof(float))
         || !bnn_extent_ok(J, lds, words, sizeof(uint64_t)))
         return BNN_ERR_OVERFLOW;
