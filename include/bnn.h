@@ -537,6 +537,18 @@ BNN_API bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float
                                     int64_t lda_i, int64_t lda_j, const uint64_t *s,
                                     int64_t lds, float *c, int64_t ldc, int accumulate);
 
+/** bnn_gemm_i8_pm1() : C = Q . S in exact integers, S a +-1 matrix held as
+ *  bits: C[i][k] = sum_{j < J} q[i*ldq + j] * S(j, k) (int32; J < 2^24 so
+ *  no sum can overflow), S as for bnn_gemm_f32_pm1.  The integer core of
+ *  the 8-bit backward products (a float operand quantized per row to int8
+ *  times the +-1 one); the same results on every ISA and thread count.
+ *  Errors (nothing written): BNN_ERR_NULL, BNN_ERR_SHAPE (negative sizes,
+ *  J >= 2^24), BNN_ERR_STRIDE (ldq < J, lds < bnn_words(K), ldc < K),
+ *  BNN_ERR_OVERFLOW.  c must not overlap q or s. */
+BNN_API bnn_status bnn_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q,
+                                   int64_t ldq, const uint64_t *s, int64_t lds, int32_t *c,
+                                   int64_t ldc);
+
 /** bnn_transpose_bits() : the transpose of a packed bit matrix: bit r of
  *  dst row c = bit c of src row r, for r < rows, c < cols.  src: rows rows
  *  of bnn_words(cols) words (stride src_stride_words); dst: cols rows of

@@ -53,6 +53,15 @@
  *      every ISA gives identical results.  Nothing outside the mr x nc
  *      elements of c is read or written; jn may be 0.
  *
+ *  i8pm1_chunk(rows, nc, jn, q, ldq, s, lds, k0, c, ldc, first): for
+ *      r < rows, col < nc (<= 32), k = k0 + col (k0 a multiple of 32, so the
+ *      32 columns lie in one word of each row of s), 1 <= jn <= BNN_I8_CHUNK:
+ *        c[r*ldc + col] = (first ? 0 : c[r*ldc + col])
+ *                         + sum_{j < jn} q[r*ldq + j] * B(j, k),
+ *      B(j, k) = bit k of row j of s (1 where the +-1 value is -1), in
+ *      exact int32.  Reads q[r*ldq + j] for j < jn only.  (The driver turns
+ *      the sums into sum q * S = sum q - 2 sum q * B.)
+ *
  *  opt_range(p, step, i0, i1, param, grad, m, v): one optimizer step of
  *      elements [i0, i1) (p validated, step = the bias-corrected rate times
  *      lr_scale), clipping param to [-p->clip, p->clip] when clip > 0.
@@ -90,6 +99,12 @@ typedef void (*bnn_opt_range_fn)(const bnn_opt_params *p, double step, int64_t i
 typedef void (*bnn_epi_bits_fn)(int64_t n, const int32_t *dot, const int32_t *thresh,
                                 const uint8_t *flip, uint64_t *out);
 typedef uint64_t (*bnn_probe_fn)(int64_t iters, uint64_t *sink);
+/* Rows of S an i8pm1_chunk call takes at most (126 pairs: int16 sums of
+ * +-(2 * 128) per pair stay below 2^15). */
+#define BNN_I8_CHUNK 252
+typedef void (*bnn_i8pm1_chunk_fn)(int64_t rows, int64_t nc, int64_t jn, const int8_t *q,
+                                   int64_t ldq, const uint64_t *s, int64_t lds, int64_t k0,
+                                   int32_t *c, int64_t ldc, int first);
 typedef void (*bnn_pm1_tile_fn)(int64_t mr, int64_t nc, int64_t jn, const float *a,
                                 int64_t lda_i, int64_t lda_j, const float *panel, float *c,
                                 int64_t ldc, int zero);
@@ -105,6 +120,7 @@ typedef struct bnn_kernels {
     bnn_opt_range_fn   opt_range;
     bnn_epi_bits_fn    epi_bits;
     bnn_pm1_tile_fn    pm1_tile;
+    bnn_i8pm1_chunk_fn i8pm1_chunk;
 } bnn_kernels;
 
 /* The table in use (selected once, thread-safely, on first use). */
@@ -132,6 +148,13 @@ BNN_INTERNAL void bnn_opt_range_ref(const bnn_opt_params *p, double step, int64_
                                     float *v);
 BNN_INTERNAL void bnn_epi_bits_ref(int64_t n, const int32_t *dot, const int32_t *thresh,
                                    const uint8_t *flip, uint64_t *out);
+BNN_INTERNAL void bnn_i8pm1_chunk_ref(int64_t rows, int64_t nc, int64_t jn, const int8_t *q,
+                                      int64_t ldq, const uint64_t *s, int64_t lds, int64_t k0,
+                                      int32_t *c, int64_t ldc, int first);
+BNN_INTERNAL void bnn_i8pm1_chunk_avx2(int64_t rows, int64_t nc, int64_t jn,
+                                       const int8_t *q, int64_t ldq, const uint64_t *s,
+                                       int64_t lds, int64_t k0, int32_t *c, int64_t ldc,
+                                       int first);
 BNN_INTERNAL void bnn_pm1_tile_ref(int64_t mr, int64_t nc, int64_t jn, const float *a,
                                    int64_t lda_i, int64_t lda_j, const float *panel, float *c,
                                    int64_t ldc, int zero);

@@ -550,4 +550,19 @@ static inline void bt_transpose_bits(int64_t rows, int64_t cols, const uint64_t 
             if (bt_getbit(src + r * lds, c)) dst[c * ldd + r / 64] |= (uint64_t)1 << (r % 64);
 }
 
+/* The int8 x (+-1) product of bnn_gemm_i8_pm1 in exact integers. */
+static inline void bt_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q,
+                                  int64_t ldq, const uint64_t *s, int64_t lds, int32_t *c,
+                                  int64_t ldc)
+{
+    int64_t i, k, j;
+    for (i = 0; i < I; i++)
+        for (k = 0; k < K; k++) {
+            int64_t acc = 0;
+            for (j = 0; j < J; j++)
+                acc += bt_getbit(s + j * lds, k) ? -(int64_t)q[i * ldq + j] : q[i * ldq + j];
+            c[i * ldc + k] = (int32_t)acc;
+        }
+}
+
 #endif /* BNN_TEST_ORACLE_H */

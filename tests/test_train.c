@@ -1865,6 +1865,109 @@ static int test_pm1_by_hand_and_errors(void)
     return 0;
 }
 
+/* bnn_gemm_i8_pm1 against the exact oracle: every ISA and 1 or 3 threads,
+ * ragged shapes around the 32-column tiles and the int16 flush (126 pairs
+ * = 252 rows), odd J, q at -128 and 127, strides with gaps (untouched),
+ * random pad bits; and its errors. */
+typedef struct i8_ctx {
+    int64_t I, K, J, ldq, lds, ldc;
+    const int8_t *q;
+    const uint64_t *s;
+    const int32_t *want;
+    int32_t *c;
+} i8_ctx;
+
+static int i8_body(bnn_isa isa, void *ctx)
+{
+    const i8_ctx *p = (const i8_ctx *)ctx;
+    static const int threads[] = {1, 3};
+    int t;
+    int64_t i, k;
+    (void)isa;
+    for (t = 0; t < 2; t++) {
+        CHECK_ST(bnn_set_num_threads(threads[t]), BNN_OK);
+        for (i = 0; i < p->I * p->ldc; i++) p->c[i] = 0x5a5a5a5a;
+        CHECK_ST(bnn_gemm_i8_pm1(p->I, p->K, p->J, p->q, p->ldq, p->s, p->lds, p->c, p->ldc),
+                 BNN_OK);
+        for (i = 0; i < p->I; i++)
+            for (k = 0; k < p->ldc; k++)
+                CHECK_MSG(p->c[i * p->ldc + k] == (k < p->K ? p->want[i * p->ldc + k] : 0x5a5a5a5a),
+                          "I %d K %d J %d threads %d: c[%d][%d] = %d, oracle %d", (int)p->I,
+                          (int)p->K, (int)p->J, threads[t], (int)i, (int)k,
+                          (int)p->c[i * p->ldc + k], (int)p->want[i * p->ldc + k]);
+    }
+    CHECK_ST(bnn_set_num_threads(1), BNN_OK);
+    return 0;
+}
+
+static int test_i8_pm1(void)
+{
+    static const int64_t Is[] = {1, 3, 4, 5, 9, 37};
+    static const int64_t Ks[] = {1, 31, 32, 33, 64, 65, 130, 1000};
+    static const int64_t Js[] = {0, 1, 2, 3, 252, 253, 254, 255, 300};
+    bt_rng r = bt_stream(0x18a);
+    int cases = 0;
+    size_t ii, ik, ij;
+    for (ii = 0; ii < sizeof Is / sizeof Is[0]; ii++)
+        for (ik = 0; ik < sizeof Ks / sizeof Ks[0]; ik++)
+            for (ij = 0; ij < sizeof Js / sizeof Js[0]; ij++) {
+                const int64_t I = Is[ii], K = Ks[ik], J = Js[ij];
+                const int64_t ldq = J + 3, lds = bt_words(K) + 1, ldc = K + 2;
+                int8_t *q = (int8_t *)malloc((size_t)(I * ldq + 1));
+                uint64_t *sw = (uint64_t *)malloc(sizeof(uint64_t) * (size_t)(J * lds + 1));
+                int32_t *c = (int32_t *)malloc(sizeof(int32_t) * (size_t)(I * ldc));
+                int32_t *want = (int32_t *)malloc(sizeof(int32_t) * (size_t)(I * ldc));
+                i8_ctx p;
+                int64_t x;
+                char label[64];
+                CHECK(q && sw && c && want);
+                for (x = 0; x < I * ldq; x++)
+                    q[x] = (x % 17 == 0) ? -128 : (x % 13 == 0) ? 127 : bt_rand_i8(&r);
+                bt_rand_words(&r, sw, (size_t)(J * lds));          /* pad bits: garbage */
+                bt_gemm_i8_pm1(I, K, J, q, ldq, sw, lds, want, ldc);
+                p.I = I; p.K = K; p.J = J; p.ldq = ldq; p.lds = lds; p.ldc = ldc;
+                p.q = q; p.s = sw; p.want = want; p.c = c;
+                snprintf(label, sizeof label, "i8 pm1 %dx%dx%d", (int)I, (int)K, (int)J);
+                if (I == 37 && K == 1000 && J == 300) {
+                    RUN(for_each_isa_ctx(label, i8_body, &p));          /* one printed line */
+                } else {
+                    bnn_isa before = bnn_isa_current();
+                    int qi;
+                    for (qi = 0; qi < BT_N_ISAS; qi++) {
+                        if (!bnn_isa_supported(bt_all_isas[qi])) continue;
+                        CHECK_ST(bnn_set_isa(bt_all_isas[qi]), BNN_OK);
+                        if (i8_body(bt_all_isas[qi], &p) != 0) {
+                            fprintf(stderr, "  (in %s, isa %s)\n", label, bt_isa_str(bt_all_isas[qi]));
+                            (void)bnn_set_isa(before);
+                            return 1;
+                        }
+                    }
+                    (void)bnn_set_isa(before);
+                }
+                free(q); free(sw); free(c); free(want);
+                cases++;
+            }
+    {
+        const int8_t q1[4] = {1, -2, 3, 4};
+        const uint64_t s1[2] = {2u, 3u};       /* rows: (+1, -1), (-1, -1) */
+        int32_t c1[4] = {9, 9, 9, 9};
+        CHECK_ST(bnn_gemm_i8_pm1(2, 2, 2, q1, 2, s1, 1, c1, 2), BNN_OK);
+        CHECK(c1[0] == 1 + 2 && c1[1] == -1 + 2 && c1[2] == 3 - 4 && c1[3] == -3 - 4);
+        CHECK_ST(bnn_gemm_i8_pm1(-1, 2, 2, q1, 2, s1, 1, c1, 2), BNN_ERR_SHAPE);
+        CHECK_ST(bnn_gemm_i8_pm1(2, 2, (int64_t)1 << 24, q1, 2, s1, 1, c1, 2), BNN_ERR_SHAPE);
+        CHECK_ST(bnn_gemm_i8_pm1(2, 2, 2, NULL, 2, s1, 1, c1, 2), BNN_ERR_NULL);
+        CHECK_ST(bnn_gemm_i8_pm1(2, 2, 2, q1, 1, s1, 1, c1, 2), BNN_ERR_STRIDE);
+        CHECK_ST(bnn_gemm_i8_pm1(2, 2, 2, q1, 2, s1, 0, c1, 2), BNN_ERR_STRIDE);
+        CHECK_ST(bnn_gemm_i8_pm1(2, 2, 2, q1, 2, s1, 1, c1, 1), BNN_ERR_STRIDE);
+        CHECK_ST(bnn_gemm_i8_pm1(2, 2, 2, q1, INT64_MAX, s1, 1, c1, 2), BNN_ERR_OVERFLOW);
+        CHECK(c1[0] == 3 && c1[3] == -7);                      /* untouched */
+        CHECK_ST(bnn_gemm_i8_pm1(2, 2, 0, NULL, 0, NULL, 0, c1, 2), BNN_OK);
+        CHECK(c1[0] == 0 && c1[3] == 0);
+    }
+    printf("  %-34s %d shapes ok\n", "i8 pm1 gemm == oracle (exact)", cases);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bt_init(argc, argv, "test_train");
@@ -1883,6 +1986,7 @@ int main(int argc, char **argv)
     RUN(test_stochastic());
     RUN(test_pm1_by_hand_and_errors());
     RUN(test_pm1_gemm());
+    RUN(test_i8_pm1());
     printf("test_train: all passed\n");
     return 0;
 }

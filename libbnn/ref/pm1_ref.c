@@ -19,3 +19,19 @@ void bnn_pm1_tile_ref(int64_t mr, int64_t nc, int64_t jn, const float *a, int64_
             c[r * ldc + q] = acc;
         }
 }
+
+/* The int8 x (bit) chunk: exact integer sums of q where the bit is set. */
+void bnn_i8pm1_chunk_ref(int64_t rows, int64_t nc, int64_t jn, const int8_t *q, int64_t ldq,
+                         const uint64_t *s, int64_t lds, int64_t k0, int32_t *c, int64_t ldc,
+                         int first)
+{
+    int64_t r, col, j;
+    for (r = 0; r < rows; r++)
+        for (col = 0; col < nc; col++) {
+            const int64_t k = k0 + col;
+            int32_t acc = first ? 0 : c[r * ldc + col];
+            for (j = 0; j < jn; j++)
+                acc += ((s[j * lds + k / 64] >> (k % 64)) & 1u) ? q[r * ldq + j] : 0;
+            c[r * ldc + col] = acc;
+        }
+}

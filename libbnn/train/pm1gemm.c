@@ -109,3 +109,83 @@ bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a, int
     else pm1_words(&jb, 0, words);
     return BNN_OK;
 }
+
+/* ---- the int8 product: C = Q . S in exact integers ---------------------- */
+
+#define BNN_I8_ROWS 256       /* rows of Q whose sums are taken at once */
+
+typedef struct i8_job {
+    const bnn_kernels *kt;
+    int64_t rows, K, J, ldq, lds, ldc;
+    const int8_t *q;           /* the chunk's first row */
+    const uint64_t *s;
+    int32_t *c;                /* the chunk's first row */
+    const int32_t *rowsum;     /* sum_j q of each of the chunk's rows */
+} i8_job;
+
+static void i8_blocks(const i8_job *jb, int64_t b0, int64_t b1)
+{
+    int64_t b, j0, r, col;
+    for (b = b0; b < b1; b++) {
+        const int64_t k0 = 32 * b, nc = BNN_MIN((int64_t)32, jb->K - k0);
+        int32_t *c = jb->c + k0;
+        for (j0 = 0; j0 < jb->J; j0 += BNN_I8_CHUNK)
+            jb->kt->i8pm1_chunk(jb->rows, nc, BNN_MIN((int64_t)BNN_I8_CHUNK, jb->J - j0),
+                                jb->q + j0, jb->ldq, jb->s + j0 * jb->lds, jb->lds, k0, c,
+                                jb->ldc, j0 == 0);
+        for (r = 0; r < jb->rows; r++)                 /* sum q*S = sum q - 2 sum q*b */
+            for (col = 0; col < nc; col++)
+                c[r * jb->ldc + col] = jb->rowsum[r] - 2 * c[r * jb->ldc + col];
+    }
+}
+
+static void i8_part(void *ctx, int part, int parts)
+{
+    const i8_job *jb = (const i8_job *)ctx;
+    const int64_t blocks = BNN_CEIL_DIV(jb->K, (int64_t)32);
+    i8_blocks(jb, blocks * part / parts, blocks * (part + 1) / parts);
+}
+
+bnn_status bnn_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q, int64_t ldq,
+                           const uint64_t *s, int64_t lds, int32_t *c, int64_t ldc)
+{
+    i8_job jb;
+    int32_t rowsum[BNN_I8_ROWS];
+    int64_t words, work, r, j, i0, blocks;
+    int parts;
+    if (I < 0 || K < 0 || J < 0 || J >= ((int64_t)1 << 24)) return BNN_ERR_SHAPE;
+    if (I == 0 || K == 0) return BNN_OK;
+    if (c == NULL) return BNN_ERR_NULL;
+    words = bnn_words(K);
+    if (ldc < K) return BNN_ERR_STRIDE;
+    if (!bnn_extent_ok(I, ldc, K, sizeof(int32_t))) return BNN_ERR_OVERFLOW;
+    if (J == 0) {
+        for (r = 0; r < I; r++) memset(c + r * ldc, 0, sizeof(int32_t) * (size_t)K);
+        return BNN_OK;
+    }
+    if (q == NULL || s == NULL) return BNN_ERR_NULL;
+    if (ldq < J || lds < words) return BNN_ERR_STRIDE;
+    if (!bnn_extent_ok(I, ldq, J, 1) || !bnn_extent_ok(J, lds, words, sizeof(uint64_t)))
+        return BNN_ERR_OVERFLOW;
+    jb.kt = bnn_kernels_get();
+    jb.K = K; jb.J = J; jb.ldq = ldq; jb.s = s; jb.lds = lds; jb.ldc = ldc;
+    jb.rowsum = rowsum;
+    blocks = BNN_CEIL_DIV(K, (int64_t)32);
+    for (i0 = 0; i0 < I; i0 += BNN_I8_ROWS) {
+        jb.rows = BNN_MIN((int64_t)BNN_I8_ROWS, I - i0);
+        jb.q = q + i0 * ldq;
+        jb.c = c + i0 * ldc;
+        for (r = 0; r < jb.rows; r++) {
+            int32_t total = 0;
+            for (j = 0; j < J; j++) total += jb.q[r * ldq + j];
+            rowsum[r] = total;
+        }
+        parts = 1;
+        if (bnn_mul_ok(jb.rows, K, &work) && bnn_mul_ok(work, J, &work)
+            && work >= ((int64_t)1 << 20))
+            parts = (int)BNN_MIN(BNN_MIN((int64_t)bnn_get_num_threads(), blocks), (int64_t)64);
+        if (parts > 1) bnn_run_parts(i8_part, &jb, parts);
+        else i8_blocks(&jb, 0, blocks);
+    }
+    return BNN_OK;
+}
