@@ -167,6 +167,11 @@ cdef extern from "bnn.h" nogil:
     bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a,
                                 int64_t lda_i, int64_t lda_j, const uint64_t *s,
                                 int64_t lds, float *c, int64_t ldc, int accumulate)
+    bnn_status bnn_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q, int64_t ldq,
+                               const uint64_t *s, int64_t lds, int32_t *c, int64_t ldc)
+    bnn_status bnn_transpose_bits(int64_t rows, int64_t cols, const uint64_t *src,
+                                  int64_t src_stride_words, uint64_t *dst,
+                                  int64_t dst_stride_words)
     bnn_status bnn_ste_backward_packed(int64_t rows, int64_t k, const uint64_t *mask,
                                        int64_t mask_stride_words, const float *grad,
                                        int64_t grad_stride, float *out, int64_t out_stride)

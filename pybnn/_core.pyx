@@ -206,7 +206,7 @@ def gemm_f32_pm1(a, s, int64_t k, out, bint transpose_a=False, bint accumulate=F
                          % (I, k, (ov.shape[0], ov.shape[1])))
     if I == 0 or k == 0:
         return
-    if np.shares_memory(out, a) or np.shares_memory(out, s):
+    if np.may_share_memory(out, a) or np.may_share_memory(out, s):
         raise ValueError("gemm_f32_pm1: out must not overlap a or s")
     lds = _row_stride(s, 8, "s") if J > 0 else bnn_words(k)
     ldc = _row_stride(out, 4, "out")
@@ -218,6 +218,35 @@ def gemm_f32_pm1(a, s, int64_t k, out, bint transpose_a=False, bint accumulate=F
             st = bnn_gemm_f32_pm1(I, k, J, &av[0, 0], lda_i, lda_j, &sv[0, 0], lds,
                                   &ov[0, 0], ldc, accumulate)
     check(st, "gemm_f32_pm1")
+
+
+def gemm_i8_pm1(q, s, int64_t k, out):
+    """out[I, k] = Q . S in exact int32: q int8 [I, J] (C-contiguous), S the
+    +-1 matrix of the packed rows s [J, >= words(k)] (bnn_gemm_i8_pm1)."""
+    cdef const int8_t[:, ::1] qv = q
+    cdef const uint64_t[:, :] sv = s
+    cdef int32_t[:, :] ov = out
+    cdef int64_t I = qv.shape[0], J = qv.shape[1], lds, ldc
+    cdef bnn_status st
+    if sv.shape[0] != J or sv.shape[1] < bnn_words(k):
+        raise ValueError("gemm_i8_pm1: s must be [%d, >= %d] words, got %r"
+                         % (J, bnn_words(k), (sv.shape[0], sv.shape[1])))
+    if ov.shape[0] != I or ov.shape[1] != k:
+        raise ValueError("gemm_i8_pm1: out must be [%d, %d], got %r"
+                         % (I, k, (ov.shape[0], ov.shape[1])))
+    if I == 0 or k == 0:
+        return
+    if np.may_share_memory(out, q) or np.may_share_memory(out, s):
+        raise ValueError("gemm_i8_pm1: out must not overlap q or s")
+    ldc = _row_stride(out, 4, "out")
+    if J == 0:
+        with nogil:
+            st = bnn_gemm_i8_pm1(I, k, 0, NULL, 1, NULL, bnn_words(k), &ov[0, 0], ldc)
+    else:
+        lds = _row_stride(s, 8, "s")
+        with nogil:
+            st = bnn_gemm_i8_pm1(I, k, J, &qv[0, 0], J, &sv[0, 0], lds, &ov[0, 0], ldc)
+    check(st, "gemm_i8_pm1")
 
 
 def gemm(a, w, int64_t k, out, int kind=BNN_EPI_INT32, scale=None, offset=None,

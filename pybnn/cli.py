@@ -81,7 +81,8 @@ def _cmd_bench(args):
         res = bench.bench_train(recipe=args.recipe, steps=args.steps or (3 if args.quick else 10),
                                 rounds=args.rounds or (2 if args.quick else 5),
                                 threads=threads[0], width=args.width,
-                                batch_size=args.batch_size, torch=not args.no_torch)
+                                batch_size=args.batch_size, torch=not args.no_torch,
+                                backward=args.backward)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1, default=list)
@@ -98,6 +99,7 @@ def _cmd_train(args):
                                  batch_size=args.batch_size, seed=args.seed, data=args.data,
                                  out=args.out, resume=args.resume, optimizer=args.optimizer,
                                  bn=args.bn, mode=args.mode, threads=args.threads, lr=args.lr,
+                                 backward=args.backward,
                                  progress=not args.no_progress, limit=args.limit)
     except KeyboardInterrupt:
         print("interrupted: %s/last.npz holds the last finished epoch; continue with --resume"
@@ -212,6 +214,9 @@ def build_parser():
     pt.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
     pt.add_argument("--optimizer", choices=["adam", "adamax", "shift_adamax"], default=None)
     pt.add_argument("--bn", choices=["standard", "shift"], default=None)
+    pt.add_argument("--backward", choices=["float", "int8"], default="float",
+                    help="binary dense layers' input gradient: exact float products "
+                         "(default) or stochastically rounded int8 rows times the bits")
     pt.add_argument("--mode", choices=["bnn", "bc", "fp"], default="bnn")
     pt.add_argument("--lr", type=_positive_float, default=None, help="initial learning rate")
     pt.add_argument("--threads", type=_positive_int, default=None)
@@ -260,6 +265,8 @@ def build_parser():
                     help="train: batch size (default: the recipe's)")
     pb.add_argument("--no-torch", action="store_true",
                     help="train: pybnn only (no PyTorch reference)")
+    pb.add_argument("--backward", choices=["float", "int8"], default="float",
+                    help="train: the binary dense layers' input gradient (see pybnn train)")
     pb.add_argument("--model", default=None, metavar="FILE.bnn",
                     help="infer: time this model file instead (runtime only)")
     pb.add_argument("--quick", action="store_true", help="a short subset (about 15 s)")

@@ -42,6 +42,12 @@ def build_model(cfg, input_shape, seed):
     def act():                          # "bnn": binary activations
         return Sign() if mode == "bnn" else HardTanh()
 
+    dense_seed = iter(range(seed + 200, seed + 300))
+
+    def dense(k, m):                    # the input gradient's arithmetic: cfg["backward"]
+        return BinaryDense(k, m, binary=binary, rng=rng, backward=cfg.get("backward", "float"),
+                           seed=next(dense_seed))
+
     layers = []
     if cfg.get("dropout_in"):
         layers.append(Dropout(cfg["dropout_in"], seed=seed + 100))
@@ -49,11 +55,11 @@ def build_model(cfg, input_shape, seed):
         width = int(cfg["width"])
         k = int(np.prod(input_shape))
         for i in range(int(cfg["layers"])):
-            layers += [BinaryDense(k, width, binary=binary, rng=rng), BatchNorm(width, bn), act()]
+            layers += [dense(k, width), BatchNorm(width, bn), act()]
             if cfg.get("dropout"):
                 layers.append(Dropout(cfg["dropout"], seed=seed + 101 + i))
             k = width
-        layers += [BinaryDense(k, 10, binary=binary, rng=rng), BatchNorm(10, bn)]
+        layers += [dense(k, 10), BatchNorm(10, bn)]
     elif cfg["arch"] == "vgg":
         w = int(cfg["width"])
         c = input_shape[-1]
@@ -67,9 +73,9 @@ def build_model(cfg, input_shape, seed):
         layers.append(Flatten())
         k = hw * hw * c
         for _ in range(2):
-            layers += [BinaryDense(k, 8 * w, binary=binary, rng=rng), BatchNorm(8 * w, bn), act()]
+            layers += [dense(k, 8 * w), BatchNorm(8 * w, bn), act()]
             k = 8 * w
-        layers += [BinaryDense(k, 10, binary=binary, rng=rng), BatchNorm(10, bn)]
+        layers += [dense(k, 10), BatchNorm(10, bn)]
     else:
         raise ValueError("unknown architecture %r" % (cfg["arch"],))
     return Sequential(layers, recompute=cfg.get("recompute", True))

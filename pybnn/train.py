@@ -36,8 +36,11 @@ def _evaluate(model, x, y, batch=1000):
 
 def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, seed=0,
           data=None, out="pybnn-run", resume=False, optimizer=None, bn=None, mode="bnn",
-          threads=None, lr=None, progress=True, limit=None, log=print):
-    """Train a recipe; returns the metrics history (list of dicts)."""
+          threads=None, lr=None, progress=True, limit=None, log=print, backward="float"):
+    """Train a recipe; returns the metrics history (list of dicts).
+    backward: the binary dense layers' input gradient, "float" (exact
+    products) or "int8" (stochastically rounded gradient rows, exact
+    integer products; recorded in the checkpoint's configuration)."""
     if recipe not in RECIPES:
         raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
     cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
@@ -48,6 +51,8 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
     if data is None and cfg["dataset"] == "mnist" and epochs is None:
         cfg["epochs"] = 10          # the bundled sample: a one-minute run
     cfg.update(recipe=recipe, seed=int(seed), mode=mode, limit=limit)
+    if backward != "float":           # float runs keep the configuration they always had
+        cfg["backward"] = backward
     if threads:
         _core.set_num_threads(int(threads))
     os.makedirs(out, exist_ok=True)

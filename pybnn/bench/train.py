@@ -52,7 +52,7 @@ def _steps_per_epoch(cfg):
     return -(-(n - val) // cfg["batch_size"])
 
 
-def _config(recipe, width=None, batch_size=None):
+def _config(recipe, width=None, batch_size=None, backward="float"):
     if recipe not in RECIPES:
         raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
     cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
@@ -60,7 +60,7 @@ def _config(recipe, width=None, batch_size=None):
         cfg["width"] = int(width)
     if batch_size is not None:
         cfg["batch_size"] = int(batch_size)
-    cfg.update(recipe=recipe, seed=0, mode="bnn")
+    cfg.update(recipe=recipe, seed=0, mode="bnn", backward=backward)
     return cfg
 
 
@@ -96,12 +96,12 @@ def _torch_reference():
 
 
 def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
-                batch_size=None, torch=True, seed=0, out=print):
+                batch_size=None, torch=True, seed=0, out=print, backward="float"):
     """Time `steps` training steps per round, `rounds` rounds, of pybnn and
     (torch=True) PyTorch in turn; returns a dict of the figures (per-step
     medians, ratio, epoch estimates, pybnn's breakdown)."""
     from threadpoolctl import threadpool_limits
-    cfg = _config(recipe, width, batch_size)
+    cfg = _config(recipe, width, batch_size, backward)
     shape = _INPUT[cfg["dataset"]]
     batch = cfg["batch_size"]
     rng = np.random.default_rng(seed)
@@ -109,7 +109,8 @@ def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
     x = rng.integers(0, 256, (n,) + shape, dtype=np.uint8)
     y = rng.integers(0, 10, n)
     prev_threads = _core.get_num_threads()
-    results = dict(recipe=recipe, width=cfg["width"], batch_size=batch, threads=threads,
+    results = dict(recipe=recipe, backward=backward, width=cfg["width"], batch_size=batch,
+                   threads=threads,
                    steps=steps, rounds=rounds, isa=_core.isa(),
                    steps_per_epoch=_steps_per_epoch(cfg))
     tref = tstep = None
@@ -152,8 +153,9 @@ def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
     results.update(pybnn_ms=1e3 * med_p, pybnn_min_ms=1e3 * min(times_p),
                    pybnn_epoch_s=med_p * results["steps_per_epoch"],
                    pybnn_timed_ms=1e3 * timed)
-    head = ("%s: width %d, batch %d, %d threads, kernels %s; %d steps x %d rounds, interleaved"
-            % (recipe, cfg["width"], batch, threads, _core.isa(), steps, rounds))
+    head = ("%s: width %d, batch %d, %d threads, kernels %s, %s backward; %d steps x %d "
+            "rounds, interleaved" % (recipe, cfg["width"], batch, threads, _core.isa(), backward,
+                                     steps, rounds))
     out(head)
     out("  pybnn   median %8.1f ms/step (min %.1f)  epoch of %d steps: %.1f s"
         % (1e3 * med_p, 1e3 * min(times_p), results["steps_per_epoch"], results["pybnn_epoch_s"]))
