@@ -1817,19 +1817,7 @@ static int test_pm1_gemm(void)
                         if (I == 13 && K == 130 && J == 129 && trans && acc) {
                             RUN(for_each_isa_ctx(label, pm1_body, &p));   /* one printed line */
                         } else {
-                            bnn_isa before = bnn_isa_current();
-                            int q;
-                            for (q = 0; q < BT_N_ISAS; q++) {
-                                if (!bnn_isa_supported(bt_all_isas[q])) continue;
-                                CHECK_ST(bnn_set_isa(bt_all_isas[q]), BNN_OK);
-                                if (pm1_body(bt_all_isas[q], &p) != 0) {
-                                    fprintf(stderr, "  (in %s, isa %s)\n", label,
-                                            bt_isa_str(bt_all_isas[q]));
-                                    (void)bnn_set_isa(before);
-                                    return 1;
-                                }
-                            }
-                            (void)bnn_set_isa(before);
+                            RUN(for_each_isa_quiet(label, pm1_body, &p));
                         }
                         cases++;
                     }
@@ -1931,18 +1919,7 @@ static int test_i8_pm1(void)
                 if (I == 37 && K == 1000 && J == 300) {
                     RUN(for_each_isa_ctx(label, i8_body, &p));          /* one printed line */
                 } else {
-                    bnn_isa before = bnn_isa_current();
-                    int qi;
-                    for (qi = 0; qi < BT_N_ISAS; qi++) {
-                        if (!bnn_isa_supported(bt_all_isas[qi])) continue;
-                        CHECK_ST(bnn_set_isa(bt_all_isas[qi]), BNN_OK);
-                        if (i8_body(bt_all_isas[qi], &p) != 0) {
-                            fprintf(stderr, "  (in %s, isa %s)\n", label, bt_isa_str(bt_all_isas[qi]));
-                            (void)bnn_set_isa(before);
-                            return 1;
-                        }
-                    }
-                    (void)bnn_set_isa(before);
+                    RUN(for_each_isa_quiet(label, i8_body, &p));
                 }
                 free(q); free(sw); free(c); free(want);
                 cases++;

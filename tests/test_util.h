@@ -359,6 +359,24 @@ static inline int for_each_isa_ctx(const char *label,
     return rc;
 }
 
+/* The same without the summary line, for many small cases: fn(isa, ctx)
+ * for every supported ISA, the failing one named on stderr. */
+static inline int for_each_isa_quiet(const char *label,
+                                     int (*fn)(bnn_isa isa, void *ctx), void *ctx)
+{
+    bnn_isa before = bnn_isa_current();
+    int i, rc = 0;
+    for (i = 0; i < BT_N_ISAS && rc == 0; i++) {
+        bnn_isa isa = bt_all_isas[i];
+        if (!bnn_isa_supported(isa)) continue;
+        if (bnn_set_isa(isa) != BNN_OK) rc = 1;
+        else rc = fn(isa, ctx);
+        if (rc != 0) fprintf(stderr, "  (in %s, isa %s)\n", label, bt_isa_str(isa));
+    }
+    (void)bnn_set_isa(before);
+    return rc;
+}
+
 /* Adapter for bodies that need no context: fn(isa). */
 typedef int (*bt_isa_fn)(bnn_isa isa);
 
