@@ -225,15 +225,17 @@ class Sequential:
             raise ValueError("batch_size must be >= 1, got %r" % (batch_size,))
         out_shape = self.check_input(x.shape)    # errors name the layer
         deployed = None
-        if not self.training and self.mode == "bnn" and self._deployed.get("float") is None:
+        key = None if self._flat_input() else tuple(int(d) for d in x.shape[1:])
+        if not self.training and self.mode == "bnn":
             try:
-                deployed = self.deployed(None if self._flat_input() else x.shape[1:])
+                # None in the cache: this input goes through the float layers
+                deployed = self._deployed[key] if key in self._deployed else self.deployed(key)
             except FoldError as e:
                 if not any(l.family in ("dense", "conv") and not l.binary for l in self.layers):
                     raise
                 # float first/last layers: evaluate through the float layers
                 # (what a runtime with float layers computes), until train()/eval()
-                self._deployed["float"] = True
+                self._deployed[key] = None
                 import warnings
                 warnings.warn("predict: %s; evaluating through the float layers" % e,
                               RuntimeWarning, stacklevel=2)
