@@ -549,6 +549,73 @@ BNN_API bnn_status bnn_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t
                                    int64_t ldq, const uint64_t *s, int64_t lds, int32_t *c,
                                    int64_t ldc);
 
+/** bnn_quantize_i8() : stochastic rounding of a float matrix to int8 with
+ *  one scale per row (by_column 0) or per column (by_column 1), the input
+ *  of the 8-bit backward products:
+ *    scale = max |a| over the row (column) / 127,
+ *    q = clamp(floor(a / scale + u), -127, 127),  E[q * scale] = a,
+ *  with u in [0, 1) the 16 bits (u16 / 65536) of element e = counter +
+ *  i*k + j (i < rows, j < k, a[i*lda + j]) from a counter-based generator
+ *  (the one of bnn_pack_stochastic_f32: splitmix64's finaliser of seed
+ *  and e / 4, bits 16*(e % 4) ...): the same q for any thread count or
+ *  ISA.  1/scale is computed once per row (column); a zero row (column)
+ *  gives scale 0 and q 0; NaN entries give q 0.  by_column 0: q rows x k
+ *  (ldq >= k), scale[rows]; by_column 1: q is written transposed, k rows
+ *  of rows (ldq >= rows), scale[k] -- the layout of the weight gradient's
+ *  left operand.  Advance counter by rows*k per call for fresh bits.
+ *  Errors (nothing written): BNN_ERR_NULL, BNN_ERR_SHAPE, BNN_ERR_STRIDE,
+ *  BNN_ERR_OVERFLOW. */
+BNN_API bnn_status bnn_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda,
+                                   int by_column, uint64_t seed, uint64_t counter, int8_t *q,
+                                   int64_t ldq, float *scale);
+
+/** Backward products of a binary convolution (geometry p as for
+ *  bnn_conv2d(), binary pad_value semantics) on the bits, without an
+ *  im2col: m = n*oh*ow output positions, T = kh*kw taps.
+ *
+ *  bnn_conv2d_grad_weights_f32() : gw[o][t][c] (+)= sum over m ascending
+ *    of grad[m][o] * X(m, t, c), X the +-1 input pixel tap t of output m
+ *    reads (x packed NHWC as for bnn_conv2d(), the bits the forward
+ *    used), 0 for a zero-padded tap and +1 for pad_value 1; one float32
+ *    accumulator per element, starting from 0 or (accumulate) from gw:
+ *    the same floats on every ISA and thread count.  gw: o rows of T*c
+ *    floats ([o][kh][kw][c], the layout of the unpacked filters).
+ *  bnn_conv2d_grad_weights_i8() : the same with grad quantized per column
+ *    (bnn_quantize_i8 by_column: qt [o][m], scale[o]): the exact integer
+ *    sum s = sum_m qt[o][m] * X(m, t, c), then gw (+)= scale[o] * (float)s.
+ *    m < 2^24.
+ *  bnn_conv2d_grad_input_f32() : gx [n][h][w][c] (overwritten) = the
+ *    input gradient: for each input element, tap by tap (t ascending), the
+ *    output m whose tap t reads it adds grad[m][o] * W(o, t, c) for o
+ *    ascending into one float32 accumulator starting from 0 (elements no
+ *    tap reads get 0).  w: the packed filters [o][kh][kw][words(c)].
+ *  bnn_conv2d_grad_input_i8() : the same with grad quantized per row (q
+ *    [m][o], scale[m]): per tap, gx += scale[m] * (float)(sum_o q[m][o] *
+ *    W(o, t, c)) with the integer sum exact.  o < 2^24.
+ *
+ *  workspace: at least bnn_conv2d_grad_workspace_size(p, 1) bytes, 8-byte
+ *  aligned (the input gradients' 8-bit path runs on as many threads as
+ *  it allows); its size depends on the geometry per image and the
+ *  parameters, not on n.  Outputs must not overlap the inputs.
+ *  Errors (nothing written): those of bnn_conv2d_output_shape(),
+ *  BNN_ERR_NULL, BNN_ERR_INVALID (workspace too small or misaligned),
+ *  BNN_ERR_SHAPE (the 2^24 limits). */
+BNN_API bnn_status bnn_conv2d_grad_workspace_size(const bnn_conv2d_params *p, int threads,
+                                                  size_t *bytes);
+BNN_API bnn_status bnn_conv2d_grad_weights_f32(const bnn_conv2d_params *p, const uint64_t *x,
+                                               const float *grad, float *gw, int accumulate,
+                                               void *workspace, size_t workspace_bytes);
+BNN_API bnn_status bnn_conv2d_grad_weights_i8(const bnn_conv2d_params *p, const uint64_t *x,
+                                              const int8_t *qt, const float *scale, float *gw,
+                                              int accumulate, void *workspace,
+                                              size_t workspace_bytes);
+BNN_API bnn_status bnn_conv2d_grad_input_f32(const bnn_conv2d_params *p, const uint64_t *w,
+                                             const float *grad, float *gx, void *workspace,
+                                             size_t workspace_bytes);
+BNN_API bnn_status bnn_conv2d_grad_input_i8(const bnn_conv2d_params *p, const uint64_t *w,
+                                            const int8_t *q, const float *scale, float *gx,
+                                            void *workspace, size_t workspace_bytes);
+
 /** bnn_transpose_bits() : the transpose of a packed bit matrix: bit r of
  *  dst row c = bit c of src row r, for r < rows, c < cols.  src: rows rows
  *  of bnn_words(cols) words (stride src_stride_words); dst: cols rows of

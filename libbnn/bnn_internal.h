@@ -107,6 +107,8 @@ static inline int bnn_extent_ok(int64_t rows, int64_t ld, int64_t row, size_t el
  * `parts` threads (part 0 on the caller).  Falls back to running parts on
  * the caller when threads cannot be created. */
 typedef void (*bnn_part_fn)(void *ctx, int part, int parts);
+/* The most parts bnn_run_parts() runs (the thread count is capped to it). */
+#define BNN_MAX_THREADS 256
 BNN_INTERNAL void bnn_run_parts(bnn_part_fn fn, void *ctx, int parts);
 
 #endif /* BNN_INTERNAL_H */

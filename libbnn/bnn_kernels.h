@@ -78,6 +78,8 @@
 /* The tile of pm1_tile: rows of A, columns of the +-1 panel (two AVX2 vectors). */
 #define BNN_PM1_MR 6
 #define BNN_PM1_NR 16
+/* Rows of S the float product expands per panel (4 x 16 KB of +-1.0f). */
+#define BNN_PM1_JB 256
 
 typedef void (*bnn_pack_f32_fn)(int64_t k, const float *src, uint64_t *dst);
 typedef void (*bnn_pack_i8_fn)(int64_t k, const int8_t *src, uint64_t *dst);

@@ -167,6 +167,24 @@ cdef extern from "bnn.h" nogil:
     bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a,
                                 int64_t lda_i, int64_t lda_j, const uint64_t *s,
                                 int64_t lds, float *c, int64_t ldc, int accumulate)
+    bnn_status bnn_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda,
+                               int by_column, uint64_t seed, uint64_t counter, int8_t *q,
+                               int64_t ldq, float *scale) nogil
+    bnn_status bnn_conv2d_grad_workspace_size(const bnn_conv2d_params *p, int threads,
+                                              size_t *bytes) nogil
+    bnn_status bnn_conv2d_grad_weights_f32(const bnn_conv2d_params *p, const uint64_t *x,
+                                           const float *grad, float *gw, int accumulate,
+                                           void *workspace, size_t workspace_bytes) nogil
+    bnn_status bnn_conv2d_grad_weights_i8(const bnn_conv2d_params *p, const uint64_t *x,
+                                          const int8_t *qt, const float *scale, float *gw,
+                                          int accumulate, void *workspace,
+                                          size_t workspace_bytes) nogil
+    bnn_status bnn_conv2d_grad_input_f32(const bnn_conv2d_params *p, const uint64_t *w,
+                                         const float *grad, float *gx, void *workspace,
+                                         size_t workspace_bytes) nogil
+    bnn_status bnn_conv2d_grad_input_i8(const bnn_conv2d_params *p, const uint64_t *w,
+                                        const int8_t *q, const float *scale, float *gx,
+                                        void *workspace, size_t workspace_bytes) nogil
     bnn_status bnn_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q, int64_t ldq,
                                const uint64_t *s, int64_t lds, int32_t *c, int64_t ldc)
     bnn_status bnn_transpose_bits(int64_t rows, int64_t cols, const uint64_t *src,

@@ -504,6 +504,131 @@ def conv2d(x, w, int64_t c, out, int kind, stride, dilation, padding, int pad_va
     return out
 
 
+
+def quantize_i8(a, uint64_t seed, uint64_t counter, bint by_column=False):
+    """(q int8, scale float32): a float32 [rows, k] (C-contiguous) rounded
+    stochastically to int8 with one scale per row, or per column with q
+    returned transposed [k, rows] (bnn_quantize_i8)."""
+    cdef const float[:, ::1] av = a
+    cdef int64_t rows = av.shape[0], k = av.shape[1]
+    q = np.empty((k, rows) if by_column else (rows, k), dtype=np.int8)
+    scale = np.empty(k if by_column else rows, dtype=np.float32)
+    cdef int8_t[:, ::1] qv = q
+    cdef float[::1] sv = scale
+    cdef bnn_status st
+    if rows == 0 or k == 0:
+        scale[:] = 0
+        return q, scale
+    with nogil:
+        st = bnn_quantize_i8(rows, k, &av[0, 0], k, by_column, seed, counter, &qv[0, 0],
+                             rows if by_column else k, &sv[0])
+    check(st, "quantize_i8")
+    return q, scale
+
+
+def conv2d_grad_workspace(n, h, w, int64_t c, o, kh, kw, stride, dilation, padding,
+                          int pad_value):
+    """A workspace (uint64 array) for the conv2d_grad_* calls of a geometry."""
+    cdef bnn_conv2d_params p = _conv_params(n, h, w, c, o, kh, kw, stride, dilation, padding,
+                                            pad_value, 128)
+    cdef size_t nb = 0
+    check(bnn_conv2d_grad_workspace_size(&p, 0, &nb), "conv2d_grad")
+    return np.empty(max(nb // 8, 1), dtype=np.uint64)
+
+
+def conv2d_grad_weights(x, int64_t c, kh, kw, grad, gw, stride, dilation, padding,
+                        int pad_value, ws, scale=None, bint accumulate=False):
+    """gw float32 [O, KH*KW*c] (+)= the weight gradient from the packed
+    input x uint64 [N, H, W, words(c)]: grad float32 [N*OH*OW, O]
+    (exact float path) or, with scale float32 [O], int8 qt [O, N*OH*OW]
+    (the 8-bit path).  All C-contiguous."""
+    cdef const uint64_t[:, :, :, ::1] xv = x
+    cdef float[:, ::1] gwv = gw
+    cdef uint64_t[::1] wsv = ws
+    cdef const float[:, ::1] gv
+    cdef const int8_t[:, ::1] qv
+    cdef const float[::1] scv
+    cdef int64_t o = gwv.shape[0], m
+    cdef bnn_conv2d_params p = _conv_params(xv.shape[0], xv.shape[1], xv.shape[2], c, o, kh,
+                                            kw, stride, dilation, padding, pad_value, 128)
+    cdef int64_t oh = 0, ow = 0
+    cdef bnn_status st
+    check(bnn_conv2d_output_shape(&p, &oh, &ow), "conv2d_grad_weights")
+    m = xv.shape[0] * oh * ow
+    if gwv.shape[1] != kh * kw * c:
+        raise ValueError("conv2d_grad_weights: gw must be [%d, %d], got %r"
+                         % (o, kh * kw * c, gw.shape))
+    if m == 0 or o == 0:
+        if not accumulate:
+            gw[...] = 0
+        return gw
+    if scale is None:
+        gv = grad
+        if gv.shape[0] != m or gv.shape[1] != o:
+            raise ValueError("conv2d_grad_weights: grad must be [%d, %d], got %r"
+                             % (m, o, grad.shape))
+        with nogil:
+            st = bnn_conv2d_grad_weights_f32(&p, &xv[0, 0, 0, 0], &gv[0, 0], &gwv[0, 0],
+                                             accumulate, &wsv[0], wsv.shape[0] * 8)
+    else:
+        qv = grad
+        scv = scale
+        if qv.shape[0] != o or qv.shape[1] != m or scv.shape[0] != o:
+            raise ValueError("conv2d_grad_weights: q must be [%d, %d] and scale [%d]"
+                             % (o, m, o))
+        with nogil:
+            st = bnn_conv2d_grad_weights_i8(&p, &xv[0, 0, 0, 0], &qv[0, 0], &scv[0],
+                                            &gwv[0, 0], accumulate, &wsv[0], wsv.shape[0] * 8)
+    check(st, "conv2d_grad_weights")
+    return gw
+
+
+def conv2d_grad_input(w, int64_t c, grad, gx, stride, dilation, padding, int pad_value, ws,
+                      scale=None):
+    """gx float32 [N, H, W, c] = the input gradient from the packed filters
+    w uint64 [O, KH, KW, words(c)]: grad float32 [N*OH*OW, O] (exact float
+    path) or, with scale float32 [N*OH*OW], int8 q [N*OH*OW, O]."""
+    cdef const uint64_t[:, :, :, ::1] wv = w
+    cdef float[:, :, :, ::1] gxv = gx
+    cdef uint64_t[::1] wsv = ws
+    cdef const float[:, ::1] gv
+    cdef const int8_t[:, ::1] qv
+    cdef const float[::1] scv
+    cdef int64_t o = wv.shape[0], m
+    cdef bnn_conv2d_params p = _conv_params(gxv.shape[0], gxv.shape[1], gxv.shape[2], c, o,
+                                            wv.shape[1], wv.shape[2], stride, dilation,
+                                            padding, pad_value, 128)
+    cdef int64_t oh = 0, ow = 0
+    cdef bnn_status st
+    check(bnn_conv2d_output_shape(&p, &oh, &ow), "conv2d_grad_input")
+    m = gxv.shape[0] * oh * ow
+    if gxv.shape[3] != c:
+        raise ValueError("conv2d_grad_input: gx must have %d channels, got %r" % (c, gx.shape))
+    if gx.size == 0:
+        return gx
+    if m == 0 or o == 0:
+        gx[...] = 0
+        return gx
+    if scale is None:
+        gv = grad
+        if gv.shape[0] != m or gv.shape[1] != o:
+            raise ValueError("conv2d_grad_input: grad must be [%d, %d], got %r"
+                             % (m, o, grad.shape))
+        with nogil:
+            st = bnn_conv2d_grad_input_f32(&p, &wv[0, 0, 0, 0], &gv[0, 0], &gxv[0, 0, 0, 0],
+                                           &wsv[0], wsv.shape[0] * 8)
+    else:
+        qv = grad
+        scv = scale
+        if qv.shape[0] != m or qv.shape[1] != o or scv.shape[0] != m:
+            raise ValueError("conv2d_grad_input: q must be [%d, %d] and scale [%d]"
+                             % (m, o, m))
+        with nogil:
+            st = bnn_conv2d_grad_input_i8(&p, &wv[0, 0, 0, 0], &qv[0, 0], &scv[0],
+                                          &gxv[0, 0, 0, 0], &wsv[0], wsv.shape[0] * 8)
+    check(st, "conv2d_grad_input")
+    return gx
+
 _METHODS = {"auto": BNN_U8_AUTO, "bitplane": BNN_U8_BITPLANE, "direct": BNN_U8_DIRECT}
 
 

@@ -48,6 +48,12 @@ def build_model(cfg, input_shape, seed):
         return BinaryDense(k, m, binary=binary, rng=rng, backward=cfg.get("backward", "float"),
                            seed=next(dense_seed))
 
+    conv_seed = iter(range(seed + 300, seed + 400))
+
+    def conv(cin, cout):               # the backward products' arithmetic, too
+        return BinaryConv2d(cin, cout, 3, padding=1, binary=binary, rng=rng,
+                            backward=cfg.get("backward", "float"), seed=next(conv_seed))
+
     layers = []
     if cfg.get("dropout_in"):
         layers.append(Dropout(cfg["dropout_in"], seed=seed + 100))
@@ -65,9 +71,7 @@ def build_model(cfg, input_shape, seed):
         c = input_shape[-1]
         hw = input_shape[0]
         for j, ch in enumerate((w, 2 * w, 4 * w)):
-            layers += [BinaryConv2d(c, ch, 3, padding=1, binary=binary, rng=rng),
-                       BatchNorm(ch, bn), act(),
-                       BinaryConv2d(ch, ch, 3, padding=1, binary=binary, rng=rng), MaxPool2d(2),
+            layers += [conv(c, ch), BatchNorm(ch, bn), act(), conv(ch, ch), MaxPool2d(2),
                        BatchNorm(ch, bn), act()]
             c, hw = ch, hw // 2
         layers.append(Flatten())

@@ -12,7 +12,6 @@
 #  include <pthread.h>
 #endif
 
-#define BNN_MAX_THREADS 256
 
 static int g_threads = 1;
 

@@ -105,3 +105,127 @@ bnn_status bnn_pack_stochastic_f32(int64_t rows, int64_t k, const float *src,
     }
     return BNN_OK;
 }
+
+/* ---- stochastic rounding to int8 ------------------------------------------ */
+
+/* 16 uniform bits for element e: a quarter of one generator word. */
+static uint32_t u16_of(uint64_t seed, uint64_t e)
+{
+    return (uint32_t)(mix64(seed, e >> 2) >> (16 * (e & 3))) & 0xffffu;
+}
+
+/* floor(y) clipped to [-127, 127]; NaN gives 0 */
+static int8_t q_of(float y)
+{
+    float f;
+    if (!(y == y)) return 0;
+    f = floorf(y);
+    return (int8_t)(f < -127.0f ? -127 : (f > 127.0f ? 127 : (int)f));
+}
+
+typedef struct quant_job {
+    int64_t rows, k, lda, ldq;
+    const float *a;               /* by column: the block's first column */
+    int by_column;
+    uint64_t seed, counter;       /* counter: element (0, j0) of the block */
+    int64_t row_len;              /* elements per row of the whole matrix */
+    int8_t *q;
+    float *scale;
+    const float *inv;             /* by column: the block's inverse scales */
+} quant_job;
+
+static void quant_rows(const quant_job *jb, int64_t r0, int64_t r1)
+{
+    int64_t r, j;
+    for (r = r0; r < r1; r++) {
+        const float *ar = jb->a + r * jb->lda;
+        const uint64_t e0 = jb->counter + (uint64_t)r * (uint64_t)jb->row_len;
+        if (!jb->by_column) {
+            float amax = 0.0f, sc, inv;
+            for (j = 0; j < jb->k; j++) {
+                const float v = fabsf(ar[j]);
+                amax = v > amax ? v : amax;          /* NaN never wins */
+            }
+            sc = amax / 127.0f;
+            jb->scale[r] = sc;
+            inv = sc > 0.0f ? 1.0f / sc : 0.0f;
+            for (j = 0; j < jb->k; j++) {
+                const float u = (float)u16_of(jb->seed, e0 + (uint64_t)j) * (1.0f / 65536.0f);
+                jb->q[r * jb->ldq + j] = q_of(ar[j] * inv + u);
+            }
+        } else {
+            for (j = 0; j < jb->k; j++) {
+                const float u = (float)u16_of(jb->seed, e0 + (uint64_t)j) * (1.0f / 65536.0f);
+                jb->q[j * jb->ldq + r] = q_of(ar[j] * jb->inv[j] + u);
+            }
+        }
+    }
+}
+
+static void quant_part(void *ctx, int part, int parts)
+{
+    const quant_job *jb = (const quant_job *)ctx;
+    quant_rows(jb, jb->rows * part / parts, jb->rows * (part + 1) / parts);
+}
+
+static void quant_run(quant_job *jb)
+{
+    int64_t total;
+    int parts = 1;
+    if (bnn_mul_ok(jb->rows, jb->k, &total) && total >= ((int64_t)1 << 18))
+        parts = (int)BNN_MIN(BNN_MIN((int64_t)bnn_get_num_threads(), jb->rows),
+                             (int64_t)BNN_MAX_THREADS);
+    if (parts > 1) bnn_run_parts(quant_part, jb, parts);
+    else quant_rows(jb, 0, jb->rows);
+}
+
+#define BNN_QUANT_COLS 1024           /* columns per block (stack inverses) */
+
+bnn_status bnn_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda, int by_column,
+                           uint64_t seed, uint64_t counter, int8_t *q, int64_t ldq, float *scale)
+{
+    quant_job jb;
+    int64_t r, j, j0;
+    if (rows < 0 || k < 0) return BNN_ERR_SHAPE;
+    if (rows == 0 || k == 0) {
+        const int64_t ns = by_column ? k : rows;
+        if (ns > 0 && scale == NULL) return BNN_ERR_NULL;
+        for (j = 0; j < ns; j++) scale[j] = 0.0f;
+        return BNN_OK;
+    }
+    if (a == NULL || q == NULL || scale == NULL) return BNN_ERR_NULL;
+    if (lda < k || ldq < (by_column ? rows : k)) return BNN_ERR_STRIDE;
+    if (!bnn_extent_ok(rows, lda, k, sizeof(float))
+        || !(by_column ? bnn_extent_ok(k, ldq, rows, 1) : bnn_extent_ok(rows, ldq, k, 1)))
+        return BNN_ERR_OVERFLOW;
+    jb.rows = rows; jb.k = k; jb.lda = lda; jb.ldq = ldq; jb.a = a;
+    jb.by_column = by_column != 0;
+    jb.seed = seed; jb.counter = counter; jb.row_len = k;
+    jb.q = q; jb.scale = scale; jb.inv = NULL;
+    if (!jb.by_column) {
+        quant_run(&jb);
+        return BNN_OK;
+    }
+    for (j = 0; j < k; j++) scale[j] = 0.0f;          /* column maxima */
+    for (r = 0; r < rows; r++) {
+        const float *ar = a + r * lda;
+        for (j = 0; j < k; j++) {
+            const float v = fabsf(ar[j]);
+            scale[j] = v > scale[j] ? v : scale[j];
+        }
+    }
+    for (j = 0; j < k; j++) scale[j] = scale[j] / 127.0f;
+    for (j0 = 0; j0 < k; j0 += BNN_QUANT_COLS) {
+        float inv[BNN_QUANT_COLS];
+        quant_job sub = jb;
+        sub.k = BNN_MIN((int64_t)BNN_QUANT_COLS, k - j0);
+        for (j = 0; j < sub.k; j++)
+            inv[j] = scale[j0 + j] > 0.0f ? 1.0f / scale[j0 + j] : 0.0f;
+        sub.a = a + j0;
+        sub.q = q + j0 * ldq;
+        sub.counter = counter + (uint64_t)j0;   /* e = counter + r*k + j, whole rows */
+        sub.inv = inv;
+        quant_run(&sub);
+    }
+    return BNN_OK;
+}

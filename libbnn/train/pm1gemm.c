@@ -16,7 +16,6 @@
 
 #include <string.h>
 
-#define BNN_PM1_JB 256        /* rows of S per panel (4 x 16 KB) */
 
 typedef struct pm1_job {
     const bnn_kernels *kt;

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..ops import PackedTensor
 
-__all__ = ["Parameter", "Layer", "MaskedPacked", "scale_input"]
+__all__ = ["Parameter", "Layer", "MaskedPacked", "Rounder", "scale_input"]
 
 
 def scale_input(x_uint8):
@@ -18,6 +18,25 @@ def scale_input(x_uint8):
     if x.dtype != np.uint8:
         raise TypeError("inputs must be uint8 pixels, got %s" % x.dtype)
     return x.astype(np.float32) * np.float32(1 / 128) - np.float32(1)
+
+
+class Rounder:
+    """Stochastic rounding to int8 for the 8-bit backward products
+    (bnn_quantize_i8): one scale per row, or per column with q returned
+    transposed.  Its generator is counter-based: (seed, counter), the
+    counter advancing by the number of elements rounded, so a layer's
+    position in it is one integer of its state."""
+
+    def __init__(self, seed):
+        self.seed = int(seed) % 2 ** 64
+        self.counter = 0
+
+    def __call__(self, a, by_column=False):
+        from .. import _core
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        q, scale = _core.quantize_i8(a, self.seed, self.counter, by_column)
+        self.counter = (self.counter + a.size) % 2 ** 64
+        return q, scale
 
 
 class Parameter:
@@ -62,6 +81,13 @@ class Parameter:
         else:
             self.grad += (a @ b).reshape(self._grad.shape)
 
+    def accumulate_into(self, write):
+        """write(buf, accumulate): a kernel that adds its gradient into buf
+        (accumulate True) or overwrites it (False, when the gradient is
+        zero: no clearing pass)."""
+        write(self._grad, not self._grad_stale)
+        self._grad_stale = False
+
     def __repr__(self):
         return "Parameter(%s, shape=%r%s)" % (self.name, self.value.shape,
                                               ", binary" if self.binary else "")
@@ -90,8 +116,13 @@ class Layer:
 
     def state_dict(self):
         """The arrays that define this layer (the live arrays, not copies),
-        by name: parameters first, then any other state."""
-        return {p.name: p.value for p in self.parameters()}
+        by name: parameters first, then any other state (an 8-bit
+        backward's generator, "qstate": its seed and counter)."""
+        state = {p.name: p.value for p in self.parameters()}
+        rounder = getattr(self, "rounder", None)
+        if rounder is not None:
+            state["qstate"] = np.array([rounder.seed, rounder.counter], dtype=np.uint64)
+        return state
 
     def load_state_dict(self, state):
         """Copy the arrays of state_dict() back in; a missing key or a shape
@@ -108,7 +139,10 @@ class Layer:
     def _set_state(self, key, value):
         """Store one array of load_state_dict(); layers with non-array state
         override this for those keys."""
-        self.state_dict()[key][...] = value
+        if key == "qstate":
+            self.rounder.seed, self.rounder.counter = (int(v) for v in value)
+        else:
+            self.state_dict()[key][...] = value
 
     def kept_bytes(self):
         """Bytes this layer keeps for backward after a training forward."""

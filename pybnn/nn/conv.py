@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _core
 from ..ops import PackedTensor, bconv2d, conv2d_output_shape, pack
 from ..ops.conv import _pair, _padding
-from .base import Layer, Parameter, as_float, glorot, kept_nbytes
+from .base import Layer, Parameter, Rounder, as_float, glorot, kept_nbytes
+from .dense import BACKWARDS
 
 __all__ = ["BinaryConv2d"]
 
@@ -51,12 +53,21 @@ class BinaryConv2d(Layer):
     inputs and binary weights it runs on bconv2d (XNOR kernels, exact zero
     padding); otherwise in float through im2col + matmul.  pad_value is
     the padding in the +-1 domain, 0 (zeros) or 1 (+1); deployment uses the
-    same.  binary=False keeps float weights."""
+    same.  binary=False keeps float weights.
+
+    With packed inputs and binary weights, backward runs on the bits too
+    (libbnn's bnn_conv2d_grad_*: no im2col): the weight gradient from the
+    packed input the forward kept, the input gradient from the packed
+    filters.  backward="float": exact products, one ordered float32 sum
+    per element; "int8": the gradient rounded stochastically to int8 (per
+    output channel for the weight gradient, per output position for the
+    input gradient; Rounder seeded with `seed`), exact integer products,
+    rescaled: unbiased, about twice as fast on AVX2."""
 
     family = "conv"
 
     def __init__(self, in_channels, out_channels, kernel, stride=1, padding=0, dilation=1,
-                 pad_value=0, binary=True, rng=None):
+                 pad_value=0, binary=True, rng=None, backward="float", seed=0):
         rng = rng if rng is not None else np.random.default_rng()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kh, self.kw = _pair(kernel, "kernel")
@@ -72,7 +83,13 @@ class BinaryConv2d(Layer):
         self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_channels, self.kh, self.kw,
                                                             self.in_channels)),
                            binary=self.binary, lr_scale=lr_scale if self.binary else 1.0)
-        self._x = None
+        if backward not in BACKWARDS:
+            raise ValueError("backward must be one of %s, got %r" % (", ".join(BACKWARDS),
+                                                                    backward))
+        self.backward_kind = backward
+        self.rounder = Rounder(seed) if backward == "int8" else None
+        self._x = self._wp = None
+        self._ws, self._ws_key = None, None
 
     def parameters(self):
         return [self.W]
@@ -93,8 +110,11 @@ class BinaryConv2d(Layer):
 
     def forward(self, x, training):
         self.output_shape(tuple(x.shape))
+        self._wp = None
         y = self._compute(x)
         self._x = x if training else None
+        if not training:
+            self._wp = None
         return y
 
     def recompute_output(self):
@@ -103,9 +123,15 @@ class BinaryConv2d(Layer):
     def kept_bytes(self):
         return kept_nbytes(self._x)
 
+    def kept_step_bytes(self):
+        return 0 if self._wp is None else int(self._wp.words.nbytes)
+
     def _compute(self, x):
         if isinstance(x, PackedTensor) and self.binary:
-            y = bconv2d(x, pack(self.W.value), self.stride, self.padding, self.dilation,
+            # sign(W) packed once per step: forward, recompute and backward
+            if self._wp is None:
+                self._wp = pack(self.W.value)
+            y = bconv2d(x, self._wp, self.stride, self.padding, self.dilation,
                         self.pad_value).astype(np.float32)
         else:
             cols = _im2col(as_float(x), self.kh, self.kw, self.stride, self.padding,
@@ -113,18 +139,59 @@ class BinaryConv2d(Layer):
             y = cols @ self.weights_pm1().reshape(self.out_channels, -1).T
         return y
 
+    def _workspace(self, n, h, w):
+        key = (n, h, w)
+        if self._ws_key != key:
+            self._ws = _core.conv2d_grad_workspace(n, h, w, self.in_channels,
+                                                   self.out_channels, self.kh, self.kw,
+                                                   self.stride, self.dilation, self.padding,
+                                                   self.pad_value)
+            self._ws_key = key
+        return self._ws
+
+    def _backward_bits(self, grad, input_grad):
+        """Both products on the bits (bnn_conv2d_grad_*)."""
+        x, wp = self._x, self._wp
+        n, h, w = x.shape[:3]
+        g2 = np.ascontiguousarray(grad, dtype=np.float32).reshape(-1, self.out_channels)
+        ws = self._workspace(n, h, w)
+        geom = (self.stride, self.dilation, self.padding, self.pad_value, ws)
+        c, kh, kw = self.in_channels, self.kh, self.kw
+        if self.rounder is not None:
+            qt, sct = self.rounder(g2, by_column=True)
+            self.W.accumulate_into(lambda buf, acc: _core.conv2d_grad_weights(
+                x.words, c, kh, kw, qt, buf.reshape(self.out_channels, -1), *geom,
+                scale=sct, accumulate=acc))
+        else:
+            self.W.accumulate_into(lambda buf, acc: _core.conv2d_grad_weights(
+                x.words, c, kh, kw, g2, buf.reshape(self.out_channels, -1), *geom,
+                accumulate=acc))
+        if not input_grad:
+            return None
+        gx = np.empty((n, h, w, c), np.float32)
+        if self.rounder is not None:
+            q, sc = self.rounder(g2)
+            _core.conv2d_grad_input(wp.words, c, q, gx, *geom, scale=sc)
+        else:
+            _core.conv2d_grad_input(wp.words, c, g2, gx, *geom)
+        return gx
+
     def backward(self, grad, input_grad=True):
         if self._x is None:
             raise self._err("backward without a training forward")
+        if isinstance(self._x, PackedTensor) and self._wp is not None:
+            gx = self._backward_bits(grad, input_grad)
+            self._x = self._wp = None
+            return gx
         xf = as_float(self._x)
         cols = _im2col(xf, self.kh, self.kw, self.stride, self.padding, self.dilation,
                        self.pad_value)
         g2 = grad.reshape(-1, self.out_channels)
         self.W.accumulate_matmul(g2.T, cols.reshape(g2.shape[0], -1))
         if not input_grad:
-            self._x = None
+            self._x = self._wp = None
             return None
         gcols = (g2 @ self.weights_pm1().reshape(self.out_channels, -1)).reshape(cols.shape)
-        self._x = None
+        self._x = self._wp = None
         return _col2im(gcols, xf.shape, self.kh, self.kw, self.stride, self.padding,
                        self.dilation)

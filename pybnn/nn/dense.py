@@ -1,33 +1,15 @@
 """Fully connected layers: binary (sign of latent weights) or float."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from .. import _core
 from ..ops import PackedTensor, bgemm, pack
-from .base import Layer, MaskedPacked, Parameter, as_float, glorot, kept_nbytes
+from .base import Layer, MaskedPacked, Parameter, Rounder, as_float, glorot, kept_nbytes
 
-__all__ = ["BinaryDense", "pm1_input_grad", "quantize_rows_i8", "BACKWARDS"]
+__all__ = ["BinaryDense", "pm1_input_grad", "BACKWARDS"]
 
 BACKWARDS = ("float", "int8")
-
-
-def quantize_rows_i8(a, rng):
-    """(q int8, scale float32 [rows]) with q * scale[:, None] ~ a: each row
-    scaled by max|row| / 127 and rounded stochastically (floor(y + u), u
-    uniform in [0, 1) from `rng`), so E[q * scale] = a.  All-zero rows give
-    q = 0 and scale 0."""
-    a = np.asarray(a, dtype=np.float32)
-    amax = np.max(np.abs(a), axis=1) if a.shape[1] else np.zeros(a.shape[0], np.float32)
-    scale = (amax / np.float32(127)).astype(np.float32)
-    inv = np.divide(np.float32(1), scale, out=np.zeros_like(scale), where=scale > 0)
-    y = a * inv[:, None]
-    y += rng.random(a.shape, dtype=np.float32)
-    np.floor(y, out=y)
-    np.clip(y, -127, 127, out=y)          # float32 rounding of 127 + u can reach 128
-    return y.astype(np.int8), scale
 
 
 def pm1_input_grad():
@@ -51,9 +33,10 @@ class BinaryDense(Layer):
     backward: how the input gradient g . sign(W) of binary weights is
     computed -- "float": exact products summed in float32 (libbnn's ordered
     sum from the packed weights, or BLAS); "int8": each row of g rounded
-    stochastically to int8 (scale max|row|/127, from a generator seeded
-    with `seed`), times the packed weights in exact integers
-    (bnn_gemm_i8_pm1), rescaled: unbiased, about 2.5x faster on AVX2."""
+    stochastically to int8 (scale max|row|/127, a counter-based generator
+    seeded with `seed`: Rounder), times the packed weights in exact
+    integers (bnn_gemm_i8_pm1), rescaled: unbiased, about 2.5x faster on
+    AVX2."""
 
     family = "dense"
 
@@ -69,23 +52,11 @@ class BinaryDense(Layer):
             raise ValueError("backward must be one of %s, got %r" % (", ".join(BACKWARDS),
                                                                     backward))
         self.backward_kind = backward
-        self.qrng = np.random.default_rng(seed) if backward == "int8" else None
+        self.rounder = Rounder(seed) if backward == "int8" else None
         self._x = self._wp = self._wbuf = None
 
     def parameters(self):
         return [self.W]
-
-    def state_dict(self):
-        state = super().state_dict()
-        if self.qrng is not None:       # the rounding generator's position
-            state["qrng"] = np.array(json.dumps(self.qrng.bit_generator.state))
-        return state
-
-    def _set_state(self, key, value):
-        if key == "qrng":
-            self.qrng.bit_generator.state = json.loads(str(value))
-        else:
-            super()._set_state(key, value)
 
     def weights_pm1(self):
         """The weights the layer multiplies with (float32): sign(W) through
@@ -142,9 +113,9 @@ class BinaryDense(Layer):
         self.W.accumulate_matmul(grad.T, xf)
         gx = None
         if input_grad:
-            if self._wp is not None and self.qrng is not None:
+            if self._wp is not None and self.rounder is not None:
                 # int8 rows of g times the packed weights, exact, rescaled
-                q, scale = quantize_rows_i8(grad, self.qrng)
+                q, scale = self.rounder(grad)
                 s = np.empty((q.shape[0], self.in_features), np.int32)
                 _core.gemm_i8_pm1(q, self._wp.words, self.in_features, s)
                 gx = s.astype(np.float32)

@@ -352,3 +352,122 @@ def gemm_f32_pm1(a, s_pm1, c0=None):
     for j in range(a.shape[1]):
         acc = acc + a[:, j:j + 1] * s[j]          # float32 ops: one rounding each
     return acc
+
+
+# ---- the 8-bit backward's rounding and the convolution's backward products --
+
+_M64 = (1 << 64) - 1
+
+
+def mix64(seed, e):
+    """The counter-based generator of libbnn (splitmix64's finaliser over
+    seed and index), in Python integers."""
+    z = (seed ^ ((e * 0x9E3779B97F4A7C15) & _M64)) & _M64
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def quantize_i8(a, seed, counter, by_column=False):
+    """bnn_quantize_i8: scale = max|row (column)| / 127, q = clip(floor(a *
+    (1/scale) + u), -127, 127), u = 16 bits of element e = counter + i*k + j
+    (bits 16*(e % 4) of mix64(seed, e // 4)) / 65536; NaN -> 0.  Returns
+    (q, scale), q transposed when by_column."""
+    a = np.asarray(a, dtype=np.float32)
+    rows, k = a.shape
+    axis = 0 if by_column else 1
+    amax = np.zeros(a.shape[1 - axis], np.float32)
+    absa = np.abs(a)
+    for idx in range(amax.size):
+        line = absa[:, idx] if by_column else absa[idx]
+        m = np.float32(0)
+        for v in line:
+            if v > m:                          # NaN never wins
+                m = v
+        amax[idx] = m
+    scale = (amax / np.float32(127)).astype(np.float32)
+    inv = np.array([np.float32(1) / s if s > 0 else np.float32(0) for s in scale], np.float32)
+    u = np.empty((rows, k), np.float32)
+    for i in range(rows):
+        for j in range(k):
+            e = (counter + i * k + j) & _M64
+            u[i, j] = np.float32((mix64(seed, e >> 2) >> (16 * (e & 3))) & 0xFFFF) \
+                * np.float32(1 / 65536)
+    y = a * (inv[None, :] if by_column else inv[:, None]) + u
+    with np.errstate(invalid="ignore"):
+        q = np.where(np.isnan(y), 0, np.clip(np.floor(y), -127, 127)).astype(np.int8)
+    return (q.T.copy() if by_column else q), scale
+
+
+def conv_taps(x_shape, kernel, stride, padding, dilation):
+    """For each tap t = r*kw + s and output position m (n, y, x row-major):
+    the flat input pixel index it reads, or -1 in the padding."""
+    n, h, w = x_shape[:3]
+    kh, kw = kernel
+    (sh, sw), (dh, dw) = stride, dilation
+    pt, pb, pl, pr = padding
+    oh = out_size(h, pt, pb, kh, dh, sh)
+    ow = out_size(w, pl, pr, kw, dw, sw)
+    idx = np.full((kh * kw, n * oh * ow), -1, np.int64)
+    nn, yy, xx = np.meshgrid(np.arange(n), np.arange(oh), np.arange(ow), indexing="ij")
+    nn, yy, xx = nn.ravel(), yy.ravel(), xx.ravel()
+    for r in range(kh):
+        for s in range(kw):
+            ih, iw = yy * sh - pt + r * dh, xx * sw - pl + s * dw
+            ok = (ih >= 0) & (ih < h) & (iw >= 0) & (iw < w)
+            idx[r * kw + s, ok] = ((nn * h + ih) * w + iw)[ok]
+    return idx, (oh, ow)
+
+
+def conv_grad_weights(x_pm1, grad, kernel, stride, padding, dilation, pad_value, gw0=None,
+                      qt=None, scale=None):
+    """bnn_conv2d_grad_weights: gw [o, kh*kw*c].  Float (grad [m, o]): one
+    float32 accumulator per element adding grad[m, o] * X(m, t, c) for m
+    ascending (X = 0 at zero padding, +1 at one padding), from 0 or gw0.
+    8-bit (qt [o, m], scale [o]): the exact integer sums, then
+    scale[o] * float32(sum), added to gw0 when given."""
+    x = np.asarray(x_pm1, np.float32)
+    c = x.shape[3]
+    idx, _ = conv_taps(x.shape, kernel, stride, padding, dilation)
+    flat = np.concatenate([x.reshape(-1, c), np.full((1, c), float(pad_value), np.float32)])
+    X = flat[idx]                                    # [taps, m, c]
+    taps, m = idx.shape
+    if qt is None:
+        o = grad.shape[1]
+        acc = np.zeros((o, taps, c), np.float32) if gw0 is None else \
+            np.array(gw0, np.float32).reshape(o, taps, c)
+        g = np.asarray(grad, np.float32)
+        for i in range(m):
+            acc = acc + g[i][:, None, None] * X[:, i][None]
+        return acc.reshape(o, -1)
+    o = qt.shape[0]
+    s = np.einsum("om,tmc->otc", qt.astype(np.int64), X.astype(np.int64))
+    v = np.asarray(scale, np.float32)[:, None, None] * s.astype(np.float32)
+    if gw0 is not None:
+        v = np.array(gw0, np.float32).reshape(o, taps, c) + v
+    return v.reshape(o, -1)
+
+
+def conv_grad_input(w_pm1, grad, x_shape, stride, padding, dilation, q=None, scale=None):
+    """bnn_conv2d_grad_input: gx [n, h, w, c].  Tap by tap, the output m
+    that tap t reads each pixel from adds, float path: grad[m, o] *
+    W[o, t, c] for o ascending into one float32 accumulator from 0;
+    8-bit path (q [m, o], scale [m]): scale[m] * float32(exact sum_o
+    q[m, o] * W[o, t, c])."""
+    wf = np.asarray(w_pm1, np.float32)
+    o, kh, kw, c = wf.shape
+    idx, _ = conv_taps(x_shape, (kh, kw), stride, padding, dilation)
+    npix = int(np.prod(x_shape[:3]))
+    gx = np.zeros((npix + 1, c), np.float32)         # row npix: the padding sink
+    for t in range(kh * kw):
+        rows = np.where(idx[t] >= 0, idx[t], npix)
+        if q is None:
+            acc = gx[rows]
+            for j in range(o):
+                acc = acc + np.asarray(grad, np.float32)[:, j:j + 1] * wf[j].reshape(-1, c)[t]
+        else:
+            s = q.astype(np.int64) @ wf.reshape(o, -1, c)[:, t].astype(np.int64)
+            acc = gx[rows] + np.asarray(scale, np.float32)[:, None] * s.astype(np.float32)
+        gx[rows] = acc                               # distinct pixels per tap
+    return gx[:npix].reshape(tuple(x_shape[:3]) + (c,))
