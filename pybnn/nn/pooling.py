@@ -31,23 +31,29 @@ class MaxPool2d(Layer):
             raise self._err("window %r larger than input %r" % (self.kernel, (h, w)))
         return (n, (h - kh) // self.stride[0] + 1, (w - kw) // self.stride[1] + 1, c)
 
-    def _taps(self, x):
+    def _views(self, x):
+        """The window taps of x as strided views (no copies), tap t = r*kw + s."""
         n, oh, ow, c = self.output_shape(x.shape)
         kh, kw = self.kernel
         sh, sw = self.stride
-        return np.stack([x[:, r:r + sh * (oh - 1) + 1:sh, s:s + sw * (ow - 1) + 1:sw, :]
-                         for r in range(kh) for s in range(kw)])
+        return [x[:, r:r + sh * (oh - 1) + 1:sh, s:s + sw * (ow - 1) + 1:sw, :]
+                for r in range(kh) for s in range(kw)]
 
     def forward(self, x, training):
         x = np.asarray(as_float(x), dtype=np.float32)
-        taps = self._taps(x)
+        views = self._views(x)
         if not training:
-            return taps.max(axis=0)
-        arg = np.argmax(taps, axis=0)
-        # the winning tap of each window, in one byte (windows up to 255 taps)
-        self._arg = arg.astype(np.uint8) if taps.shape[0] <= 255 else arg
-        self._shape = x.shape
-        return np.take_along_axis(taps, arg[None], axis=0)[0]
+            return np.maximum.reduce(views) if len(views) > 1 else views[0].copy()
+        # the first maximum of each window and its tap
+        best = views[0].copy()
+        arg = np.zeros(best.shape, np.uint8 if len(views) <= 256 else np.int32)
+        for t, v in enumerate(views[1:], 1):
+            upd = v > best
+            np.copyto(best, v, where=upd)
+            np.copyto(arg, t, where=upd)
+        self._shape, self._oshape = x.shape, best.shape
+        self._arg = _pack_taps(arg) if len(views) <= 4 else arg
+        return best
 
     def kept_bytes(self):
         return 0 if self._arg is None else int(self._arg.nbytes)
@@ -55,16 +61,28 @@ class MaxPool2d(Layer):
     def backward(self, grad, input_grad=True):
         if self._arg is None:
             raise self._err("backward without a training forward")
-        n, h, w, c = self._shape
-        kh, kw = self.kernel
-        sh, sw = self.stride
-        oh, ow = grad.shape[1], grad.shape[2]
+        arg = self._arg
+        if arg.shape != self._oshape:
+            arg = _unpack_taps(arg, self._oshape)
         gx = np.zeros(self._shape, dtype=np.float32)
-        for t in range(kh * kw):
-            r, s = divmod(t, kw)
-            sel = self._arg == t
-            gx[:, r:r + sh * (oh - 1) + 1:sh, s:s + sw * (ow - 1) + 1:sw, :] += np.where(sel, grad, 0)
+        zero = np.float32(0)
+        for t, view in enumerate(self._views(gx)):
+            view += np.where(arg == t, grad, zero)
         self._arg = None
         return gx
 
 
+def _pack_taps(arg):
+    """Tap indices < 4, four to a byte (2 bits each, element i at bits
+    2*(i % 4) of byte i // 4)."""
+    flat = arg.reshape(-1)
+    pad = (-flat.size) % 4
+    if pad:
+        flat = np.concatenate([flat, np.zeros(pad, np.uint8)])
+    q = flat.reshape(-1, 4)
+    return (q[:, 0] | (q[:, 1] << 2) | (q[:, 2] << 4) | (q[:, 3] << 6)).astype(np.uint8)
+
+
+def _unpack_taps(packed, shape):
+    q = np.stack([(packed >> s) & 3 for s in (0, 2, 4, 6)], axis=1).reshape(-1)
+    return q[:int(np.prod(shape))].reshape(shape)
