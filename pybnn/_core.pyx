@@ -527,12 +527,15 @@ def quantize_i8(a, uint64_t seed, uint64_t counter, bint by_column=False):
 
 
 def conv2d_grad_workspace(n, h, w, int64_t c, o, kh, kw, stride, dilation, padding,
-                          int pad_value):
-    """A workspace (uint64 array) for the conv2d_grad_* calls of a geometry."""
+                          int pad_value, bint size_only=False):
+    """A workspace (uint64 array) for the conv2d_grad_* calls of a geometry
+    (size_only: its size in uint64 words)."""
     cdef bnn_conv2d_params p = _conv_params(n, h, w, c, o, kh, kw, stride, dilation, padding,
                                             pad_value, 128)
     cdef size_t nb = 0
     check(bnn_conv2d_grad_workspace_size(&p, 0, &nb), "conv2d_grad")
+    if size_only:
+        return max(nb // 8, 1)
     return np.empty(max(nb // 8, 1), dtype=np.uint64)
 
 

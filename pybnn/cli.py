@@ -78,11 +78,17 @@ def _cmd_bench(args):
         if args.isa:
             from . import _core
             _core.set_isa(args.isa)
-        res = bench.bench_train(recipe=args.recipe, steps=args.steps or (3 if args.quick else 10),
-                                rounds=args.rounds or (2 if args.quick else 5),
-                                threads=threads[0], width=args.width,
-                                batch_size=args.batch_size, torch=not args.no_torch,
-                                backward=args.backward)
+        if args.memory:
+            res = bench.bench_memory(recipe=args.recipe, threads=threads[0],
+                                     torch=not args.no_torch, backward=args.backward,
+                                     batches=tuple(int(b) for b in args.memory.split(",")))
+        else:
+            res = bench.bench_train(recipe=args.recipe,
+                                    steps=args.steps or (3 if args.quick else 10),
+                                    rounds=args.rounds or (2 if args.quick else 5),
+                                    threads=threads[0], width=args.width,
+                                    batch_size=args.batch_size, torch=not args.no_torch,
+                                    backward=args.backward)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1, default=list)
@@ -266,7 +272,11 @@ def build_parser():
     pb.add_argument("--no-torch", action="store_true",
                     help="train: pybnn only (no PyTorch reference)")
     pb.add_argument("--backward", choices=["float", "int8"], default="float",
-                    help="train: the binary dense layers' input gradient (see pybnn train)")
+                    help="train: the backward products of the binary layers (see pybnn train)")
+    pb.add_argument("--memory", nargs="?", const="25,100", metavar="B1,B2",
+                    help="train: peak RSS per training sample instead of time: each batch "
+                         "size (default 25,100) in its own process, pybnn and PyTorch, and "
+                         "the memory plan's prediction against the measured peak")
     pb.add_argument("--model", default=None, metavar="FILE.bnn",
                     help="infer: time this model file instead (runtime only)")
     pb.add_argument("--quick", action="store_true", help="a short subset (about 15 s)")

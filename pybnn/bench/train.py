@@ -21,7 +21,7 @@ from ..losses import softmax_cross_entropy, squared_hinge
 from ..optim import Optimizer
 from ..recipes import RECIPES, build_model
 
-__all__ = ["PhaseTimes", "bench_train"]
+__all__ = ["PhaseTimes", "bench_train", "bench_memory"]
 
 # training images per epoch of each recipe's dataset (after the validation
 # split of pybnn train: the last 10,000 for mnist-mlp, else 10%)
@@ -182,3 +182,88 @@ def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
     out("    " + ", ".join("%s %.1f" % kv for kv in by_phase.items())
         + "; other (Python between layers) %.1f" % max(0.0, 1e3 * timed - total))
     return results
+
+
+# ---- memory: peak RSS per training sample ------------------------------------
+
+def _rss_kb(field="VmRSS"):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError("no %s in /proc/self/status" % field)
+
+
+def _memory_child(framework, recipe, batch, threads, backward, steps):
+    """Run in a fresh process: `steps` training steps at `batch`; prints one
+    JSON line with the peak RSS (VmHWM) and, for pybnn, the memory plan's
+    prediction made before the first step."""
+    import json
+    from threadpoolctl import threadpool_limits
+    cfg = _config(recipe, None, batch, backward)
+    shape = _INPUT[cfg["dataset"]]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (batch,) + shape, dtype=np.uint8)
+    y = rng.integers(0, 10, batch)
+    base_kb = _rss_kb()
+    res = dict(framework=framework, batch=batch)
+    _core.set_num_threads(threads)
+    with threadpool_limits(limits=threads):
+        if framework == "torch":
+            step = _torch_reference().build(cfg, shape, seed=0, threads=threads, fast=True)
+        else:
+            step = _PybnnStep(cfg, shape, 0)
+            plan = step.model.memory_plan(batch, shape)
+            res["predicted_kb"] = base_kb + plan["predicted"] / 1024
+            res["plan"] = plan
+        for _ in range(steps):
+            step.step(x, y)
+    res["peak_kb"] = _rss_kb("VmHWM")
+    print("MEMORY " + json.dumps(res))
+
+
+def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True, steps=2,
+                 backward="float", out=print):
+    """Peak resident memory of `steps` training steps at each batch size,
+    each in its own process, for pybnn and (torch=True) the PyTorch
+    reference: the slope over the batch sizes is the memory per training
+    sample.  Also checks pybnn's memory plan against the measured peaks."""
+    import json
+    import subprocess
+    import sys
+    frameworks = ["pybnn"] + (["torch"] if torch else [])
+    runs = {}
+    for fw in frameworks:
+        for b in batches:
+            code = ("from pybnn.bench.train import _memory_child; "
+                    "_memory_child(%r, %r, %d, %d, %r, %d)"
+                    % (fw, recipe, b, threads, backward, steps))
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            line = [l for l in proc.stdout.splitlines() if l.startswith("MEMORY ")]
+            if proc.returncode != 0 or not line:
+                raise RuntimeError("the %s run at batch %d failed:\n%s"
+                                   % (fw, b, proc.stderr[-2000:]))
+            runs[(fw, b)] = json.loads(line[0][len("MEMORY "):])
+    b0, b1 = batches[0], batches[-1]
+    res = dict(recipe=recipe, batches=list(batches), threads=threads, backward=backward,
+               isa=_core.isa(), runs=[runs[k] for k in sorted(runs)])
+    out("%s: peak RSS of %d training steps, each batch size in its own process, %d threads, "
+        "kernels %s, %s backward" % (recipe, steps, threads, _core.isa(), backward))
+    for fw in frameworks:
+        peaks = [runs[(fw, b)]["peak_kb"] / 1024 for b in batches]
+        slope = (peaks[-1] - peaks[0]) / (b1 - b0)
+        res[fw + "_mb_per_sample"] = slope
+        out("  %-6s " % fw + "  ".join("batch %d: %.0f MB" % (b, p) for b, p in zip(batches, peaks))
+            + "   per sample: %.2f MB" % slope)
+    if torch:
+        res["ratio"] = res["pybnn_mb_per_sample"] / res["torch_mb_per_sample"]
+        out("  pybnn keeps %.2fx PyTorch's memory per sample (%.2f / %.2f MB)"
+            % (res["ratio"], res["pybnn_mb_per_sample"], res["torch_mb_per_sample"]))
+    for b in batches:
+        r = runs[("pybnn", b)]
+        out("  plan at batch %d: predicted peak %.0f MB, measured %.0f MB (%+.0f%%); "
+            "kept for backward %.1f KB/sample, step %.2f MB/sample"
+            % (b, r["predicted_kb"] / 1024, r["peak_kb"] / 1024,
+               100 * (r["predicted_kb"] / r["peak_kb"] - 1), r["plan"]["kept_per_sample"] / 1024,
+               r["plan"]["step_per_sample"] / 2 ** 20))
+    return res

@@ -84,14 +84,14 @@ class Activation(Layer):
         if self._mask is None:
             raise self._err("backward without a training forward")
         g = np.asarray(grad, dtype=np.float32).reshape(self._mask.shape[0], -1)
-        # the gate as 0/1 floats through the vectorised unpacking (-1 where
-        # the bit, |x| <= 1, is set): out = grad * (1 - f) / 2
-        f = PackedTensor(self._mask, g.shape).unpack()
-        f *= np.float32(-0.5)
-        f += np.float32(0.5)
-        f *= g
+        # the gate (bit set where |x| <= 1) as 0/1 bytes; out = grad * gate,
+        # written over grad when it is this backward pass's temporary
+        gate = np.unpackbits(self._mask.view(np.uint8), axis=1, count=g.shape[1],
+                             bitorder="little")
+        out = g if self.overwrite_grad and np.shares_memory(g, grad) else None
+        out = np.multiply(g, gate, out=out, dtype=np.float32)
         self._mask = None
-        return f.reshape(self._shape)
+        return out.reshape(self._shape)
 
 
 def Sign(stochastic=False, seed=0):  # noqa: N802 - a layer builder

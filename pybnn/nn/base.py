@@ -144,6 +144,11 @@ class Layer:
         else:
             self.state_dict()[key][...] = value
 
+    # Set by Sequential.backward for the layers whose incoming gradient is a
+    # temporary of the backward pass: they may write their own gradient
+    # into it (no second activation-sized buffer).
+    overwrite_grad = False
+
     def kept_bytes(self):
         """Bytes this layer keeps for backward after a training forward."""
         return 0

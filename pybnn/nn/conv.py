@@ -11,6 +11,8 @@ from .dense import BACKWARDS
 
 __all__ = ["BinaryConv2d"]
 
+_SHARED_WS = np.empty(0, np.uint64)   # see BinaryConv2d._workspace
+
 
 def _im2col(x, kh, kw, stride, padding, dilation, pad_value):
     """x float [N, H, W, C] -> cols [N, OH, OW, KH*KW*C] (taps outer, C inner,
@@ -141,14 +143,19 @@ class BinaryConv2d(Layer):
         return y
 
     def _workspace(self, n, h, w):
+        """The backward products' scratch: one buffer for every layer of the
+        process (layers run one at a time), grown to the largest need."""
         key = (n, h, w)
         if self._ws_key != key:
             self._ws = _core.conv2d_grad_workspace(n, h, w, self.in_channels,
                                                    self.out_channels, self.kh, self.kw,
                                                    self.stride, self.dilation, self.padding,
-                                                   self.pad_value)
+                                                   self.pad_value, size_only=True)
             self._ws_key = key
-        return self._ws
+        global _SHARED_WS
+        if _SHARED_WS.size < self._ws:
+            _SHARED_WS = np.empty(self._ws, np.uint64)
+        return _SHARED_WS[:self._ws]
 
     def _backward_bits(self, grad, input_grad):
         """Both products on the bits (bnn_conv2d_grad_*)."""

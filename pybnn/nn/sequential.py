@@ -180,6 +180,9 @@ class Sequential:
         for i in range(len(self.layers) - 1, first - 1, -1):
             layer = self.layers[i]
             t0 = perf_counter() if t is not None else 0.0
+            # the gradient handed down is this pass's own temporary, except
+            # the caller's d(loss)/d(scores)
+            layer.overwrite_grad = i < len(self.layers) - 1
             if i > first:
                 grad = layer.backward(grad)
             else:
@@ -192,6 +195,51 @@ class Sequential:
     def zero_grad(self):
         for p in self.parameters():
             p.zero_grad()
+
+    def memory_plan(self, batch_size, input_shape, optimizer_arrays=2, available=None):
+        """The bytes a training step at `batch_size` needs, as a dict:
+        parameters, gradients, optimizer_state (optimizer_arrays float32
+        arrays per parameter: 2 for Adam and AdaMax), kept_per_sample (what
+        the layers keep for backward), step_per_sample and step_fixed (the
+        peak of a forward + backward step's own allocations, measured with
+        tracemalloc on a copy of the model at two small batches: its slope
+        and intercept, kept state included), predicted (all of it at
+        batch_size, without the process's own baseline), and
+        largest_batch that fits `available` bytes (default: MemAvailable of
+        /proc/meminfo, where it exists) beside the fixed parts.
+        input_shape excludes the batch, e.g. (784,) or (32, 32, 3)."""
+        import tracemalloc
+        params = self.parameters()
+        plan = dict(parameters=sum(p.value.nbytes for p in params),
+                    gradients=sum(p.value.nbytes for p in params))
+        plan["optimizer_state"] = int(optimizer_arrays) * plan["parameters"]
+        probe = Sequential(copy.deepcopy(self.layers), recompute=self.recompute)
+        peaks, kept = [], 0.0
+        for b in (2, 6):
+            x = np.zeros((b,) + tuple(input_shape), np.uint8)
+            probe.zero_grad()
+            was = tracemalloc.is_tracing()
+            if not was:
+                tracemalloc.start()
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            scores = probe.forward(x, True)
+            kept = sum(layer.kept_bytes() for layer in probe.layers) / b
+            probe.backward(np.ones_like(scores) / np.float32(b))
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+            if not was:
+                tracemalloc.stop()
+        per_sample = max(0.0, (peaks[1] - peaks[0]) / 4)
+        plan.update(kept_per_sample=int(round(kept)), step_per_sample=int(round(per_sample)),
+                    step_fixed=int(max(0.0, peaks[0] - 2 * per_sample)))
+        fixed = plan["parameters"] + plan["gradients"] + plan["optimizer_state"] + plan["step_fixed"]
+        plan["predicted"] = int(fixed + batch_size * per_sample)
+        if available is None:
+            available = _mem_available()
+        plan["available"] = available
+        plan["largest_batch"] = (None if available is None or per_sample <= 0 else
+                                 max(0, int((available - fixed) // per_sample)))
+        return plan
 
     # ---- evaluation and deployment ---------------------------------------------
 
@@ -303,3 +351,15 @@ class Sequential:
         tot["kept_bytes_per_sample"] = tot.pop("kept")
         tot["kept_bytes_per_step"] = tot.pop("kept_step")
         return tot
+
+
+def _mem_available():
+    """MemAvailable of /proc/meminfo in bytes, or None where there is none."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
