@@ -583,7 +583,8 @@ BNN_API bnn_status bnn_quantize_i8(int64_t rows, int64_t k, const float *a, int6
  *  bnn_conv2d_grad_weights_i8() : the same with grad quantized per column
  *    (bnn_quantize_i8 by_column: qt [o][m], scale[o]): the exact integer
  *    sum s = sum_m qt[o][m] * X(m, t, c), then gw (+)= scale[o] * (float)s.
- *    m < 2^24.
+ *    m < 2^24.  For both, m = 0 is an empty sum: gw = 0, or left as it is
+ *    with accumulate.
  *  bnn_conv2d_grad_input_f32() : gx [n][h][w][c] (overwritten) = the
  *    input gradient: for each input element, tap by tap (t ascending), the
  *    output m whose tap t reads it adds grad[m][o] * W(o, t, c) for o

@@ -22,6 +22,7 @@ import numpy as np
 from . import _core, checkpoint
 from .losses import softmax_cross_entropy, squared_hinge
 from .optim import ExponentialDecay, Optimizer
+from .nn.sequential import format_memory_plan
 from .recipes import RECIPES, build_model, load_data
 
 __all__ = ["train"]
@@ -88,6 +89,10 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         state = saved
         log("resuming %s at epoch %d" % (last_path, state["epoch"]))
     history = state["history"]
+    if state["epoch"] < cfg["epochs"]:
+        log(format_memory_plan(model.memory_plan(
+            cfg["batch_size"], x.shape[1:],
+            optimizer_bytes=sum(a.nbytes for a in opt.m + opt.v))))
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency

@@ -21,7 +21,15 @@
  *    any epilogue, pad bits and canaried stride gaps included) and
  *    bt_check_fold_bits (BITS from folded thresholds against the double
  *    predicate), with the canaried output buffers and the epilogue
- *    parameters the GEMM / convolution tests share.
+ *    parameters the GEMM / convolution tests share;
+ *  - the training products: the float x (+-1) and int8 x (+-1) GEMMs,
+ *    the bit transpose, stochastic rounding to int8 (bt_quantize_i8, its
+ *    counter-based generator bt_mix64), and the backward products of the
+ *    binary convolution (bt_conv2d_grad_weights_f32/_i8,
+ *    bt_conv2d_grad_input_f32/_i8): ordered float32 sums or exact integer
+ *    sums then one float rescale, as include/bnn.h defines them.  The
+ *    float ones rely on the tests being built with -ffp-contract=off
+ *    (tests/CMakeLists.txt), so that a*b + c is never fused.
  *
  * test_util.h keeps the seed / PRNG, CHECK macros, memory and ISA helpers.
  */
@@ -563,6 +571,248 @@ static inline void bt_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t 
                 acc += bt_getbit(s + j * lds, k) ? -(int64_t)q[i * ldq + j] : q[i * ldq + j];
             c[i * ldc + k] = (int32_t)acc;
         }
+}
+
+/* ------------------------------------------------------------------ */
+/* Stochastic rounding to int8 (bnn_quantize_i8)                        */
+/* ------------------------------------------------------------------ */
+
+/* The counter-based generator of the stochastic paths: splitmix64's
+ * finaliser of seed ^ (index * golden) + golden. */
+static inline uint64_t bt_mix64(uint64_t seed, uint64_t index)
+{
+    uint64_t z = seed ^ (index * UINT64_C(0x9e3779b97f4a7c15));
+    z = z + UINT64_C(0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+/* u in [0, 1) of element e: bits 16*(e % 4) .. +15 of mix64(seed, e / 4),
+ * over 65536. */
+static inline float bt_quant_u(uint64_t seed, uint64_t e)
+{
+    uint64_t word = bt_mix64(seed, e / 4);
+    uint64_t bits = (word >> (16 * (e % 4))) & 0xffffu;
+    return (float)bits / 65536.0f;
+}
+
+/* q = clamp(floor(a * inv + u), -127, 127), NaN -> 0; each step rounded
+ * to float on its own (tests are built with -ffp-contract=off). */
+static inline int8_t bt_quant_one(float a, float inv, float u)
+{
+    float y = a * inv;
+    float f;
+    y = y + u;
+    if (y != y) return 0;
+    f = floorf(y);
+    if (f < -127.0f) return -127;
+    if (f > 127.0f) return 127;
+    return (int8_t)(int)f;
+}
+
+/* bnn_quantize_i8: scale = max |a| over the row (by_column 0) or column
+ * (1), NaN never the max, / 127; inv = 1 / scale, 0 when scale is 0;
+ * element (i, j) uses e = counter + i*k + j (uint64 arithmetic).  q is
+ * rows x k (ldq) or, by column, its transpose k x rows (ldq). */
+static inline void bt_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda,
+                                  int by_column, uint64_t seed, uint64_t counter, int8_t *q,
+                                  int64_t ldq, float *scale)
+{
+    int64_t i, j;
+    int64_t ns = by_column ? k : rows;
+    for (i = 0; i < ns; i++) {                  /* i: the row or column scaled */
+        float mx = 0.0f, sc, inv;
+        int64_t len = by_column ? rows : k;
+        for (j = 0; j < len; j++) {
+            float v = fabsf(by_column ? a[j * lda + i] : a[i * lda + j]);
+            if (v > mx) mx = v;
+        }
+        sc = mx / 127.0f;
+        scale[i] = sc;
+        inv = sc == 0.0f ? 0.0f : 1.0f / sc;
+        for (j = 0; j < len; j++) {
+            int64_t r = by_column ? j : i, col = by_column ? i : j;
+            uint64_t e = counter + (uint64_t)r * (uint64_t)k + (uint64_t)col;
+            int8_t v = bt_quant_one(a[r * lda + col], inv, bt_quant_u(seed, e));
+            if (by_column) q[col * ldq + r] = v;
+            else q[r * ldq + col] = v;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Backward products of the binary convolution                          */
+/* ------------------------------------------------------------------ */
+
+/* Output height and width of a (valid) geometry. */
+static inline void bt_conv2d_out_hw(const bnn_conv2d_params *p, int64_t *oh, int64_t *ow)
+{
+    *oh = bt_out_dim(p->h, p->pad_top, p->pad_bottom, p->kh, p->dilation_h, p->stride_h);
+    *ow = bt_out_dim(p->w, p->pad_left, p->pad_right, p->kw, p->dilation_w, p->stride_w);
+}
+
+/* The input pixel (n*h + iy)*w + ix that tap t = ky*kw + kx of output
+ * position m = (n*oh + oy)*ow + ox reads, or -1 where it is padding. */
+static inline int64_t bt_conv2d_tap_pixel(const bnn_conv2d_params *p, int64_t m, int64_t t)
+{
+    int64_t oh, ow, b, oy, ox, iy, ix;
+    bt_conv2d_out_hw(p, &oh, &ow);
+    b = m / (oh * ow);
+    oy = (m / ow) % oh;
+    ox = m % ow;
+    iy = oy * p->stride_h - p->pad_top + (t / p->kw) * p->dilation_h;
+    ix = ox * p->stride_w - p->pad_left + (t % p->kw) * p->dilation_w;
+    if (iy < 0 || iy >= p->h || ix < 0 || ix >= p->w) return -1;
+    return (b * p->h + iy) * p->w + ix;
+}
+
+/* The output position whose tap t reads input pixel px = (n*h + iy)*w + ix,
+ * or -1 where none does. */
+static inline int64_t bt_conv2d_tap_output(const bnn_conv2d_params *p, int64_t px, int64_t t)
+{
+    int64_t oh, ow, b, iy, ix, ny, nx, oy, ox;
+    bt_conv2d_out_hw(p, &oh, &ow);
+    b = px / (p->h * p->w);
+    iy = (px / p->w) % p->h;
+    ix = px % p->w;
+    ny = iy + p->pad_top - (t / p->kw) * p->dilation_h;    /* = oy * stride_h */
+    nx = ix + p->pad_left - (t % p->kw) * p->dilation_w;
+    if (ny < 0 || nx < 0 || ny % p->stride_h != 0 || nx % p->stride_w != 0) return -1;
+    oy = ny / p->stride_h;
+    ox = nx / p->stride_w;
+    if (oy >= oh || ox >= ow) return -1;
+    return (b * oh + oy) * ow + ox;
+}
+
+/* The table of bt_conv2d_tap_pixel (dir 0: [m][t], m < n*oh*ow) or of
+ * bt_conv2d_tap_output (dir 1: [px][t], px < n*h*w), computed once so
+ * that the sums below need no divisions; free() it. */
+static inline int64_t *bt_conv2d_tap_table(const bnn_conv2d_params *p, int dir)
+{
+    int64_t oh, ow, rows, i, t, taps = p->kh * p->kw;
+    int64_t *tab;
+    bt_conv2d_out_hw(p, &oh, &ow);
+    rows = dir ? p->n * p->h * p->w : p->n * oh * ow;
+    tab = (int64_t *)bt_alloc(sizeof(int64_t) * (size_t)(rows * taps));
+    for (i = 0; i < rows; i++)
+        for (t = 0; t < taps; t++)
+            tab[i * taps + t] = dir ? bt_conv2d_tap_output(p, i, t) : bt_conv2d_tap_pixel(p, i, t);
+    return tab;
+}
+
+/* X(m, t, ch) where tap t of output m reads pixel px (-1: padding): the
+ * +-1 value of channel ch of x packed NHWC (bit 1 = -1; pad bits never
+ * read), or pad_value (0 or +1) for a padded tap. */
+static inline int bt_conv2d_x(const bnn_conv2d_params *p, const uint64_t *x, int64_t px,
+                              int64_t ch)
+{
+    if (px < 0) return p->pad_value;
+    return bt_getbit(x + px * bt_words(p->c), ch) ? -1 : 1;
+}
+
+/* W(o, t, ch): the +-1 filter value, w packed [o][kh][kw][words(c)]. */
+static inline int bt_conv2d_w(const bnn_conv2d_params *p, const uint64_t *w, int64_t o,
+                              int64_t t, int64_t ch)
+{
+    return bt_getbit(w + (o * p->kh * p->kw + t) * bt_words(p->c), ch) ? -1 : 1;
+}
+
+/* bnn_conv2d_grad_weights_f32: gw[o][t][ch] (+)= sum over m ascending of
+ * grad[m][o] * X(m, t, ch), one float accumulator from 0 (or gw). */
+static inline void bt_conv2d_grad_weights_f32(const bnn_conv2d_params *p, const uint64_t *x,
+                                              const float *grad, float *gw, int accumulate)
+{
+    int64_t oh, ow, mm, m, o, t, ch, taps = p->kh * p->kw;
+    int64_t *pix = bt_conv2d_tap_table(p, 0);
+    bt_conv2d_out_hw(p, &oh, &ow);
+    mm = p->n * oh * ow;
+    for (o = 0; o < p->o; o++)
+        for (t = 0; t < taps; t++)
+            for (ch = 0; ch < p->c; ch++) {
+                float *dst = gw + (o * taps + t) * p->c + ch;
+                float acc = accumulate ? *dst : 0.0f;
+                for (m = 0; m < mm; m++) {
+                    int xv = bt_conv2d_x(p, x, pix[m * taps + t], ch);
+                    float prod = grad[m * p->o + o] * (float)xv;
+                    acc = acc + prod;
+                }
+                *dst = acc;
+            }
+    free(pix);
+}
+
+/* bnn_conv2d_grad_weights_i8: s = sum_m qt[o][m] * X(m, t, ch) exactly,
+ * v = scale[o] * (float)s, gw = v (accumulate: gw + v). */
+static inline void bt_conv2d_grad_weights_i8(const bnn_conv2d_params *p, const uint64_t *x,
+                                             const int8_t *qt, const float *scale, float *gw,
+                                             int accumulate)
+{
+    int64_t oh, ow, mm, m, o, t, ch, taps = p->kh * p->kw;
+    int64_t *pix = bt_conv2d_tap_table(p, 0);
+    bt_conv2d_out_hw(p, &oh, &ow);
+    mm = p->n * oh * ow;
+    for (o = 0; o < p->o; o++)
+        for (t = 0; t < taps; t++)
+            for (ch = 0; ch < p->c; ch++) {
+                float *dst = gw + (o * taps + t) * p->c + ch;
+                int64_t s = 0;
+                float v;
+                for (m = 0; m < mm; m++)
+                    s += (int64_t)qt[o * mm + m] * bt_conv2d_x(p, x, pix[m * taps + t], ch);
+                v = scale[o] * (float)s;
+                *dst = accumulate ? *dst + v : v;
+            }
+    free(pix);
+}
+
+/* bnn_conv2d_grad_input_f32: gx[n][iy][ix][ch] = one float accumulator
+ * from 0 that, for t ascending, for the output m whose tap t reads the
+ * pixel (if any), adds grad[m][o] * W(o, t, ch) for o ascending. */
+static inline void bt_conv2d_grad_input_f32(const bnn_conv2d_params *p, const uint64_t *w,
+                                            const float *grad, float *gx)
+{
+    int64_t px, ch, t, o, m, taps = p->kh * p->kw;
+    int64_t *out = bt_conv2d_tap_table(p, 1);
+    for (px = 0; px < p->n * p->h * p->w; px++)
+        for (ch = 0; ch < p->c; ch++) {
+            float acc = 0.0f;
+            for (t = 0; t < taps; t++) {
+                m = out[px * taps + t];
+                if (m < 0) continue;
+                for (o = 0; o < p->o; o++) {
+                    float prod = grad[m * p->o + o] * (float)bt_conv2d_w(p, w, o, t, ch);
+                    acc = acc + prod;
+                }
+            }
+            gx[px * p->c + ch] = acc;
+        }
+    free(out);
+}
+
+/* bnn_conv2d_grad_input_i8: the same with, per tap, acc = acc +
+ * scale[m] * (float)(sum_o q[m][o] * W(o, t, ch)), the sum exact. */
+static inline void bt_conv2d_grad_input_i8(const bnn_conv2d_params *p, const uint64_t *w,
+                                           const int8_t *q, const float *scale, float *gx)
+{
+    int64_t px, ch, t, o, m, taps = p->kh * p->kw;
+    int64_t *out = bt_conv2d_tap_table(p, 1);
+    for (px = 0; px < p->n * p->h * p->w; px++)
+        for (ch = 0; ch < p->c; ch++) {
+            float acc = 0.0f;
+            for (t = 0; t < taps; t++) {
+                int64_t s = 0;
+                float v;
+                m = out[px * taps + t];
+                if (m < 0) continue;
+                for (o = 0; o < p->o; o++)
+                    s += (int64_t)q[m * p->o + o] * bt_conv2d_w(p, w, o, t, ch);
+                v = scale[m] * (float)s;
+                acc = acc + v;
+            }
+            gx[px * p->c + ch] = acc;
+        }
+    free(out);
 }
 
 #endif /* BNN_TEST_ORACLE_H */

@@ -243,7 +243,7 @@ static bnn_status wgrad(const bnn_conv2d_params *p, const uint64_t *x, const flo
     bnn_status st = cg_setup(&jb, p, ws, ws_bytes);
     if (st != BNN_OK) return st;
     if (gw == NULL) return BNN_ERR_NULL;
-    if (jb.m >= ((int64_t)1 << 24)) return BNN_ERR_SHAPE;   /* int32 sums of q */
+    if (grad == NULL && jb.m >= ((int64_t)1 << 24)) return BNN_ERR_SHAPE; /* int32 sums */
     ldc = jb.g.taps * jb.g.c;
     if (jb.g.o == 0) return BNN_OK;
     if (jb.m == 0) {                                        /* an empty sum */

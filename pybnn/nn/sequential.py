@@ -196,7 +196,8 @@ class Sequential:
         for p in self.parameters():
             p.zero_grad()
 
-    def memory_plan(self, batch_size, input_shape, optimizer_arrays=2, available=None):
+    def memory_plan(self, batch_size, input_shape, optimizer_arrays=2, available=None,
+                    optimizer_bytes=None):
         """The bytes a training step at `batch_size` needs, as a dict:
         parameters, gradients, optimizer_state (optimizer_arrays float32
         arrays per parameter: 2 for Adam and AdaMax), kept_per_sample (what
@@ -212,7 +213,8 @@ class Sequential:
         params = self.parameters()
         plan = dict(parameters=sum(p.value.nbytes for p in params),
                     gradients=sum(p.value.nbytes for p in params))
-        plan["optimizer_state"] = int(optimizer_arrays) * plan["parameters"]
+        plan["optimizer_state"] = (int(optimizer_arrays) * plan["parameters"]
+                                   if optimizer_bytes is None else int(optimizer_bytes))
         probe = Sequential(copy.deepcopy(self.layers), recompute=self.recompute)
         peaks, kept = [], 0.0
         for b in (2, 6):
@@ -239,7 +241,9 @@ class Sequential:
         plan["available"] = available
         plan["largest_batch"] = (None if available is None or per_sample <= 0 else
                                  max(0, int((available - fixed) // per_sample)))
+        plan["batch_size"] = int(batch_size)
         return plan
+
 
     # ---- evaluation and deployment ---------------------------------------------
 
@@ -363,3 +367,18 @@ def _mem_available():
     except OSError:
         pass
     return None
+
+
+def format_memory_plan(plan):
+    """One paragraph of Sequential.memory_plan()'s figures."""
+    mb = lambda b: "%.1f MB" % (b / 2 ** 20)       # noqa: E731
+    text = ("memory plan at batch %d: parameters %s, gradients %s, optimizer state %s; "
+            "kept for backward %.1f KB/sample; a step's peak %.2f MB/sample + %s of "
+            "workspace: about %s in all"
+            % (plan["batch_size"], mb(plan["parameters"]), mb(plan["gradients"]),
+               mb(plan["optimizer_state"]), plan["kept_per_sample"] / 1024,
+               plan["step_per_sample"] / 2 ** 20, mb(plan["step_fixed"]), mb(plan["predicted"])))
+    if plan.get("largest_batch") is not None:
+        text += "; the largest batch that fits the %.1f GB available: %d" % (
+            plan["available"] / 2 ** 30, plan["largest_batch"])
+    return text
