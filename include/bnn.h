@@ -408,6 +408,21 @@ BNN_API bnn_status bnn_maxpool2d_bits(const bnn_pool2d_params *p,
 BNN_API bnn_status bnn_maxpool2d_i32(const bnn_pool2d_params *p,
                                      const int32_t *x, int32_t *out);
 
+/** bnn_maxpool2d_f32_train() : max-pool float NHWC x [n][h][w][c] into
+ *  out [n][oh][ow][c] for training, with the tap of each maximum: taps
+ *  visited in window order (t = row * kw + column of the window), the
+ *  first in-bounds one starts, a later one replaces it only when strictly
+ *  greater (so the first maximum wins and a NaN never replaces);
+ *  tap[n][oh][ow][c] = its t.  kh * kw <= 255 (else BNN_ERR_INVALID).
+ *  bnn_maxpool2d_f32_backward() : gx [n][h][w][c] = 0, then for each output
+ *  in row-major order (channels innermost) grad is added at the input its
+ *  tap names (taps outside the window or the input are skipped).  Errors
+ *  as bnn_pool2d_output_shape(), plus BNN_ERR_NULL. */
+BNN_API bnn_status bnn_maxpool2d_f32_train(const bnn_pool2d_params *p, const float *x,
+                                           float *out, uint8_t *tap);
+BNN_API bnn_status bnn_maxpool2d_f32_backward(const bnn_pool2d_params *p, const float *grad,
+                                              const uint8_t *tap, float *gx);
+
 /* ------------------------------------------------------------------ */
 /* Training arithmetic: AP2, batch norm, optimizers, STE, binarization */
 /* ------------------------------------------------------------------ */

@@ -124,6 +124,10 @@ cdef extern from "bnn.h" nogil:
     bnn_status bnn_pool2d_output_shape(const bnn_pool2d_params *p, int64_t *oh, int64_t *ow)
     bnn_status bnn_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
                                   const uint8_t *flip, uint64_t *out)
+    bnn_status bnn_maxpool2d_f32_train(const bnn_pool2d_params *p, const float *x,
+                                       float *out, uint8_t *tap) nogil
+    bnn_status bnn_maxpool2d_f32_backward(const bnn_pool2d_params *p, const float *grad,
+                                          const uint8_t *tap, float *gx) nogil
     bnn_status bnn_maxpool2d_i32(const bnn_pool2d_params *p, const int32_t *x, int32_t *out)
 
     double bnn_ap2(double z)

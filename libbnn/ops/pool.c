@@ -109,3 +109,84 @@ bnn_status bnn_maxpool2d_i32(const bnn_pool2d_params *p, const int32_t *x, int32
             }
     return BNN_OK;
 }
+
+/* Channels [0, nc) of one window: out and its taps (int32, the width of
+ * the floats, so the compare-selects vectorize). */
+static void maxpool_f32_block(const float *x, int64_t row, int64_t px, int64_t nc,
+                              int64_t h0, int64_t h1, int64_t w0, int64_t w1, int64_t ys,
+                              int64_t xs, int64_t kw, float *restrict o, int32_t *restrict t32)
+{
+    int64_t ih, iw, ch;
+    int first = 1;
+    for (ih = h0; ih < h1; ih++)
+        for (iw = w0; iw < w1; iw++) {
+            const float *restrict v = x + (ih * row + iw) * px;
+            const int32_t t = (int32_t)((ih - ys) * kw + (iw - xs));
+            if (first) {
+                for (ch = 0; ch < nc; ch++) { o[ch] = v[ch]; t32[ch] = t; }
+                first = 0;
+                continue;
+            }
+            for (ch = 0; ch < nc; ch++) {      /* as masks, so it vectorizes */
+                uint32_t a, b;
+                const uint32_t m = 0u - (uint32_t)(v[ch] > o[ch]);
+                memcpy(&a, v + ch, 4);
+                memcpy(&b, o + ch, 4);
+                b = (a & m) | (b & ~m);
+                memcpy(o + ch, &b, 4);
+                t32[ch] = (int32_t)(((uint32_t)t & m) | ((uint32_t)t32[ch] & ~m));
+            }
+        }
+}
+
+bnn_status bnn_maxpool2d_f32_train(const bnn_pool2d_params *p, const float *x, float *out,
+                                   uint8_t *tap)
+{
+    int64_t oh, ow, nb, y, xx, h0, h1, w0, w1, c0, ch;
+    int32_t t32[256];
+    bnn_status st = pool_geom(p, &oh, &ow);
+    if (st != BNN_OK) return st;
+    if ((int64_t)p->kh * p->kw > 255) return BNN_ERR_INVALID;
+    if (p->n == 0) return BNN_OK;
+    if (x == NULL || out == NULL || tap == NULL) return BNN_ERR_NULL;
+    for (nb = 0; nb < p->n; nb++)
+        for (y = 0; y < oh; y++)
+            for (xx = 0; xx < ow; xx++) {
+                const int64_t o0 = ((nb * oh + y) * ow + xx) * p->c;
+                const int64_t ys = y * p->stride_h - p->pad_top, xs = xx * p->stride_w - p->pad_left;
+                window(p, y, xx, &h0, &h1, &w0, &w1);
+                for (c0 = 0; c0 < p->c; c0 += 256) {
+                    const int64_t nc = BNN_MIN((int64_t)256, p->c - c0);
+                    maxpool_f32_block(x + nb * p->h * p->w * p->c + c0, p->w, p->c, nc, h0, h1,
+                                      w0, w1, ys, xs, p->kw, out + o0 + c0, t32);
+                    for (ch = 0; ch < nc; ch++) tap[o0 + c0 + ch] = (uint8_t)t32[ch];
+                }
+            }
+    return BNN_OK;
+}
+
+bnn_status bnn_maxpool2d_f32_backward(const bnn_pool2d_params *p, const float *grad,
+                                      const uint8_t *tap, float *gx)
+{
+    int64_t oh, ow, nb, y, xx, ch;
+    bnn_status st = pool_geom(p, &oh, &ow);
+    if (st != BNN_OK) return st;
+    if ((int64_t)p->kh * p->kw > 255) return BNN_ERR_INVALID;
+    if (p->n == 0) return BNN_OK;
+    if (grad == NULL || tap == NULL || gx == NULL) return BNN_ERR_NULL;
+    memset(gx, 0, sizeof(float) * (size_t)(p->n * p->h * p->w * p->c));
+    for (nb = 0; nb < p->n; nb++)
+        for (y = 0; y < oh; y++)
+            for (xx = 0; xx < ow; xx++) {
+                const int64_t o0 = ((nb * oh + y) * ow + xx) * p->c;
+                const int64_t ys = y * p->stride_h - p->pad_top, xs = xx * p->stride_w - p->pad_left;
+                for (ch = 0; ch < p->c; ch++) {
+                    const int64_t t = tap[o0 + ch];
+                    const int64_t ih = ys + t / p->kw, iw = xs + t % p->kw;
+                    if (t >= (int64_t)p->kh * p->kw || ih < 0 || ih >= p->h || iw < 0 || iw >= p->w)
+                        continue;              /* not a tap of the window: nothing routed */
+                    gx[((nb * p->h + ih) * p->w + iw) * p->c + ch] += grad[o0 + ch];
+                }
+            }
+    return BNN_OK;
+}

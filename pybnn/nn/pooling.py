@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _core
 from ..ops.conv import _pair
 from .base import Layer, as_float
 
@@ -40,20 +41,20 @@ class MaxPool2d(Layer):
                 for r in range(kh) for s in range(kw)]
 
     def forward(self, x, training):
-        x = np.asarray(as_float(x), dtype=np.float32)
-        views = self._views(x)
+        x = np.ascontiguousarray(as_float(x), dtype=np.float32)
+        oshape = self.output_shape(x.shape)
         if not training:
+            views = self._views(x)
             return np.maximum.reduce(views) if len(views) > 1 else views[0].copy()
-        # the first maximum of each window and its tap
-        best = views[0].copy()
-        arg = np.zeros(best.shape, np.uint8 if len(views) <= 256 else np.int32)
-        for t, v in enumerate(views[1:], 1):
-            upd = v > best
-            np.copyto(best, v, where=upd)
-            np.copyto(arg, t, where=upd)
-        self._shape, self._oshape = x.shape, best.shape
-        self._arg = _pack_taps(arg) if len(views) <= 4 else arg
-        return best
+        if self.kernel[0] * self.kernel[1] > 255:
+            raise self._err("windows of more than 255 taps cannot be trained")
+        # the first maximum of each window and its tap (bnn_maxpool2d_f32_train)
+        out = np.empty(oshape, np.float32)
+        arg = np.empty(oshape, np.uint8)
+        _core.maxpool2d_f32_train(x, out, arg, self.kernel, self.stride, (0, 0, 0, 0))
+        self._shape, self._oshape = x.shape, oshape
+        self._arg = _pack_taps(arg) if self.kernel[0] * self.kernel[1] <= 4 else arg
+        return out
 
     def kept_bytes(self):
         return 0 if self._arg is None else int(self._arg.nbytes)
@@ -64,10 +65,9 @@ class MaxPool2d(Layer):
         arg = self._arg
         if arg.shape != self._oshape:
             arg = _unpack_taps(arg, self._oshape)
-        gx = np.zeros(self._shape, dtype=np.float32)
-        zero = np.float32(0)
-        for t, view in enumerate(self._views(gx)):
-            view += np.where(arg == t, grad, zero)
+        gx = np.empty(self._shape, dtype=np.float32)
+        _core.maxpool2d_f32_backward(np.ascontiguousarray(grad, dtype=np.float32), arg, gx,
+                                     self.kernel, self.stride, (0, 0, 0, 0))
         self._arg = None
         return gx
 

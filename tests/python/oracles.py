@@ -471,3 +471,58 @@ def conv_grad_input(w_pm1, grad, x_shape, stride, padding, dilation, q=None, sca
             acc = gx[rows] + np.asarray(scale, np.float32)[:, None] * s.astype(np.float32)
         gx[rows] = acc                               # distinct pixels per tap
     return gx[:npix].reshape(tuple(x_shape[:3]) + (c,))
+
+
+def maxpool_train(x, kernel, stride, padding):
+    """bnn_maxpool2d_f32_train: (out float32, tap uint8): per window the
+    first in-bounds tap (t = row * kw + column) starts, a later one
+    replaces it only when strictly greater."""
+    x = np.asarray(x, np.float32)
+    kh, kw = pair(kernel)
+    n, h, w, c = x.shape
+    pt = pad4(padding)[0]
+    pl = pad4(padding)[2]
+    sh, sw = pair(stride)
+    outs = []
+    for oy, ox, win in pool_windows(x, kernel, stride, padding, np.nan):
+        best = np.full((n, c), np.nan, np.float32)
+        tap = np.zeros((n, c), np.uint8)
+        started = np.zeros((n, c), bool)
+        for r in range(kh):
+            for s in range(kw):
+                iy, ix = oy * sh - pt + r, ox * sw - pl + s
+                if not (0 <= iy < h and 0 <= ix < w):
+                    continue
+                v = win[:, r, s, :]
+                take = ~started | (v > best)
+                best = np.where(take, v, best)
+                tap = np.where(take, r * kw + s, tap).astype(np.uint8)
+                started[:] = True
+        outs.append((oy, ox, best, tap))
+    oh = max(o[0] for o in outs) + 1
+    ow = max(o[1] for o in outs) + 1
+    out = np.empty((n, oh, ow, c), np.float32)
+    taps = np.empty((n, oh, ow, c), np.uint8)
+    for oy, ox, best, tap in outs:
+        out[:, oy, ox], taps[:, oy, ox] = best, tap
+    return out, taps
+
+
+def maxpool_backward(grad, taps, x_shape, kernel, stride, padding):
+    """bnn_maxpool2d_f32_backward: gx = 0, then grad added at each output's
+    tap, outputs in row-major order."""
+    kh, kw = pair(kernel)
+    sh, sw = pair(stride)
+    pt, _, pl, _ = pad4(padding)
+    n, h, w, c = x_shape
+    gx = np.zeros(x_shape, np.float32)
+    _, oh, ow, _ = grad.shape
+    for b in range(n):
+        for oy in range(oh):
+            for ox in range(ow):
+                for ch in range(c):
+                    t = int(taps[b, oy, ox, ch])
+                    iy, ix = oy * sh - pt + t // kw, ox * sw - pl + t % kw
+                    if t < kh * kw and 0 <= iy < h and 0 <= ix < w:
+                        gx[b, iy, ix, ch] = gx[b, iy, ix, ch] + grad[b, oy, ox, ch]
+    return gx
