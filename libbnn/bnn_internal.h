@@ -81,6 +81,17 @@ static inline double bnn_ap2_inline(double z)
 }
 
 /* Checked int64 multiply: 0 on overflow (or negative operands). */
+/* The counter-based generator of stochastic binarization and rounding:
+ * splitmix64's finaliser over seed and index e. */
+static inline uint64_t bnn_mix64(uint64_t seed, uint64_t e)
+{
+    uint64_t z = seed ^ (e * 0x9e3779b97f4a7c15ULL);
+    z += 0x9e3779b97f4a7c15ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 static inline int bnn_mul_ok(int64_t a, int64_t b, int64_t *out)
 {
     if (a < 0 || b < 0) return 0;

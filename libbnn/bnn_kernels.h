@@ -62,6 +62,15 @@
  *      exact int32.  Reads q[r*ldq + j] for j < jn only.  (The driver turns
  *      the sums into sum q * S = sum q - 2 sum q * B.)
  *
+ *  absmax_f32(k, a): max over j < k of |a[j]| (0 for k = 0); NaN never
+ *      wins, so a row of NaN gives 0.  Exact: the same on every ISA.
+ *
+ *  round_i8(k, a, inv, inv_step, seed, e0, q, q_step): for j < k,
+ *      q[j*q_step] = clamp(floor(a[j] * inv[j*inv_step] + u(e0 + j)),
+ *      -127, 127), NaN -> 0, u(e) = (bits 16*(e % 4) .. of
+ *      bnn_mix64(seed, e / 4) & 0xffff) / 65536; the product and the sum
+ *      each rounded once (no FMA): the same on every ISA.
+ *
  *  opt_range(p, step, i0, i1, param, grad, m, v): one optimizer step of
  *      elements [i0, i1) (p validated, step = the bias-corrected rate times
  *      lr_scale), clipping param to [-p->clip, p->clip] when clip > 0.
@@ -107,6 +116,9 @@ typedef uint64_t (*bnn_probe_fn)(int64_t iters, uint64_t *sink);
 typedef void (*bnn_i8pm1_chunk_fn)(int64_t rows, int64_t nc, int64_t jn, const int8_t *q,
                                    int64_t ldq, const uint64_t *s, int64_t lds, int64_t k0,
                                    int32_t *c, int64_t ldc, int first);
+typedef float (*bnn_absmax_f32_fn)(int64_t k, const float *a);
+typedef void (*bnn_round_i8_fn)(int64_t k, const float *a, const float *inv, int64_t inv_step,
+                                uint64_t seed, uint64_t e0, int8_t *q, int64_t q_step);
 typedef void (*bnn_pm1_tile_fn)(int64_t mr, int64_t nc, int64_t jn, const float *a,
                                 int64_t lda_i, int64_t lda_j, const float *panel, float *c,
                                 int64_t ldc, int zero);
@@ -123,6 +135,8 @@ typedef struct bnn_kernels {
     bnn_epi_bits_fn    epi_bits;
     bnn_pm1_tile_fn    pm1_tile;
     bnn_i8pm1_chunk_fn i8pm1_chunk;
+    bnn_absmax_f32_fn  absmax_f32;
+    bnn_round_i8_fn    round_i8;
 } bnn_kernels;
 
 /* The table in use (selected once, thread-safely, on first use). */
@@ -157,6 +171,14 @@ BNN_INTERNAL void bnn_i8pm1_chunk_avx2(int64_t rows, int64_t nc, int64_t jn,
                                        const int8_t *q, int64_t ldq, const uint64_t *s,
                                        int64_t lds, int64_t k0, int32_t *c, int64_t ldc,
                                        int first);
+BNN_INTERNAL float bnn_absmax_f32_ref(int64_t k, const float *a);
+BNN_INTERNAL void bnn_round_i8_ref(int64_t k, const float *a, const float *inv,
+                                   int64_t inv_step, uint64_t seed, uint64_t e0, int8_t *q,
+                                   int64_t q_step);
+BNN_INTERNAL float bnn_absmax_f32_avx2(int64_t k, const float *a);
+BNN_INTERNAL void bnn_round_i8_avx2(int64_t k, const float *a, const float *inv,
+                                    int64_t inv_step, uint64_t seed, uint64_t e0, int8_t *q,
+                                    int64_t q_step);
 BNN_INTERNAL void bnn_pm1_tile_ref(int64_t mr, int64_t nc, int64_t jn, const float *a,
                                    int64_t lda_i, int64_t lda_j, const float *panel, float *c,
                                    int64_t ldc, int zero);

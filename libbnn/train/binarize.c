@@ -4,9 +4,10 @@
  * packed one bit per activation, and stochastic binarization from a
  * counter-based generator.
  */
-#include "bnn_internal.h"
+#include "bnn_kernels.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ---- straight-through estimator ----------------------------------------- */
 
@@ -72,16 +73,6 @@ bnn_status bnn_ste_backward_packed(int64_t rows, int64_t k, const uint64_t *mask
 
 /* ---- stochastic binarization -------------------------------------------- */
 
-/* A counter-based generator: splitmix64's finaliser over seed and index. */
-static uint64_t mix64(uint64_t seed, uint64_t e)
-{
-    uint64_t z = seed ^ (e * 0x9e3779b97f4a7c15ULL);
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
 bnn_status bnn_pack_stochastic_f32(int64_t rows, int64_t k, const float *src,
                                    int64_t src_stride, uint64_t seed, uint64_t counter,
                                    uint64_t *dst, int64_t dst_stride_words)
@@ -98,7 +89,7 @@ bnn_status bnn_pack_stochastic_f32(int64_t rows, int64_t k, const float *src,
             float x = xr[j];
             /* p(+1) = clip((x + 1)/2, 0, 1); NaN counts as +1 */
             float pp = isnan(x) ? 1.0f : (x + 1.0f) * 0.5f;
-            float u = (float)(mix64(seed, base + (uint64_t)j) >> 40) * (1.0f / 16777216.0f);
+            float u = (float)(bnn_mix64(seed, base + (uint64_t)j) >> 40) * (1.0f / 16777216.0f);
             pp = pp < 0.0f ? 0.0f : (pp > 1.0f ? 1.0f : pp);
             dr[j / 64] |= (uint64_t)(u >= pp) << (j % 64);
         }
@@ -108,20 +99,7 @@ bnn_status bnn_pack_stochastic_f32(int64_t rows, int64_t k, const float *src,
 
 /* ---- stochastic rounding to int8 ------------------------------------------ */
 
-/* 16 uniform bits for element e: a quarter of one generator word. */
-static uint32_t u16_of(uint64_t seed, uint64_t e)
-{
-    return (uint32_t)(mix64(seed, e >> 2) >> (16 * (e & 3))) & 0xffffu;
-}
-
-/* floor(y) clipped to [-127, 127]; NaN gives 0 */
-static int8_t q_of(float y)
-{
-    float f;
-    if (!(y == y)) return 0;
-    f = floorf(y);
-    return (int8_t)(f < -127.0f ? -127 : (f > 127.0f ? 127 : (int)f));
-}
+#define BNN_QUANT_COLS 1024           /* columns per block (stack inverses) */
 
 typedef struct quant_job {
     int64_t rows, k, lda, ldq;
@@ -136,28 +114,28 @@ typedef struct quant_job {
 
 static void quant_rows(const quant_job *jb, int64_t r0, int64_t r1)
 {
-    int64_t r, j;
+    const bnn_kernels *kt = bnn_kernels_get();
+    int64_t r;
     for (r = r0; r < r1; r++) {
         const float *ar = jb->a + r * jb->lda;
         const uint64_t e0 = jb->counter + (uint64_t)r * (uint64_t)jb->row_len;
         if (!jb->by_column) {
-            float amax = 0.0f, sc, inv;
-            for (j = 0; j < jb->k; j++) {
-                const float v = fabsf(ar[j]);
-                amax = v > amax ? v : amax;          /* NaN never wins */
-            }
-            sc = amax / 127.0f;
+            const float sc = kt->absmax_f32(jb->k, ar) / 127.0f;
+            const float inv = sc > 0.0f ? 1.0f / sc : 0.0f;
             jb->scale[r] = sc;
-            inv = sc > 0.0f ? 1.0f / sc : 0.0f;
-            for (j = 0; j < jb->k; j++) {
-                const float u = (float)u16_of(jb->seed, e0 + (uint64_t)j) * (1.0f / 65536.0f);
-                jb->q[r * jb->ldq + j] = q_of(ar[j] * inv + u);
-            }
+            kt->round_i8(jb->k, ar, &inv, 0, jb->seed, e0, jb->q + r * jb->ldq, 1);
         } else {
-            for (j = 0; j < jb->k; j++) {
-                const float u = (float)u16_of(jb->seed, e0 + (uint64_t)j) * (1.0f / 65536.0f);
-                jb->q[j * jb->ldq + r] = q_of(ar[j] * jb->inv[j] + u);
-            }
+            /* transposed: 16 rows at a time through a [k][16] tile, so each
+             * column's 16 bytes are written together */
+            int8_t tile[BNN_QUANT_COLS * 16];
+            const int64_t rn = BNN_MIN((int64_t)16, r1 - r);
+            int64_t i, j;
+            for (i = 0; i < rn; i++)
+                kt->round_i8(jb->k, ar + i * jb->lda, jb->inv, 1, jb->seed,
+                             e0 + (uint64_t)i * (uint64_t)jb->row_len, tile + i, 16);
+            for (j = 0; j < jb->k; j++)
+                memcpy(jb->q + j * jb->ldq + r, tile + j * 16, (size_t)rn);
+            r += rn - 1;
         }
     }
 }
@@ -179,7 +157,6 @@ static void quant_run(quant_job *jb)
     else quant_rows(jb, 0, jb->rows);
 }
 
-#define BNN_QUANT_COLS 1024           /* columns per block (stack inverses) */
 
 bnn_status bnn_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda, int by_column,
                            uint64_t seed, uint64_t counter, int8_t *q, int64_t ldq, float *scale)
@@ -209,9 +186,14 @@ bnn_status bnn_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda,
     for (j = 0; j < k; j++) scale[j] = 0.0f;          /* column maxima */
     for (r = 0; r < rows; r++) {
         const float *ar = a + r * lda;
-        for (j = 0; j < k; j++) {
+        for (j = 0; j < k; j++) {      /* v > scale ? v : scale, as masks (NaN never wins) */
+            uint32_t vb, sb;
             const float v = fabsf(ar[j]);
-            scale[j] = v > scale[j] ? v : scale[j];
+            const uint32_t m = 0u - (uint32_t)(v > scale[j]);
+            memcpy(&vb, &v, 4);
+            memcpy(&sb, scale + j, 4);
+            sb = (vb & m) | (sb & ~m);
+            memcpy(scale + j, &sb, 4);
         }
     }
     for (j = 0; j < k; j++) scale[j] = scale[j] / 127.0f;

@@ -56,7 +56,7 @@ static void valid_range(int64_t outs, int64_t stride, int64_t off, int64_t len, 
 /* ---- workspace ------------------------------------------------------------ */
 
 typedef struct cg_sizes {
-    size_t tile_bits, tile_valid, raw, padsum, rowsum;   /* weight gradient */
+    size_t tile_bits, tile_valid, raw, padsum, rowsum, qtile;   /* weight gradient */
     size_t per_thread;                                    /* 8-bit input gradient */
 } cg_sizes;
 
@@ -70,6 +70,7 @@ static void cg_sizes_of(const bnn_conv_geom *g, cg_sizes *z)
     z->raw = al8((size_t)(g->o * g->taps * g->c) * 4);
     z->padsum = al8((size_t)(g->o * g->taps) * 4);
     z->rowsum = al8((size_t)g->o * 4);
+    z->qtile = al8((size_t)(g->o * mt));
     z->per_thread = al8((size_t)(g->oh * g->ow) * (32 + 1) * 4);
 }
 
@@ -85,7 +86,7 @@ bnn_status bnn_conv2d_grad_workspace_size(const bnn_conv2d_params *p, int thread
     if (threads <= 0) threads = bnn_get_num_threads();
     if (threads > BNN_MAX_THREADS) threads = BNN_MAX_THREADS;
     cg_sizes_of(&g, &z);
-    wgrad = z.tile_bits + z.tile_valid + z.raw + z.padsum + z.rowsum;
+    wgrad = z.tile_bits + z.tile_valid + z.raw + z.padsum + z.rowsum + z.qtile;
     igrad = z.per_thread * (size_t)threads;
     *bytes = BNN_MAX(wgrad, igrad);
     return BNN_OK;
@@ -106,6 +107,7 @@ typedef struct cg_job {
     uint64_t *tile;             /* weight gradient: the tile's gathered words */
     uint8_t *valid;             /* and whether each (position, tap) is inside */
     int32_t *raw, *padsum;
+    int8_t *qtile;              /* 8-bit weight gradient: q^T of the tile, rows mt apart */
     int64_t m0, mt;             /* the tile */
     int zero;                   /* float weight gradient: start from 0 */
     unsigned char *thread_ws;
@@ -218,7 +220,7 @@ static void wgrad_i8_blocks(const cg_job *jb, int64_t b0, int64_t b1)
         for (j0 = 0; j0 < jb->mt; j0 += BNN_I8_CHUNK)
             jb->kt->i8pm1_chunk(g->o, BNN_MIN((int64_t)32, g->c - c0),
                                 BNN_MIN((int64_t)BNN_I8_CHUNK, jb->mt - j0),
-                                jb->q + jb->m0 + j0, jb->m, jb->tile + j0 * jb->tw, jb->tw,
+                                jb->qtile + j0, jb->mt, jb->tile + j0 * jb->tw, jb->tw,
                                 32 * b, jb->raw + t * g->c + c0, ldc, 0);
     }
 }
@@ -262,6 +264,7 @@ static bnn_status wgrad(const bnn_conv2d_params *p, const uint64_t *x, const flo
     jb.raw = (int32_t *)(base + z.tile_bits + z.tile_valid);
     jb.padsum = (int32_t *)((unsigned char *)jb.raw + z.raw);
     rowsum = (int32_t *)((unsigned char *)jb.padsum + z.padsum);
+    jb.qtile = (int8_t *)((unsigned char *)rowsum + z.rowsum);
     if (grad == NULL) {
         memset(jb.raw, 0, z.raw);
         memset(jb.padsum, 0, z.padsum);
@@ -282,6 +285,10 @@ static bnn_status wgrad(const bnn_conv2d_params *p, const uint64_t *x, const flo
             if (parts > 1) bnn_run_parts(wgrad_f32_part, &jb, parts);
             else wgrad_f32_words(&jb, 0, jb.tw);
         } else {
+            /* the tile's columns of q^T, rows mt apart: rows m apart would
+             * map the kernel's loads onto a few cache sets for many m */
+            for (o = 0; o < jb.g.o; o++)
+                memcpy(jb.qtile + o * jb.mt, qt + o * jb.m + jb.m0, (size_t)jb.mt);
             if (jb.pad_zero)                  /* sum of q over each tap's padded rows */
                 for (i = 0; i < jb.mt; i++)
                     for (t = 0; t < jb.g.taps; t++)

@@ -73,6 +73,39 @@ tile_pairs(int64_t MR, int64_t npair, const __m256i *panel, const int8_t *q, int
     }
 }
 
+/* The 4-row tile with its eight accumulators named, each row finished
+ * before the next (an empty asm pins the pair): left to itself the
+ * compiler issues all eight products first, needs 18 vectors and spills
+ * an accumulator to the stack -- a store-to-load chain every pair. */
+BNN_TARGET_AVX2 static void tile_pairs4(int64_t npair, const __m256i *panel, const int8_t *q,
+                                        int64_t ldq, int32_t (*t)[32])
+{
+    __m256i a0l = _mm256_setzero_si256(), a0h = a0l, a1l = a0l, a1h = a0l;
+    __m256i a2l = a0l, a2h = a0l, a3l = a0l, a3h = a0l;
+    const int8_t *q0 = q, *q1 = q + ldq, *q2 = q + 2 * ldq, *q3 = q + 3 * ldq;
+    int64_t p;
+    for (p = 0; p < npair; p++) {
+        const __m256i lo = _mm256_load_si256(panel + 2 * p), hi = _mm256_load_si256(panel + 2 * p + 1);
+        int16_t pair;
+        __m256i b;
+#define BNN_ROW(qr, al, ah)                                              \
+        memcpy(&pair, (qr) + 2 * p, 2);                                  \
+        b = _mm256_set1_epi16(pair);                                     \
+        al = _mm256_add_epi16(al, _mm256_maddubs_epi16(lo, b));          \
+        ah = _mm256_add_epi16(ah, _mm256_maddubs_epi16(hi, b));          \
+        __asm__("" : "+x"(al), "+x"(ah));  /* one row at a time: no spill */
+        BNN_ROW(q0, a0l, a0h)
+        BNN_ROW(q1, a1l, a1h)
+        BNN_ROW(q2, a2l, a2h)
+        BNN_ROW(q3, a3l, a3h)
+#undef BNN_ROW
+    }
+    flush16(a0l, t[0]); flush16(a0h, t[0] + 16);
+    flush16(a1l, t[1]); flush16(a1h, t[1] + 16);
+    flush16(a2l, t[2]); flush16(a2h, t[2] + 16);
+    flush16(a3l, t[3]); flush16(a3h, t[3] + 16);
+}
+
 BNN_TARGET_AVX2 void bnn_i8pm1_chunk_avx2(int64_t rows, int64_t nc, int64_t jn,
                                           const int8_t *q, int64_t ldq, const uint64_t *s,
                                           int64_t lds, int64_t k0, int32_t *c, int64_t ldc,
@@ -90,7 +123,7 @@ BNN_TARGET_AVX2 void bnn_i8pm1_chunk_avx2(int64_t rows, int64_t nc, int64_t jn,
         const int64_t mr = BNN_MIN((int64_t)4, rows - i0);
         const int8_t *qi = q + i0 * ldq;
         memset(t, 0, sizeof t);
-        if (mr == 4) tile_pairs(4, npair, panel, qi, ldq, t);
+        if (mr == 4) tile_pairs4(npair, panel, qi, ldq, t);
         else tile_pairs(mr, npair, panel, qi, ldq, t);
         if (jn % 2) {                    /* the chunk's last row, alone */
             const uint64_t bits = s[(jn - 1) * lds + w] >> sh;

@@ -21,9 +21,9 @@ def _same(x, y):
                                   np.asarray(y, np.float32).view(np.uint32))
 
 
-@pytest.mark.parametrize("rows,k", [(1, 1), (3, 7), (5, 64), (2, 1030), (17, 33)])
+@pytest.mark.parametrize("rows,k", [(1, 1), (3, 7), (5, 64), (2, 1030), (17, 33), (3, 50)])
 @pytest.mark.parametrize("by_column", [False, True])
-def test_quantize_i8_matches_the_oracle(restore_num_threads, rows, k, by_column):
+def test_quantize_i8_matches_the_oracle(each_isa, restore_num_threads, rows, k, by_column):
     rng = np.random.default_rng(rows * 100 + k)
     a = (rng.standard_normal((rows, k)) * rng.choice([1e-3, 1.0, 40.0], (rows, 1))).astype(np.float32)
     a[0, 0] = 0.0
