@@ -217,23 +217,35 @@ class Sequential:
                                    if optimizer_bytes is None else int(optimizer_bytes))
         probe = Sequential(copy.deepcopy(self.layers), recompute=self.recompute)
         peaks, kept = [], 0.0
-        for b in (2, 6):
+
+        def step(b):
             x = np.zeros((b,) + tuple(input_shape), np.uint8)
             probe.zero_grad()
-            was = tracemalloc.is_tracing()
-            if not was:
-                tracemalloc.start()
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
             scores = probe.forward(x, True)
-            kept = sum(layer.kept_bytes() for layer in probe.layers) / b
+            kept_now = sum(layer.kept_bytes() for layer in probe.layers) / b
             probe.backward(np.ones_like(scores) / np.float32(b))
-            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+            return kept_now
+
+        was = tracemalloc.is_tracing()
+        if not was:
+            tracemalloc.start()
+        try:
+            # a first step allocates what persists across steps (the shared
+            # backward workspace, cached buffers): counted as fixed
+            start = tracemalloc.get_traced_memory()[0]
+            step(2)
+            persistent = tracemalloc.get_traced_memory()[0] - start
+            for b in (2, 6):
+                tracemalloc.reset_peak()
+                base = tracemalloc.get_traced_memory()[0]
+                kept = step(b)
+                peaks.append(tracemalloc.get_traced_memory()[1] - base)
+        finally:
             if not was:
                 tracemalloc.stop()
         per_sample = max(0.0, (peaks[1] - peaks[0]) / 4)
         plan.update(kept_per_sample=int(round(kept)), step_per_sample=int(round(per_sample)),
-                    step_fixed=int(max(0.0, peaks[0] - 2 * per_sample)))
+                    step_fixed=int(persistent + max(0.0, peaks[0] - 2 * per_sample)))
         fixed = plan["parameters"] + plan["gradients"] + plan["optimizer_state"] + plan["step_fixed"]
         plan["predicted"] = int(fixed + batch_size * per_sample)
         if available is None:
