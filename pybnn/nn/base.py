@@ -148,6 +148,9 @@ class Layer:
     # temporary of the backward pass: they may write their own gradient
     # into it (no second activation-sized buffer).
     overwrite_grad = False
+    # Set by Sequential.forward for the layers whose input is a temporary of
+    # the forward pass that nothing else keeps.
+    overwrite_input = False
 
     def kept_bytes(self):
         """Bytes this layer keeps for backward after a training forward."""

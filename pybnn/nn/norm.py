@@ -51,7 +51,11 @@ class BatchNorm(Layer):
         if x.shape[-1] != self.features:
             raise self._err("expects %d features, got shape %r" % (self.features, x.shape))
         x2 = np.ascontiguousarray(x.reshape(-1, self.features))
-        y = np.empty_like(x2)
+        # y may be written over x when x is a temporary this layer does not
+        # keep (recompute in backward) -- the kernel reads each element first
+        inplace = (training and self.recompute is not None and self.overwrite_input
+                   and np.shares_memory(x2, x))
+        y = x2 if inplace else np.empty_like(x2)
         if training:
             mean = np.empty(self.features, np.float32)
             scale = np.empty(self.features, np.float32)

@@ -45,7 +45,10 @@ class MaxPool2d(Layer):
         oshape = self.output_shape(x.shape)
         if not training:
             views = self._views(x)
-            return np.maximum.reduce(views) if len(views) > 1 else views[0].copy()
+            out = views[0].copy()
+            for v in views[1:]:              # pairwise: no stacked copy of the taps
+                np.maximum(out, v, out=out)
+            return out
         if self.kernel[0] * self.kernel[1] > 255:
             raise self._err("windows of more than 255 taps cannot be trained")
         # the first maximum of each window and its tap (bnn_maxpool2d_f32_train)

@@ -161,7 +161,9 @@ class Sequential:
             # backward and scales them as x/128 - 1 when it needs floats
             h = scale_input(h)
         t = self.timings
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            # the input of every layer but the first is this pass's own temporary
+            layer.overwrite_input = i > 0
             if t is None:
                 h = layer.forward(h, training)
             else:
