@@ -218,7 +218,9 @@ def build_parser():
     pt.add_argument("--data", default=None, help="dataset directory (default: bundled MNIST sample)")
     pt.add_argument("--out", default="pybnn-run", help="output directory (default pybnn-run)")
     pt.add_argument("--resume", action="store_true", help="continue from OUT/last.npz")
-    pt.add_argument("--optimizer", choices=["adam", "adamax", "shift_adamax"], default=None)
+    pt.add_argument("--optimizer", choices=["adam", "adamax", "shift_adamax", "bop"], default=None,
+                    help="the recipe's by default; bop: Bop for the binary weights (no latent "
+                         "weights, one moving average each) and Adam for the rest")
     pt.add_argument("--bn", choices=["standard", "shift"], default=None)
     pt.add_argument("--backward", choices=["float", "int8"], default="float",
                     help="binary dense layers' input gradient: exact float products "

@@ -14,16 +14,31 @@ _DEFAULTS = {
     # the Torch code of the paper's authors; the paper's own constants are
     # Optimizer("shift_adamax", lr=2**-10, beta1=0.875, beta2=1 - 2**-10)
     "shift_adamax": (2.0 ** -6, 0.9, 0.999, 2.0 ** -27),
+    # Bop for binary weights; the other parameters take Adam's defaults
+    "bop": (0.003, 0.9, 0.999, 1e-8),
 }
+# Bop's defaults (Helwegen et al., 2019, "Latent Weights Do Not Exist",
+# and Larq's): the adaptivity rate of the gradient's moving average and
+# the flip threshold
+BOP_GAMMA = 1e-4
+BOP_THRESHOLD = 1e-8
 
 
 class Optimizer:
-    """Adam, AdaMax or shift-based AdaMax over Parameters.  Latent binary
-    weights get their layer's Glorot learning-rate scale and are clipped to
-    [-1, 1]; other parameters use the plain rate.  Moments are numpy arrays
-    (state_dict() / load_state_dict() for checkpoints)."""
+    """Adam, AdaMax, shift-based AdaMax or Bop over Parameters.  Latent
+    binary weights get their layer's Glorot learning-rate scale and are
+    clipped to [-1, 1]; other parameters use the plain rate.  Moments are
+    numpy arrays (state_dict() / load_state_dict() for checkpoints).
 
-    def __init__(self, params, kind="adam", lr=None, beta1=None, beta2=None, eps=None):
+    kind="bop": binary weights have no latent value (Helwegen et al., 2019):
+    they are set to their signs (+-1) here, and each step keeps one moving
+    average of the gradient, m = (1 - gamma) * m + gamma * g, and flips a
+    weight where |m| > threshold and m has the weight's sign -- one float
+    of state per weight instead of two moments.  The other parameters (batch
+    norm, float layers) take Adam with lr, beta1, beta2, eps."""
+
+    def __init__(self, params, kind="adam", lr=None, beta1=None, beta2=None, eps=None,
+                 gamma=BOP_GAMMA, threshold=BOP_THRESHOLD):
         if kind not in _DEFAULTS:
             raise ValueError("optimizer must be one of %s, got %r" % (", ".join(_DEFAULTS), kind))
         d = _DEFAULTS[kind]
@@ -32,17 +47,29 @@ class Optimizer:
         self.beta1 = d[1] if beta1 is None else float(beta1)
         self.beta2 = d[2] if beta2 is None else float(beta2)
         self.eps = d[3] if eps is None else float(eps)
+        self.gamma, self.threshold = float(gamma), float(threshold)
+        if kind == "bop" and not (0 < self.gamma <= 1 and self.threshold >= 0):
+            raise ValueError("bop needs 0 < gamma <= 1 and threshold >= 0, got %r, %r"
+                             % (gamma, threshold))
         self.params = list(params)
+        self._bop = [kind == "bop" and p.binary for p in self.params]
+        for p, bop in zip(self.params, self._bop):
+            if bop:                       # the weights are their signs
+                p.value[...] = np.where(p.value < 0, np.float32(-1), np.float32(1))
         self.m = [np.zeros(p.value.size, np.float32) for p in self.params]
-        self.v = [np.zeros(p.value.size, np.float32) for p in self.params]
+        self.v = [np.zeros(0 if bop else p.value.size, np.float32)
+                  for p, bop in zip(self.params, self._bop)]
         self.t = 0
 
     def step(self):
         self.t += 1
-        for p, m, v in zip(self.params, self.m, self.v):
-            _core.opt_step(self.kind, p.value.reshape(-1), p.grad.reshape(-1), m, v, self.t,
-                           self.lr, self.beta1, self.beta2, self.eps,
-                           p.lr_scale, 1.0 if p.binary else 0.0)
+        for p, m, v, bop in zip(self.params, self.m, self.v, self._bop):
+            if bop:
+                bop_step(p.value.reshape(-1), p.grad.reshape(-1), m, self.gamma, self.threshold)
+                continue
+            _core.opt_step("adam" if self.kind == "bop" else self.kind, p.value.reshape(-1),
+                           p.grad.reshape(-1), m, v, self.t, self.lr, self.beta1, self.beta2,
+                           self.eps, p.lr_scale, 1.0 if p.binary else 0.0)
 
     def zero_grad(self):
         for p in self.params:
@@ -52,6 +79,8 @@ class Optimizer:
         """Plain arrays and numbers (for .npz checkpoints)."""
         d = {"kind": self.kind, "lr": self.lr, "beta1": self.beta1, "beta2": self.beta2,
              "eps": self.eps, "t": self.t}
+        if self.kind == "bop":
+            d.update(gamma=self.gamma, threshold=self.threshold)
         for i, (m, v) in enumerate(zip(self.m, self.v)):
             d["m%d" % i] = m.copy()
             d["v%d" % i] = v.copy()
@@ -68,7 +97,18 @@ class Optimizer:
             m[...] = d["m%d" % i]
             v[...] = d["v%d" % i]
         self.lr, self.beta1, self.beta2, self.eps = (float(d[k]) for k in ("lr", "beta1", "beta2", "eps"))
+        if self.kind == "bop":
+            self.gamma, self.threshold = float(d["gamma"]), float(d["threshold"])
         self.t = int(d["t"])
+
+
+def bop_step(w, g, m, gamma, threshold):
+    """One Bop step in place on +-1 weights w (float32): m = (1 - gamma) * m
+    + gamma * g, then w = -w where |m| > threshold and sign(m) = sign(w)."""
+    m *= np.float32(1 - gamma)
+    m += np.float32(gamma) * g
+    flip = (np.abs(m) > np.float32(threshold)) & ((m > 0) == (w > 0))
+    np.negative(w, out=w, where=flip)
 
 
 class ExponentialDecay:
