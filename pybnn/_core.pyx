@@ -751,20 +751,29 @@ def maxpool2d_i32(x, out, kernel, stride, padding):
     return out
 
 
+cdef bnn_pool2d_params _pool_train_params(shape, kernel, stride, padding, a, b,
+                                          what) except *:
+    """The geometry of an NHWC input `shape`, with a and b checked to have
+    the output's shape."""
+    cdef bnn_pool2d_params p = _pool_params(shape[0], shape[1], shape[2], shape[3], kernel,
+                                            stride, padding)
+    cdef int64_t oh = 0, ow = 0
+    check(bnn_pool2d_output_shape(&p, &oh, &ow), "maxpool2d")
+    want = (shape[0], oh, ow, shape[3])
+    if a.shape != want or b.shape != want:
+        raise ValueError("maxpool2d: %s must be [%d, %d, %d, %d]" % ((what,) + want))
+    return p
+
+
 def maxpool2d_f32_train(x, out, tap, kernel, stride, padding):
     """out float32 [N, OH, OW, C] = max-pool of x float32 [N, H, W, C], tap
     uint8 the window index of each (first) maximum (bnn_maxpool2d_f32_train)."""
     cdef const float[:, :, :, ::1] xv = x
     cdef float[:, :, :, ::1] ov = out
     cdef uint8_t[:, :, :, ::1] tv = tap
-    cdef bnn_pool2d_params p = _pool_params(xv.shape[0], xv.shape[1], xv.shape[2],
-                                            xv.shape[3], kernel, stride, padding)
-    cdef int64_t oh = 0, ow = 0
+    cdef bnn_pool2d_params p = _pool_train_params(x.shape, kernel, stride, padding, out, tap,
+                                                  "out and tap")
     cdef bnn_status st
-    check(bnn_pool2d_output_shape(&p, &oh, &ow), "maxpool2d")
-    want = (xv.shape[0], oh, ow, xv.shape[3])
-    if out.shape != want or tap.shape != want:
-        raise ValueError("maxpool2d: out and tap must be [%d, %d, %d, %d]" % want)
     if xv.size == 0 or ov.size == 0:
         return out
     with nogil:
@@ -779,14 +788,9 @@ def maxpool2d_f32_backward(grad, tap, gx, kernel, stride, padding):
     cdef const float[:, :, :, ::1] gv = grad
     cdef const uint8_t[:, :, :, ::1] tv = tap
     cdef float[:, :, :, ::1] xv = gx
-    cdef bnn_pool2d_params p = _pool_params(xv.shape[0], xv.shape[1], xv.shape[2],
-                                            xv.shape[3], kernel, stride, padding)
-    cdef int64_t oh = 0, ow = 0
+    cdef bnn_pool2d_params p = _pool_train_params(gx.shape, kernel, stride, padding, grad, tap,
+                                                  "grad and tap")
     cdef bnn_status st
-    check(bnn_pool2d_output_shape(&p, &oh, &ow), "maxpool2d")
-    want = (xv.shape[0], oh, ow, xv.shape[3])
-    if grad.shape != want or tap.shape != want:
-        raise ValueError("maxpool2d: grad and tap must be [%d, %d, %d, %d]" % want)
     if xv.size == 0:
         return gx
     if gv.size == 0:

@@ -132,6 +132,16 @@ static bnn_status cg_setup(cg_job *jb, const bnn_conv2d_params *p, const void *w
     return BNN_OK;
 }
 
+static void cg_operands(cg_job *jb, const uint64_t *bits, const float *grad, const int8_t *q,
+                        const float *scale, float *out)
+{
+    jb->bits = bits;
+    jb->grad = grad;
+    jb->q = q;
+    jb->scale = scale;
+    jb->out = out;
+}
+
 static int cg_parts(int64_t units, int64_t work)
 {
     if (work < ((int64_t)1 << 20)) return 1;
@@ -254,11 +264,7 @@ static bnn_status wgrad(const bnn_conv2d_params *p, const uint64_t *x, const flo
     }
     if (x == NULL || (grad == NULL && (qt == NULL || scale == NULL))) return BNN_ERR_NULL;
     cg_sizes_of(&jb.g, &z);
-    jb.bits = x;
-    jb.grad = grad;
-    jb.q = qt;
-    jb.scale = scale;
-    jb.out = gw;
+    cg_operands(&jb, x, grad, qt, scale, gw);
     jb.tile = (uint64_t *)base;
     jb.valid = base + z.tile_bits;
     jb.raw = (int32_t *)(base + z.tile_bits + z.tile_valid);
@@ -474,11 +480,7 @@ static bnn_status igrad(const bnn_conv2d_params *p, const uint64_t *w, const flo
     if (w == NULL || (grad == NULL && (q == NULL || scale == NULL))) return BNN_ERR_NULL;
     if (grad == NULL && jb.g.o >= ((int64_t)1 << 24)) return BNN_ERR_SHAPE;
     cg_sizes_of(&jb.g, &z);
-    jb.bits = w;
-    jb.grad = grad;
-    jb.q = q;
-    jb.scale = scale;
-    jb.out = gx;
+    cg_operands(&jb, w, grad, q, scale, gx);
     work = jb.m * jb.g.o * jb.g.taps * jb.g.c;
     if (grad != NULL) {
         parts = cg_parts(jb.g.n * jb.cw, work);
