@@ -83,6 +83,11 @@ bnn_status bnn_conv2d_grad_workspace_size(const bnn_conv2d_params *p, int thread
     bnn_status st;
     if (bytes == NULL) return BNN_ERR_NULL;
     if ((st = bnn_conv_geom_init(p, 0, &g)) != BNN_OK) return st;
+    {   /* the per-image scratch must be addressable whatever n is (n may be 0) */
+        int64_t t;
+        if (!bnn_mul_ok(g.oh, g.ow, &t) || !bnn_mul_ok(t, 33 * 4 * BNN_MAX_THREADS, &t))
+            return BNN_ERR_OVERFLOW;
+    }
     if (threads <= 0) threads = bnn_get_num_threads();
     if (threads > BNN_MAX_THREADS) threads = BNN_MAX_THREADS;
     cg_sizes_of(&g, &z);
@@ -140,6 +145,14 @@ static void cg_operands(cg_job *jb, const uint64_t *bits, const float *grad, con
     jb->q = q;
     jb->scale = scale;
     jb->out = out;
+}
+
+/* a * b * c, saturating (a work estimate: only its size matters) */
+static int64_t sat_mul3(int64_t a, int64_t b, int64_t c)
+{
+    int64_t t;
+    if (!bnn_mul_ok(a, b, &t) || !bnn_mul_ok(t, c, &t)) return INT64_MAX;
+    return t;
 }
 
 static int cg_parts(int64_t units, int64_t work)
@@ -285,7 +298,7 @@ static bnn_status wgrad(const bnn_conv2d_params *p, const uint64_t *x, const flo
         jb.zero = jb.m0 == 0 && !accumulate;
         gather_tile(&jb);
         units = grad != NULL ? jb.tw : 2 * jb.tw;
-        work = jb.mt * jb.g.o * ldc;
+        work = sat_mul3(jb.mt, jb.g.o, ldc);
         parts = cg_parts(units, work);
         if (grad != NULL) {
             if (parts > 1) bnn_run_parts(wgrad_f32_part, &jb, parts);
@@ -481,7 +494,7 @@ static bnn_status igrad(const bnn_conv2d_params *p, const uint64_t *w, const flo
     if (grad == NULL && jb.g.o >= ((int64_t)1 << 24)) return BNN_ERR_SHAPE;
     cg_sizes_of(&jb.g, &z);
     cg_operands(&jb, w, grad, q, scale, gx);
-    work = jb.m * jb.g.o * jb.g.taps * jb.g.c;
+    work = sat_mul3(jb.m, jb.g.o, sat_mul3(jb.g.taps, jb.g.c, 1));
     if (grad != NULL) {
         parts = cg_parts(jb.g.n * jb.cw, work);
         if (parts > 1) bnn_run_parts(igrad_f32_part, &jb, parts);
