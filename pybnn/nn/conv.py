@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from ..ops import PackedTensor, bconv2d_affine, conv2d_output_shape, pack
+from ..ops import PackedTensor, bconv2d_affine, conv2d_output_shape, conv2d_u8, pack
 from ..ops.conv import _pair, _padding
 from .base import Layer, Parameter, Rounder, as_float, glorot, kept_nbytes
 from .dense import BACKWARDS
@@ -136,6 +136,17 @@ class BinaryConv2d(Layer):
             # float32 straight from the kernel (dot * 1 + 0: exact)
             y = bconv2d_affine(x, self._wp, stride=self.stride, padding=self.padding,
                                dilation=self.dilation, pad_value=self.pad_value)
+        elif (self.binary and self.pad_value == 0 and isinstance(x, np.ndarray)
+              and x.dtype == np.uint8 and self.fan_in() < 2 ** 17):
+            # raw pixels and +-1 weights: the 8-bit kernel's exact integer
+            # sum s of (x - 128) * w, times 1/128, is the sum of (x/128 - 1) *
+            # w -- the floats any float product gives, since every partial
+            # sum is a multiple of 2^-7 of magnitude at most fan_in < 2^17
+            # (exact in float32) -- with no patch matrix
+            if self._wp is None:
+                self._wp = pack(self.W.value)
+            y = conv2d_u8(x, self._wp, self.stride, self.padding, self.dilation, pad_byte=128,
+                          scale=np.full(self.out_channels, 1 / 128, np.float32))
         else:
             cols = _im2col(as_float(x), self.kh, self.kw, self.stride, self.padding,
                            self.dilation, self.pad_value)

@@ -205,3 +205,19 @@ def test_binary_conv_layer_backward_on_bits(backward):
         _same(layer.backward(g), twin.backward(g))
     with pytest.raises(ValueError, match="backward must be"):
         BinaryConv2d(3, 3, 3, backward="int4")
+
+
+def test_first_layer_on_pixels_is_the_float_product():
+    """A binary conv on raw uint8 pixels runs on the 8-bit kernel (no patch
+    matrix); its floats are those of the float product of x/128 - 1, which
+    is exact: bitwise the same."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 256, (3, 9, 7, 3), dtype=np.uint8)
+    x[0, :3, :3] = 128                                   # all-zero windows too
+    layer = BinaryConv2d(3, 10, 3, padding=1, rng=np.random.default_rng(1))
+    y = layer.forward(x, True)
+    cols = _im2col(pybnn.nn.base.scale_input(x), 3, 3, (1, 1), (1, 1, 1, 1), (1, 1), 0)
+    want = cols @ pm1(layer.W.value).reshape(10, -1).T.astype(np.float32)
+    np.testing.assert_array_equal(y, want)               # values (zeros of either sign)
+    assert layer.kept_bytes() == x.nbytes                # it keeps the pixels
+    layer.backward(np.ones_like(y), input_grad=False)
