@@ -163,13 +163,17 @@ class Sequential:
         t = self.timings
         for i, layer in enumerate(self.layers):
             # the input of every layer but the first is this pass's own temporary
+            # (only for this call: a layer used on its own never overwrites)
             layer.overwrite_input = i > 0
-            if t is None:
-                h = layer.forward(h, training)
-            else:
-                t0 = perf_counter()
-                h = layer.forward(h, training)
-                t.add("forward", layer.name, perf_counter() - t0)
+            try:
+                if t is None:
+                    h = layer.forward(h, training)
+                else:
+                    t0 = perf_counter()
+                    h = layer.forward(h, training)
+                    t.add("forward", layer.name, perf_counter() - t0)
+            finally:
+                layer.overwrite_input = False
         return np.asarray(h, dtype=np.float32)
 
     def backward(self, grad, input_grad=True):
@@ -185,10 +189,13 @@ class Sequential:
             # the gradient handed down is this pass's own temporary, except
             # the caller's d(loss)/d(scores)
             layer.overwrite_grad = i < len(self.layers) - 1
-            if i > first:
-                grad = layer.backward(grad)
-            else:
-                layer.backward(grad, input_grad=False)
+            try:
+                if i > first:
+                    grad = layer.backward(grad)
+                else:
+                    layer.backward(grad, input_grad=False)
+            finally:
+                layer.overwrite_grad = False
             if t is not None:
                 t.add("backward", layer.name, perf_counter() - t0)
         for layer in self.layers[:first]:

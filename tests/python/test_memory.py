@@ -72,3 +72,27 @@ def test_memory_plan():
         np.testing.assert_array_equal(p.value, b)
     assert model.kept_bytes() == 0
     assert isinstance(model, Sequential)
+
+
+def test_layers_used_alone_leave_their_arguments_alone():
+    """Writing over a temporary is Sequential's to allow, for one call: a
+    layer called directly (or after a Sequential pass) keeps the caller's
+    arrays intact, while a Sequential pass does write over its own."""
+    from pybnn.nn import BatchNorm, BinaryConv2d, Sign
+    rng = np.random.default_rng(2)
+    model = Sequential([BinaryConv2d(3, 8, 3, padding=1, rng=rng), BatchNorm(8), Sign(),
+                        BinaryConv2d(8, 4, 3, padding=1, rng=rng), BatchNorm(4)])
+    x = rng.integers(0, 256, (2, 5, 5, 3), dtype=np.uint8)
+    scores = model.forward(x, True)
+    model.backward(np.ones_like(scores))
+    bn, sign = model.layers[1], model.layers[2]
+    bn.recompute = lambda: np.zeros((2, 5, 5, 8), np.float32)   # nothing kept either way
+    h = rng.standard_normal((2, 5, 5, 8)).astype(np.float32)
+    h0 = h.copy()
+    out = sign.forward(bn.forward(h, True), True)
+    np.testing.assert_array_equal(h, h0)                  # the input is untouched
+    g = rng.standard_normal((2, 5, 5, 8)).astype(np.float32)
+    g0 = g.copy()
+    bn.backward(sign.backward(g))
+    np.testing.assert_array_equal(g, g0)                  # the gradient is untouched
+    assert out.shape == (2, 5, 5, 8)
