@@ -12,11 +12,11 @@ def _words(c):
     return -(-c // 64)
 
 
-def _kept_formula(layer, in_shape, out_shape, batch):
+def _kept_formula(layer, in_shape, out_shape, batch, first):
     """Bytes per sample a layer keeps for backward, from the shapes alone."""
     kind = type(layer).__name__
     if kind in ("BinaryConv2d", "BinaryDense"):
-        if layer is FIRST:
+        if first:
             return int(np.prod(in_shape[1:]))                  # the uint8 pixels
         lead = in_shape[1:-1]
         return int(np.prod(lead)) * _words(in_shape[-1]) * 8   # packed input bits
@@ -30,16 +30,11 @@ def _kept_formula(layer, in_shape, out_shape, batch):
     raise AssertionError("no formula for %s" % kind)
 
 
-FIRST = None
-
-
 @pytest.mark.parametrize("recipe,shape", [("cifar10-vgg", (32, 32, 3)),
                                           ("mnist-mlp-fast", (28, 28, 1))])
 def test_layers_keep_bits_by_the_formula(recipe, shape):
-    global FIRST
     cfg = dict(RECIPES[recipe], width=16 if recipe == "cifar10-vgg" else 70)
     model = build_model(cfg, shape, 0)
-    FIRST = model.layers[0]
     batch = 3
     h = np.zeros((batch,) + shape, np.uint8)
     if recipe != "cifar10-vgg":
@@ -47,7 +42,7 @@ def test_layers_keep_bits_by_the_formula(recipe, shape):
     for i, layer in enumerate(model.layers):
         in_shape = tuple(h.shape)
         h = layer.forward(h, True)
-        want = _kept_formula(layer, in_shape, tuple(h.shape), batch)
+        want = _kept_formula(layer, in_shape, tuple(h.shape), batch, i == 0)
         assert layer.kept_bytes() / batch == pytest.approx(want), (i, layer)
     total = model.kept_bytes()
     model.backward(np.ones(h.shape, np.float32))
