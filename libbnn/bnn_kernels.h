@@ -82,6 +82,8 @@
 
 #include "bnn_internal.h"
 
+#include <string.h>
+
 /* Rows of A a popc_strip call handles at most. */
 #define BNN_MR 4
 /* The tile of pm1_tile: rows of A, columns of the +-1 panel (two AVX2 vectors). */
@@ -143,6 +145,35 @@ typedef struct bnn_kernels {
 BNN_INTERNAL const bnn_kernels *bnn_kernels_get(void);
 /* The table of one ISA, or NULL if it cannot run here. */
 BNN_INTERNAL const bnn_kernels *bnn_kernels_for(bnn_isa isa);
+
+/* The panel of the float x (+-1) products (pm1gemm.c, convgrad.c): for one
+ * 64-column word of S, up to BNN_PM1_JB rows, each stored as four
+ * sub-panels of BNN_PM1_NR columns (sub-panel q at panel + q*BNN_PM1_JB*NR).
+ * bnn_pm1_panel_row() writes row j from one word of bits (+-1.0f), or 0.0f
+ * everywhere for word == NULL (a zero-padded tap); nq sub-panels.
+ * bnn_pm1_panel_tile() runs pm1_tile over the word's ncols columns. */
+static inline void bnn_pm1_panel_row(const bnn_kernels *kt, const uint64_t *word, float *panel,
+                                     int64_t j, int64_t nq)
+{
+    float expand[64];
+    int64_t q;
+    if (word != NULL) kt->unpack_f32(64, word, expand);
+    else memset(expand, 0, sizeof expand);
+    for (q = 0; q < nq; q++)
+        memcpy(panel + (q * BNN_PM1_JB + j) * BNN_PM1_NR, expand + q * BNN_PM1_NR,
+               sizeof(float) * BNN_PM1_NR);
+}
+
+static inline void bnn_pm1_panel_tile(const bnn_kernels *kt, int64_t mr, int64_t ncols,
+                                      int64_t jn, const float *a, int64_t lda_i,
+                                      int64_t lda_j, const float *panel, float *c, int64_t ldc,
+                                      int zero)
+{
+    int64_t q;
+    for (q = 0; q * BNN_PM1_NR < ncols; q++)
+        kt->pm1_tile(mr, BNN_MIN((int64_t)BNN_PM1_NR, ncols - q * BNN_PM1_NR), jn, a, lda_i,
+                     lda_j, panel + q * BNN_PM1_JB * BNN_PM1_NR, c + q * BNN_PM1_NR, ldc, zero);
+}
 
 /* Per-ISA entry points. */
 BNN_INTERNAL void bnn_pack_f32_ref(int64_t k, const float *src, uint64_t *dst);

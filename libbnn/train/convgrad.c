@@ -190,11 +190,10 @@ static void gather_tile(cg_job *jb)
  * BNN_PM1_JB rows, and pm1_tile adds g^T . panel into out in order. */
 static void wgrad_f32_words(const cg_job *jb, int64_t w0, int64_t w1)
 {
-    float panel[4 * BNN_PM1_JB * BNN_PM1_NR];
-    float expand[64];
+    float panel[4 * BNN_PM1_JB * BNN_PM1_NR];      /* see bnn_pm1_panel_row() */
     const bnn_conv_geom *g = &jb->g;
     const int64_t ldc = g->taps * g->c;
-    int64_t wd, j0, j, i0, q;
+    int64_t wd, j0, j, i0;
     for (wd = w0; wd < w1; wd++) {
         const int64_t t = wd / jb->cw, wl = wd % jb->cw;
         const int64_t ncols = BNN_MIN((int64_t)64, g->c - 64 * wl);
@@ -204,21 +203,14 @@ static void wgrad_f32_words(const cg_job *jb, int64_t w0, int64_t w1)
             const int64_t jn = BNN_MIN((int64_t)BNN_PM1_JB, jb->mt - j0);
             for (j = 0; j < jn; j++) {
                 const int64_t i = j0 + j;
-                if (jb->pad_zero && !jb->valid[i * g->taps + t]) memset(expand, 0, sizeof expand);
-                else jb->kt->unpack_f32(64, jb->tile + i * jb->tw + wd, expand);
-                for (q = 0; q < nq; q++)
-                    memcpy(panel + (q * BNN_PM1_JB + j) * BNN_PM1_NR, expand + q * BNN_PM1_NR,
-                           sizeof(float) * BNN_PM1_NR);
+                const int padded = jb->pad_zero && !jb->valid[i * g->taps + t];
+                bnn_pm1_panel_row(jb->kt, padded ? NULL : jb->tile + i * jb->tw + wd, panel, j,
+                                  nq);
             }
-            for (i0 = 0; i0 < g->o; i0 += BNN_PM1_MR) {
-                const int64_t mr = BNN_MIN((int64_t)BNN_PM1_MR, g->o - i0);
-                const float *a = jb->grad + (jb->m0 + j0) * g->o + i0;
-                for (q = 0; q < nq; q++)
-                    jb->kt->pm1_tile(mr, BNN_MIN((int64_t)BNN_PM1_NR, ncols - q * BNN_PM1_NR), jn,
-                                     a, 1, g->o, panel + q * BNN_PM1_JB * BNN_PM1_NR,
-                                     cbase + i0 * ldc + q * BNN_PM1_NR, ldc,
-                                     jb->zero && j0 == 0);
-            }
+            for (i0 = 0; i0 < g->o; i0 += BNN_PM1_MR)
+                bnn_pm1_panel_tile(jb->kt, BNN_MIN((int64_t)BNN_PM1_MR, g->o - i0), ncols, jn,
+                                   jb->grad + (jb->m0 + j0) * g->o + i0, 1, g->o, panel,
+                                   cbase + i0 * ldc, ldc, jb->zero && j0 == 0);
         }
     }
 }
@@ -362,10 +354,9 @@ static void zero_image(const cg_job *jb, int64_t n, int64_t c0, int64_t nc)
 /* Float path, units (image, channel word) [u0, u1). */
 static void igrad_f32_units(const cg_job *jb, int64_t u0, int64_t u1)
 {
-    float panel[4 * BNN_PM1_JB * BNN_PM1_NR];
-    float expand[64];
+    float panel[4 * BNN_PM1_JB * BNN_PM1_NR];      /* see bnn_pm1_panel_row() */
     const bnn_conv_geom *g = &jb->g;
-    int64_t u, r, s, j0, j, y, i0, q;
+    int64_t u, r, s, j0, j, y, i0;
     for (u = u0; u < u1; u++) {
         const int64_t n = u / jb->cw, wl = u % jb->cw;
         const int64_t ncols = BNN_MIN((int64_t)64, g->c - 64 * wl);
@@ -380,26 +371,18 @@ static void igrad_f32_units(const cg_job *jb, int64_t u0, int64_t u1)
                 if (ylo >= yhi || xlo >= xhi) continue;
                 for (j0 = 0; j0 < g->o; j0 += BNN_PM1_JB) {
                     const int64_t jn = BNN_MIN((int64_t)BNN_PM1_JB, g->o - j0);
-                    for (j = 0; j < jn; j++) {       /* filter j0 + j, tap t, word wl */
-                        jb->kt->unpack_f32(64, jb->bits + ((j0 + j) * g->taps + t) * jb->cw + wl,
-                                           expand);
-                        for (q = 0; q < nq; q++)
-                            memcpy(panel + (q * BNN_PM1_JB + j) * BNN_PM1_NR,
-                                   expand + q * BNN_PM1_NR, sizeof(float) * BNN_PM1_NR);
-                    }
+                    for (j = 0; j < jn; j++)         /* filter j0 + j, tap t, word wl */
+                        bnn_pm1_panel_row(jb->kt, jb->bits + ((j0 + j) * g->taps + t) * jb->cw + wl,
+                                          panel, j, nq);
                     for (y = ylo; y < yhi; y++) {
                         const int64_t pix0 = tap_pixel(g, n, y, xlo, r, s);
-                        for (i0 = xlo; i0 < xhi; i0 += BNN_PM1_MR) {
-                            const int64_t mr = BNN_MIN((int64_t)BNN_PM1_MR, xhi - i0);
-                            const float *a = jb->grad + ((n * g->oh + y) * g->ow + i0) * g->o + j0;
-                            float *c = jb->out + (pix0 + (i0 - xlo) * g->sw) * g->c + 64 * wl;
-                            for (q = 0; q < nq; q++)
-                                jb->kt->pm1_tile(mr, BNN_MIN((int64_t)BNN_PM1_NR,
-                                                             ncols - q * BNN_PM1_NR),
-                                                 jn, a, g->o, 1,
-                                                 panel + q * BNN_PM1_JB * BNN_PM1_NR,
-                                                 c + q * BNN_PM1_NR, g->sw * g->c, 0);
-                        }
+                        for (i0 = xlo; i0 < xhi; i0 += BNN_PM1_MR)
+                            bnn_pm1_panel_tile(jb->kt, BNN_MIN((int64_t)BNN_PM1_MR, xhi - i0),
+                                               ncols, jn,
+                                               jb->grad + ((n * g->oh + y) * g->ow + i0) * g->o + j0,
+                                               g->o, 1, panel,
+                                               jb->out + (pix0 + (i0 - xlo) * g->sw) * g->c + 64 * wl,
+                                               g->sw * g->c, 0);
                     }
                 }
             }

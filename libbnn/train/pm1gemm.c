@@ -28,11 +28,9 @@ typedef struct pm1_job {
 
 static void pm1_words(const pm1_job *jb, int64_t w0, int64_t w1)
 {
-    /* panel[q][j][16]: sub-panel q holds columns 16q .. 16q+15 of the word */
-    float panel[4 * BNN_PM1_JB * BNN_PM1_NR];
-    float expand[64];
+    float panel[4 * BNN_PM1_JB * BNN_PM1_NR];      /* see bnn_pm1_panel_row() */
     const bnn_kernels *kt = jb->kt;
-    int64_t w, j0, j, i0, q;
+    int64_t w, j0, j, i0;
     for (w = w0; w < w1; w++) {
         const int64_t k0 = 64 * w;
         const int64_t nk = BNN_MIN((int64_t)64, jb->K - k0);
@@ -40,22 +38,12 @@ static void pm1_words(const pm1_job *jb, int64_t w0, int64_t w1)
         for (j0 = 0; j0 < jb->J; j0 += BNN_PM1_JB) {
             const int64_t jn = BNN_MIN((int64_t)BNN_PM1_JB, jb->J - j0);
             const int zero = j0 == 0 && !jb->accumulate;
-            for (j = 0; j < jn; j++) {
-                kt->unpack_f32(64, jb->s + (j0 + j) * jb->lds + w, expand);
-                for (q = 0; q < nq; q++)
-                    memcpy(panel + (q * BNN_PM1_JB + j) * BNN_PM1_NR, expand + q * BNN_PM1_NR,
-                           sizeof(float) * BNN_PM1_NR);
-            }
-            for (i0 = 0; i0 < jb->I; i0 += BNN_PM1_MR) {
-                const int64_t mr = BNN_MIN((int64_t)BNN_PM1_MR, jb->I - i0);
-                const float *a = jb->a + i0 * jb->lda_i + j0 * jb->lda_j;
-                for (q = 0; q < nq; q++) {
-                    const int64_t kq = k0 + q * BNN_PM1_NR;
-                    kt->pm1_tile(mr, BNN_MIN((int64_t)BNN_PM1_NR, jb->K - kq), jn, a,
-                                 jb->lda_i, jb->lda_j, panel + q * BNN_PM1_JB * BNN_PM1_NR,
-                                 jb->c + i0 * jb->ldc + kq, jb->ldc, zero);
-                }
-            }
+            for (j = 0; j < jn; j++)
+                bnn_pm1_panel_row(kt, jb->s + (j0 + j) * jb->lds + w, panel, j, nq);
+            for (i0 = 0; i0 < jb->I; i0 += BNN_PM1_MR)
+                bnn_pm1_panel_tile(kt, BNN_MIN((int64_t)BNN_PM1_MR, jb->I - i0), nk, jn,
+                                   jb->a + i0 * jb->lda_i + j0 * jb->lda_j, jb->lda_i, jb->lda_j,
+                                   panel, jb->c + i0 * jb->ldc + k0, jb->ldc, zero);
         }
     }
 }
