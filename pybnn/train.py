@@ -90,9 +90,7 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         log("resuming %s at epoch %d" % (last_path, state["epoch"]))
     history = state["history"]
     if state["epoch"] < cfg["epochs"]:
-        log(format_memory_plan(model.memory_plan(
-            cfg["batch_size"], x.shape[1:],
-            optimizer_bytes=sum(a.nbytes for a in opt.m + opt.v))))
+        log(format_memory_plan(model.memory_plan(cfg["batch_size"], x.shape[1:], opt)))
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency

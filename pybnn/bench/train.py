@@ -213,7 +213,7 @@ def _memory_child(framework, recipe, batch, threads, backward, steps):
             step = _torch_reference().build(cfg, shape, seed=0, threads=threads, fast=True)
         else:
             step = _PybnnStep(cfg, shape, 0)
-            plan = step.model.memory_plan(batch, shape)
+            plan = step.model.memory_plan(batch, shape, step.opt)
             res["predicted_kb"] = base_kb + plan["predicted"] / 1024
             res["plan"] = plan
         for _ in range(steps):

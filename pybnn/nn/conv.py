@@ -64,7 +64,8 @@ class BinaryConv2d(Layer):
     per element; "int8": the gradient rounded stochastically to int8 (per
     output channel for the weight gradient, per output position for the
     input gradient; Rounder seeded with `seed`), exact integer products,
-    rescaled: unbiased, about twice as fast on AVX2."""
+    rescaled: unbiased (docs/training.md has the measured speed and
+    accuracy)."""
 
     family = "conv"
 

@@ -205,11 +205,11 @@ class Sequential:
         for p in self.parameters():
             p.zero_grad()
 
-    def memory_plan(self, batch_size, input_shape, optimizer_arrays=2, available=None,
-                    optimizer_bytes=None):
+    def memory_plan(self, batch_size, input_shape, optimizer=None, available=None):
         """The bytes a training step at `batch_size` needs, as a dict:
-        parameters, gradients, optimizer_state (optimizer_arrays float32
-        arrays per parameter: 2 for Adam and AdaMax), kept_per_sample (what
+        parameters, gradients, optimizer_state (the arrays of `optimizer`,
+        an Optimizer over these parameters; None: two float32 moments per
+        parameter, as Adam keeps), kept_per_sample (what
         the layers keep for backward), step_per_sample and step_fixed (the
         peak of a forward + backward step's own allocations, measured with
         tracemalloc on a copy of the model at two small batches: its slope
@@ -222,8 +222,8 @@ class Sequential:
         params = self.parameters()
         plan = dict(parameters=sum(p.value.nbytes for p in params),
                     gradients=sum(p.value.nbytes for p in params))
-        plan["optimizer_state"] = (int(optimizer_arrays) * plan["parameters"]
-                                   if optimizer_bytes is None else int(optimizer_bytes))
+        plan["optimizer_state"] = (2 * plan["parameters"] if optimizer is None else
+                                   sum(a.nbytes for a in optimizer.m + optimizer.v))
         probe = Sequential(copy.deepcopy(self.layers), recompute=self.recompute)
         peaks, kept = [], 0.0
 
