@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from .. import _core
 from ..ops import PackedTensor
 
 __all__ = ["Parameter", "Layer", "MaskedPacked", "Rounder", "scale_input"]
@@ -32,7 +33,6 @@ class Rounder:
         self.counter = 0
 
     def __call__(self, a, by_column=False):
-        from .. import _core
         a = np.ascontiguousarray(a, dtype=np.float32)
         q, scale = _core.quantize_i8(a, self.seed, self.counter, by_column)
         self.counter = (self.counter + a.size) % 2 ** 64
