@@ -514,6 +514,18 @@ typedef struct bnn_opt_params {
  *  negative or not finite, lr_scale <= 0, clip < 0). */
 BNN_API bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
                                 const float *grad, float *m, float *v);
+/** bnn_opt_step_pack() : bnn_opt_step() on the `rows` x `k` floats of param
+ *  (grad, m, v alike, contiguous), which also writes the signs of the new
+ *  values as packed rows, exactly as bnn_pack_f32(rows, k, param, k, signs,
+ *  signs_stride_words) would after the step: the bits the next forward of a
+ *  binary layer multiplies with, with no packing pass over the weights.
+ *  Errors: those of bnn_opt_step(), BNN_ERR_NULL (signs), BNN_ERR_SHAPE
+ *  (negative sizes), BNN_ERR_STRIDE (signs_stride_words < bnn_words(k)),
+ *  BNN_ERR_OVERFLOW (the extents do not fit in memory).  Nothing is
+ *  written on error. */
+BNN_API bnn_status bnn_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k,
+                                     float *param, const float *grad, float *m, float *v,
+                                     uint64_t *signs, int64_t signs_stride_words);
 
 /** bnn_ste_backward() : the straight-through estimator with cancellation:
  *  out[i] = grad[i] if |x[i]| <= 1 (inclusive) else 0.  out may be grad. */

@@ -165,6 +165,9 @@ cdef extern from "bnn.h" nogil:
 
     bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
                             const float *grad, float *m, float *v)
+    bnn_status bnn_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k,
+                                 float *param, const float *grad, float *m, float *v,
+                                 uint64_t *signs, int64_t signs_stride_words)
     bnn_status bnn_ste_backward(int64_t n, const float *x, const float *grad, float *out)
     bnn_status bnn_ste_mask_pack(int64_t rows, int64_t k, const float *x, int64_t x_stride,
                                  uint64_t *mask, int64_t mask_stride_words)

@@ -904,17 +904,23 @@ def bn_backward(kind, const float[:, ::1] x, const float[::1] gamma,
     check(st, "batchnorm backward")
 
 
-def opt_step(kind, float[::1] param, const float[::1] grad, float[::1] m, float[::1] v,
-             int64_t t, double lr, double beta1, double beta2, double eps,
-             double lr_scale=1.0, double clip=0.0):
-    """One optimizer step in place on float32 param/m/v; see bnn.h."""
+cdef bnn_opt_params _opt_params(kind, int64_t t, double lr, double beta1, double beta2,
+                                double eps, double lr_scale, double clip) except *:
     cdef bnn_opt_params p
-    cdef int64_t n = param.shape[0]
-    cdef bnn_status st
     memset(&p, 0, sizeof(p))
     p.kind = _kind(OPT_KINDS, kind, "optimizer")
     p.t = t; p.lr = lr; p.beta1 = beta1; p.beta2 = beta2; p.eps = eps
     p.lr_scale = lr_scale; p.clip = clip
+    return p
+
+
+def opt_step(kind, float[::1] param, const float[::1] grad, float[::1] m, float[::1] v,
+             int64_t t, double lr, double beta1, double beta2, double eps,
+             double lr_scale=1.0, double clip=0.0):
+    """One optimizer step in place on float32 param/m/v; see bnn.h."""
+    cdef bnn_opt_params p = _opt_params(kind, t, lr, beta1, beta2, eps, lr_scale, clip)
+    cdef int64_t n = param.shape[0]
+    cdef bnn_status st
     if grad.shape[0] != n or m.shape[0] != n or v.shape[0] != n:
         raise ValueError("param, grad, m and v must have the same length")
     if n == 0:
@@ -922,6 +928,28 @@ def opt_step(kind, float[::1] param, const float[::1] grad, float[::1] m, float[
         return
     with nogil:
         st = bnn_opt_step(&p, n, &param[0], &grad[0], &m[0], &v[0])
+    check(st, "optimizer")
+
+
+def opt_step_pack(kind, float[:, ::1] param, const float[:, ::1] grad, float[:, ::1] m,
+                  float[:, ::1] v, uint64_t[:, ::1] signs, int64_t t, double lr, double beta1,
+                  double beta2, double eps, double lr_scale=1.0, double clip=0.0):
+    """opt_step on [rows, k] arrays that also writes the packed signs of the
+    new values into signs [rows, words(k)] (bnn_opt_step_pack)."""
+    cdef bnn_opt_params p = _opt_params(kind, t, lr, beta1, beta2, eps, lr_scale, clip)
+    cdef int64_t rows = param.shape[0], k = param.shape[1]
+    cdef bnn_status st
+    if (grad.shape[0] != rows or grad.shape[1] != k or m.shape[0] != rows or m.shape[1] != k
+            or v.shape[0] != rows or v.shape[1] != k):
+        raise ValueError("param, grad, m and v must have the same shape")
+    if signs.shape[0] != rows or signs.shape[1] != bnn_words(k):
+        raise ValueError("signs must have shape (%d, %d), got (%d, %d)"
+                         % (rows, bnn_words(k), signs.shape[0], signs.shape[1]))
+    if rows == 0 or k == 0:
+        return
+    with nogil:
+        st = bnn_opt_step_pack(&p, rows, k, &param[0, 0], &grad[0, 0], &m[0, 0], &v[0, 0],
+                               &signs[0, 0], signs.shape[1])
     check(st, "optimizer")
 
 

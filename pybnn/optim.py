@@ -55,6 +55,7 @@ class Optimizer:
         self._bop = [kind == "bop" and p.binary for p in self.params]
         for p, bop in zip(self.params, self._bop):
             if bop:                       # the weights are their signs
+                p.drop_signs()
                 p.value[...] = np.where(p.value < 0, np.float32(-1), np.float32(1))
         self.m = [np.zeros(p.value.size, np.float32) for p in self.params]
         self.v = [np.zeros(0 if bop else p.value.size, np.float32)
@@ -63,13 +64,25 @@ class Optimizer:
 
     def step(self):
         self.t += 1
+        kind = "adam" if self.kind == "bop" else self.kind
         for p, m, v, bop in zip(self.params, self.m, self.v, self._bop):
+            p.drop_signs()
             if bop:
                 bop_step(p.value.reshape(-1), p.grad.reshape(-1), m, self.gamma, self.threshold)
                 continue
-            _core.opt_step("adam" if self.kind == "bop" else self.kind, p.value.reshape(-1),
-                           p.grad.reshape(-1), m, v, self.t, self.lr, self.beta1, self.beta2,
-                           self.eps, p.lr_scale, 1.0 if p.binary else 0.0)
+            args = (self.t, self.lr, self.beta1, self.beta2, self.eps, p.lr_scale,
+                    1.0 if p.binary else 0.0)
+            if p.binary and p.value.size:
+                # one pass: the step and the packed signs the next forward
+                # multiplies with (no packing pass over the weights)
+                k = p.value.shape[-1]
+                rows = p.value.size // k
+                words = np.empty((rows, -(-k // 64)), np.uint64)
+                _core.opt_step_pack(kind, p.value.reshape(rows, k), p.grad.reshape(rows, k),
+                                    m.reshape(rows, k), v.reshape(rows, k), words, *args)
+                p.set_signs(words.reshape(p.value.shape[:-1] + (words.shape[1],)))
+            else:
+                _core.opt_step(kind, p.value.reshape(-1), p.grad.reshape(-1), m, v, *args)
 
     def zero_grad(self):
         for p in self.params:

@@ -1142,6 +1142,8 @@ static int test_bn_threads(void)
 typedef struct opt_isa_ctx {
     const float *p0, *g, *m0, *v0;
     float *p, *m, *v, *rp, *rm, *rv;
+    float *fp, *fm, *fv;               /* bnn_opt_step_pack's */
+    uint64_t *signs, *rsigns;          /* room for rows of >= 64 elements */
     int64_t n;
 } opt_isa_ctx;
 
@@ -1157,6 +1159,9 @@ static int opt_isa_body(bnn_isa isa, void *vctx)
     for (k = 0; k < 3; k++)
         for (ci = 0; ci < 2; ci++)
             for (ti = 0; ti < 2; ti++) {
+                /* rows of 131 (2 words, ragged) or 2003 elements */
+                const int fk = (k + ci + ti) % 2 ? 131 : 2003;
+                const int64_t lds = bnn_words(fk) + (ti ? 1 : 0);
                 bnn_opt_params pp;
                 memset(&pp, 0, sizeof pp);
                 pp.kind = kinds[k];
@@ -1175,10 +1180,29 @@ static int opt_isa_body(bnn_isa isa, void *vctx)
                            threads[ti], t);
                     CHECK_ST(bnn_set_num_threads(threads[ti]), BNN_OK);
                     CHECK_ST(bnn_opt_step(&pp, c->n, c->p, c->g, c->m, c->v), BNN_OK);
+                    /* the fused step (rows of k, ragged) with its signs */
+                    if (t == 1) {
+                        memcpy(c->fp, c->p0, (size_t)c->n * sizeof(float));
+                        memcpy(c->fm, c->m0, (size_t)c->n * sizeof(float));
+                        memcpy(c->fv, c->v0, (size_t)c->n * sizeof(float));
+                    }
+                    /* the stride's spare words are never written: equal zeros */
+                    memset(c->signs, 0, (size_t)(c->n / fk * lds) * 8);
+                    memset(c->rsigns, 0, (size_t)(c->n / fk * lds) * 8);
+                    CHECK_ST(bnn_opt_step_pack(&pp, c->n / fk, fk, c->fp, c->g, c->fm, c->fv,
+                                               c->signs, lds), BNN_OK);
                     CHECK_ST(bnn_set_isa(BNN_ISA_REF), BNN_OK);
                     CHECK_ST(bnn_set_num_threads(1), BNN_OK);
                     CHECK_ST(bnn_opt_step(&pp, c->n, c->rp, c->g, c->rm, c->rv), BNN_OK);
+                    CHECK_ST(bnn_pack_f32(c->n / fk, fk, c->rp, fk, c->rsigns, lds), BNN_OK);
                     CHECK_ST(bnn_set_isa(isa), BNN_OK);
+                    CHECK_MSG(memcmp(c->fp, c->rp, (size_t)c->n * sizeof(float)) == 0
+                                  && memcmp(c->fm, c->rm, (size_t)c->n * sizeof(float)) == 0
+                                  && memcmp(c->fv, c->rv, (size_t)c->n * sizeof(float)) == 0,
+                              "bnn_opt_step_pack (rows of %d) differs from bnn_opt_step", fk);
+                    CHECK_MSG(memcmp(c->signs, c->rsigns, (size_t)(c->n / fk * lds) * 8) == 0,
+                              "bnn_opt_step_pack's signs (rows of %d) differ from bnn_pack_f32",
+                              fk);
                     for (i = 0; i < c->n; i++) {
                         CHECK_MSG(same_bits_f(c->p[i], c->rp[i]) && same_bits_f(c->m[i], c->rm[i])
                                       && same_bits_f(c->v[i], c->rv[i]),
@@ -1195,15 +1219,17 @@ static int opt_isa_body(bnn_isa isa, void *vctx)
 
 static int test_opt_isa(void)
 {
-    /* long enough to go multi-threaded (>= 2^18), odd so a tail remains */
-    const int64_t n = ((int64_t)1 << 18) + 7;
-    float *buf = (float *)malloc((size_t)n * 10 * sizeof(float));
+    /* long enough to go multi-threaded (>= 2^18), odd so a tail remains,
+     * and 131 x 2003 for the rows of bnn_opt_step_pack */
+    const int64_t n = (int64_t)131 * 2003;
+    float *buf = (float *)malloc((size_t)n * 13 * sizeof(float));
+    uint64_t *sbuf = (uint64_t *)malloc((size_t)n / 64 * 2 * 2 * sizeof(uint64_t));
     float *p0, *g, *m0, *v0;
     opt_isa_ctx c;
     bt_rng r = bt_stream(0x0a15);
     int64_t i;
     int rc;
-    CHECK(buf != NULL);
+    CHECK(buf != NULL && sbuf != NULL);
     p0 = buf; g = buf + n; m0 = buf + 2 * n; v0 = buf + 3 * n;
     for (i = 0; i < n; i++) {
         p0[i] = (float)(bt_unit(&r) * 2.4 - 1.2);
@@ -1226,9 +1252,12 @@ static int test_opt_isa(void)
     c.p0 = p0; c.g = g; c.m0 = m0; c.v0 = v0;
     c.p = buf + 4 * n; c.m = buf + 5 * n; c.v = buf + 6 * n;
     c.rp = buf + 7 * n; c.rm = buf + 8 * n; c.rv = buf + 9 * n;
+    c.fp = buf + 10 * n; c.fm = buf + 11 * n; c.fv = buf + 12 * n;
+    c.signs = sbuf; c.rsigns = sbuf + n / 64 * 2;
     c.n = n;
     rc = for_each_isa_ctx("optimizer kernels == ref (bitwise)", opt_isa_body, &c);
     free(buf);
+    free(sbuf);
     return rc;
 }
 
@@ -1312,6 +1341,23 @@ static int test_opt_errors(void)
         CHECK_ST(bnn_opt_step(&q, N, p, g, m, NULL), BNN_ERR_NULL);
         /* n == 0 is a valid no-op, NULL arrays included */
         CHECK_ST(bnn_opt_step(&q, 0, NULL, NULL, NULL, NULL), BNN_OK);
+        /* the fused step and its signs: the same checks first, then its own */
+        {
+            uint64_t sg[2] = {7, 7};
+            q = base; q.t = 0;
+            CHECK_ST(bnn_opt_step_pack(&q, 1, N, p, g, m, v, sg, 1), BNN_ERR_INVALID);
+            q = base;
+            CHECK_ST(bnn_opt_step_pack(NULL, 1, N, p, g, m, v, sg, 1), BNN_ERR_NULL);
+            CHECK_ST(bnn_opt_step_pack(&q, 1, N, p, g, m, v, NULL, 1), BNN_ERR_NULL);
+            CHECK_ST(bnn_opt_step_pack(&q, 1, N, NULL, g, m, v, sg, 1), BNN_ERR_NULL);
+            CHECK_ST(bnn_opt_step_pack(&q, -1, N, p, g, m, v, sg, 1), BNN_ERR_SHAPE);
+            CHECK_ST(bnn_opt_step_pack(&q, 1, -N, p, g, m, v, sg, 1), BNN_ERR_SHAPE);
+            CHECK_ST(bnn_opt_step_pack(&q, 1, N, p, g, m, v, sg, 0), BNN_ERR_STRIDE);
+            CHECK_ST(bnn_opt_step_pack(&q, INT64_MAX / 2, 4, p, g, m, v, sg, 1),
+                     BNN_ERR_OVERFLOW);
+            CHECK_ST(bnn_opt_step_pack(&q, 0, N, NULL, NULL, NULL, NULL, NULL, 0), BNN_OK);
+            CHECK(sg[0] == 7 && sg[1] == 7);
+        }
         OPT_UNTOUCHED();
     }
     bt_ctx("opt errors unknown kind");

@@ -1,13 +1,21 @@
 /*
  * optim.c -- the optimizer step driver: validation, the bias-corrected
  * step size of Adam / AdaMax / shift-based AdaMax (AP2 of it for the
- * latter), and the element range split over threads.  The per-element
+ * latter), and the element range split over threads; bnn_opt_step_pack
+ * also packs the signs of the new values, a few rows at a time while they
+ * are in cache, so no separate packing pass reads the weights again.  The per-element
  * update is the opt_range kernel (ref/opt_ref.c, x86/opt_avx2.c).  Moments
  * are caller-owned.
  */
 #include "bnn_kernels.h"
 
 #include <math.h>
+
+/* Elements from which a step is split over threads. */
+#define OPT_PARALLEL_MIN ((int64_t)1 << 18)
+/* Elements updated before their signs are packed (16 KB of floats: the
+ * rows just written are still in the first-level cache). */
+#define OPT_PACK_CHUNK 4096
 
 typedef struct opt_ctx {
     const bnn_opt_params *p;
@@ -24,10 +32,11 @@ static void opt_part(void *ctx, int part, int parts)
                                  o->n * (part + 1) / parts, o->param, o->grad, o->m, o->v);
 }
 
-bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
-                        const float *grad, float *m, float *v)
+/* Validates p and returns the bias-corrected step size times lr_scale
+ * (*step), or the error. */
+static bnn_status opt_prepare(const bnn_opt_params *p, double *step)
 {
-    double b1, b2, eps, step;
+    double b1, b2, eps;
     if (p == NULL) return BNN_ERR_NULL;
     if (p->reserved != 0 || p->t < 1 || p->kind < BNN_OPT_ADAM || p->kind > BNN_OPT_SHIFT_ADAMAX)
         return BNN_ERR_INVALID;
@@ -36,22 +45,31 @@ bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
         || !(p->lr >= 0.0) || !isfinite(p->lr) || !(p->lr_scale > 0.0) || !isfinite(p->lr_scale)
         || !(p->clip >= 0.0))
         return BNN_ERR_INVALID;
+    switch (p->kind) {
+    case BNN_OPT_ADAM:
+        *step = p->lr * sqrt(1.0 - pow(b2, (double)p->t)) / (1.0 - pow(b1, (double)p->t));
+        break;
+    case BNN_OPT_ADAMAX:
+        *step = p->lr / (1.0 - pow(b1, (double)p->t));
+        break;
+    default:
+        *step = bnn_ap2_inline(p->lr / (1.0 - pow(b1, (double)p->t)));
+        break;
+    }
+    *step *= p->lr_scale;
+    return BNN_OK;
+}
+
+bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
+                        const float *grad, float *m, float *v)
+{
+    double step;
+    bnn_status st = opt_prepare(p, &step);
+    if (st != BNN_OK) return st;
     if (n < 0) return BNN_ERR_SHAPE;
     if (n == 0) return BNN_OK;
     if (!param || !grad || !m || !v) return BNN_ERR_NULL;
-    switch (p->kind) {
-    case BNN_OPT_ADAM:
-        step = p->lr * sqrt(1.0 - pow(b2, (double)p->t)) / (1.0 - pow(b1, (double)p->t));
-        break;
-    case BNN_OPT_ADAMAX:
-        step = p->lr / (1.0 - pow(b1, (double)p->t));
-        break;
-    default:
-        step = bnn_ap2_inline(p->lr / (1.0 - pow(b1, (double)p->t)));
-        break;
-    }
-    step *= p->lr_scale;
-    if (bnn_get_num_threads() > 1 && n >= ((int64_t)1 << 18)) {
+    if (bnn_get_num_threads() > 1 && n >= OPT_PARALLEL_MIN) {
         opt_ctx o;
         o.p = p; o.step = step; o.n = n;
         o.param = param; o.grad = grad; o.m = m; o.v = v;
@@ -59,5 +77,62 @@ bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
     } else {
         bnn_kernels_get()->opt_range(p, step, 0, n, param, grad, m, v);
     }
+    return BNN_OK;
+}
+
+/* ---- the step that also packs the signs --------------------------------- */
+
+typedef struct opt_pack_ctx {
+    const bnn_opt_params *p;
+    double step;
+    int64_t rows, k;
+    float *param, *m, *v;
+    const float *grad;
+    uint64_t *signs;
+    int64_t lds;
+} opt_pack_ctx;
+
+/* Rows [r0, r1): the update of a few rows at a time (about OPT_PACK_CHUNK
+ * elements), then their signs packed while the new values are in cache. */
+static void opt_pack_rows(const opt_pack_ctx *o, int64_t r0, int64_t r1)
+{
+    const bnn_kernels *kt = bnn_kernels_get();
+    const int64_t k = o->k, chunk = BNN_MAX(1, OPT_PACK_CHUNK / k);
+    int64_t r, i;
+    for (r = r0; r < r1; r += chunk) {
+        int64_t re = BNN_MIN(r1, r + chunk);
+        kt->opt_range(o->p, o->step, r * k, re * k, o->param, o->grad, o->m, o->v);
+        for (i = r; i < re; i++) kt->pack_f32(k, o->param + i * k, o->signs + i * o->lds);
+    }
+}
+
+static void opt_pack_part(void *ctx, int part, int parts)
+{
+    const opt_pack_ctx *o = (const opt_pack_ctx *)ctx;
+    opt_pack_rows(o, o->rows * part / parts, o->rows * (part + 1) / parts);
+}
+
+bnn_status bnn_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k, float *param,
+                             const float *grad, float *m, float *v, uint64_t *signs,
+                             int64_t signs_stride_words)
+{
+    opt_pack_ctx o;
+    int64_t n;
+    bnn_status st = opt_prepare(p, &o.step);
+    if (st != BNN_OK) return st;
+    if (rows < 0 || k < 0) return BNN_ERR_SHAPE;
+    if (rows == 0 || k == 0) return BNN_OK;
+    if (!param || !grad || !m || !v || !signs) return BNN_ERR_NULL;
+    if (signs_stride_words < bnn_words(k)) return BNN_ERR_STRIDE;
+    if (!bnn_mul_ok(rows, k, &n) || (uint64_t)n > (uint64_t)(SIZE_MAX / sizeof(float))
+        || !bnn_extent_ok(rows, signs_stride_words, bnn_words(k), sizeof(uint64_t)))
+        return BNN_ERR_OVERFLOW;
+    o.p = p; o.rows = rows; o.k = k;
+    o.param = param; o.grad = grad; o.m = m; o.v = v;
+    o.signs = signs; o.lds = signs_stride_words;
+    if (bnn_get_num_threads() > 1 && n >= OPT_PARALLEL_MIN && rows > 1)
+        bnn_run_parts(opt_pack_part, &o, (int)BNN_MIN(rows, BNN_MIN(bnn_get_num_threads(), 8)));
+    else
+        opt_pack_rows(&o, 0, rows);
     return BNN_OK;
 }

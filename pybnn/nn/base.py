@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from .. import _core
-from ..ops import PackedTensor
+from ..ops import PackedTensor, pack
 
 __all__ = ["Parameter", "Layer", "MaskedPacked", "Rounder", "scale_input"]
 
@@ -43,15 +43,51 @@ class Parameter:
     """A trainable array with its gradient and optimizer settings.
 
     binary: the latent real weights of a binary layer -- their updates are
-    scaled by `lr_scale` (Glorot, as in the paper) and clipped to [-1, 1]."""
+    scaled by `lr_scale` (Glorot, as in the paper) and clipped to [-1, 1].
+
+    The optimizer's step on binary weights also leaves their packed signs
+    (bnn_opt_step_pack), which the next forward multiplies with instead of
+    packing the weights again.  While it holds them, `value` is read-only,
+    so the bits cannot go stale: writing it in place then raises numpy's
+    "assignment destination is read-only"; call drop_signs() first (the
+    library's own writers -- load_state_dict, state_dict, a new optimizer
+    -- do).  Assigning `value` a new array drops them too."""
 
     def __init__(self, name, value, binary=False, lr_scale=1.0):
         self.name = name
-        self.value = np.ascontiguousarray(value, dtype=np.float32)
+        self._signs = None
+        self.value = value
         self._grad = np.zeros_like(self.value)
         self._grad_stale = False     # True: _grad holds old values that count as zero
         self.binary = binary
         self.lr_scale = float(lr_scale)
+
+    @property
+    def value(self):
+        """The parameter's float32 array (C-contiguous)."""
+        return self._value
+
+    @value.setter
+    def value(self, value):
+        self.drop_signs()
+        self._value = np.ascontiguousarray(value, dtype=np.float32)
+
+    def signs(self):
+        """sign(value) packed along the last axis (PackedTensor): the bits
+        the optimizer's step left, or a fresh pack."""
+        return self._signs if self._signs is not None else pack(self._value)
+
+    def set_signs(self, words):
+        """Keep `words` (the packed signs of value, as bnn_opt_step_pack
+        wrote them) for signs(); value turns read-only until drop_signs()."""
+        self._signs = PackedTensor(words, self._value.shape)
+        self._value.flags.writeable = False
+
+    def drop_signs(self):
+        """Forget the kept signs and make value writable again."""
+        if self._signs is not None:
+            self._signs = None
+            self._value.flags.writeable = True
 
     @property
     def grad(self):
@@ -118,6 +154,8 @@ class Layer:
         """The arrays that define this layer (the live arrays, not copies),
         by name: parameters first, then any other state (an 8-bit
         backward's generator, "qstate": its seed and counter)."""
+        for p in self.parameters():    # live arrays: writable
+            p.drop_signs()
         state = {p.name: p.value for p in self.parameters()}
         rounder = getattr(self, "rounder", None)
         if rounder is not None:
@@ -151,6 +189,15 @@ class Layer:
     # Set by Sequential.forward for the layers whose input is a temporary of
     # the forward pass that nothing else keeps.
     overwrite_input = False
+    # Set by Sequential.backward for one call: shape -> a float32 array for
+    # the input gradient this call returns (a view of a buffer reused across
+    # steps); None: a new array.  One request per call.
+    grad_out = None
+
+    def _grad_array(self, shape):
+        """Where backward writes the input gradient it returns."""
+        shape = tuple(int(d) for d in shape)
+        return np.empty(shape, np.float32) if self.grad_out is None else self.grad_out(shape)
 
     def kept_bytes(self):
         """Bytes this layer keeps for backward after a training forward."""

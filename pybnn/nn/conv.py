@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from ..ops import PackedTensor, bconv2d_affine, conv2d_output_shape, conv2d_u8, pack
+from ..ops import PackedTensor, bconv2d_affine, conv2d_output_shape, conv2d_u8
 from ..ops.conv import _pair, _padding
 from .base import Layer, Parameter, Rounder, as_float, glorot, kept_nbytes
 from .dense import BACKWARDS
@@ -99,7 +99,7 @@ class BinaryConv2d(Layer):
 
     def weights_pm1(self):
         W = self.W.value
-        return pack(W).unpack() if self.binary else W
+        return self.W.signs().unpack() if self.binary else W
 
     def fan_in(self):
         return self.kh * self.kw * self.in_channels
@@ -133,7 +133,7 @@ class BinaryConv2d(Layer):
         if isinstance(x, PackedTensor) and self.binary:
             # sign(W) packed once per step: forward, recompute and backward
             if self._wp is None:
-                self._wp = pack(self.W.value)
+                self._wp = self.W.signs()
             # float32 straight from the kernel (dot * 1 + 0: exact)
             y = bconv2d_affine(x, self._wp, stride=self.stride, padding=self.padding,
                                dilation=self.dilation, pad_value=self.pad_value)
@@ -145,7 +145,7 @@ class BinaryConv2d(Layer):
             # sum is a multiple of 2^-7 of magnitude at most fan_in < 2^17
             # (exact in float32) -- with no patch matrix
             if self._wp is None:
-                self._wp = pack(self.W.value)
+                self._wp = self.W.signs()
             y = conv2d_u8(x, self._wp, self.stride, self.padding, self.dilation, pad_byte=128,
                           scale=np.full(self.out_channels, 1 / 128, np.float32))
         else:
@@ -188,7 +188,7 @@ class BinaryConv2d(Layer):
                 accumulate=acc))
         if not input_grad:
             return None
-        gx = np.empty((n, h, w, c), np.float32)
+        gx = self._grad_array((n, h, w, c))
         if self.rounder is not None:
             q, sc = self.rounder(g2)
             _core.conv2d_grad_input(wp.words, c, q, gx, *geom, scale=sc)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from ..ops import PackedTensor, bgemm, pack
+from ..ops import PackedTensor, bgemm
 from .base import Layer, MaskedPacked, Parameter, Rounder, as_float, glorot, kept_nbytes
 
 __all__ = ["BinaryDense", "pm1_input_grad", "BACKWARDS"]
@@ -62,7 +62,7 @@ class BinaryDense(Layer):
         """The weights the layer multiplies with (float32): sign(W) through
         the vectorised pack/unpack kernels, or W itself for float weights."""
         W = self.W.value
-        return pack(W).unpack() if self.binary else W
+        return self.W.signs().unpack() if self.binary else W
 
     def fan_in(self):
         return self.in_features
@@ -96,7 +96,7 @@ class BinaryDense(Layer):
     def _compute(self, x):
         # sign(W) packed once per training step: forward, the batch norm's
         # recompute and backward all use the same bits
-        wp = self._wp if self._wp is not None else pack(self.W.value) if self.binary else None
+        wp = self._wp if self._wp is not None else self.W.signs() if self.binary else None
         if isinstance(x, PackedTensor) and wp is not None:
             y = bgemm(x, wp).astype(np.float32)
         elif isinstance(x, MaskedPacked) and wp is not None:
@@ -118,13 +118,14 @@ class BinaryDense(Layer):
                 q, scale = self.rounder(grad)
                 s = np.empty((q.shape[0], self.in_features), np.int32)
                 _core.gemm_i8_pm1(q, self._wp.words, self.in_features, s)
-                gx = s.astype(np.float32)
+                gx = self._grad_array(s.shape)
+                gx[...] = s
                 gx *= scale[:, None]
             elif self._wp is not None and pm1_input_grad():
                 # g . sign(W) straight from the packed bits (bnn_gemm_f32_pm1):
                 # no float copy of the weights
                 g = np.ascontiguousarray(grad, dtype=np.float32)
-                gx = np.empty((g.shape[0], self.in_features), np.float32)
+                gx = self._grad_array((g.shape[0], self.in_features))
                 _core.gemm_f32_pm1(g, self._wp.words, self.in_features, gx)
             elif self._wp is not None:
                 # +-1 floats in a buffer kept across steps: a fresh 64 MB
@@ -133,7 +134,7 @@ class BinaryDense(Layer):
                 if self._wbuf is None or self._wbuf.shape != self._wp.shape:
                     self._wbuf = np.empty(self._wp.shape, np.float32)
                 wf = self._wp.unpack(out=self._wbuf)
-                gx = grad @ wf
+                gx = np.matmul(grad, wf, out=self._grad_array((grad.shape[0], wf.shape[1])))
             else:
                 gx = grad @ self.weights_pm1()
         self._x = self._wp = None
