@@ -1071,6 +1071,104 @@ def test_parameter_gradient_is_zeroed_lazily_and_accumulates():
     np.testing.assert_allclose(q.grad, (a @ b).reshape(5, 2, 3), rtol=1e-6)
 
 
+def _signs_net(seed):
+    r = np.random.default_rng(seed)
+    return nn.Sequential([
+        nn.BinaryConv2d(3, 70, 3, padding=1, rng=r), nn.BatchNorm(70), nn.Sign(),
+        nn.BinaryConv2d(70, 9, 3, rng=r), nn.BatchNorm(9), nn.Sign(), nn.Flatten(),
+        nn.BinaryDense(4 * 4 * 9, 130, rng=r), nn.BatchNorm(130), nn.Sign(),
+        nn.BinaryDense(130, 10, rng=r), nn.BatchNorm(10)])
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamax", "shift_adamax"])
+def test_optimizer_step_leaves_the_packed_signs_of_the_new_weights(kind):
+    """The fused step (bnn_opt_step_pack) leaves exactly pack(W) of the
+    updated weights; training that uses them is bitwise the training that
+    packs the weights in every forward (the kept bits dropped each step)."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (24, 6, 6, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, 24)
+    fused, plain = _signs_net(4), _signs_net(4)
+    ofused = optim.Optimizer(fused.parameters(), kind, lr=0.05)
+    oplain = optim.Optimizer(plain.parameters(), kind, lr=0.05)
+    for step in range(4):
+        xb, yb = x[step * 6:(step + 1) * 6], y[step * 6:(step + 1) * 6]
+        for net, opt in ((fused, ofused), (plain, oplain)):
+            opt.zero_grad()
+            _, g = losses.squared_hinge(net.forward(xb, training=True), yb)
+            net.backward(g)
+            opt.step()
+        for p in fused.parameters():
+            if p.binary:
+                kept = p.signs()
+                np.testing.assert_array_equal(kept.words, pybnn.pack(p.value).words)
+                assert kept.shape == p.value.shape
+                assert not p.value.flags.writeable
+        for p in plain.parameters():
+            p.drop_signs()
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        np.testing.assert_array_equal(a.value, b.value)
+    np.testing.assert_array_equal(fused.forward(x, training=False),
+                                  plain.forward(x, training=False))
+
+
+def test_backward_reuses_two_gradient_buffers(monkeypatch):
+    """Activation gradients go to two buffers grown at the first step of a
+    batch shape and reused after (no new allocation in a steady step), and
+    training gives bitwise the results of fresh arrays per layer."""
+    rng = np.random.default_rng(6)
+    x = rng.integers(0, 256, (30, 6, 6, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, 30)
+    nets = [_signs_net(9), _signs_net(9)]
+    opts = [optim.Optimizer(n.parameters(), "adam", lr=0.05) for n in nets]
+    seen = []
+    for step in range(5):
+        xb, yb = x[step * 6:(step + 1) * 6], y[step * 6:(step + 1) * 6]
+        for k, (net, opt) in enumerate(zip(nets, opts)):
+            if k == 1:   # fresh arrays for every layer's gradient
+                monkeypatch.setattr(nn.Sequential, "_grad_buffer_for", lambda self, g: None)
+            opt.zero_grad()
+            _, g = losses.squared_hinge(net.forward(xb, training=True), yb)
+            net.backward(g)
+            opt.step()
+            monkeypatch.undo()
+        seen.append([id(b) for b in nets[0]._grad_bufs])
+        assert all(b.size > 0 for b in nets[0]._grad_bufs)
+    assert seen[1:] == seen[:-1]
+    assert not hasattr(nets[1], "_grad_bufs")
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        np.testing.assert_array_equal(a.value, b.value)
+
+
+def test_kept_signs_cannot_go_stale():
+    """While a parameter holds the optimizer's signs its value is read-only;
+    drop_signs(), state_dict(), load_state_dict() and assigning a new array
+    make it writable, and the next forward packs the new values."""
+    r = np.random.default_rng(8)
+    layer = nn.BinaryDense(70, 9, rng=r)
+    opt = optim.Optimizer(layer.parameters(), "adam")
+    x = pybnn.pack(r.standard_normal((4, 70)).astype(F32))
+    layer.backward(np.ones_like(layer.forward(x, True)))
+    opt.step()
+    with pytest.raises(ValueError, match="read-only"):
+        layer.W.value[0, 0] = 0.5
+    layer.W.drop_signs()
+    layer.W.value[...] *= -1
+    np.testing.assert_array_equal(layer.W.signs().words, pybnn.pack(layer.W.value).words)
+    opt.step()
+    assert not layer.W.value.flags.writeable
+    state = layer.state_dict()
+    assert state["W"].flags.writeable
+    opt.step()
+    layer.load_state_dict({"W": -layer.W.value})
+    np.testing.assert_array_equal(layer.W.signs().words, pybnn.pack(layer.W.value).words)
+    opt.step()
+    layer.W.value = np.ones((9, 70), F32)
+    assert layer.W.value.flags.writeable
+    y = layer.forward(x, False)
+    np.testing.assert_array_equal(y, x.unpack() @ np.ones((70, 9), F32))
+
+
 def test_training_reuses_packed_weights_but_sees_each_update():
     """The packed sign(W) of a step is reused by backward, never by the next
     step: after an update that flips signs, forward uses the new bits."""
