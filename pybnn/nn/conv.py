@@ -12,6 +12,11 @@ from .dense import BACKWARDS
 __all__ = ["BinaryConv2d"]
 
 _SHARED_WS = np.empty(0, np.uint64)   # see BinaryConv2d._workspace
+# The float path (uint8 pixels into the first layer's weight gradient, float
+# activations of the BinaryConnect and float baselines) builds the patch
+# matrix of a few images at a time, about this many bytes of it: bounded by
+# one image, not by the batch.
+_TILE_BYTES = 8 << 20
 
 
 def _im2col(x, kh, kw, stride, padding, dilation, pad_value):
@@ -149,10 +154,24 @@ class BinaryConv2d(Layer):
             y = conv2d_u8(x, self._wp, self.stride, self.padding, self.dilation, pad_byte=128,
                           scale=np.full(self.out_channels, 1 / 128, np.float32))
         else:
-            cols = _im2col(as_float(x), self.kh, self.kw, self.stride, self.padding,
-                           self.dilation, self.pad_value)
-            y = cols @ self.weights_pm1().reshape(self.out_channels, -1).T
+            wt = self.weights_pm1().reshape(self.out_channels, -1).T
+            y = np.empty(self.output_shape(tuple(x.shape)), np.float32)
+            for a, b in self._image_tiles(x.shape):
+                y[a:b] = self._cols(x[a:b]) @ wt
         return y
+
+    def _image_tiles(self, shape):
+        """[a, b) ranges of images whose float patch matrix is about
+        _TILE_BYTES (at least one image)."""
+        n = shape[0]
+        oh, ow = self.output_shape(tuple(shape))[1:3]
+        per_image = oh * ow * self.kh * self.kw * self.in_channels * 4
+        step = max(1, _TILE_BYTES // max(1, per_image))
+        return [(a, min(n, a + step)) for a in range(0, n, step)]
+
+    def _cols(self, x):
+        return _im2col(as_float(x), self.kh, self.kw, self.stride, self.padding, self.dilation,
+                       self.pad_value)
 
     def _workspace(self, n, h, w):
         """The backward products' scratch: one buffer for every layer of the
@@ -203,15 +222,28 @@ class BinaryConv2d(Layer):
             gx = self._backward_bits(grad, input_grad)
             self._x = self._wp = None
             return gx
-        xf = as_float(self._x)
-        cols = _im2col(xf, self.kh, self.kw, self.stride, self.padding, self.dilation,
-                       self.pad_value)
-        g2 = grad.reshape(-1, self.out_channels)
-        self.W.accumulate_matmul(g2.T, cols.reshape(g2.shape[0], -1))
-        if not input_grad:
-            self._x = self._wp = None
-            return None
-        gcols = (g2 @ self.weights_pm1().reshape(self.out_channels, -1)).reshape(cols.shape)
+        # the float path, a few images at a time: the weight gradient sums
+        # the tiles' products in order; the input gradient of each image is
+        # its own
+        x, o = self._x, self.out_channels
+        grad = np.asarray(grad, dtype=np.float32)
+        wm = self.weights_pm1().reshape(o, -1) if input_grad else None
+        gx = self._grad_array(x.shape) if input_grad else None
+        gw = None
+        for a, b in self._image_tiles(x.shape):
+            cols = self._cols(x[a:b])
+            g2 = grad[a:b].reshape(-1, o)
+            part = g2.T @ cols.reshape(g2.shape[0], -1)
+            if gw is None:
+                gw = part
+            else:
+                gw += part
+            if input_grad:
+                gx[a:b] = _col2im((g2 @ wm).reshape(cols.shape), cols.shape[:1] + x.shape[1:],
+                                  self.kh, self.kw, self.stride, self.padding, self.dilation)
+        if gw is not None:
+            gw = gw.reshape(self.W.value.shape)
+            self.W.accumulate_into(lambda buf, acc: np.add(buf, gw, out=buf) if acc
+                                   else np.copyto(buf, gw))
         self._x = self._wp = None
-        return _col2im(gcols, xf.shape, self.kh, self.kw, self.stride, self.padding,
-                       self.dilation)
+        return gx

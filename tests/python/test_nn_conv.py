@@ -163,3 +163,44 @@ def test_dropout_before_flatten_trains_in_bnn_mode():
     np.testing.assert_array_equal(outs[0][0], outs[1][0])
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
     np.testing.assert_array_equal(outs[0][2], outs[1][2])
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_float_path_works_image_tile_by_tile(monkeypatch, first):
+    """The float path (uint8 pixels, float activations) builds the patch
+    matrix of a few images at a time: with one image per tile, forward and
+    the input gradient are the whole batch's, the weight gradient the same
+    sum in another order, and the largest array it allocates is bounded by
+    a tile, not the batch."""
+    import tracemalloc
+
+    import pybnn.nn.conv as conv_mod
+    rng = np.random.default_rng(12)
+    n = 9
+    if first:
+        x = rng.integers(0, 256, (n, 10, 11, 3), dtype=np.uint8)
+    else:
+        x = rng.uniform(-1, 1, (n, 10, 11, 3)).astype(np.float32)
+    g = rng.standard_normal((n, 10, 11, 5)).astype(np.float32)
+    runs = []
+    for tile_bytes in (1 << 30, 1):
+        monkeypatch.setattr(conv_mod, "_TILE_BYTES", tile_bytes)
+        layer = BinaryConv2d(3, 5, 3, padding=1, rng=np.random.default_rng(2))
+        y = layer.forward(x, True)
+        gx = layer.backward(g, input_grad=True)
+        runs.append((y, gx, layer.W.grad.copy()))
+    (y1, gx1, gw1), (y2, gx2, gw2) = runs
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(gx1, gx2)
+    np.testing.assert_allclose(gw1, gw2, rtol=1e-5, atol=1e-5)
+    # one image per tile: no allocation near the batch's patch matrix
+    layer = BinaryConv2d(3, 5, 3, padding=1, rng=np.random.default_rng(2))
+    layer.forward(x, True)
+    whole = n * 10 * 11 * 27 * 4
+    tracemalloc.start()
+    try:
+        layer.backward(g, input_grad=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < whole / 2, (peak, whole)
