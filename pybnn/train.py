@@ -22,6 +22,7 @@ import numpy as np
 from . import _core, checkpoint
 from .losses import softmax_cross_entropy, squared_hinge
 from .optim import ExponentialDecay, Optimizer
+from .nn.dense import resolve_backward
 from .nn.sequential import format_memory_plan
 from .recipes import RECIPES, build_model, load_data
 
@@ -39,9 +40,11 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
           data=None, out="pybnn-run", resume=False, optimizer=None, bn=None, mode="bnn",
           threads=None, lr=None, progress=True, limit=None, log=print, backward="float"):
     """Train a recipe; returns the metrics history (list of dicts).
-    backward: the binary dense layers' input gradient, "float" (exact
-    products) or "int8" (stochastically rounded gradient rows, exact
-    integer products; recorded in the checkpoint's configuration)."""
+    backward: the arithmetic of the binary layers' backward products,
+    "float" (exact products), "int8" (a stochastically rounded gradient,
+    exact integer products) or "auto" (resolve_backward: int8 on the x86
+    SIMD kernels, float on the reference ones); the one used is recorded
+    in the checkpoint's configuration."""
     if recipe not in RECIPES:
         raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
     cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
@@ -52,6 +55,7 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
     if data is None and cfg["dataset"] == "mnist" and epochs is None:
         cfg["epochs"] = 10          # the bundled sample: a one-minute run
     cfg.update(recipe=recipe, seed=int(seed), mode=mode, limit=limit)
+    backward = resolve_backward(backward)
     if backward != "float":           # float runs keep the configuration they always had
         cfg["backward"] = backward
     if threads:

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import _core
 from ..losses import softmax_cross_entropy, squared_hinge
+from ..nn.dense import resolve_backward
 from ..optim import Optimizer
 from ..recipes import RECIPES, build_model
 
@@ -100,6 +101,7 @@ def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
     """Time `steps` training steps per round, `rounds` rounds, of pybnn and
     (torch=True) PyTorch in turn; returns a dict of the figures (per-step
     medians, ratio, epoch estimates, pybnn's breakdown)."""
+    backward = resolve_backward(backward)
     from threadpoolctl import threadpool_limits
     cfg = _config(recipe, width, batch_size, backward)
     shape = _INPUT[cfg["dataset"]]
@@ -228,6 +230,7 @@ def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True,
     each in its own process, for pybnn and (torch=True) the PyTorch
     reference: the slope over the batch sizes is the memory per training
     sample.  Also checks pybnn's memory plan against the measured peaks."""
+    backward = resolve_backward(backward)
     import json
     import subprocess
     import sys

@@ -7,7 +7,7 @@ from .. import _core
 from ..ops import PackedTensor, bconv2d_affine, conv2d_output_shape, conv2d_u8
 from ..ops.conv import _pair, _padding
 from .base import Layer, Parameter, Rounder, as_float, glorot, kept_nbytes
-from .dense import BACKWARDS
+from .dense import resolve_backward
 
 __all__ = ["BinaryConv2d"]
 
@@ -70,7 +70,8 @@ class BinaryConv2d(Layer):
     output channel for the weight gradient, per output position for the
     input gradient; Rounder seeded with `seed`), exact integer products,
     rescaled: unbiased (docs/training.md has the measured speed and
-    accuracy)."""
+    accuracy); "auto": resolve_backward() picks one for this machine when
+    the layer is built."""
 
     family = "conv"
 
@@ -91,9 +92,7 @@ class BinaryConv2d(Layer):
         self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_channels, self.kh, self.kw,
                                                             self.in_channels)),
                            binary=self.binary, lr_scale=lr_scale if self.binary else 1.0)
-        if backward not in BACKWARDS:
-            raise ValueError("backward must be one of %s, got %r" % (", ".join(BACKWARDS),
-                                                                    backward))
+        backward = resolve_backward(backward)
         self.backward_kind = backward
         self.rounder = Rounder(seed) if backward == "int8" else None
         self._x = self._wp = None

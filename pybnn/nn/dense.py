@@ -7,9 +7,23 @@ from .. import _core
 from ..ops import PackedTensor, bgemm
 from .base import Layer, MaskedPacked, Parameter, Rounder, as_float, glorot, kept_nbytes
 
-__all__ = ["BinaryDense", "pm1_input_grad", "BACKWARDS"]
+__all__ = ["BinaryDense", "pm1_input_grad", "BACKWARDS", "resolve_backward"]
 
-BACKWARDS = ("float", "int8")
+# The arithmetic of the backward products of binary layers; "auto" picks
+# one of them for this machine (resolve_backward).
+BACKWARDS = ("float", "int8", "auto")
+
+
+def resolve_backward(kind):
+    """"float" or "int8" for a backward setting: "auto" is "int8" where
+    libbnn runs x86 SIMD kernels (its 8-bit products measured faster than
+    the float ones there, docs/training.md) and "float" on the portable
+    reference kernels."""
+    if kind not in BACKWARDS:
+        raise ValueError("backward must be one of %s, got %r" % (", ".join(BACKWARDS), kind))
+    if kind == "auto":
+        return "float" if _core.isa() == "ref" else "int8"
+    return kind
 
 
 def pm1_input_grad():
@@ -36,7 +50,8 @@ class BinaryDense(Layer):
     stochastically to int8 (scale max|row|/127, a counter-based generator
     seeded with `seed`: Rounder), times the packed weights in exact
     integers (bnn_gemm_i8_pm1), rescaled: unbiased (docs/training.md has
-    the measured speed and accuracy)."""
+    the measured speed and accuracy); "auto": resolve_backward() picks one
+    for this machine when the layer is built."""
 
     family = "dense"
 
@@ -48,9 +63,7 @@ class BinaryDense(Layer):
         self.binary = bool(binary)
         self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_features, self.in_features)),
                            binary=self.binary, lr_scale=lr_scale if self.binary else 1.0)
-        if backward not in BACKWARDS:
-            raise ValueError("backward must be one of %s, got %r" % (", ".join(BACKWARDS),
-                                                                    backward))
+        backward = resolve_backward(backward)
         self.backward_kind = backward
         self.rounder = Rounder(seed) if backward == "int8" else None
         self._x = self._wp = self._wbuf = None

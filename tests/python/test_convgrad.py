@@ -221,3 +221,18 @@ def test_first_layer_on_pixels_is_the_float_product():
     np.testing.assert_array_equal(y, want)               # values (zeros of either sign)
     assert layer.kept_bytes() == x.nbytes                # it keeps the pixels
     layer.backward(np.ones_like(y), input_grad=False)
+
+
+def test_auto_backward_resolves_per_kernel_set():
+    """backward="auto" is int8 on the x86 SIMD kernel sets and float on the
+    reference kernels, decided when the layer is built; a wrong name is an
+    error that lists the choices."""
+    from pybnn.nn.dense import resolve_backward
+    want = "float" if pybnn.isa() == "ref" else "int8"
+    assert resolve_backward("auto") == want
+    assert resolve_backward("float") == "float" and resolve_backward("int8") == "int8"
+    from pybnn.nn import BinaryDense
+    assert BinaryConv2d(3, 4, 3, backward="auto").backward_kind == want
+    assert BinaryDense(5, 4, backward="auto").backward_kind == want
+    with pytest.raises(ValueError, match="float, int8, auto"):
+        BinaryDense(5, 4, backward="bf16")

@@ -99,3 +99,21 @@ def test_bad_inputs(tmp_path):
     bad.write_bytes(b"not a zip file")
     with pytest.raises(ValueError, match="cannot read checkpoint"):
         pybnn.load_checkpoint(str(bad))
+
+
+def test_backward_auto_records_the_arithmetic_it_chose(tmp_path):
+    """--backward auto trains with the backward this machine's kernels get
+    (pybnn.nn.dense.resolve_backward) and the checkpoint names that one, so
+    a resume or a load rebuilds the same arithmetic."""
+    from pybnn.nn.dense import resolve_backward
+    out = tmp_path / "auto"
+    r = _run("train", "--epochs", "1", "--width", "32", "--limit", "600", "--backward", "auto",
+             "--threads", "1", "--no-progress", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    with np.load(out / "last.npz") as z:
+        config = json.loads(str(z["state"]))["config"]
+    want = resolve_backward("auto")
+    assert config.get("backward", "float") == want
+    model = pybnn.load_checkpoint(str(out / "last.npz"))
+    kinds = {l.backward_kind for l in model.layers if hasattr(l, "backward_kind") and l.binary}
+    assert kinds == {want}
