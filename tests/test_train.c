@@ -1084,6 +1084,86 @@ static int test_opt(void)
 
 /* Large batch norms split features over threads: every thread count gives
  * the one-thread outputs, running statistics and gradients, bit for bit. */
+/* The shift backward by its definition, in its order: per feature, sums
+ * over rows in order in double of dy, AP2(d) dy and AP2(d sc) dy with
+ * d = x - mean; dgamma, dbeta those sums; dx = AP2(gamma) sc (dy - mean(dy)
+ * - AP2(d) sc^2 mean(AP2(d) dy)).  The kernel must give these bits (its
+ * vectorized sums use dgamma = sc * sum AP2(d) dy where that is exact). */
+static void exact_bn_shift_backward(int64_t n, int64_t c, const float *x, const float *gamma,
+                                    const float *sm, const float *ss, const float *dy,
+                                    float *dx, float *dg, float *db)
+{
+    int64_t i, j;
+    for (j = 0; j < c; j++) {
+        double mean = sm[j], sc = ss[j], sg = 0.0, sgx = 0.0, sdg = 0.0, k2, gsc;
+        for (i = 0; i < n; i++) {
+            double d = x[i * c + j] - mean, gi = dy[i * c + j];
+            sg += gi;
+            sgx += ap2_frexp(d) * gi;
+            sdg += ap2_frexp(d * sc) * gi;
+        }
+        dg[j] = (float)sdg;
+        db[j] = (float)sg;
+        k2 = sc * sc * (sgx / (double)n);
+        gsc = ap2_frexp(gamma[j]) * sc;
+        sg /= (double)n;
+        for (i = 0; i < n; i++) {
+            double d = x[i * c + j] - mean;
+            dx[i * c + j] = (float)(gsc * (dy[i * c + j] - sg - ap2_frexp(d) * k2));
+        }
+    }
+}
+
+static int same_or_nan(float a, float b)
+{
+    return same_bits_f(a, b) || (isnan(a) && isnan(b));
+}
+
+/* Bitwise against the definition: two chunks of features, clean data, a NaN
+ * and an infinity in x and in dy (the exact loop of their chunk), and a
+ * saved scale that is not a power of two (a caller's own statistics). */
+static int test_bn_shift_exact(void)
+{
+    enum { N = 37, C = 300 };
+    float *buf = (float *)malloc(sizeof(float) * ((size_t)N * C * 5 + (size_t)C * 8));
+    float *x, *dy, *dx, *dxr, *y, *g, *be, *sm, *ss, *dg, *db, *dgr, *dbr;
+    bt_rng r = bt_stream(0x5b1f);
+    int64_t i, j;
+    int v;
+    CHECK(buf != NULL);
+    x = buf; dy = x + N * C; dx = dy + N * C; dxr = dx + N * C; y = dxr + N * C;
+    g = y + N * C; be = g + C; sm = be + C; ss = sm + C; dg = ss + C; db = dg + C;
+    dgr = db + C; dbr = dgr + C;
+    for (v = 0; v < 4; v++) {
+        for (i = 0; i < (int64_t)N * C; i++) {
+            x[i] = (float)(bt_unit(&r) * 8.0 - 4.0);
+            dy[i] = (float)((bt_unit(&r) * 2.0 - 1.0) * exp2(bt_unit(&r) * 20 - 10));
+        }
+        for (j = 0; j < C; j++) {
+            g[j] = (float)(bt_unit(&r) * 3.0 - 1.0);
+            be[j] = 0.0f;
+        }
+        CHECK_ST(bnn_bn_forward_train(BNN_BN_SHIFT, N, C, x, g, be, 1e-4f, 0.1f, NULL, NULL, y,
+                                      sm, ss), BNN_OK);
+        if (v == 1) { x[5 * C + 3] = NAN; dy[7 * C + 290] = INFINITY; }
+        if (v == 2) { dy[2 * C + 10] = NAN; x[30 * C + 299] = -INFINITY; }
+        if (v == 3) ss[17] = 0.3f;
+        bt_ctx("bn shift backward bitwise, variant %d", v);
+        CHECK_ST(bnn_bn_backward(BNN_BN_SHIFT, N, C, x, g, sm, ss, dy, dx, dg, db), BNN_OK);
+        exact_bn_shift_backward(N, C, x, g, sm, ss, dy, dxr, dgr, dbr);
+        for (j = 0; j < C; j++)
+            CHECK_MSG(same_or_nan(dg[j], dgr[j]) && same_or_nan(db[j], dbr[j]),
+                      "feature %" PRId64 ": dgamma %a want %a, dbeta %a want %a", j,
+                      (double)dg[j], (double)dgr[j], (double)db[j], (double)dbr[j]);
+        for (i = 0; i < (int64_t)N * C; i++)
+            CHECK_MSG(same_or_nan(dx[i], dxr[i]), "dx[%" PRId64 "] %a want %a", i,
+                      (double)dx[i], (double)dxr[i]);
+    }
+    free(buf);
+    printf("  batch norm shift backward == its definition (bitwise): ok\n");
+    return 0;
+}
+
 static int test_bn_threads(void)
 {
     enum { N = 300, C = 1001 };
@@ -1999,6 +2079,7 @@ int main(int argc, char **argv)
     RUN(test_bn_cases());
     RUN(test_bn_gradcheck());
     RUN(test_bn_errors());
+    RUN(test_bn_shift_exact());
     RUN(test_bn_threads());
     RUN(test_opt_by_hand());
     RUN(test_opt());

@@ -62,11 +62,32 @@ static void bn_fwd_part(void *vctx, int part, int parts)
             for (j = 0; j < nj; j++) mean[j] += xr[j];
         }
         for (j = 0; j < nj; j++) mean[j] /= (double)n;
-        for (i = 0; i < n; i++) {
-            const float *xr = x + i * c + j0;
-            for (j = 0; j < nj; j++) {
-                double d = xr[j] - mean[j];
-                var[j] += shift ? bnn_ap2_inline(d) * d : d * d;
+        if (!shift) {
+            for (i = 0; i < n; i++) {
+                const float *xr = x + i * c + j0;
+                for (j = 0; j < nj; j++) {
+                    double d = xr[j] - mean[j];
+                    var[j] += d * d;
+                }
+            }
+        } else {
+            uint64_t rare = 0;                 /* vectorized; exact redo if needed */
+            for (i = 0; i < n; i++) {
+                const float *xr = x + i * c + j0;
+                for (j = 0; j < nj; j++) {
+                    double d = xr[j] - mean[j];
+                    var[j] += bnn_ap2_branchless(d, &rare) * d;
+                }
+            }
+            if (rare) {
+                for (j = 0; j < nj; j++) var[j] = 0.0;
+                for (i = 0; i < n; i++) {
+                    const float *xr = x + i * c + j0;
+                    for (j = 0; j < nj; j++) {
+                        double d = xr[j] - mean[j];
+                        var[j] += bnn_ap2_inline(d) * d;
+                    }
+                }
             }
         }
         for (j = 0; j < nj; j++) {
@@ -134,6 +155,24 @@ bnn_status bnn_bn_forward_eval(bnn_bn_kind kind, int64_t n, int64_t c, const flo
     return BNN_OK;
 }
 
+/* A positive or negative power of two (a normal double with no fraction
+ * bits), as the shift forward's saved scale is. */
+static int is_pow2(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return (u & 0xFFFFFFFFFFFFFULL) == 0 && ((u >> 52) & 0x7FF) != 0
+           && ((u >> 52) & 0x7FF) != 0x7FF;
+}
+
+/* 1 for an infinite or NaN double, else 0, without a branch. */
+static inline uint64_t nonfinite(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return (((u >> 52) & 0x7FF) + 1) >> 11;
+}
+
 static void bn_bwd_part(void *vctx, int part, int parts)
 {
     const bn_ctx *b = (const bn_ctx *)vctx;
@@ -145,22 +184,54 @@ static void bn_bwd_part(void *vctx, int part, int parts)
     double gsc[BN_CHUNK], k2[BN_CHUNK];
     int64_t i, j, j0, nj;
     for (j0 = c * part / parts; j0 < jend; j0 += nj) {
+        uint64_t rare = 0;     /* shift: a rare AP2 input in this chunk */
+        int pow2 = 1;
         nj = BNN_MIN((int64_t)BN_CHUNK, jend - j0);
         for (j = 0; j < nj; j++) {
             mean[j] = b->save_mean[j0 + j];
             sc[j] = b->save_scale[j0 + j];
             sg[j] = sgx[j] = sdg[j] = 0.0;
         }
-        for (i = 0; i < n; i++) {
-            const float *xr = x + i * c + j0, *gr = dy + i * c + j0;
-            for (j = 0; j < nj; j++) {
-                double d = xr[j] - mean[j], gi = gr[j];
-                sg[j] += gi;
-                if (shift) {
-                    sgx[j] += bnn_ap2_inline(d) * gi;          /* sum Ct * dy   */
-                    sdg[j] += bnn_ap2_inline(d * sc[j]) * gi;  /* dgamma        */
-                } else {
+        if (!shift) {
+            for (i = 0; i < n; i++) {
+                const float *xr = x + i * c + j0, *gr = dy + i * c + j0;
+                for (j = 0; j < nj; j++) {
+                    double d = xr[j] - mean[j], gi = gr[j];
+                    sg[j] += gi;
                     sgx[j] += d * sc[j] * gi;                  /* sum xh * dy   */
+                }
+            }
+        } else {
+            /* vectorized; the exact scalar loop where a rare value appears.
+             * sum AP2(d * sc) * dy is sc * sum AP2(d) * dy exactly when sc
+             * is a power of two (as the forward saves it): scaling by 2^k
+             * commutes with AP2, with the exact products AP2(d) * dy and
+             * with each rounded add, and double cannot overflow or
+             * underflow on float data. */
+            for (j = 0; j < nj; j++) pow2 = pow2 && is_pow2(sc[j]);
+            if (pow2) {
+                for (i = 0; i < n; i++) {
+                    const float *xr = x + i * c + j0, *gr = dy + i * c + j0;
+                    for (j = 0; j < nj; j++) {
+                        double d = xr[j] - mean[j], gi = gr[j];
+                        sg[j] += gi;
+                        sgx[j] += bnn_ap2_branchless(d, &rare) * gi;     /* Ct * dy */
+                        rare |= nonfinite(gi);          /* NaN and inf: the exact loop */
+                    }
+                }
+                for (j = 0; j < nj; j++) sdg[j] = sc[j] * sgx[j];        /* dgamma  */
+            }
+            if (!pow2 || rare) {
+                rare = 1;                       /* and the exact loop for dx */
+                for (j = 0; j < nj; j++) sg[j] = sgx[j] = sdg[j] = 0.0;
+                for (i = 0; i < n; i++) {
+                    const float *xr = x + i * c + j0, *gr = dy + i * c + j0;
+                    for (j = 0; j < nj; j++) {
+                        double d = xr[j] - mean[j], gi = gr[j];
+                        sg[j] += gi;
+                        sgx[j] += bnn_ap2_inline(d) * gi;
+                        sdg[j] += bnn_ap2_inline(d * sc[j]) * gi;
+                    }
                 }
             }
         }
@@ -183,10 +254,25 @@ static void bn_bwd_part(void *vctx, int part, int parts)
         for (i = 0; i < n; i++) {
             const float *xr = x + i * c + j0, *gr = dy + i * c + j0;
             float *dr = b->dx + i * c + j0;
-            for (j = 0; j < nj; j++) {
-                double d = xr[j] - mean[j];
-                double ct = shift ? bnn_ap2_inline(d) : d;
-                dr[j] = (float)(gsc[j] * (gr[j] - sg[j] - ct * k2[j]));
+            if (!shift) {
+                for (j = 0; j < nj; j++) {
+                    double d = xr[j] - mean[j];
+                    dr[j] = (float)(gsc[j] * (gr[j] - sg[j] - d * k2[j]));
+                }
+            } else {
+                /* the same d as the sums above: rare there if and only if here */
+                if (!rare) {
+                    uint64_t unused = 0;
+                    for (j = 0; j < nj; j++) {
+                        double d = xr[j] - mean[j], ct = bnn_ap2_branchless(d, &unused);
+                        dr[j] = (float)(gsc[j] * (gr[j] - sg[j] - ct * k2[j]));
+                    }
+                } else {
+                    for (j = 0; j < nj; j++) {
+                        double d = xr[j] - mean[j];
+                        dr[j] = (float)(gsc[j] * (gr[j] - sg[j] - bnn_ap2_inline(d) * k2[j]));
+                    }
+                }
             }
         }
     }
