@@ -189,15 +189,6 @@ class Layer:
     # Set by Sequential.forward for the layers whose input is a temporary of
     # the forward pass that nothing else keeps.
     overwrite_input = False
-    # Set by Sequential.backward for one call: shape -> a float32 array for
-    # the input gradient this call returns (a view of a buffer reused across
-    # steps); None: a new array.  One request per call.
-    grad_out = None
-
-    def _grad_array(self, shape):
-        """Where backward writes the input gradient it returns."""
-        shape = tuple(int(d) for d in shape)
-        return np.empty(shape, np.float32) if self.grad_out is None else self.grad_out(shape)
 
     def kept_bytes(self):
         """Bytes this layer keeps for backward after a training forward."""

@@ -206,7 +206,7 @@ class BinaryConv2d(Layer):
                 accumulate=acc))
         if not input_grad:
             return None
-        gx = self._grad_array((n, h, w, c))
+        gx = np.empty((n, h, w, c), np.float32)
         if self.rounder is not None:
             q, sc = self.rounder(g2)
             _core.conv2d_grad_input(wp.words, c, q, gx, *geom, scale=sc)
@@ -227,7 +227,7 @@ class BinaryConv2d(Layer):
         x, o = self._x, self.out_channels
         grad = np.asarray(grad, dtype=np.float32)
         wm = self.weights_pm1().reshape(o, -1) if input_grad else None
-        gx = self._grad_array(x.shape) if input_grad else None
+        gx = np.empty(x.shape, np.float32) if input_grad else None
         gw = None
         for a, b in self._image_tiles(x.shape):
             cols = self._cols(x[a:b])

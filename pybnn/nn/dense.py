@@ -131,14 +131,13 @@ class BinaryDense(Layer):
                 q, scale = self.rounder(grad)
                 s = np.empty((q.shape[0], self.in_features), np.int32)
                 _core.gemm_i8_pm1(q, self._wp.words, self.in_features, s)
-                gx = self._grad_array(s.shape)
-                gx[...] = s
+                gx = s.astype(np.float32)
                 gx *= scale[:, None]
             elif self._wp is not None and pm1_input_grad():
                 # g . sign(W) straight from the packed bits (bnn_gemm_f32_pm1):
                 # no float copy of the weights
                 g = np.ascontiguousarray(grad, dtype=np.float32)
-                gx = self._grad_array((g.shape[0], self.in_features))
+                gx = np.empty((g.shape[0], self.in_features), np.float32)
                 _core.gemm_f32_pm1(g, self._wp.words, self.in_features, gx)
             elif self._wp is not None:
                 # +-1 floats in a buffer kept across steps: a fresh 64 MB
@@ -147,7 +146,7 @@ class BinaryDense(Layer):
                 if self._wbuf is None or self._wbuf.shape != self._wp.shape:
                     self._wbuf = np.empty(self._wp.shape, np.float32)
                 wf = self._wp.unpack(out=self._wbuf)
-                gx = np.matmul(grad, wf, out=self._grad_array((grad.shape[0], wf.shape[1])))
+                gx = grad @ wf
             else:
                 gx = grad @ self.weights_pm1()
         self._x = self._wp = None

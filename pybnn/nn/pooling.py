@@ -68,7 +68,7 @@ class MaxPool2d(Layer):
         arg = self._arg
         if arg.shape != self._oshape:
             arg = _unpack_taps(arg, self._oshape)
-        gx = self._grad_array(self._shape)
+        gx = np.empty(self._shape, dtype=np.float32)
         _core.maxpool2d_f32_backward(np.ascontiguousarray(grad, dtype=np.float32), arg, gx,
                                      self.kernel, self.stride, (0, 0, 0, 0))
         self._arg = None

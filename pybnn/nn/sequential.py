@@ -58,7 +58,6 @@ class Sequential:
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_deployed"] = {}          # the runtime is rebuilt from the layers
-        state.pop("_grad_bufs", None)    # scratch, regrown by the next backward
         return state
 
     @property
@@ -190,7 +189,6 @@ class Sequential:
             # the gradient handed down is this pass's own temporary, except
             # the caller's d(loss)/d(scores)
             layer.overwrite_grad = i < len(self.layers) - 1
-            layer.grad_out = self._grad_buffer_for(grad)
             try:
                 if i > first:
                     grad = layer.backward(grad)
@@ -198,29 +196,10 @@ class Sequential:
                     layer.backward(grad, input_grad=False)
             finally:
                 layer.overwrite_grad = False
-                layer.grad_out = None
             if t is not None:
                 t.add("backward", layer.name, perf_counter() - t0)
         for layer in self.layers[:first]:
             layer.release()
-
-    def _grad_buffer_for(self, incoming):
-        """The input-gradient array source of one layer's backward: a view
-        of whichever of two float32 buffers does not hold `incoming` (the
-        gradient the layer reads).  Each activation gradient lives for one
-        layer, so two buffers, grown once to the largest gradient of the
-        batch shape, serve every step: no allocation in a steady step."""
-        bufs = self.__dict__.setdefault("_grad_bufs", [np.empty(0, np.float32)] * 2)
-
-        def out(shape):
-            i = 1 if np.may_share_memory(bufs[0], incoming) else 0
-            n = 1
-            for d in shape:
-                n *= d
-            if bufs[i].size < n:
-                bufs[i] = np.empty(n, np.float32)
-            return bufs[i][:n].reshape(shape)
-        return out
 
     def zero_grad(self):
         for p in self.parameters():
@@ -266,9 +245,6 @@ class Sequential:
             step(2)
             persistent = tracemalloc.get_traced_memory()[0] - start
             for b in (2, 6):
-                # the gradient buffers grow with the batch: allocated inside
-                # each measured step, so the slope counts them
-                probe._grad_bufs = [np.empty(0, np.float32)] * 2
                 tracemalloc.reset_peak()
                 base = tracemalloc.get_traced_memory()[0]
                 kept = step(b)

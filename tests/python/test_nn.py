@@ -1112,34 +1112,6 @@ def test_optimizer_step_leaves_the_packed_signs_of_the_new_weights(kind):
                                   plain.forward(x, training=False))
 
 
-def test_backward_reuses_two_gradient_buffers(monkeypatch):
-    """Activation gradients go to two buffers grown at the first step of a
-    batch shape and reused after (no new allocation in a steady step), and
-    training gives bitwise the results of fresh arrays per layer."""
-    rng = np.random.default_rng(6)
-    x = rng.integers(0, 256, (30, 6, 6, 3), dtype=np.uint8)
-    y = rng.integers(0, 10, 30)
-    nets = [_signs_net(9), _signs_net(9)]
-    opts = [optim.Optimizer(n.parameters(), "adam", lr=0.05) for n in nets]
-    seen = []
-    for step in range(5):
-        xb, yb = x[step * 6:(step + 1) * 6], y[step * 6:(step + 1) * 6]
-        for k, (net, opt) in enumerate(zip(nets, opts)):
-            if k == 1:   # fresh arrays for every layer's gradient
-                monkeypatch.setattr(nn.Sequential, "_grad_buffer_for", lambda self, g: None)
-            opt.zero_grad()
-            _, g = losses.squared_hinge(net.forward(xb, training=True), yb)
-            net.backward(g)
-            opt.step()
-            monkeypatch.undo()
-        seen.append([id(b) for b in nets[0]._grad_bufs])
-        assert all(b.size > 0 for b in nets[0]._grad_bufs)
-    assert seen[1:] == seen[:-1]
-    assert not hasattr(nets[1], "_grad_bufs")
-    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
-        np.testing.assert_array_equal(a.value, b.value)
-
-
 def test_kept_signs_cannot_go_stale():
     """While a parameter holds the optimizer's signs its value is read-only;
     drop_signs(), state_dict(), load_state_dict() and assigning a new array
