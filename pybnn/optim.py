@@ -77,7 +77,7 @@ class Optimizer:
                 # multiplies with (no packing pass over the weights)
                 k = p.value.shape[-1]
                 rows = p.value.size // k
-                words = np.empty((rows, -(-k // 64)), np.uint64)
+                words = np.empty((rows, _core.words(k)), np.uint64)
                 _core.opt_step_pack(kind, p.value.reshape(rows, k), p.grad.reshape(rows, k),
                                     m.reshape(rows, k), v.reshape(rows, k), words, *args)
                 p.set_signs(words.reshape(p.value.shape[:-1] + (words.shape[1],)))

@@ -17,21 +17,6 @@
  * rows just written are still in the first-level cache). */
 #define OPT_PACK_CHUNK 4096
 
-typedef struct opt_ctx {
-    const bnn_opt_params *p;
-    double step;
-    int64_t n;
-    float *param, *m, *v;
-    const float *grad;
-} opt_ctx;
-
-static void opt_part(void *ctx, int part, int parts)
-{
-    const opt_ctx *o = (const opt_ctx *)ctx;
-    bnn_kernels_get()->opt_range(o->p, o->step, o->n * part / parts,
-                                 o->n * (part + 1) / parts, o->param, o->grad, o->m, o->v);
-}
-
 /* Validates p and returns the bias-corrected step size times lr_scale
  * (*step), or the error. */
 static bnn_status opt_prepare(const bnn_opt_params *p, double *step)
@@ -60,45 +45,29 @@ static bnn_status opt_prepare(const bnn_opt_params *p, double *step)
     return BNN_OK;
 }
 
-bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
-                        const float *grad, float *m, float *v)
-{
-    double step;
-    bnn_status st = opt_prepare(p, &step);
-    if (st != BNN_OK) return st;
-    if (n < 0) return BNN_ERR_SHAPE;
-    if (n == 0) return BNN_OK;
-    if (!param || !grad || !m || !v) return BNN_ERR_NULL;
-    if (bnn_get_num_threads() > 1 && n >= OPT_PARALLEL_MIN) {
-        opt_ctx o;
-        o.p = p; o.step = step; o.n = n;
-        o.param = param; o.grad = grad; o.m = m; o.v = v;
-        bnn_run_parts(opt_part, &o, BNN_MIN(bnn_get_num_threads(), 8));
-    } else {
-        bnn_kernels_get()->opt_range(p, step, 0, n, param, grad, m, v);
-    }
-    return BNN_OK;
-}
-
-/* ---- the step that also packs the signs --------------------------------- */
-
-typedef struct opt_pack_ctx {
+/* One driver for both entry points: rows of k elements; with signs, the
+ * update of a few rows at a time (about OPT_PACK_CHUNK elements) and then
+ * their signs packed while the new values are in cache.  bnn_opt_step is
+ * rows of one element and no signs. */
+typedef struct opt_ctx {
     const bnn_opt_params *p;
     double step;
     int64_t rows, k;
     float *param, *m, *v;
     const float *grad;
-    uint64_t *signs;
+    uint64_t *signs;            /* NULL: no packing */
     int64_t lds;
-} opt_pack_ctx;
+} opt_ctx;
 
-/* Rows [r0, r1): the update of a few rows at a time (about OPT_PACK_CHUNK
- * elements), then their signs packed while the new values are in cache. */
-static void opt_pack_rows(const opt_pack_ctx *o, int64_t r0, int64_t r1)
+static void opt_rows(const opt_ctx *o, int64_t r0, int64_t r1)
 {
     const bnn_kernels *kt = bnn_kernels_get();
     const int64_t k = o->k, chunk = BNN_MAX(1, OPT_PACK_CHUNK / k);
     int64_t r, i;
+    if (o->signs == NULL) {
+        kt->opt_range(o->p, o->step, r0 * k, r1 * k, o->param, o->grad, o->m, o->v);
+        return;
+    }
     for (r = r0; r < r1; r += chunk) {
         int64_t re = BNN_MIN(r1, r + chunk);
         kt->opt_range(o->p, o->step, r * k, re * k, o->param, o->grad, o->m, o->v);
@@ -106,17 +75,43 @@ static void opt_pack_rows(const opt_pack_ctx *o, int64_t r0, int64_t r1)
     }
 }
 
-static void opt_pack_part(void *ctx, int part, int parts)
+static void opt_part(void *ctx, int part, int parts)
 {
-    const opt_pack_ctx *o = (const opt_pack_ctx *)ctx;
-    opt_pack_rows(o, o->rows * part / parts, o->rows * (part + 1) / parts);
+    const opt_ctx *o = (const opt_ctx *)ctx;
+    opt_rows(o, o->rows * part / parts, o->rows * (part + 1) / parts);
+}
+
+/* Elements are split over threads by whole rows, element-wise updates:
+ * any split gives the same result. */
+static void opt_run(opt_ctx *o)
+{
+    if (bnn_get_num_threads() > 1 && o->rows * o->k >= OPT_PARALLEL_MIN && o->rows > 1)
+        bnn_run_parts(opt_part, o, (int)BNN_MIN(o->rows, BNN_MIN(bnn_get_num_threads(), 8)));
+    else
+        opt_rows(o, 0, o->rows);
+}
+
+bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
+                        const float *grad, float *m, float *v)
+{
+    opt_ctx o;
+    bnn_status st = opt_prepare(p, &o.step);
+    if (st != BNN_OK) return st;
+    if (n < 0) return BNN_ERR_SHAPE;
+    if (n == 0) return BNN_OK;
+    if (!param || !grad || !m || !v) return BNN_ERR_NULL;
+    o.p = p; o.rows = n; o.k = 1;
+    o.param = param; o.grad = grad; o.m = m; o.v = v;
+    o.signs = NULL; o.lds = 0;
+    opt_run(&o);
+    return BNN_OK;
 }
 
 bnn_status bnn_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k, float *param,
                              const float *grad, float *m, float *v, uint64_t *signs,
                              int64_t signs_stride_words)
 {
-    opt_pack_ctx o;
+    opt_ctx o;
     int64_t n;
     bnn_status st = opt_prepare(p, &o.step);
     if (st != BNN_OK) return st;
@@ -130,9 +125,6 @@ bnn_status bnn_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k, f
     o.p = p; o.rows = rows; o.k = k;
     o.param = param; o.grad = grad; o.m = m; o.v = v;
     o.signs = signs; o.lds = signs_stride_words;
-    if (bnn_get_num_threads() > 1 && n >= OPT_PARALLEL_MIN && rows > 1)
-        bnn_run_parts(opt_pack_part, &o, (int)BNN_MIN(rows, BNN_MIN(bnn_get_num_threads(), 8)));
-    else
-        opt_pack_rows(&o, 0, rows);
+    opt_run(&o);
     return BNN_OK;
 }

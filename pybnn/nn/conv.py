@@ -221,28 +221,19 @@ class BinaryConv2d(Layer):
             gx = self._backward_bits(grad, input_grad)
             self._x = self._wp = None
             return gx
-        # the float path, a few images at a time: the weight gradient sums
+        # the float path, a few images at a time: the weight gradient adds
         # the tiles' products in order; the input gradient of each image is
         # its own
         x, o = self._x, self.out_channels
         grad = np.asarray(grad, dtype=np.float32)
         wm = self.weights_pm1().reshape(o, -1) if input_grad else None
         gx = np.empty(x.shape, np.float32) if input_grad else None
-        gw = None
         for a, b in self._image_tiles(x.shape):
             cols = self._cols(x[a:b])
             g2 = grad[a:b].reshape(-1, o)
-            part = g2.T @ cols.reshape(g2.shape[0], -1)
-            if gw is None:
-                gw = part
-            else:
-                gw += part
+            self.W.accumulate_matmul(g2.T, cols.reshape(g2.shape[0], -1))
             if input_grad:
                 gx[a:b] = _col2im((g2 @ wm).reshape(cols.shape), cols.shape[:1] + x.shape[1:],
                                   self.kh, self.kw, self.stride, self.padding, self.dilation)
-        if gw is not None:
-            gw = gw.reshape(self.W.value.shape)
-            self.W.accumulate_into(lambda buf, acc: np.add(buf, gw, out=buf) if acc
-                                   else np.copyto(buf, gw))
         self._x = self._wp = None
         return gx
