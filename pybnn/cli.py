@@ -223,10 +223,11 @@ def build_parser():
                     help="the recipe's by default; bop: Bop for the binary weights (no latent "
                          "weights, one moving average each) and Adam for the rest")
     pt.add_argument("--bn", choices=["standard", "shift"], default=None)
-    pt.add_argument("--backward", choices=list(BACKWARDS), default="float",
-                    help="the binary layers' backward products: exact float products "
-                         "(default), a stochastically rounded int8 gradient times the bits, "
-                         "or auto (int8 on the x86 SIMD kernels, float on the reference ones)")
+    pt.add_argument("--backward", choices=list(BACKWARDS), default=None,
+                    help="the binary layers' backward products: exact float products, a "
+                         "stochastically rounded int8 gradient times the bits, or auto (int8 "
+                         "on the x86 SIMD kernels, float on the reference ones; the default "
+                         "for a new run, while --resume keeps the checkpoint's)")
     pt.add_argument("--mode", choices=["bnn", "bc", "fp"], default="bnn")
     pt.add_argument("--lr", type=_positive_float, default=None, help="initial learning rate")
     pt.add_argument("--threads", type=_positive_int, default=None)
@@ -275,7 +276,7 @@ def build_parser():
                     help="train: batch size (default: the recipe's)")
     pb.add_argument("--no-torch", action="store_true",
                     help="train: pybnn only (no PyTorch reference)")
-    pb.add_argument("--backward", choices=list(BACKWARDS), default="float",
+    pb.add_argument("--backward", choices=list(BACKWARDS), default="auto",
                     help="train: the backward products of the binary layers (see pybnn train)")
     pb.add_argument("--memory", nargs="?", const="25,100", metavar="B1,B2",
                     help="train: peak RSS per training sample instead of time: each batch "

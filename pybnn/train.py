@@ -38,13 +38,14 @@ def _evaluate(model, x, y, batch=1000):
 
 def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, seed=0,
           data=None, out="pybnn-run", resume=False, optimizer=None, bn=None, mode="bnn",
-          threads=None, lr=None, progress=True, limit=None, log=print, backward="float"):
+          threads=None, lr=None, progress=True, limit=None, log=print, backward=None):
     """Train a recipe; returns the metrics history (list of dicts).
     backward: the arithmetic of the binary layers' backward products,
     "float" (exact products), "int8" (a stochastically rounded gradient,
     exact integer products) or "auto" (resolve_backward: int8 on the x86
     SIMD kernels, float on the reference ones); the one used is recorded
-    in the checkpoint's configuration."""
+    in the checkpoint's configuration.  None (the default): "auto" for a
+    new run, the checkpoint's own for a resumed one."""
     if recipe not in RECIPES:
         raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
     cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
@@ -55,13 +56,15 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
     if data is None and cfg["dataset"] == "mnist" and epochs is None:
         cfg["epochs"] = 10          # the bundled sample: a one-minute run
     cfg.update(recipe=recipe, seed=int(seed), mode=mode, limit=limit)
+    last_path = os.path.join(out, "last.npz")
+    if backward is None:
+        backward = _saved_backward(last_path) if resume else "auto"
     backward = resolve_backward(backward)
     if backward != "float":           # float runs keep the configuration they always had
         cfg["backward"] = backward
     if threads:
         _core.set_num_threads(int(threads))
     os.makedirs(out, exist_ok=True)
-    last_path = os.path.join(out, "last.npz")
     x, y, xt, yt = load_data(cfg, data)
     if limit:
         x, y = x[:int(limit)], y[:int(limit)]   # a quick run on the first `limit` images
@@ -149,6 +152,16 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         log("epoch %d/%d  loss %.4f  val error %.2f%%  test error %.2f%%  (%.1f s)"
             % (epoch + 1, cfg["epochs"], row["loss"], 100 * val_err, 100 * test_err, train_time))
     return history, state
+
+
+def _saved_backward(path):
+    """The backward arithmetic a checkpoint was trained with ("float" when
+    its configuration names none: runs before the setting existed), or
+    "auto" when there is no checkpoint (the resume then fails clearly)."""
+    if not os.path.exists(path):
+        return "auto"
+    saved = checkpoint.run_state(checkpoint.read(path), path)
+    return saved["config"].get("backward", "float")
 
 
 def _write_metrics(out, history):

@@ -53,7 +53,7 @@ def _steps_per_epoch(cfg):
     return -(-(n - val) // cfg["batch_size"])
 
 
-def _config(recipe, width=None, batch_size=None, backward="float"):
+def _config(recipe, width=None, batch_size=None, backward="auto"):
     if recipe not in RECIPES:
         raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
     cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
@@ -97,7 +97,7 @@ def _torch_reference():
 
 
 def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
-                batch_size=None, torch=True, seed=0, out=print, backward="float"):
+                batch_size=None, torch=True, seed=0, out=print, backward="auto"):
     """Time `steps` training steps per round, `rounds` rounds, of pybnn and
     (torch=True) PyTorch in turn; returns a dict of the figures (per-step
     medians, ratio, epoch estimates, pybnn's breakdown)."""
@@ -225,7 +225,7 @@ def _memory_child(framework, recipe, batch, threads, backward, steps):
 
 
 def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True, steps=2,
-                 backward="float", out=print):
+                 backward="auto", out=print):
     """Peak resident memory of `steps` training steps at each batch size,
     each in its own process, for pybnn and (torch=True) the PyTorch
     reference: the slope over the batch sizes is the memory per training

@@ -117,3 +117,27 @@ def test_backward_auto_records_the_arithmetic_it_chose(tmp_path):
     model = pybnn.load_checkpoint(str(out / "last.npz"))
     kinds = {l.backward_kind for l in model.layers if hasattr(l, "backward_kind") and l.binary}
     assert kinds == {want}
+
+
+def test_default_backward_is_auto_and_resume_keeps_the_checkpoints(tmp_path):
+    """A new run without --backward trains with "auto"; --resume without it
+    continues with the arithmetic the checkpoint was trained with (here an
+    explicit float run), instead of failing on a changed configuration."""
+    from pybnn.nn.dense import resolve_backward
+    common = ("--width", "32", "--limit", "600", "--threads", "1", "--no-progress")
+    new = tmp_path / "new"
+    r = _run("train", "--epochs", "1", *common, "--out", str(new))
+    assert r.returncode == 0, r.stderr
+    with np.load(new / "last.npz") as z:
+        assert json.loads(str(z["state"]))["config"].get("backward", "float") == \
+            resolve_backward("auto")
+    old = tmp_path / "float"
+    r = _run("train", "--epochs", "1", *common, "--backward", "float", "--out", str(old))
+    assert r.returncode == 0, r.stderr
+    r = _run("train", "--epochs", "2", *common, "--resume", "--out", str(old))
+    assert r.returncode != 0 and "different configuration" in r.stderr   # epochs changed
+    # the same configuration resumes: the saved float arithmetic is kept
+    r = _run("train", "--epochs", "1", *common, "--resume", "--out", str(old))
+    assert r.returncode == 0, r.stderr
+    with np.load(old / "last.npz") as z:
+        assert "backward" not in json.loads(str(z["state"]))["config"]
