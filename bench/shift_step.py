@@ -8,6 +8,7 @@ per-layer timers, as `pybnn bench train` prints them).
 
 Run alone on the machine:
     python bench/shift_step.py [--recipe mnist-mlp-fast] [--threads 2] [--rounds 8]
+                               [--backward auto|float|int8]
 """
 import argparse
 import statistics
@@ -18,6 +19,7 @@ import numpy as np
 
 from pybnn import _core
 from pybnn.bench.train import _INPUT, _PybnnStep, _config
+from pybnn.nn.dense import resolve_backward
 from pybnn.optim import Optimizer
 
 VARIANTS = (("standard BN + Adam", "standard", "adam"),
@@ -30,12 +32,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--steps", type=int, default=5, help="steps per round")
+    ap.add_argument("--backward", default="auto", choices=["auto", "float", "int8"],
+                    help="the binary layers' backward products (default auto, as pybnn train)")
     args = ap.parse_args()
     _core.set_num_threads(args.threads)
     from threadpoolctl import threadpool_limits
     steps = {}
     for name, bn, opt in VARIANTS:
-        cfg = _config(args.recipe)
+        cfg = _config(args.recipe, backward=resolve_backward(args.backward))
         cfg.update(bn=bn, optimizer=opt)
         shape = _INPUT[cfg["dataset"]]
         step = _PybnnStep(cfg, shape, 0)
@@ -54,8 +58,9 @@ def main():
                 for _ in range(args.steps):
                     step.step(x, y, timed=r >= warm)
                 times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
-    print("%s: batch %d, %d threads, kernels %s; %d steps x %d rounds, interleaved"
-          % (args.recipe, batch, args.threads, _core.isa(), args.steps, args.rounds))
+    print("%s: batch %d, %d threads, kernels %s, backward %s; %d steps x %d rounds, interleaved"
+          % (args.recipe, batch, args.threads, _core.isa(), cfg.get("backward", "float"),
+             args.steps, args.rounds))
     med = {name: statistics.median(t[warm:]) for name, t in times.items()}
     for name in steps:
         print("  %-26s median %8.2f ms/step" % (name, med[name]))

@@ -80,27 +80,6 @@ static inline double bnn_ap2_inline(double z)
     return z;
 }
 
-/* bnn_ap2_inline() without branches, for loops the compiler vectorizes:
- * equal to it for normal and zero z; for a subnormal, infinite or NaN z it
- * returns something else and sets *rare to a nonzero value (the caller
- * then redoes its loop with bnn_ap2_inline).  Integer adds and shifts only:
- * the fraction comparison is the carry out of f + (2^52 - S), and e = 0 and
- * e = 0x7FF are the carries of e + 0x7FF and e + 1 out of 11 bits. */
-static inline double bnn_ap2_branchless(double z, uint64_t *rare)
-{
-    uint64_t u, e, f, nz;
-    memcpy(&u, &z, sizeof u);
-    e = (u >> 52) & 0x7FF;
-    f = u & 0xFFFFFFFFFFFFFULL;
-    nz = (e + 0x7FF) >> 11;                                   /* e != 0 */
-    *rare |= ((e + 1) >> 11)                                  /* inf, NaN */
-             | ((1 - nz) & ((f + 0xFFFFFFFFFFFFFULL) >> 52)); /* subnormal */
-    e += (f + ((1ULL << 52) - BNN_AP2_SQRT2_FRACTION)) >> 52;
-    u = ((u & 0x8000000000000000ULL) | (e << 52)) & (0 - nz); /* +-0 -> +0 */
-    memcpy(&z, &u, sizeof z);
-    return z;
-}
-
 /* Checked int64 multiply: 0 on overflow (or negative operands). */
 /* The counter-based generator of stochastic binarization and rounding:
  * splitmix64's finaliser over seed and index e. */

@@ -76,6 +76,18 @@
  *      lr_scale), clipping param to [-p->clip, p->clip] when clip > 0.
  *      Element-wise, so any split of the range gives the same result;
  *      bitwise equal to the reference on every ISA.
+ *
+ *  The shift-based batch norm passes over nj <= BNN_BN_CHUNK features of
+ *  n rows (row i of x, dy and dx at i * ld); d = x - mean[j] in double and
+ *  AP2 is bnn_ap2_inline, exactly; each sum adds rows 0, 1, ... in order,
+ *  so every ISA gives the same doubles:
+ *  bn_shift_var(n, ld, nj, x, mean, var): var[j] = sum AP2(d) * d.
+ *  bn_shift_sums(n, ld, nj, x, dy, mean, sg, sgx): sg[j] = sum dy,
+ *      sgx[j] = sum AP2(d) * dy; returns nonzero when some dy is inf or
+ *      NaN, or (the reference) some d is not a normal number or zero: the
+ *      caller then redoes the chunk on its exact scalar loop.
+ *  bn_shift_dx(n, ld, nj, x, dy, mean, gsc, sg, k2, dx):
+ *      dx = (float)(gsc[j] * (dy - sg[j] - AP2(d) * k2[j])); dx may be dy.
  */
 #ifndef BNN_KERNELS_H
 #define BNN_KERNELS_H
@@ -84,6 +96,8 @@
 
 #include <string.h>
 
+/* Features a shift batch norm pass (bn_shift_*) takes at most. */
+#define BNN_BN_CHUNK 256
 /* Rows of A a popc_strip call handles at most. */
 #define BNN_MR 4
 /* The tile of pm1_tile: rows of A, columns of the +-1 panel (two AVX2 vectors). */
@@ -121,6 +135,14 @@ typedef void (*bnn_i8pm1_chunk_fn)(int64_t rows, int64_t nc, int64_t jn, const i
 typedef float (*bnn_absmax_f32_fn)(int64_t k, const float *a);
 typedef void (*bnn_round_i8_fn)(int64_t k, const float *a, const float *inv, int64_t inv_step,
                                 uint64_t seed, uint64_t e0, int8_t *q, int64_t q_step);
+typedef void (*bnn_bn_shift_var_fn)(int64_t n, int64_t ld, int64_t nj, const float *x,
+                                    const double *mean, double *var);
+typedef int (*bnn_bn_shift_sums_fn)(int64_t n, int64_t ld, int64_t nj, const float *x,
+                                    const float *dy, const double *mean, double *sg,
+                                    double *sgx);
+typedef void (*bnn_bn_shift_dx_fn)(int64_t n, int64_t ld, int64_t nj, const float *x,
+                                   const float *dy, const double *mean, const double *gsc,
+                                   const double *sg, const double *k2, float *dx);
 typedef void (*bnn_pm1_tile_fn)(int64_t mr, int64_t nc, int64_t jn, const float *a,
                                 int64_t lda_i, int64_t lda_j, const float *panel, float *c,
                                 int64_t ldc, int zero);
@@ -139,6 +161,9 @@ typedef struct bnn_kernels {
     bnn_i8pm1_chunk_fn i8pm1_chunk;
     bnn_absmax_f32_fn  absmax_f32;
     bnn_round_i8_fn    round_i8;
+    bnn_bn_shift_var_fn  bn_shift_var;
+    bnn_bn_shift_sums_fn bn_shift_sums;
+    bnn_bn_shift_dx_fn   bn_shift_dx;
 } bnn_kernels;
 
 /* The table in use (selected once, thread-safely, on first use). */
@@ -221,6 +246,14 @@ BNN_INTERNAL void bnn_epi_bits_avx2(int64_t n, const int32_t *dot, const int32_t
 BNN_INTERNAL void bnn_epi_bits_avx512(int64_t n, const int32_t *dot, const int32_t *thresh,
                                       const uint8_t *flip, uint64_t *out);
 BNN_INTERNAL uint64_t bnn_probe_ref(int64_t iters, uint64_t *sink);
+BNN_INTERNAL void bnn_bn_shift_var_ref(int64_t n, int64_t ld, int64_t nj, const float *x,
+                                     const double *mean, double *var);
+BNN_INTERNAL int bnn_bn_shift_sums_ref(int64_t n, int64_t ld, int64_t nj, const float *x,
+                                     const float *dy, const double *mean, double *sg,
+                                     double *sgx);
+BNN_INTERNAL void bnn_bn_shift_dx_ref(int64_t n, int64_t ld, int64_t nj, const float *x,
+                                    const float *dy, const double *mean, const double *gsc,
+                                    const double *sg, const double *k2, float *dx);
 
 #if BNN_X86
 BNN_INTERNAL void bnn_pack_f32_avx2(int64_t k, const float *src, uint64_t *dst);
@@ -245,6 +278,14 @@ BNN_INTERNAL void bnn_dot_u8_strip_avx512vnni(int64_t mr, int64_t j0, int64_t nc
                                               const int8_t *wt, int64_t opad,
                                               const int32_t *bias, int32_t *out, int64_t ldo);
 BNN_INTERNAL uint64_t bnn_probe_avx2(int64_t iters, uint64_t *sink);
+BNN_INTERNAL void bnn_bn_shift_var_avx2(int64_t n, int64_t ld, int64_t nj, const float *x,
+                                     const double *mean, double *var);
+BNN_INTERNAL int bnn_bn_shift_sums_avx2(int64_t n, int64_t ld, int64_t nj, const float *x,
+                                     const float *dy, const double *mean, double *sg,
+                                     double *sgx);
+BNN_INTERNAL void bnn_bn_shift_dx_avx2(int64_t n, int64_t ld, int64_t nj, const float *x,
+                                    const float *dy, const double *mean, const double *gsc,
+                                    const double *sg, const double *k2, float *dx);
 
 BNN_INTERNAL void bnn_pack_f32_avx512(int64_t k, const float *src, uint64_t *dst);
 BNN_INTERNAL void bnn_pack_i8_avx512(int64_t k, const int8_t *src, uint64_t *dst);

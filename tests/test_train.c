@@ -30,6 +30,7 @@
  */
 #include "test_util.h"
 #include "oracle.h"
+#include "x86/avx2_internal.h"    /* bnn_ap2_pd, checked beside bnn_ap2 */
 
 #include <float.h>
 
@@ -127,17 +128,41 @@ static double ap2_bits(double z)
     return z < 0 ? -r : r;
 }
 
-/* AP2 must equal an oracle bit for bit, except that any zero is "0". */
+#if BNN_X86
+/* bnn_ap2_pd (the shift optimizer's and batch norm's AVX2 AP2) of z in
+ * lane `lane`, beside three other values. */
+BNN_TARGET_AVX2 static double ap2_avx2(double z, int lane)
+{
+    double in[4] = {1.5, -0.75, 3e-310, 0.0}, out[4];
+    in[lane] = z;
+    _mm256_storeu_pd(out, bnn_ap2_pd(_mm256_loadu_pd(in)));
+    return out[lane];
+}
+#endif
+
+/* AP2 must equal an oracle bit for bit, except that any zero is "0" (which
+ * bnn_ap2 gives as +0); and the AVX2 AP2, where the CPU has it, in each
+ * lane, bit for bit with bnn_ap2. */
 static int check_ap2_one(double z, double want, const char *what)
 {
     double got = bnn_ap2(z);
     if (want == 0.0) {
         CHECK_MSG(got == 0.0, "%s: bnn_ap2(%a) = %a, want 0", what, z, got);
-        return 0;
+    } else {
+        CHECK_MSG(same_bits_d(got, want),
+                  "%s: bnn_ap2(%a = %.17g) = %a (%.17g), want %a (%.17g)", what, z, z,
+                  got, got, want, want);
     }
-    CHECK_MSG(same_bits_d(got, want),
-              "%s: bnn_ap2(%a = %.17g) = %a (%.17g), want %a (%.17g)", what, z, z,
-              got, got, want, want);
+#if BNN_X86
+    if (__builtin_cpu_supports("avx2")) {
+        int lane;
+        for (lane = 0; lane < 4; lane++) {
+            double v = ap2_avx2(z, lane);
+            CHECK_MSG(same_bits_d(v, got) || (isnan(v) && d2u(v) == d2u(z)),
+                      "%s: bnn_ap2_pd(%a) lane %d = %a, bnn_ap2 %a", what, z, lane, v, got);
+        }
+    }
+#endif
     return 0;
 }
 
@@ -225,6 +250,7 @@ static int test_ap2(void)
     bt_ctx("ap2 specials");
     CHECK(bnn_ap2(0.0) == 0.0);
     CHECK(bnn_ap2(-0.0) == 0.0);
+    RUN(check_ap2_one(-0.0, 0.0, "-0"));
     RUN(check_ap2_one(u2d(1), u2d(1), "smallest subnormal"));
     RUN(check_ap2_one(-u2d(1), -u2d(1), "-smallest subnormal"));
     RUN(check_ap2_one(u2d(2), u2d(2), "2*2^-1074"));
@@ -251,6 +277,7 @@ static int test_ap2(void)
         double q = u2d(nans[i]), g = bnn_ap2(q);
         CHECK_MSG(d2u(g) == nans[i], "NaN %016" PRIx64 " came back as %016" PRIx64,
                   nans[i], d2u(g));
+        RUN(check_ap2_one(q, q, "NaN"));
     }
 
     /* Random bit patterns over every exponent: both oracles. */
@@ -1121,19 +1148,27 @@ static int same_or_nan(float a, float b)
 
 /* Bitwise against the definition: two chunks of features, clean data, a NaN
  * and an infinity in x and in dy (the exact loop of their chunk), and a
- * saved scale that is not a power of two (a caller's own statistics). */
-static int test_bn_shift_exact(void)
+ * saved scale that is not a power of two (a caller's own statistics); on
+ * every ISA table, whose shift passes (bn_shift_*) must also give the
+ * reference table's forward bit for bit.  C = 300 and 301: chunks of 256
+ * and a ragged 44 or 45 features (the kernels' 16-, 8-, 4-wide and scalar
+ * parts). */
+static int bn_shift_exact_body(bnn_isa isa, void *ctx)
 {
-    enum { N = 37, C = 300 };
-    float *buf = (float *)malloc(sizeof(float) * ((size_t)N * C * 5 + (size_t)C * 8));
-    float *x, *dy, *dx, *dxr, *y, *g, *be, *sm, *ss, *dg, *db, *dgr, *dbr;
+    enum { N = 37, CMAX = 301 };
+    float *buf = (float *)malloc(sizeof(float) * ((size_t)N * CMAX * 6 + (size_t)CMAX * 16));
+    float *x, *dy, *dx, *dxr, *y, *yr, *g, *be, *sm, *ss, *smr, *ssr, *dg, *db, *dgr, *dbr;
+    float *rm, *ri, *rmr, *rir;          /* running statistics: the unrounded 1/std */
     bt_rng r = bt_stream(0x5b1f);
-    int64_t i, j;
+    int64_t i, j, C;
     int v;
+    (void)ctx;
     CHECK(buf != NULL);
-    x = buf; dy = x + N * C; dx = dy + N * C; dxr = dx + N * C; y = dxr + N * C;
-    g = y + N * C; be = g + C; sm = be + C; ss = sm + C; dg = ss + C; db = dg + C;
-    dgr = db + C; dbr = dgr + C;
+    x = buf; dy = x + N * CMAX; dx = dy + N * CMAX; dxr = dx + N * CMAX; y = dxr + N * CMAX;
+    yr = y + N * CMAX; g = yr + N * CMAX; be = g + CMAX; sm = be + CMAX; ss = sm + CMAX;
+    smr = ss + CMAX; ssr = smr + CMAX; dg = ssr + CMAX; db = dg + CMAX; dgr = db + CMAX;
+    dbr = dgr + CMAX; rm = dbr + CMAX; ri = rm + CMAX; rmr = ri + CMAX; rir = rmr + CMAX;
+    for (C = 300; C <= CMAX; C++)
     for (v = 0; v < 4; v++) {
         for (i = 0; i < (int64_t)N * C; i++) {
             x[i] = (float)(bt_unit(&r) * 8.0 - 4.0);
@@ -1142,13 +1177,25 @@ static int test_bn_shift_exact(void)
         for (j = 0; j < C; j++) {
             g[j] = (float)(bt_unit(&r) * 3.0 - 1.0);
             be[j] = 0.0f;
+            rm[j] = rmr[j] = 0.0f;
+            ri[j] = rir[j] = 1.0f;
         }
-        CHECK_ST(bnn_bn_forward_train(BNN_BN_SHIFT, N, C, x, g, be, 1e-4f, 0.1f, NULL, NULL, y,
+        bt_ctx("bn shift forward, isa %s, C %" PRId64 ", variant %d", bt_isa_str(isa), C, v);
+        CHECK_ST(bnn_bn_forward_train(BNN_BN_SHIFT, N, C, x, g, be, 1e-4f, 0.5f, rm, ri, y,
                                       sm, ss), BNN_OK);
+        CHECK_ST(bnn_set_isa(BNN_ISA_REF), BNN_OK);
+        CHECK_ST(bnn_bn_forward_train(BNN_BN_SHIFT, N, C, x, g, be, 1e-4f, 0.5f, rmr, rir, yr,
+                                      smr, ssr), BNN_OK);
+        CHECK_ST(bnn_set_isa(isa), BNN_OK);
+        CHECK(memcmp(sm, smr, (size_t)C * sizeof(float)) == 0);
+        CHECK(memcmp(ss, ssr, (size_t)C * sizeof(float)) == 0);
+        CHECK(memcmp(y, yr, (size_t)(N * C) * sizeof(float)) == 0);
+        CHECK(memcmp(ri, rir, (size_t)C * sizeof(float)) == 0);
         if (v == 1) { x[5 * C + 3] = NAN; dy[7 * C + 290] = INFINITY; }
         if (v == 2) { dy[2 * C + 10] = NAN; x[30 * C + 299] = -INFINITY; }
         if (v == 3) ss[17] = 0.3f;
-        bt_ctx("bn shift backward bitwise, variant %d", v);
+        bt_ctx("bn shift backward bitwise, isa %s, C %" PRId64 ", variant %d", bt_isa_str(isa),
+               C, v);
         CHECK_ST(bnn_bn_backward(BNN_BN_SHIFT, N, C, x, g, sm, ss, dy, dx, dg, db), BNN_OK);
         exact_bn_shift_backward(N, C, x, g, sm, ss, dy, dxr, dgr, dbr);
         for (j = 0; j < C; j++)
@@ -1160,8 +1207,12 @@ static int test_bn_shift_exact(void)
                       (double)dx[i], (double)dxr[i]);
     }
     free(buf);
-    printf("  batch norm shift backward == its definition (bitwise): ok\n");
     return 0;
+}
+
+static int test_bn_shift_exact(void)
+{
+    return for_each_isa_ctx("bn shift == its definition (bitwise)", bn_shift_exact_body, NULL);
 }
 
 static int test_bn_threads(void)
@@ -1326,6 +1377,9 @@ static int test_opt_isa(void)
         case 6: g[i] = 1e30f; break;
         case 7: g[i] = 1e-40f; break;    /* subnormal */
         case 8: p0[i] = NAN; break;
+        case 9: v0[i] = -3e-3f; g[i] = NAN; break;   /* AP2 of a negative max */
+        case 10: v0[i] = FLT_MAX; break;
+        case 11: v0[i] = -FLT_MAX; g[i] = NAN; break;
         default: break;
         }
     }

@@ -24,20 +24,21 @@ static const bnn_kernels k_ref = {
     BNN_ISA_REF, bnn_pack_f32_ref, bnn_pack_i8_ref, bnn_unpack_f32_ref,
     bnn_popc_strip_ref, bnn_epi_f32_ref, bnn_dot_u8_strip_ref, bnn_opt_range_ref,
     bnn_epi_bits_ref, bnn_pm1_tile_ref, bnn_i8pm1_chunk_ref, bnn_absmax_f32_ref,
-    bnn_round_i8_ref,
+    bnn_round_i8_ref, bnn_bn_shift_var_ref, bnn_bn_shift_sums_ref, bnn_bn_shift_dx_ref,
 };
 #if BNN_X86
 static const bnn_kernels k_avx2 = {
     BNN_ISA_AVX2, bnn_pack_f32_avx2, bnn_pack_i8_avx2, bnn_unpack_f32_avx2,
     bnn_popc_strip_avx2, bnn_epi_f32_avx2, bnn_dot_u8_strip_avx2, bnn_opt_range_avx2,
     bnn_epi_bits_avx2, bnn_pm1_tile_avx2, bnn_i8pm1_chunk_avx2, bnn_absmax_f32_avx2,
-    bnn_round_i8_avx2,
+    bnn_round_i8_avx2, bnn_bn_shift_var_avx2, bnn_bn_shift_sums_avx2, bnn_bn_shift_dx_avx2,
 };
 static const bnn_kernels k_avx512 = {
     BNN_ISA_AVX512, bnn_pack_f32_avx512, bnn_pack_i8_avx512,
     bnn_unpack_f32_avx2, bnn_popc_strip_avx512, bnn_epi_f32_avx512,
     bnn_dot_u8_strip_avx2, bnn_opt_range_avx2, bnn_epi_bits_avx512, bnn_pm1_tile_avx2,
-    bnn_i8pm1_chunk_avx2, bnn_absmax_f32_avx2, bnn_round_i8_avx2,
+    bnn_i8pm1_chunk_avx2, bnn_absmax_f32_avx2, bnn_round_i8_avx2, bnn_bn_shift_var_avx2,
+    bnn_bn_shift_sums_avx2, bnn_bn_shift_dx_avx2,
 };
 /* the same with the AVX-512 VNNI first-layer kernel, where the CPU has it */
 static const bnn_kernels k_avx512_vnni = {
@@ -45,6 +46,7 @@ static const bnn_kernels k_avx512_vnni = {
     bnn_unpack_f32_avx2, bnn_popc_strip_avx512, bnn_epi_f32_avx512,
     bnn_dot_u8_strip_avx512vnni, bnn_opt_range_avx2, bnn_epi_bits_avx512,
     bnn_pm1_tile_avx2, bnn_i8pm1_chunk_avx2, bnn_absmax_f32_avx2, bnn_round_i8_avx2,
+    bnn_bn_shift_var_avx2, bnn_bn_shift_sums_avx2, bnn_bn_shift_dx_avx2,
 };
 #endif
 

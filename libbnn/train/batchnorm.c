@@ -4,7 +4,7 @@
  * statistics, eval forward and backward.  All state is caller-owned; sums
  * are taken in double in a fixed order, features split over threads.
  */
-#include "bnn_internal.h"
+#include "bnn_kernels.h"
 
 #include <math.h>
 #include <string.h>
@@ -27,6 +27,7 @@ typedef struct bn_ctx {
     const float *x, *gamma, *beta, *dy, *save_mean, *save_scale;
     float eps, momentum;
     float *running_mean, *running_invstd, *y, *out_mean, *out_scale, *dx, *dgamma, *dbeta;
+    const bnn_kernels *kt;       /* the shift passes */
 } bn_ctx;
 
 static void bn_run(void (*fn)(void *, int, int), bn_ctx *ctx)
@@ -42,7 +43,7 @@ static void bn_run(void (*fn)(void *, int, int), bn_ctx *ctx)
  * each feature's sums still add its rows i = 0, 1, ... in order (the
  * arithmetic of a per-feature loop, bit for bit), but the data is read
  * row by row, contiguously. */
-#define BN_CHUNK 256
+#define BN_CHUNK BNN_BN_CHUNK
 
 static void bn_fwd_part(void *vctx, int part, int parts)
 {
@@ -71,24 +72,7 @@ static void bn_fwd_part(void *vctx, int part, int parts)
                 }
             }
         } else {
-            uint64_t rare = 0;                 /* vectorized; exact redo if needed */
-            for (i = 0; i < n; i++) {
-                const float *xr = x + i * c + j0;
-                for (j = 0; j < nj; j++) {
-                    double d = xr[j] - mean[j];
-                    var[j] += bnn_ap2_branchless(d, &rare) * d;
-                }
-            }
-            if (rare) {
-                for (j = 0; j < nj; j++) var[j] = 0.0;
-                for (i = 0; i < n; i++) {
-                    const float *xr = x + i * c + j0;
-                    for (j = 0; j < nj; j++) {
-                        double d = xr[j] - mean[j];
-                        var[j] += bnn_ap2_inline(d) * d;
-                    }
-                }
-            }
+            b->kt->bn_shift_var(n, c, nj, x + j0, mean, var);
         }
         for (j = 0; j < nj; j++) {
             const int64_t f = j0 + j;
@@ -131,6 +115,7 @@ bnn_status bnn_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c, const fl
     b.eps = eps; b.momentum = momentum;
     b.running_mean = running_mean; b.running_invstd = running_invstd;
     b.y = y; b.out_mean = save_mean; b.out_scale = save_scale;
+    b.kt = bnn_kernels_get();
     bn_run(bn_fwd_part, &b);
     return BNN_OK;
 }
@@ -165,14 +150,6 @@ static int is_pow2(double v)
            && ((u >> 52) & 0x7FF) != 0x7FF;
 }
 
-/* 1 for an infinite or NaN double, else 0, without a branch. */
-static inline uint64_t nonfinite(double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    return (((u >> 52) & 0x7FF) + 1) >> 11;
-}
-
 static void bn_bwd_part(void *vctx, int part, int parts)
 {
     const bn_ctx *b = (const bn_ctx *)vctx;
@@ -202,7 +179,8 @@ static void bn_bwd_part(void *vctx, int part, int parts)
                 }
             }
         } else {
-            /* vectorized; the exact scalar loop where a rare value appears.
+            /* the kernel table's pass (bn_shift_sums); the exact scalar
+             * loop where it reports a rare value or sc is not a power of two.
              * sum AP2(d * sc) * dy is sc * sum AP2(d) * dy exactly when sc
              * is a power of two (as the forward saves it): scaling by 2^k
              * commutes with AP2, with the exact products AP2(d) * dy and
@@ -210,15 +188,7 @@ static void bn_bwd_part(void *vctx, int part, int parts)
              * underflow on float data. */
             for (j = 0; j < nj; j++) pow2 = pow2 && is_pow2(sc[j]);
             if (pow2) {
-                for (i = 0; i < n; i++) {
-                    const float *xr = x + i * c + j0, *gr = dy + i * c + j0;
-                    for (j = 0; j < nj; j++) {
-                        double d = xr[j] - mean[j], gi = gr[j];
-                        sg[j] += gi;
-                        sgx[j] += bnn_ap2_branchless(d, &rare) * gi;     /* Ct * dy */
-                        rare |= nonfinite(gi);          /* NaN and inf: the exact loop */
-                    }
-                }
+                rare = (uint64_t)b->kt->bn_shift_sums(n, c, nj, x + j0, dy + j0, mean, sg, sgx);
                 for (j = 0; j < nj; j++) sdg[j] = sc[j] * sgx[j];        /* dgamma  */
             }
             if (!pow2 || rare) {
@@ -251,6 +221,10 @@ static void bn_bwd_part(void *vctx, int part, int parts)
             gsc[j] = gj * sc[j];
             sg[j] /= (double)n;
         }
+        if (shift && !rare) {                   /* AP2 of the same d as the sums */
+            b->kt->bn_shift_dx(n, c, nj, x + j0, dy + j0, mean, gsc, sg, k2, b->dx + j0);
+            continue;
+        }
         for (i = 0; i < n; i++) {
             const float *xr = x + i * c + j0, *gr = dy + i * c + j0;
             float *dr = b->dx + i * c + j0;
@@ -260,18 +234,9 @@ static void bn_bwd_part(void *vctx, int part, int parts)
                     dr[j] = (float)(gsc[j] * (gr[j] - sg[j] - d * k2[j]));
                 }
             } else {
-                /* the same d as the sums above: rare there if and only if here */
-                if (!rare) {
-                    uint64_t unused = 0;
-                    for (j = 0; j < nj; j++) {
-                        double d = xr[j] - mean[j], ct = bnn_ap2_branchless(d, &unused);
-                        dr[j] = (float)(gsc[j] * (gr[j] - sg[j] - ct * k2[j]));
-                    }
-                } else {
-                    for (j = 0; j < nj; j++) {
-                        double d = xr[j] - mean[j];
-                        dr[j] = (float)(gsc[j] * (gr[j] - sg[j] - bnn_ap2_inline(d) * k2[j]));
-                    }
+                for (j = 0; j < nj; j++) {
+                    double d = xr[j] - mean[j];
+                    dr[j] = (float)(gsc[j] * (gr[j] - sg[j] - bnn_ap2_inline(d) * k2[j]));
                 }
             }
         }
@@ -294,6 +259,7 @@ bnn_status bnn_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c, const float *
     b.kind = kind; b.n = n; b.c = c; b.x = x; b.gamma = gamma;
     b.save_mean = save_mean; b.save_scale = save_scale; b.dy = dy;
     b.dx = dx; b.dgamma = dgamma; b.dbeta = dbeta;
+    b.kt = bnn_kernels_get();
     bn_run(bn_bwd_part, &b);
     return BNN_OK;
 }

@@ -7,11 +7,10 @@
  * conversions round to nearest like C casts, so the results are bitwise
  * those of the reference.  Clipping compares with ordered predicates, so
  * a NaN passes through unclipped as in the reference.  Shift-based
- * AdaMax takes AP2 on the exponent bits (ap2_pd, as bnn_ap2_inline); a
- * group of four with a subnormal double and the last n % 4 elements use
- * the reference code.
+ * AdaMax takes AP2 on the exponent bits (bnn_ap2_pd, as bnn_ap2_inline);
+ * the last n % 4 elements use the reference code.
  */
-#include "bnn_kernels.h"
+#include "avx2_internal.h"
 
 #if BNN_X86
 #include <immintrin.h>
@@ -30,29 +29,6 @@ BNN_TARGET_AVX2 static inline __m256d fmax_takes_ag(__m256d ag, __m256d bv)
     return _mm256_or_pd(_mm256_cmp_pd(ag, bv, _CMP_GT_OQ),
                         _mm256_andnot_pd(_mm256_cmp_pd(ag, ag, _CMP_UNORD_Q),
                                          _mm256_cmp_pd(bv, bv, _CMP_UNORD_Q)));
-}
-
-/* AP2 of four doubles on the exponent bits, as bnn_ap2_inline: a normal
- * lane's exponent goes up by one where its fraction is at least that of
- * sqrt(2) rounded, the fraction is cleared, the sign kept; zeros give +0,
- * inf and NaN stay.  *sub is set where a lane is subnormal (the caller
- * takes the reference there). */
-BNN_TARGET_AVX2 static inline __m256d ap2_pd(__m256d x, int *sub)
-{
-    const __m256i u = _mm256_castpd_si256(x);
-    const __m256i e = _mm256_and_si256(_mm256_srli_epi64(u, 52), _mm256_set1_epi64x(0x7FF));
-    const __m256i f = _mm256_and_si256(u, _mm256_set1_epi64x(0xFFFFFFFFFFFFFLL));
-    const __m256i up = _mm256_cmpgt_epi64(f, _mm256_set1_epi64x((long long)BNN_AP2_SQRT2_FRACTION - 1));
-    const __m256i sign = _mm256_and_si256(u, _mm256_set1_epi64x((long long)0x8000000000000000ULL));
-    const __m256i r = _mm256_or_si256(sign, _mm256_slli_epi64(_mm256_sub_epi64(e, up), 52));
-    const __m256i special = _mm256_cmpeq_epi64(e, _mm256_set1_epi64x(0x7FF));
-    const __m256i ezero = _mm256_cmpeq_epi64(e, _mm256_setzero_si256());
-    const __m256i nonzero = _mm256_xor_si256(
-        _mm256_cmpeq_epi64(_mm256_slli_epi64(u, 1), _mm256_setzero_si256()), _mm256_set1_epi64x(-1));
-    __m256i out = _mm256_blendv_epi8(r, u, special);
-    out = _mm256_andnot_si256(ezero, out);               /* zeros (and subnormals) -> +0 */
-    *sub = !_mm256_testz_si256(ezero, nonzero);
-    return _mm256_castsi256_pd(out);
 }
 
 BNN_TARGET_AVX2 void bnn_opt_range_avx2(const bnn_opt_params *p, double step, int64_t i0,
@@ -96,12 +72,7 @@ BNN_TARGET_AVX2 void bnn_opt_range_avx2(const bnn_opt_params *p, double step, in
             __m256d den, q, w;
             __m128 wf;
             if (shift) {                /* v = AP2(fmax) + eps, the step divides by it */
-                int sub;
-                vi = _mm256_add_pd(ap2_pd(vi, &sub), eps);
-                if (sub) {              /* a subnormal double: the reference's frexp path */
-                    bnn_opt_range_ref(p, step, i, i + 4, param, grad, m, v);
-                    continue;
-                }
+                vi = _mm256_add_pd(bnn_ap2_pd(vi), eps);
                 den = vi;
             } else {                    /* v = fmax, the step divides by v + eps */
                 den = _mm256_add_pd(vi, eps);
