@@ -105,7 +105,8 @@ def _cmd_train(args):
                                  batch_size=args.batch_size, seed=args.seed, data=args.data,
                                  out=args.out, resume=args.resume, optimizer=args.optimizer,
                                  bn=args.bn, mode=args.mode, threads=args.threads, lr=args.lr,
-                                 backward=args.backward,
+                                 backward=args.backward, stochastic=args.stochastic,
+                                 augment=args.augment,
                                  progress=not args.no_progress, limit=args.limit)
     except KeyboardInterrupt:
         print("interrupted: %s/last.npz holds the last finished epoch; continue with --resume"
@@ -228,7 +229,16 @@ def build_parser():
                          "stochastically rounded int8 gradient times the bits, or auto (int8 "
                          "on the x86 SIMD kernels, float on the reference ones; the default "
                          "for a new run, while --resume keeps the checkpoint's)")
-    pt.add_argument("--mode", choices=["bnn", "bc", "fp"], default="bnn")
+    pt.add_argument("--mode", choices=["bnn", "bc", "fp"], default="bnn",
+                    help="bnn: binary weights and activations (default); bc: BinaryConnect, "
+                         "binary weights and float activations; fp: full precision")
+    pt.add_argument("--stochastic", action="store_true",
+                    help="stochastic binary activations in training: +1 with probability "
+                         "hardsigmoid(x), seeded per layer (--mode bnn; weights stay "
+                         "deterministic)")
+    pt.add_argument("--augment", action="store_true",
+                    help="random crops (4-pixel zero padding) and horizontal flips of each "
+                         "training batch, seeded by --seed (CIFAR-10)")
     pt.add_argument("--lr", type=_positive_float, default=None, help="initial learning rate")
     pt.add_argument("--threads", type=_positive_int, default=None)
     pt.add_argument("--limit", type=_positive_int, default=None,
