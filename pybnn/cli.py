@@ -1,5 +1,6 @@
-"""The `pybnn` command: `pybnn train`, `pybnn export CHECKPOINT -o FILE`,
-`pybnn download NAME`, `pybnn bench gemm|conv|infer [--quick]`, `pybnn info [FILE]`."""
+"""The `pybnn` command: `pybnn train`, `pybnn report RUN_DIR...`,
+`pybnn export CHECKPOINT -o FILE`, `pybnn download NAME`,
+`pybnn bench gemm|conv|infer [--quick]`, `pybnn info [FILE]`."""
 from __future__ import annotations
 
 import argparse
@@ -125,6 +126,12 @@ def _cmd_train(args):
     return 0
 
 
+def _cmd_report(args):
+    from .report import report
+    report(args.runs, args.out, title=args.title, infer=args.infer)
+    return 0
+
+
 def _cmd_download(args):
     import shlex
 
@@ -245,6 +252,18 @@ def build_parser():
                     help="train on the first N training images only")
     pt.add_argument("--no-progress", action="store_true", help="no progress bars")
     pt.set_defaults(func=_cmd_train)
+    pr = sub.add_parser("report", help="a Markdown table and plots of finished (or "
+                        "partial) `pybnn train` runs")
+    pr.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                    help="`pybnn train --out` folders, each with its metrics.json")
+    pr.add_argument("--out", default="pybnn-report", metavar="DIR",
+                    help="where results.md, loss.png and val_error.png go (default "
+                         "pybnn-report)")
+    pr.add_argument("--title", default=None, help="the heading of results.md and the plots")
+    pr.add_argument("--infer", action="store_true",
+                    help="also time each exportable best.npz in the C runtime (as `pybnn "
+                         "bench infer --model`, short): images/s and file size columns")
+    pr.set_defaults(func=_cmd_report)
     pe = sub.add_parser("export", help="write a trained checkpoint as a .bnn model file (or a "
                         "C array) for the C runtime")
     pe.add_argument("checkpoint", metavar="CHECKPOINT", help="a `pybnn train` checkpoint "

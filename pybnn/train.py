@@ -116,10 +116,10 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         log("resuming %s at epoch %d" % (last_path, state["epoch"]))
     history = state["history"]
     plan = model.memory_plan(cfg["batch_size"], x.shape[1:], opt)
-    if state["epoch"] < cfg["epochs"]:
-        log(format_memory_plan(plan))
     run = _run_facts(model, x, xv, xt, plan)
     _write_metrics(out, state, run)
+    if state["epoch"] < cfg["epochs"]:
+        log(format_memory_plan(plan))
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
@@ -223,11 +223,9 @@ def _write_metrics(out, state, run):
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(history)
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    from .report import pyplot
+    plt = pyplot()
+    if plt is None:
         return
     ep = [h["epoch"] for h in history]
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
