@@ -17,7 +17,7 @@ import os
 import statistics
 import tempfile
 
-__all__ = ["report", "read_metrics", "summarize", "pyplot"]
+__all__ = ["report", "read_metrics", "summarize", "train_command", "pyplot"]
 
 # Settings with their own column (not listed among the options).
 _OWN_COLUMNS = ("recipe", "seed", "epochs", "backward")
@@ -84,6 +84,14 @@ def _options(cfg):
         flag = _FLAGS.get(key, "--" + key.replace("_", "-"))
         out.append(flag if cfg[key] is True else "%s %s" % (flag, cfg[key]))
     return " ".join(out)
+
+
+def train_command(cfg):
+    """The `pybnn train` command of a configuration (without --data and
+    --out, which it does not record)."""
+    return " ".join(["pybnn train --recipe %s --epochs %d --seed %d --backward %s"
+                     % (cfg["recipe"], cfg["epochs"], cfg["seed"], cfg.get("backward", "float"))]
+                    + ([_options(cfg)] if _options(cfg) else []))
 
 
 def summarize(name, metrics):
@@ -269,6 +277,9 @@ def report(run_dirs, out, title=None, infer=False, log=print):
     if infer:
         text += ["- images/s, .bnn file: best.npz exported and run by the C runtime, one "
                  "thread, as `pybnn bench infer --model` (median of 3 rounds)."]
+    text += ["", "Commands (each with `--data DIR` of the images counted above, and `--out "
+             "RUN`):", ""]
+    text += ["- %s: `%s`" % (name, train_command(m["config"])) for name, m in runs]
     text += [""] + ["![%s per epoch](%s)" % (label, os.path.basename(p)) for label, p in plots]
     path = os.path.join(out, "results.md")
     with open(path, "w") as f:

@@ -123,6 +123,20 @@ def test_table_matches_metrics(runs, tmp_path):
         assert abs(val - np.mean([pick(h) for h, _ in pairs])) <= tol, col
 
 
+def test_commands_remake_the_runs(runs, tmp_path):
+    """The `pybnn train` command results.md gives for a run makes the same
+    run again."""
+    report([str(runs / "s1"), str(runs / "fp")], str(tmp_path / "rep"), log=lambda m: None)
+    text = (tmp_path / "rep" / "results.md").read_text()
+    for name in ("s1", "fp"):
+        cmd = re.search(r"^- %s: `pybnn (train .*)`$" % name, text, re.M).group(1).split()
+        r = _run(*cmd, "--threads", "1", "--no-progress", "--out", str(tmp_path / name))
+        assert r.returncode == 0, r.stderr
+        a, b = _metrics(runs / name), _metrics(tmp_path / name)
+        assert a["config"] == b["config"]
+        assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
 def test_plots_with_matplotlib(runs, tmp_path):
     pytest.importorskip("matplotlib")
     res = report([str(runs / "s0"), str(runs / "fp")], str(tmp_path), log=lambda m: None)
