@@ -106,7 +106,8 @@ def summarize(name, metrics):
                 test_at_best=best and best["test_error"],
                 last_test=hist[-1]["test_error"] if hist else None,
                 seconds=statistics.median(r["seconds"] for r in hist) if hist else None,
-                model_bytes=metrics.get("model_bytes"), model_bytes_of=metrics.get("model_bytes_of"),
+                model_bytes=metrics.get("model_bytes"),
+                model_bytes_of=metrics.get("model_bytes_of"),
                 train_bytes_per_sample=metrics.get("train_bytes_per_sample"))
 
 
@@ -135,7 +136,11 @@ def _mean_row(rows):
                 train_bytes_per_sample=mean("train_bytes_per_sample"), infer=None, mean=True)
 
 
-def _infer(run_dir, rounds=3):
+# Interleaved timing rounds of --infer (pybnn bench infer's default: 9).
+INFER_ROUNDS = 3
+
+
+def _infer(run_dir, rounds=INFER_ROUNDS):
     """images/s at batch 1 and 100 and the file size of the run's best.npz
     in the C runtime (pybnn.bench.bench_infer, the code of `pybnn bench
     infer --model`); None when there is no best.npz or it does not export."""
@@ -276,7 +281,7 @@ def report(run_dirs, out, title=None, infer=False, log=print):
             _table(rows, infer), "", NOTES]
     if infer:
         text += ["- images/s, .bnn file: best.npz exported and run by the C runtime, one "
-                 "thread, as `pybnn bench infer --model` (median of 3 rounds)."]
+                 "thread, as `pybnn bench infer --model` (median of %d rounds)." % INFER_ROUNDS]
     text += ["", "Commands (each with `--data DIR` of the images counted above, and `--out "
              "RUN`):", ""]
     text += ["- %s: `%s`" % (name, train_command(m["config"])) for name, m in runs]
