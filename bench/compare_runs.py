@@ -5,9 +5,13 @@ results (a refactor, a faster kernel with the same arithmetic):
     python bench/compare_runs.py RUN_A RUN_B
 
 compares, in two --out folders of the same command:
-- metrics.json, every field but the timings ("seconds");
+- metrics.json, every field but the measurements of the machine (the
+  timings, "seconds", the training memory, the threads and kernels); the
+  history only where one was written before metrics.json held the
+  configuration (a list of epochs);
 - best.npz and last.npz, every array (the run state's JSON compared without
-  its history timings), bit for bit;
+  its history timings, its configuration with every setting named:
+  pybnn.checkpoint.run_config), bit for bit;
 - any *.bnn / *.c / *.h files present in both (exports), byte for byte.
 Prints one line per item and exits 1 if anything differs.
 """
@@ -19,15 +23,34 @@ import sys
 
 import numpy as np
 
+from pybnn.checkpoint import run_config
+
+# what metrics.json measures of the machine rather than of the training
+_MEASURED = ("seconds", "train_bytes_per_sample", "train_bytes_fixed", "threads", "kernels")
+
 
 def _no_times(history):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+    return [{k: v for k, v in row.items() if k not in _MEASURED} for row in history]
 
 
 def _state(arr):
     state = json.loads(str(arr))
     state["history"] = _no_times(state.get("history", []))
+    if "config" in state:
+        state["config"] = run_config(state)
     return state
+
+
+def _metrics(path):
+    with open(path) as f:
+        m = json.load(f)
+    if isinstance(m, list):              # written before it held the configuration
+        m = {"history": m}
+    m = {k: v for k, v in m.items() if k not in _MEASURED}
+    m["history"] = _no_times(m["history"])
+    if "config" in m:
+        m["config"] = run_config(m)
+    return m
 
 
 def compare(a, b, out=print):
@@ -39,8 +62,11 @@ def compare(a, b, out=print):
         if not same:
             diffs.append(name)
 
-    ma, mb = (json.load(open(os.path.join(d, "metrics.json"))) for d in (a, b))
-    report("metrics.json", _no_times(ma) == _no_times(mb))
+    ma, mb = (_metrics(os.path.join(d, "metrics.json")) for d in (a, b))
+    if "config" in ma and "config" in mb:
+        report("metrics.json", ma == mb)
+    else:
+        report("metrics.json", ma["history"] == mb["history"], " (history only: one is older)")
     for ck in ("best.npz", "last.npz"):
         pa, pb = os.path.join(a, ck), os.path.join(b, ck)
         if not (os.path.exists(pa) and os.path.exists(pb)):

@@ -12,7 +12,12 @@ import numpy as np
 
 from .recipes import build_model
 
-__all__ = ["save", "read", "load", "load_checkpoint", "load_model_state", "run_state"]
+__all__ = ["save", "read", "load", "load_checkpoint", "load_model_state", "run_state",
+           "run_config", "ADDED_SETTINGS"]
+
+# Settings of the run configuration that checkpoints written before them
+# lack, with the value such a checkpoint was trained with.
+ADDED_SETTINGS = {"backward": "float", "stochastic": False, "augment": False}
 
 
 def save(path, model, opt, state):
@@ -47,6 +52,12 @@ def run_state(arrays, path):
     return json.loads(str(arrays["state"]))
 
 
+def run_config(state):
+    """The configuration of a run state with every setting named: a setting
+    an older checkpoint lacks takes its ADDED_SETTINGS value."""
+    return {**ADDED_SETTINGS, **state["config"]}
+
+
 def load_model_state(model, arrays, path):
     """Load a checkpoint's model arrays into `model`; ValueError naming the
     file and the entry that does not fit."""
@@ -62,7 +73,8 @@ def load(path):
     state = run_state(arrays, path)
     if not isinstance(state, dict) or "config" not in state or "input_shape" not in state:
         raise ValueError("%s is not a pybnn checkpoint" % path)
-    model = build_model(state["config"], tuple(state["input_shape"]), state["config"]["seed"])
+    cfg = run_config(state)
+    model = build_model(cfg, tuple(state["input_shape"]), cfg["seed"])
     load_model_state(model, arrays, path)
     return model.eval(), state
 

@@ -1,5 +1,6 @@
-"""The `pybnn` command: `pybnn train`, `pybnn export CHECKPOINT -o FILE`,
-`pybnn download NAME`, `pybnn bench gemm|conv|infer [--quick]`, `pybnn info [FILE]`."""
+"""The `pybnn` command: `pybnn train`, `pybnn report RUN_DIR...`,
+`pybnn export CHECKPOINT -o FILE`, `pybnn download NAME`,
+`pybnn bench gemm|conv|infer [--quick]`, `pybnn info [FILE]`."""
 from __future__ import annotations
 
 import argparse
@@ -105,7 +106,8 @@ def _cmd_train(args):
                                  batch_size=args.batch_size, seed=args.seed, data=args.data,
                                  out=args.out, resume=args.resume, optimizer=args.optimizer,
                                  bn=args.bn, mode=args.mode, threads=args.threads, lr=args.lr,
-                                 backward=args.backward,
+                                 backward=args.backward, stochastic=args.stochastic,
+                                 augment=args.augment,
                                  progress=not args.no_progress, limit=args.limit)
     except KeyboardInterrupt:
         print("interrupted: %s/last.npz holds the last finished epoch; continue with --resume"
@@ -121,6 +123,12 @@ def _cmd_train(args):
               % (time.perf_counter() - t0, 100 * state["best_val"], state["best_epoch"],
                  100 * state["best_test"], 100 * last["test_error"],
                  sum(h["seconds"] for h in history) / len(history), args.out))
+    return 0
+
+
+def _cmd_report(args):
+    from .report import report
+    report(args.runs, args.out, title=args.title, infer=args.infer)
     return 0
 
 
@@ -228,13 +236,34 @@ def build_parser():
                          "stochastically rounded int8 gradient times the bits, or auto (int8 "
                          "on the x86 SIMD kernels, float on the reference ones; the default "
                          "for a new run, while --resume keeps the checkpoint's)")
-    pt.add_argument("--mode", choices=["bnn", "bc", "fp"], default="bnn")
+    pt.add_argument("--mode", choices=["bnn", "bc", "fp"], default="bnn",
+                    help="bnn: binary weights and activations (default); bc: BinaryConnect, "
+                         "binary weights and float activations; fp: full precision")
+    pt.add_argument("--stochastic", action="store_true",
+                    help="stochastic binary activations in training: +1 with probability "
+                         "hardsigmoid(x), seeded per layer (--mode bnn; weights stay "
+                         "deterministic)")
+    pt.add_argument("--augment", action="store_true",
+                    help="random crops (4-pixel zero padding) and horizontal flips of each "
+                         "training batch, seeded by --seed (CIFAR-10)")
     pt.add_argument("--lr", type=_positive_float, default=None, help="initial learning rate")
     pt.add_argument("--threads", type=_positive_int, default=None)
     pt.add_argument("--limit", type=_positive_int, default=None,
                     help="train on the first N training images only")
     pt.add_argument("--no-progress", action="store_true", help="no progress bars")
     pt.set_defaults(func=_cmd_train)
+    pr = sub.add_parser("report", help="a Markdown table and plots of finished (or "
+                        "partial) `pybnn train` runs")
+    pr.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                    help="`pybnn train --out` folders, each with its metrics.json")
+    pr.add_argument("--out", default="pybnn-report", metavar="DIR",
+                    help="where results.md, loss.png and val_error.png go (default "
+                         "pybnn-report)")
+    pr.add_argument("--title", default=None, help="the heading of results.md and the plots")
+    pr.add_argument("--infer", action="store_true",
+                    help="also time each exportable best.npz in the C runtime (as `pybnn "
+                         "bench infer --model`, short): images/s and file size columns")
+    pr.set_defaults(func=_cmd_report)
     pe = sub.add_parser("export", help="write a trained checkpoint as a .bnn model file (or a "
                         "C array) for the C runtime")
     pe.add_argument("checkpoint", metavar="CHECKPOINT", help="a `pybnn train` checkpoint "

@@ -7,7 +7,7 @@ from .data import load_cifar10, load_mnist
 from .nn import (MODES, BatchNorm, BinaryConv2d, BinaryDense, Dropout, Flatten, HardTanh,
                  MaxPool2d, Sequential, Sign)
 
-__all__ = ["RECIPES", "build_model", "load_data"]
+__all__ = ["RECIPES", "AUGMENTED_DATASETS", "build_model", "check_config", "load_data"]
 
 # Each recipe: architecture, data, optimizer and schedule.  Sources for the
 # paper's: PAPER.md §8 (Theano MNIST MLP, CIFAR-10 VGG-like network).
@@ -30,17 +30,44 @@ RECIPES = {
 }
 
 
-def build_model(cfg, input_shape, seed):
-    """The Sequential of a recipe config (width scaled by cfg['width'])."""
-    rng = np.random.default_rng(seed)
-    bn = cfg["bn"]
+# The datasets whose training images --augment may crop and mirror
+# (pybnn.data.random_crop_flip): natural images, not digits, whose mirror
+# image is no digit.
+AUGMENTED_DATASETS = ("cifar10",)
+
+
+def check_config(cfg):
+    """ValueError naming the setting for a run configuration that cannot be
+    built: an unknown mode, a stochastic sign without binary activations,
+    augmentation of a dataset that has none."""
     mode = cfg.get("mode", "bnn")
     if mode not in MODES:
         raise ValueError("mode must be one of %s, got %r" % (", ".join(MODES), mode))
+    if cfg.get("stochastic") and mode != "bnn":
+        raise ValueError("stochastic binarization is of the activations' sign: it needs mode "
+                         "'bnn', got mode %r (weights stay deterministic in every mode)" % mode)
+    if cfg.get("augment") and cfg["dataset"] not in AUGMENTED_DATASETS:
+        raise ValueError("augment (random crops and horizontal flips) is defined for %s "
+                         "images, not for dataset %r" % (", ".join(AUGMENTED_DATASETS),
+                                                         cfg["dataset"]))
+
+
+def build_model(cfg, input_shape, seed):
+    """The Sequential of a recipe config (width scaled by cfg['width']);
+    cfg['stochastic']: the binary activations draw their signs in training
+    (each layer its own seed)."""
+    check_config(cfg)
+    rng = np.random.default_rng(seed)
+    bn = cfg["bn"]
+    mode = cfg.get("mode", "bnn")
     binary = mode != "fp"               # "bc" and "bnn": binary weights
+    stochastic = bool(cfg.get("stochastic", False))
+    act_seed = iter(range(seed + 400, seed + 500))
 
     def act():                          # "bnn": binary activations
-        return Sign() if mode == "bnn" else HardTanh()
+        if mode != "bnn":
+            return HardTanh()
+        return Sign(stochastic=stochastic, seed=next(act_seed))
 
     dense_seed = iter(range(seed + 200, seed + 300))
 

@@ -2,9 +2,11 @@
 
 A run writes into --out: last.npz (every epoch), best.npz (best
 validation error, the paper's model selection), metrics.csv and
-metrics.json, and curves.png when matplotlib is installed.  Checkpoints
-are plain .npz (no pickle): weights, batch-norm statistics, optimizer
-moments, the random generators' states, the schedule and the history.
+metrics.json (the configuration, the model's size, the training memory
+per sample and the history: see _write_metrics), and curves.png when
+matplotlib is installed.  Checkpoints are plain .npz (no pickle):
+weights, batch-norm statistics, optimizer moments, the random
+generators' states, the configuration, the schedule and the history.
 Ctrl-C stops after saving nothing new: last.npz already holds the last
 finished epoch, and --resume continues bit-for-bit as if never stopped.
 """
@@ -20,11 +22,13 @@ import time
 import numpy as np
 
 from . import _core, checkpoint
+from .data import random_crop_flip
+from .deploy import FoldError, model_bytes
 from .losses import softmax_cross_entropy, squared_hinge
 from .optim import ExponentialDecay, Optimizer
 from .nn.dense import resolve_backward
 from .nn.sequential import format_memory_plan
-from .recipes import RECIPES, build_model, load_data
+from .recipes import RECIPES, build_model, check_config, load_data
 
 __all__ = ["train"]
 
@@ -38,14 +42,23 @@ def _evaluate(model, x, y, batch=1000):
 
 def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, seed=0,
           data=None, out="pybnn-run", resume=False, optimizer=None, bn=None, mode="bnn",
-          threads=None, lr=None, progress=True, limit=None, log=print, backward=None):
-    """Train a recipe; returns the metrics history (list of dicts).
+          threads=None, lr=None, progress=True, limit=None, log=print, backward=None,
+          stochastic=False, augment=False):
+    """Train a recipe; returns (the metrics history, a list of dicts; the
+    run state).  Every setting that shapes the run is recorded in the
+    checkpoints' configuration and in metrics.json.
     backward: the arithmetic of the binary layers' backward products,
     "float" (exact products), "int8" (a stochastically rounded gradient,
     exact integer products) or "auto" (resolve_backward: int8 on the x86
     SIMD kernels, float on the reference ones); the one used is recorded
     in the checkpoint's configuration.  None (the default): "auto" for a
-    new run, the checkpoint's own for a resumed one."""
+    new run, the checkpoint's own for a resumed one.
+    stochastic: the binary activations draw their signs in training, +1
+    with probability hardsigmoid(x) (mode "bnn" only; the weights stay
+    deterministic).
+    augment: each training batch is randomly cropped (4-pixel padding) and
+    mirrored (pybnn.data.random_crop_flip), drawn from the run's generator
+    (CIFAR-10 only)."""
     if recipe not in RECIPES:
         raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
     cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
@@ -55,13 +68,13 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
             cfg[key] = val
     if data is None and cfg["dataset"] == "mnist" and epochs is None:
         cfg["epochs"] = 10          # the bundled sample: a one-minute run
-    cfg.update(recipe=recipe, seed=int(seed), mode=mode, limit=limit)
+    cfg.update(recipe=recipe, seed=int(seed), mode=mode, limit=limit,
+               stochastic=bool(stochastic), augment=bool(augment))
+    check_config(cfg)
     last_path = os.path.join(out, "last.npz")
     if backward is None:
         backward = _saved_backward(last_path) if resume else "auto"
-    backward = resolve_backward(backward)
-    if backward != "float":           # float runs keep the configuration they always had
-        cfg["backward"] = backward
+    cfg["backward"] = resolve_backward(backward)
     if threads:
         _core.set_num_threads(int(threads))
     os.makedirs(out, exist_ok=True)
@@ -87,17 +100,26 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
             raise ValueError("nothing to resume: %s does not exist" % last_path)
         d = checkpoint.read(last_path)
         saved = checkpoint.run_state(d, last_path)
-        if saved["config"] != json.loads(json.dumps(cfg)):
-            raise ValueError("%s was written by a different configuration: %s"
-                             % (last_path, saved["config"]))
+        # a checkpoint older than a setting was trained with its ADDED_SETTINGS value
+        want, have = json.loads(json.dumps(cfg)), checkpoint.run_config(saved)
+        if have != want:
+            differ = ", ".join("%s (saved %r, asked %r)" % (k, have.get(k), want.get(k))
+                               for k in sorted(set(have) | set(want))
+                               if have.get(k) != want.get(k))
+            raise ValueError("%s was written by a different configuration: %s; saved: %s"
+                             % (last_path, differ, have))
         checkpoint.load_model_state(model, d, last_path)
         opt.load_state_dict({k[4:]: d[k] for k in d if k.startswith("opt.")})
         rng.bit_generator.state = json.loads(saved["rng"])
         state = saved
+        state["config"] = want          # every setting named from now on
         log("resuming %s at epoch %d" % (last_path, state["epoch"]))
     history = state["history"]
+    plan = model.memory_plan(cfg["batch_size"], x.shape[1:], opt)
+    run = _run_facts(model, x, xv, xt, plan)
+    _write_metrics(out, state, run)
     if state["epoch"] < cfg["epochs"]:
-        log(format_memory_plan(model.memory_plan(cfg["batch_size"], x.shape[1:], opt)))
+        log(format_memory_plan(plan))
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
@@ -118,8 +140,9 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
                    disable=not progress, file=sys.stderr) if tqdm else steps
         for i in bar:
             b = perm[i:i + cfg["batch_size"]]
+            xb = random_crop_flip(x[b], rng) if cfg["augment"] else x[b]
             opt.zero_grad()
-            loss, grad = loss_fn(model.forward(x[b]), y[b])
+            loss, grad = loss_fn(model.forward(xb), y[b])
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     "the loss became %r at epoch %d; stopping, %s keeps the last good epoch"
@@ -148,7 +171,7 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
             state["best_test"] = test_err
             checkpoint.save(os.path.join(out, "best.npz"), model, opt, state)
         checkpoint.save(last_path, model, opt, state)
-        _write_metrics(out, history)
+        _write_metrics(out, state, run)
         log("epoch %d/%d  loss %.4f  val error %.2f%%  test error %.2f%%  (%.1f s)"
             % (epoch + 1, cfg["epochs"], row["loss"], 100 * val_err, 100 * test_err, train_time))
     return history, state
@@ -161,22 +184,48 @@ def _saved_backward(path):
     if not os.path.exists(path):
         return "auto"
     saved = checkpoint.run_state(checkpoint.read(path), path)
-    return saved["config"].get("backward", "float")
+    return checkpoint.run_config(saved)["backward"]
 
 
-def _write_metrics(out, history):
+def _run_facts(model, x, xv, xt, plan):
+    """What metrics.json says of a run besides its configuration and
+    history: the data, the model's size, the training memory, the machine."""
+    shape = tuple(int(d) for d in x.shape[1:])
+    params = sum(p.value.size for p in model.parameters())
+    try:
+        size, size_of = len(model_bytes(model, shape)), "bnn"
+    except FoldError:                   # "bc", "fp": no .bnn file; float32 weights
+        size, size_of = 4 * params, "float32"
+    return dict(input_shape=list(shape),
+                data=dict(train=len(x), validation=len(xv), test=len(xt)),
+                parameters=int(params), model_bytes=int(size), model_bytes_of=size_of,
+                # the memory plan's total grows by this much per sample of the batch
+                train_bytes_per_sample=int(plan["step_per_sample"]),
+                train_bytes_fixed=int(plan["predicted"] - plan["batch_size"]
+                                      * plan["step_per_sample"]),
+                threads=_core.get_num_threads(), kernels=_core.isa())
+
+
+def _write_metrics(out, state, run):
+    """metrics.json: {"config": the run's configuration, the facts of
+    _run_facts, "best_epoch": the epoch best.npz holds, "history": one row
+    per epoch}; metrics.csv: the history's rows (without loss_by_tenth);
+    curves.png when matplotlib is installed."""
+    history = state["history"]
+    metrics = dict(config=state["config"], **run, best_epoch=state["best_epoch"],
+                   history=history)
     with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(history, f, indent=1)
+        json.dump(metrics, f, indent=1)
+    if not history:
+        return
     with open(os.path.join(out, "metrics.csv"), "w", newline="") as f:
         fields = [k for k in history[0] if k != "loss_by_tenth"]   # JSON only
         w = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         w.writerows(history)
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
+    from .report import pyplot
+    plt = pyplot()
+    if plt is None:
         return
     ep = [h["epoch"] for h in history]
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""The runs that answer the paper's reviewers (issue 13), each one
+`pybnn train` command, and the tables and curves `pybnn report` makes of
+them:
+
+- MNIST, `mnist-mlp` (784-4096x3-10, the paper's Theano recipe), 20
+  epochs (the learning rate decays over those 20), seeds 0 and 1: BNN with
+  the deterministic sign, BNN with the stochastic sign, BNN with
+  shift-based batch norm and shift-based AdaMax, BinaryConnect, full
+  precision.
+- CIFAR-10, `cifar10-vgg` (the paper's VGG-like network), with
+  augmentation, --cifar-epochs epochs (the schedule spans them): BNN, full
+  precision, BinaryConnect.
+
+    python bench/reviewer_runs.py --runs RUNS [--mnist DIR] [--cifar DIR]
+        [--cifar-epochs N] [--only NAME[,NAME...]] [--threads T] [--out DIR]
+        [--infer] [--list]
+
+Each run trains into RUNS/NAME (keep RUNS outside the repository).  Run
+the script again to continue: a run with RUNS/NAME/last.npz resumes
+(--resume), a finished one is skipped, so an interrupted set picks up
+where it stopped.  Runs whose dataset folder is not given are left out.
+--list prints the commands instead of running them.  At the end,
+`pybnn report` writes OUT/mnist/ and OUT/cifar10/ (default OUT:
+RUNS/report) from every run of the set that has started.  The seconds per
+epoch are part of the result: run it alone on the machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+# (variant, pybnn train options, what it answers)
+MNIST_VARIANTS = [
+    ("bnn", [], "BNN, deterministic sign"),
+    ("stochastic", ["--stochastic"], "BNN, stochastic sign (weights deterministic)"),
+    ("shift", ["--bn", "shift", "--optimizer", "shift_adamax"],
+     "BNN, shift-based batch norm and AdaMax"),
+    ("bc", ["--mode", "bc"], "BinaryConnect: binary weights, float activations"),
+    ("fp", ["--mode", "fp"], "full precision, the same network and schedule"),
+]
+CIFAR_VARIANTS = [
+    ("bnn", [], "BNN"),
+    ("fp", ["--mode", "fp"], "full precision"),
+    ("bc", ["--mode", "bc"], "BinaryConnect"),
+]
+MNIST_EPOCHS = 20
+SEEDS = (0, 1)
+
+
+def runs(cifar_epochs):
+    """The set: dicts of name, dataset, the `pybnn train` options (without
+    --data and --out) and what the run answers."""
+    out = []
+    for seed in SEEDS:
+        for variant, opts, what in MNIST_VARIANTS:
+            out.append(dict(name="mnist-mlp-%s-s%d" % (variant, seed), dataset="mnist",
+                            args=["--recipe", "mnist-mlp", "--epochs", str(MNIST_EPOCHS),
+                                  "--seed", str(seed)] + opts, what=what))
+    for variant, opts, what in CIFAR_VARIANTS:
+        out.append(dict(name="cifar10-vgg-%s" % variant, dataset="cifar10",
+                        args=["--recipe", "cifar10-vgg", "--epochs", str(cifar_epochs),
+                              "--augment", "--seed", "0"] + opts, what=what))
+    return out
+
+
+def _finished(run_dir, epochs):
+    """True when run_dir's metrics.json says all `epochs` are done."""
+    try:
+        with open(os.path.join(run_dir, "metrics.json")) as f:
+            m = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(m, dict) and m["config"].get("epochs") == epochs
+            and len(m["history"]) >= epochs)
+
+
+def _epochs(args):
+    return int(args[args.index("--epochs") + 1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", required=True, metavar="RUNS",
+                    help="folder of the run folders (outside the repository)")
+    ap.add_argument("--mnist", default=None, metavar="DIR", help="the four MNIST IDX files")
+    ap.add_argument("--cifar", default=None, metavar="DIR", help="CIFAR-10 binary batches")
+    ap.add_argument("--cifar-epochs", type=int, default=20, metavar="N",
+                    help="epochs of each CIFAR-10 run (default 20); the learning rate decays "
+                         "over them, so a run continues only with the N it began with")
+    ap.add_argument("--only", default=None, metavar="NAME[,NAME...]",
+                    help="train only these runs (the report still covers every started run)")
+    ap.add_argument("--threads", type=int, default=None, help="pybnn train --threads")
+    ap.add_argument("--out", default=None, metavar="DIR",
+                    help="where the reports go (default RUNS/report)")
+    ap.add_argument("--infer", action="store_true",
+                    help="pybnn report --infer: time each exportable model in the C runtime")
+    ap.add_argument("--list", action="store_true", help="print the commands and stop")
+    args = ap.parse_args(argv)
+    if args.cifar_epochs < 1:
+        ap.error("--cifar-epochs must be >= 1, got %d" % args.cifar_epochs)
+    data = {"mnist": ("--mnist", args.mnist), "cifar10": ("--cifar", args.cifar)}
+    todo = runs(args.cifar_epochs)
+    names = [r["name"] for r in todo]
+    only = args.only.split(",") if args.only else names
+    unknown = [n for n in only if n not in names]
+    if unknown:
+        ap.error("--only: no run named %s; the runs are %s" % (", ".join(unknown),
+                                                                ", ".join(names)))
+    failed = []
+    for r in todo:
+        if r["name"] not in only:
+            continue
+        out = os.path.join(args.runs, r["name"])
+        option, folder = data[r["dataset"]]
+        if folder is None:
+            print("== %s: left out (no %s folder)" % (r["name"], option))
+            continue
+        cmd = ["pybnn", "train", *r["args"], "--data", folder, "--out", out, "--no-progress"]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        finished = _finished(out, _epochs(r["args"]))
+        resume = not finished and os.path.exists(os.path.join(out, "last.npz"))
+        if args.list:
+            print("%s  # %s%s" % (shlex.join(cmd), r["what"], "; finished" if finished else
+                                  "; started (runs with --resume)" if resume else ""))
+            continue
+        if finished:
+            print("== %s: finished" % r["name"])
+            continue
+        if resume:
+            cmd.append("--resume")
+        print("== %s (%s)\n%s" % (r["name"], r["what"], shlex.join(cmd)), flush=True)
+        if subprocess.run([sys.executable, "-m", "pybnn", *cmd[1:]]).returncode != 0:
+            failed.append(r["name"])
+    if args.list:
+        return 0
+    report_root = args.out or os.path.join(args.runs, "report")
+    for dataset, title in (("mnist", "MNIST, mnist-mlp (784-4096x3-10), %d epochs"
+                            % MNIST_EPOCHS),
+                           ("cifar10", "CIFAR-10, cifar10-vgg, augmented, %d epochs"
+                            % args.cifar_epochs)):
+        started = [os.path.join(args.runs, r["name"]) for r in todo if r["dataset"] == dataset
+                   and os.path.exists(os.path.join(args.runs, r["name"], "metrics.json"))]
+        if not started:
+            continue
+        cmd = ["pybnn", "report", *started, "--out", os.path.join(report_root, dataset),
+               "--title", title] + (["--infer"] if args.infer else [])
+        print("== report\n%s" % shlex.join(cmd), flush=True)
+        if subprocess.run([sys.executable, "-m", "pybnn", *cmd[1:]]).returncode != 0:
+            failed.append("report " + dataset)
+    if failed:
+        print("failed: %s" % ", ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
