@@ -80,6 +80,17 @@ static inline double bnn_ap2_inline(double z)
     return z;
 }
 
+/* The argument checks of bnn_pack_f32/_i8 (src_elem: bytes per source
+ * element) and of bnn_gemm (*epi: NULL becomes the INT32 epilogue), shared
+ * with their CUDA twins: the same status for the same arguments. */
+BNN_INTERNAL bnn_status bnn_pack_check(int64_t rows, int64_t k, const void *src,
+                                       int64_t src_stride, size_t src_elem, const void *dst,
+                                       int64_t dst_stride_words);
+BNN_INTERNAL bnn_status bnn_gemm_check(int64_t n, int64_t m, int64_t k, const uint64_t *a,
+                                       int64_t lda_words, const uint64_t *w,
+                                       int64_t ldw_words, const struct bnn_epilogue **epi,
+                                       const void *c, int64_t ldc);
+
 /* Checked int64 multiply: 0 on overflow (or negative operands). */
 /* The counter-based generator of stochastic binarization and rounding:
  * splitmix64's finaliser over seed and index e. */

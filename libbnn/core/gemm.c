@@ -27,21 +27,16 @@ static void gemm_strip(const bnn_engine *e, int64_t i0, int64_t mr, int64_t j0,
             dot[r * ldd + j] = (int32_t)(g->k - 2 * (int64_t)dot[r * ldd + j]);
 }
 
-bnn_status bnn_gemm(int64_t n, int64_t m, int64_t k,
-                    const uint64_t *a, int64_t lda_words,
-                    const uint64_t *w, int64_t ldw_words,
-                    const bnn_epilogue *epi, void *c, int64_t ldc)
+bnn_status bnn_gemm_check(int64_t n, int64_t m, int64_t k, const uint64_t *a,
+                          int64_t lda_words, const uint64_t *w, int64_t ldw_words,
+                          const bnn_epilogue **epi, const void *c, int64_t ldc)
 {
-    static const uint64_t no_words[1] = {0};
-    bnn_engine e;
-    gemm_op g;
     int64_t kw, row_out;
     size_t elem;
     bnn_status st;
-
     if (n < 0 || m < 0 || k < 0) return BNN_ERR_SHAPE;
     if (k > INT32_MAX) return BNN_ERR_OVERFLOW;
-    if ((st = bnn_epilogue_check(&epi, m, &elem, &row_out)) != BNN_OK) return st;
+    if ((st = bnn_epilogue_check(epi, m, &elem, &row_out)) != BNN_OK) return st;
     if (n == 0 || m == 0) return BNN_OK;
     kw = bnn_words(k);
     if (c == NULL || (kw > 0 && (a == NULL || w == NULL))) return BNN_ERR_NULL;
@@ -50,6 +45,23 @@ bnn_status bnn_gemm(int64_t n, int64_t m, int64_t k,
         || !bnn_extent_ok(m, ldw_words, kw, sizeof(uint64_t))
         || !bnn_extent_ok(n, ldc, row_out, elem))
         return BNN_ERR_OVERFLOW;
+    return BNN_OK;
+}
+
+bnn_status bnn_gemm(int64_t n, int64_t m, int64_t k,
+                    const uint64_t *a, int64_t lda_words,
+                    const uint64_t *w, int64_t ldw_words,
+                    const bnn_epilogue *epi, void *c, int64_t ldc)
+{
+    static const uint64_t no_words[1] = {0};
+    bnn_engine e;
+    gemm_op g;
+    int64_t kw;
+    bnn_status st;
+
+    st = bnn_gemm_check(n, m, k, a, lda_words, w, ldw_words, &epi, c, ldc);
+    if (st != BNN_OK || n == 0 || m == 0) return st;
+    kw = bnn_words(k);
     if (kw == 0) {
         /* k == 0: no word is read and every dot is 0; point the operands at
          * a dummy word so that no arithmetic is done on NULL pointers. */

@@ -46,9 +46,8 @@ static void run_rows(int kind, int64_t rows, int64_t k, const void *src, int64_t
         rows_part(&c, 0, 1);
 }
 
-static bnn_status check_pack(int64_t rows, int64_t k, const void *src,
-                             int64_t src_stride, size_t src_elem,
-                             const void *dst, int64_t dst_stride_words)
+bnn_status bnn_pack_check(int64_t rows, int64_t k, const void *src, int64_t src_stride,
+                          size_t src_elem, const void *dst, int64_t dst_stride_words)
 {
     int64_t kw;
     if (rows < 0 || k < 0) return BNN_ERR_SHAPE;
@@ -66,7 +65,7 @@ bnn_status bnn_pack_f32(int64_t rows, int64_t k, const float *src,
                         int64_t src_stride, uint64_t *dst,
                         int64_t dst_stride_words)
 {
-    bnn_status st = check_pack(rows, k, src, src_stride, sizeof(float), dst,
+    bnn_status st = bnn_pack_check(rows, k, src, src_stride, sizeof(float), dst,
                                dst_stride_words);
     if (st != BNN_OK || rows == 0 || k == 0) return st;
     run_rows(0, rows, k, src, src_stride, dst, dst_stride_words);
@@ -77,7 +76,7 @@ bnn_status bnn_pack_i8(int64_t rows, int64_t k, const int8_t *src,
                        int64_t src_stride, uint64_t *dst,
                        int64_t dst_stride_words)
 {
-    bnn_status st = check_pack(rows, k, src, src_stride, 1, dst,
+    bnn_status st = bnn_pack_check(rows, k, src, src_stride, 1, dst,
                                dst_stride_words);
     if (st != BNN_OK || rows == 0 || k == 0) return st;
     run_rows(1, rows, k, src, src_stride, dst, dst_stride_words);
