@@ -103,7 +103,9 @@ typedef enum bnn_status {
     BNN_ERR_NOMEM       = -6,  /* an allocation failed                      */
     BNN_ERR_STRIDE      = -7,  /* a row stride is smaller than the row      */
     BNN_ERR_FORMAT      = -8,  /* a model file is malformed, truncated or corrupt */
-    BNN_ERR_IO          = -9   /* a file cannot be opened or read            */
+    BNN_ERR_IO          = -9,  /* a file cannot be opened or read            */
+    BNN_ERR_DEVICE      = -10  /* a GPU call failed: no driver or device, a bad
+                                  device pointer, a failed launch (bnn_cuda.h) */
     /* BNN_STATUS_COUNT-style sentinels are not part of the ABI. */
 } bnn_status;
 

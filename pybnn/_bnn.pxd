@@ -23,6 +23,7 @@ cdef extern from "bnn.h" nogil:
         BNN_ERR_STRIDE
         BNN_ERR_FORMAT
         BNN_ERR_IO
+        BNN_ERR_DEVICE
 
     const char *bnn_status_string(bnn_status s)
 

@@ -76,9 +76,9 @@ static int test_status_strings(void)
     static const bnn_status all[] = {
         BNN_OK, BNN_ERR_NULL, BNN_ERR_SHAPE, BNN_ERR_OVERFLOW,
         BNN_ERR_INVALID, BNN_ERR_UNSUPPORTED, BNN_ERR_NOMEM, BNN_ERR_STRIDE, BNN_ERR_FORMAT,
-        BNN_ERR_IO,
+        BNN_ERR_IO, BNN_ERR_DEVICE,
     };
-    static const int unknown[] = {1, 2, -10, -11, 100, -1000, INT_MAX, INT_MIN};
+    static const int unknown[] = {1, 2, -11, -12, 100, -1000, INT_MAX, INT_MIN};
     const int n = (int)(sizeof all / sizeof all[0]);
     int i, j;
 
@@ -93,6 +93,7 @@ static int test_status_strings(void)
     CHECK_EQ(BNN_ERR_STRIDE, -7);
     CHECK_EQ(BNN_ERR_FORMAT, -8);
     CHECK_EQ(BNN_ERR_IO, -9);
+    CHECK_EQ(BNN_ERR_DEVICE, -10);
 
     for (i = 0; i < n; i++) {
         const char *s = bnn_status_string(all[i]);

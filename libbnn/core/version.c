@@ -25,6 +25,8 @@ const char *bnn_status_string(bnn_status s)
     case BNN_ERR_STRIDE:      return "a row stride is smaller than the row";
     case BNN_ERR_FORMAT:      return "malformed, truncated or corrupt model file";
     case BNN_ERR_IO:          return "the file cannot be opened or read";
+    case BNN_ERR_DEVICE:      return "a GPU call failed (no driver or device, a bad device "
+                                     "pointer or a failed launch)";
     }
     return "unknown status";
 }

@@ -1,0 +1,74 @@
+/*
+ * bnn_cuda.h -- libbnn on NVIDIA GPUs: the bit contract of bnn.h (64-bit
+ * little-endian words, bit 1 = -1, pad bits 0) on device memory.
+ *
+ * Every pointer argument is a device pointer (cudaMalloc), including the
+ * epilogue's scale, offset, thresh and flip arrays; `stream` is a
+ * cudaStream_t (NULL: the default stream).  Calls are asynchronous on
+ * their stream like a kernel launch: synchronize before reading the
+ * result on the host.  Each entry point checks its arguments exactly as its
+ * CPU twin does and returns the same status for the same arguments
+ * (nothing is launched then).  A pointer the device cannot reach (a
+ * host pointer that is not registered or managed, a freed or foreign
+ * address) and a launch the runtime refuses return BNN_ERR_DEVICE, with
+ * the argument's name or the runtime's message in bnn_cuda_last_error().
+ * A library built without CUDA (CMake BNN_CUDA=OFF, the default) returns
+ * BNN_ERR_UNSUPPORTED from every entry point.
+ *
+ * Results are bit-exact with the CPU functions: integer dot products, the
+ * same fmaf in the FLOAT epilogue, the same comparison in the BITS one.
+ */
+#ifndef BNN_CUDA_H
+#define BNN_CUDA_H
+
+#include "bnn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** bnn_cuda_available() : BNN_OK and *devices >= 1 when a CUDA device can
+ *  be used; otherwise BNN_ERR_UNSUPPORTED (this build has no CUDA) or
+ *  BNN_ERR_DEVICE (no driver, no device, or the runtime failed to start),
+ *  with *devices = 0.  `why` (may be NULL) receives a one-line reason,
+ *  truncated to why_len bytes including the terminating 0. */
+BNN_API bnn_status bnn_cuda_available(int *devices, char *why, size_t why_len);
+
+/** bnn_cuda_last_error() : the CUDA runtime's message for the last
+ *  BNN_ERR_DEVICE returned on this thread ("" if none). */
+BNN_API const char *bnn_cuda_last_error(void);
+
+/** bnn_cuda_synchronize() : waits for the work queued on `stream` (NULL:
+ *  the default stream) and returns BNN_ERR_DEVICE if it failed (a kernel
+ *  that faulted on memory its pointers did not own, for instance; such a
+ *  fault leaves the process's CUDA context unusable, as for any kernel). */
+BNN_API bnn_status bnn_cuda_synchronize(void *stream);
+
+/** bnn_cuda_pack_f32() : bnn_pack_f32() on device memory (x < 0 -> bit 1;
+ *  +0, -0 and NaN -> bit 0; pad bits 0).  Rows of channels in NHWC images
+ *  are rows with k = channels. */
+BNN_API bnn_status bnn_cuda_pack_f32(int64_t rows, int64_t k, const float *src,
+                                     int64_t src_stride, uint64_t *dst,
+                                     int64_t dst_stride_words, void *stream);
+
+/* Which GEMM kernel bnn_cuda_gemm runs. */
+typedef enum bnn_cuda_gemm_kernel {
+    BNN_CUDA_GEMM_AUTO   = 0,  /* the tensor-core kernel where the device has it */
+    BNN_CUDA_GEMM_SIMT   = 1,  /* CUDA cores: shared-memory tiles, __popcll      */
+    BNN_CUDA_GEMM_TENSOR = 2   /* mma.sync m16n8k256 .b1 (sm_80 and later)       */
+} bnn_cuda_gemm_kernel;
+
+/** bnn_cuda_gemm() : bnn_gemm() on device memory, with the same arguments,
+ *  epilogues and results, plus the kernel choice (a bnn_cuda_gemm_kernel;
+ *  BNN_ERR_UNSUPPORTED for the tensor-core kernel on a device without it,
+ *  BNN_ERR_INVALID for an unknown value) and the stream. */
+BNN_API bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint64_t *a,
+                                 int64_t lda_words, const uint64_t *w, int64_t ldw_words,
+                                 const bnn_epilogue *epi, void *c, int64_t ldc, int kernel,
+                                 void *stream);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BNN_CUDA_H */

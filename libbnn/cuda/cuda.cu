@@ -1,0 +1,171 @@
+/*
+ * cuda.cu -- the entry points of bnn_cuda.h: argument checks shared with
+ * the CPU functions, launches of the kernels of kernels.cuh, and the CUDA
+ * runtime's errors turned into BNN_ERR_DEVICE.
+ */
+#include "bnn_cuda.h"
+
+extern "C" {
+#include "bnn_internal.h"
+}
+#include "kernels.cuh"
+
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <string.h>
+
+using namespace bnn_cuda;
+
+/* The runtime's message of the last failure on this thread. */
+static thread_local char g_last_error[256];
+
+static bnn_status device_error(cudaError_t e, const char *what)
+{
+    snprintf(g_last_error, sizeof g_last_error, "%s: %s (%s)", what, cudaGetErrorString(e),
+             cudaGetErrorName(e));
+    return BNN_ERR_DEVICE;
+}
+
+extern "C" const char *bnn_cuda_last_error(void)
+{
+    return g_last_error;
+}
+
+extern "C" bnn_status bnn_cuda_available(int *devices, char *why, size_t why_len)
+{
+    int n = 0;
+    cudaError_t e;
+    if (devices == NULL) return BNN_ERR_NULL;
+    *devices = 0;
+    e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n < 1) {
+        if (why && why_len)
+            snprintf(why, why_len, "%s", e != cudaSuccess ? cudaGetErrorString(e)
+                                                          : "no CUDA device");
+        (void)cudaGetLastError();     /* clear the sticky error of a failed start */
+        return BNN_ERR_DEVICE;
+    }
+    if (why && why_len) {
+        cudaDeviceProp p;
+        if (cudaGetDeviceProperties(&p, 0) == cudaSuccess)
+            snprintf(why, why_len, "%d device(s); device 0: %s, sm_%d%d", n, p.name, p.major,
+                     p.minor);
+        else
+            snprintf(why, why_len, "%d device(s)", n);
+    }
+    *devices = n;
+    return BNN_OK;
+}
+
+extern "C" bnn_status bnn_cuda_synchronize(void *stream)
+{
+    cudaError_t e = cudaStreamSynchronize((cudaStream_t)stream);
+    return e == cudaSuccess ? BNN_OK : device_error(e, "bnn_cuda_synchronize");
+}
+
+/* BNN_OK when the device can reach p (device, managed or registered host
+ * memory; NULL passes: the argument checks decide about NULL). */
+static bnn_status device_pointer(const void *p, const char *fn, const char *name)
+{
+    cudaPointerAttributes at;
+    cudaError_t e;
+    if (p == NULL) return BNN_OK;
+    e = cudaPointerGetAttributes(&at, p);
+    if (e != cudaSuccess) return device_error(e, fn);
+    if (at.type == cudaMemoryTypeUnregistered || at.devicePointer == NULL) {
+        snprintf(g_last_error, sizeof g_last_error,
+                 "%s: %s = %p is not memory the device can reach (cudaMalloc it, or "
+                 "register it)", fn, name, p);
+        return BNN_ERR_DEVICE;
+    }
+    return BNN_OK;
+}
+
+/* The launch's status: a refused launch (bad configuration, no device) is
+ * reported now; a fault inside the kernel surfaces at the next
+ * synchronizing call, as for any CUDA kernel. */
+static bnn_status launched(const char *what)
+{
+    cudaError_t e = cudaGetLastError();
+    return e == cudaSuccess ? BNN_OK : device_error(e, what);
+}
+
+/* ------------------------------------------------------------------ */
+/* Packing                                                             */
+/* ------------------------------------------------------------------ */
+
+__global__ void k_pack_f32(PackArgs p)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < p.rows * p.kw) pack_word(p, i / p.kw, i % p.kw);
+}
+
+extern "C" bnn_status bnn_cuda_pack_f32(int64_t rows, int64_t k, const float *src,
+                                        int64_t src_stride, uint64_t *dst,
+                                        int64_t dst_stride_words, void *stream)
+{
+    PackArgs p;
+    int64_t words, blocks;
+    bnn_status st = bnn_pack_check(rows, k, src, src_stride, sizeof(float), dst,
+                                   dst_stride_words);
+    if (st != BNN_OK || rows == 0 || k == 0) return st;
+    if ((st = device_pointer(src, "bnn_cuda_pack_f32", "src")) != BNN_OK
+        || (st = device_pointer(dst, "bnn_cuda_pack_f32", "dst")) != BNN_OK)
+        return st;
+    p.rows = rows; p.k = k; p.kw = bnn_words(k);
+    p.src = src; p.lds = src_stride; p.dst = dst; p.ldd = dst_stride_words;
+    words = rows * p.kw;
+    blocks = (words + 255) / 256;
+    if (blocks > INT32_MAX) return BNN_ERR_OVERFLOW;
+    k_pack_f32<<<(unsigned)blocks, 256, 0, (cudaStream_t)stream>>>(p);
+    return launched("bnn_cuda_pack_f32");
+}
+
+/* ------------------------------------------------------------------ */
+/* GEMM                                                                */
+/* ------------------------------------------------------------------ */
+
+__global__ void __launch_bounds__(GEMM_THREADS) k_gemm_simt(GemmArgs g, int64_t by0)
+{
+    __shared__ GemmSmem s;
+    GemmRegs r;
+    gemm_simt_block(DeviceExec(), g, (int64_t)blockIdx.x, by0 + blockIdx.y, s, &r);
+}
+
+extern "C" bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint64_t *a,
+                                    int64_t lda_words, const uint64_t *w, int64_t ldw_words,
+                                    const bnn_epilogue *epi, void *c, int64_t ldc, int kernel,
+                                    void *stream)
+{
+    GemmArgs g;
+    int64_t bxs, bys, by0;
+    bnn_status st;
+    if (kernel < BNN_CUDA_GEMM_AUTO || kernel > BNN_CUDA_GEMM_TENSOR) return BNN_ERR_INVALID;
+    st = bnn_gemm_check(n, m, k, a, lda_words, w, ldw_words, &epi, c, ldc);
+    if (st != BNN_OK || n == 0 || m == 0) return st;
+    {
+        static const char *fn = "bnn_cuda_gemm";
+        const int fl = epi->kind == BNN_EPI_FLOAT, bits = epi->kind == BNN_EPI_BITS;
+        const void *ptrs[] = {a, w, c, fl ? epi->scale : NULL, fl ? epi->offset : NULL,
+                              bits ? epi->thresh : NULL, bits ? epi->flip : NULL};
+        static const char *names[] = {"a", "w", "c", "epi->scale", "epi->offset",
+                                      "epi->thresh", "epi->flip"};
+        for (int i = 0; i < 7; i++)      /* those the epilogue reads */
+            if ((st = device_pointer(ptrs[i], fn, names[i])) != BNN_OK) return st;
+    }
+    if (kernel == BNN_CUDA_GEMM_TENSOR) return BNN_ERR_UNSUPPORTED;   /* not built yet */
+    g.n = n; g.m = m; g.k = k; g.kw = bnn_words(k);
+    g.a = a; g.lda = lda_words; g.w = w; g.ldw = ldw_words;
+    g.epi = epi->kind;
+    g.scale = epi->scale; g.offset = epi->offset; g.thresh = epi->thresh; g.flip = epi->flip;
+    g.c = c; g.ldc = ldc;
+    bxs = (m + GEMM_BN - 1) / GEMM_BN;
+    bys = (n + GEMM_BM - 1) / GEMM_BM;
+    if (bxs > INT32_MAX) return BNN_ERR_OVERFLOW;
+    for (by0 = 0; by0 < bys; by0 += 65535) {        /* gridDim.y <= 65535 */
+        dim3 grid((unsigned)bxs, (unsigned)(bys - by0 < 65535 ? bys - by0 : 65535));
+        k_gemm_simt<<<grid, GEMM_THREADS, 0, (cudaStream_t)stream>>>(g, by0);
+        if ((st = launched("bnn_cuda_gemm")) != BNN_OK) return st;
+    }
+    return BNN_OK;
+}

@@ -1,0 +1,52 @@
+/*
+ * cuda_none.c -- the entry points of bnn_cuda.h in a library built without
+ * CUDA (CMake BNN_CUDA=OFF, the default; pip install without BNN_CUDA=1):
+ * each says so with BNN_ERR_UNSUPPORTED, so a program can ask and fall
+ * back to the CPU.  A CUDA build compiles cuda.cu instead.
+ */
+#include "bnn_cuda.h"
+
+#include <stdio.h>
+
+#ifndef BNN_WITH_CUDA
+
+bnn_status bnn_cuda_available(int *devices, char *why, size_t why_len)
+{
+    if (devices) *devices = 0;
+    if (why && why_len)
+        snprintf(why, why_len, "this libbnn was built without CUDA (CMake -DBNN_CUDA=ON, "
+                               "or BNN_CUDA=1 pip install)");
+    return BNN_ERR_UNSUPPORTED;
+}
+
+const char *bnn_cuda_last_error(void)
+{
+    return "";
+}
+
+bnn_status bnn_cuda_synchronize(void *stream)
+{
+    (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_pack_f32(int64_t rows, int64_t k, const float *src, int64_t src_stride,
+                             uint64_t *dst, int64_t dst_stride_words, void *stream)
+{
+    (void)rows; (void)k; (void)src; (void)src_stride; (void)dst; (void)dst_stride_words;
+    (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint64_t *a, int64_t lda_words,
+                         const uint64_t *w, int64_t ldw_words, const bnn_epilogue *epi, void *c,
+                         int64_t ldc, int kernel, void *stream)
+{
+    (void)n; (void)m; (void)k; (void)a; (void)lda_words; (void)w; (void)ldw_words; (void)epi;
+    (void)c; (void)ldc; (void)kernel; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+#else
+typedef int bnn_cuda_none_is_empty; /* ISO C wants a declaration in every file */
+#endif

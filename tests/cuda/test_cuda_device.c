@@ -1,0 +1,209 @@
+/*
+ * test_cuda_device.c -- libbnn's CUDA entry points on a real GPU (built
+ * with BNN_CUDA=ON; skipped, with the reason, where no device can be used):
+ *  - bnn_cuda_pack_f32 == bnn_pack_f32 and bnn_cuda_gemm (each kernel) ==
+ *    the shared oracle through every epilogue, on ragged shapes;
+ *  - the argument errors are the CPU functions' statuses, nothing written;
+ *  - a host pointer is BNN_ERR_DEVICE naming the argument; a kernel that
+ *    faults (an operand shorter than its shape says) is BNN_ERR_DEVICE
+ *    from bnn_cuda_synchronize, in a child process (a fault leaves the
+ *    CUDA context unusable).
+ */
+#include "test_util.h"
+#include "oracle.h"
+#include "bnn_cuda.h"
+
+#include <cuda_runtime.h>
+#if defined(__unix__)
+#  include <sys/wait.h>
+#  include <unistd.h>
+#endif
+
+static char *g_self;     /* argv[0]: the fault test runs it again with --fault */
+
+/* --fault: an operand shorter than its shape says; the launch is accepted,
+ * the fault must come back from bnn_cuda_synchronize as BNN_ERR_DEVICE. */
+static int fault_child(void)
+{
+    uint64_t *small = NULL, *out = NULL;
+    bnn_status st;
+    if (cudaMalloc((void **)&small, 8) != cudaSuccess
+        || cudaMalloc((void **)&out, (size_t)1 << 20) != cudaSuccess)
+        return 2;
+    st = bnn_cuda_gemm(1 << 16, 64, 1 << 14, small, 256, small, 256, NULL, out, 64,
+                       BNN_CUDA_GEMM_SIMT, NULL);
+    if (st == BNN_OK) st = bnn_cuda_synchronize(NULL);
+    printf("fault child: %s (%s)\n", bnn_status_string(st), bnn_cuda_last_error());
+    return st == BNN_ERR_DEVICE ? 0 : 1;
+}
+
+static void *dev_copy(const void *h, size_t bytes)
+{
+    void *d = NULL;
+    if (cudaMalloc(&d, bytes ? bytes : 1) != cudaSuccess) return NULL;
+    if (bytes) cudaMemcpy(d, h, bytes, cudaMemcpyHostToDevice);
+    return d;
+}
+
+static int test_pack_device(void)
+{
+    static const int64_t ks[] = {1, 63, 64, 65, 200, 1000};
+    bt_rng r = bt_stream(0xd9ac);
+    size_t i;
+    for (i = 0; i < sizeof ks / sizeof ks[0]; i++) {
+        const int64_t k = ks[i], rows = 37, kw = bt_words(k), lds = k + 1, ldd = kw + 1;
+        float *src = (float *)bt_alloc((size_t)(rows * lds) * sizeof(float));
+        uint64_t *got = (uint64_t *)bt_alloc((size_t)(rows * ldd) * 8);
+        uint64_t *want = (uint64_t *)bt_alloc((size_t)(rows * ldd) * 8);
+        float *dsrc;
+        uint64_t *ddst;
+        bt_rand_floats(&r, src, (size_t)(rows * lds));
+        bt_fill_u64(got, (size_t)(rows * ldd), BT_CANARY_W);
+        bt_fill_u64(want, (size_t)(rows * ldd), BT_CANARY_W);
+        dsrc = (float *)dev_copy(src, (size_t)(rows * lds) * sizeof(float));
+        ddst = (uint64_t *)dev_copy(got, (size_t)(rows * ldd) * 8);
+        bt_ctx("device pack k=%" PRId64, k);
+        CHECK(dsrc != NULL && ddst != NULL);
+        CHECK_ST(bnn_cuda_pack_f32(rows, k, dsrc, lds, ddst, ldd, NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(got, ddst, (size_t)(rows * ldd) * 8, cudaMemcpyDeviceToHost);
+        bt_pack_f32(rows, k, src, lds, want, ldd);
+        CHECK(memcmp(got, want, (size_t)(rows * ldd) * 8) == 0);
+        cudaFree(dsrc);
+        cudaFree(ddst);
+        free(src);
+        free(got);
+        free(want);
+    }
+    printf("  device pack == bnn_pack_f32        ok\n");
+    return 0;
+}
+
+static int gemm_case(int64_t n, int64_t m, int64_t k, int kernel, uint64_t tag)
+{
+    bt_rng r = bt_stream(tag);
+    const int64_t kw = bt_words(k), lda = kw + 1, ldw = kw + 2;
+    float *af = (float *)bt_alloc((size_t)(n * k + 1) * 4), *wf = (float *)bt_alloc((size_t)(m * k + 1) * 4);
+    int8_t *as = (int8_t *)bt_alloc((size_t)(n * k + 1)), *ws = (int8_t *)bt_alloc((size_t)(m * k + 1));
+    int32_t *dot = (int32_t *)bt_alloc((size_t)(n * m) * 4);
+    uint64_t *a = (uint64_t *)bt_alloc((size_t)(n * lda) * 8), *w = (uint64_t *)bt_alloc((size_t)(m * ldw) * 8);
+    uint64_t *da, *dw;
+    bt_epi_data d, dd;
+    int kind, v, rc = 0;
+    int64_t i;
+    bt_rand_floats(&r, af, (size_t)(n * k));
+    bt_rand_floats(&r, wf, (size_t)(m * k));
+    for (i = 0; i < n; i++) bt_signs(af + i * k, k, as + i * k);
+    for (i = 0; i < m; i++) bt_signs(wf + i * k, k, ws + i * k);
+    bt_gemm_s8(n, m, k, as, ws, dot);
+    memset(a, 0, (size_t)(n * lda) * 8);
+    memset(w, 0, (size_t)(m * ldw) * 8);
+    bt_pack_f32(n, k, af, k, a, lda);
+    bt_pack_f32(m, k, wf, k, w, ldw);
+    da = (uint64_t *)dev_copy(a, (size_t)(n * lda) * 8);
+    dw = (uint64_t *)dev_copy(w, (size_t)(m * ldw) * 8);
+    bt_epi_make_pm1(&d, m, k, tag ^ 0x77);
+    dd.scale = (float *)dev_copy(d.scale, (size_t)m * 4);
+    dd.offset = (float *)dev_copy(d.offset, (size_t)m * 4);
+    dd.thresh = (int32_t *)dev_copy(d.thresh, (size_t)m * 4);
+    dd.flip = (uint8_t *)dev_copy(d.flip, (size_t)m);
+    for (kind = BNN_EPI_INT32; kind <= BNN_EPI_BITS && rc == 0; kind++) {
+        const int variants = kind == BNN_EPI_INT32 ? 1 : kind == BNN_EPI_FLOAT ? 4 : 2;
+        for (v = 0; v < variants && rc == 0; v++) {
+            const bnn_epilogue e = bt_epi_for(kind, v, &d), de = bt_epi_for(kind, v, &dd);
+            const int64_t ldc = (kind == BNN_EPI_BITS ? bt_words(m) : m) + 3;
+            size_t bytes;
+            void *c = bt_out_alloc(n, m, kind, ldc, &bytes), *dc = dev_copy(c, bytes);
+            bt_ctx("device gemm kernel %d n=%" PRId64 " m=%" PRId64 " k=%" PRId64
+                   " epilogue %d variant %d", kernel, n, m, k, kind, v);
+            CHECK_ST(bnn_cuda_gemm(n, m, k, da, lda, dw, ldw, &de, dc, ldc, kernel, NULL), BNN_OK);
+            CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+            cudaMemcpy(c, dc, bytes, cudaMemcpyDeviceToHost);
+            rc = bt_check_epi(n, m, dot, &e, c, ldc, NULL, NULL);
+            cudaFree(dc);
+            free(c);
+        }
+    }
+    cudaFree(da); cudaFree(dw);
+    cudaFree(dd.scale); cudaFree(dd.offset); cudaFree(dd.thresh); cudaFree(dd.flip);
+    bt_epi_free(&d);
+    free(af); free(wf); free(as); free(ws); free(dot); free(a); free(w);
+    return rc;
+}
+
+static int test_gemm_device(void)
+{
+    static const int64_t shapes[][3] = {
+        {1, 1, 1}, {3, 5, 63}, {65, 63, 65}, {70, 130, 129}, {129, 65, 513}, {300, 257, 4099},
+    };
+    static const int kernels[] = {BNN_CUDA_GEMM_SIMT, BNN_CUDA_GEMM_AUTO};
+    size_t i, j;
+    for (j = 0; j < sizeof kernels / sizeof kernels[0]; j++)
+        for (i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            RUN(gemm_case(shapes[i][0], shapes[i][1], shapes[i][2], kernels[j], 0x9e77 + i));
+    printf("  device gemm == oracle (simt, auto) ok\n");
+    return 0;
+}
+
+static int test_errors_device(void)
+{
+    uint64_t host[4] = {0, 0, 0, 0};
+    uint64_t *d = (uint64_t *)dev_copy(host, sizeof host);
+    bnn_epilogue e;
+    memset(&e, 0, sizeof e);
+    bt_ctx("device errors");
+    CHECK(d != NULL);
+    /* the CPU statuses for the same arguments */
+    CHECK_ST(bnn_cuda_gemm(-1, 1, 1, d, 1, d, 1, NULL, d, 1, 0, NULL), BNN_ERR_SHAPE);
+    CHECK_ST(bnn_cuda_gemm(1, 1, 65, d, 1, d, 2, NULL, d, 1, 0, NULL), BNN_ERR_STRIDE);
+    CHECK_ST(bnn_cuda_gemm(1, 1, 1, NULL, 1, d, 1, NULL, d, 1, 0, NULL), BNN_ERR_NULL);
+    CHECK_ST(bnn_cuda_gemm(1, 1, 1, d, 1, d, 1, NULL, d, 1, 7, NULL), BNN_ERR_INVALID);
+    e.kind = BNN_EPI_BITS;
+    CHECK_ST(bnn_cuda_gemm(1, 1, 1, d, 1, d, 1, &e, d, 1, 0, NULL), BNN_ERR_NULL);
+    CHECK_ST(bnn_cuda_pack_f32(1, 1, NULL, 1, d, 1, NULL), BNN_ERR_NULL);
+    /* a host pointer: named, nothing launched */
+    CHECK_ST(bnn_cuda_gemm(1, 1, 1, host, 1, d, 1, NULL, d, 1, 0, NULL), BNN_ERR_DEVICE);
+    CHECK(strstr(bnn_cuda_last_error(), "a = ") != NULL);
+    cudaFree(d);
+#if defined(__unix__)
+    {
+        /* a fault inside the kernel, in a fresh process (a CUDA context
+         * does not survive fork, and the fault poisons the context) */
+        pid_t pid = fork();
+        int status = 0;
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            char *args[] = {g_self, (char *)"--fault", NULL};
+            execv(g_self, args);
+            _exit(127);
+        }
+        CHECK(waitpid(pid, &status, 0) == pid);
+        CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "a faulting kernel did not give BNN_ERR_DEVICE (child status %d)", status);
+    }
+#endif
+    printf("  device errors                      ok\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    char why[256];
+    int devices = 0;
+    bnn_status st;
+    g_self = argv[0];
+    if (argc > 1 && strcmp(argv[1], "--fault") == 0) return fault_child();
+    bt_init(argc, argv, "test_cuda_device");
+    st = bnn_cuda_available(&devices, why, sizeof why);
+    if (st != BNN_OK) {
+        printf("test_cuda_device: SKIPPED: no usable CUDA device (%s: %s)\n",
+               bnn_status_string(st), why);
+        return BT_SKIP;
+    }
+    printf("test_cuda_device: %s\n", why);
+    RUN(test_pack_device());
+    RUN(test_gemm_device());
+    RUN(test_errors_device());
+    printf("test_cuda_device: all passed\n");
+    return 0;
+}
