@@ -59,7 +59,22 @@ static void emulate_gemm_simt(const GemmArgs &g)
     delete s;
 }
 
-static int gemm_case(int64_t n, int64_t m, int64_t k, uint64_t tag)
+/* Runs every block of the tensor-core GEMM's grid on the emulator. */
+static void emulate_gemm_tc(const GemmArgs &g)
+{
+    const int64_t bxs = (g.m + GEMM_BN - 1) / GEMM_BN, bys = (g.n + GEMM_BM - 1) / GEMM_BM;
+    HostExec x = {TC_THREADS};
+    std::vector<TcRegs> regs(TC_THREADS);
+    TcSmem *s = new TcSmem;
+    for (int64_t by = 0; by < bys; by++)
+        for (int64_t bx = 0; bx < bxs; bx++) gemm_tc_block(x, g, bx, by, *s, regs.data());
+    delete s;
+}
+
+typedef void (*emulated_gemm)(const GemmArgs &g);
+
+static int gemm_case(int64_t n, int64_t m, int64_t k, uint64_t tag, emulated_gemm run,
+                     const char *name)
 {
     bt_rng r = bt_stream(tag);
     const int64_t kw = bt_words(k), lda = kw + 1, ldw = kw + 3;
@@ -85,9 +100,9 @@ static int gemm_case(int64_t n, int64_t m, int64_t k, uint64_t tag)
             void *c = bt_out_alloc(n, m, kind, ldc, &bytes);
             GemmArgs g = {n, m, k, kw, a.data(), lda, w.data(), ldw, kind, e.scale, e.offset,
                           e.thresh, e.flip, c, ldc};
-            bt_ctx("emulated gemm_simt n=%" PRId64 " m=%" PRId64 " k=%" PRId64
-                   " epilogue %d variant %d", n, m, k, kind, v);
-            emulate_gemm_simt(g);
+            bt_ctx("emulated %s n=%" PRId64 " m=%" PRId64 " k=%" PRId64
+                   " epilogue %d variant %d", name, n, m, k, kind, v);
+            run(g);
             int rc = bt_check_epi(n, m, dot.data(), &e, c, ldc, NULL, NULL);
             free(c);
             if (rc) {
@@ -100,15 +115,64 @@ static int gemm_case(int64_t n, int64_t m, int64_t k, uint64_t tag)
     return 0;
 }
 
+static const int64_t g_shapes[][3] = {
+    {1, 1, 1},    {1, 1, 0},     {3, 5, 63},   {64, 64, 64},  {65, 63, 65},
+    {70, 130, 129}, {129, 65, 513}, {17, 200, 1000}, {130, 7, 577}, {2, 129, 4096 + 3},
+};
+
 static int test_gemm_simt(void)
 {
-    static const int64_t shapes[][3] = {
-        {1, 1, 1},    {1, 1, 0},     {3, 5, 63},   {64, 64, 64},  {65, 63, 65},
-        {70, 130, 129}, {129, 65, 513}, {17, 200, 1000}, {130, 7, 577}, {2, 129, 4096 + 3},
-    };
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        RUN(gemm_case(shapes[i][0], shapes[i][1], shapes[i][2], 0x6e33 + i));
+    for (size_t i = 0; i < sizeof g_shapes / sizeof g_shapes[0]; i++)
+        RUN(gemm_case(g_shapes[i][0], g_shapes[i][1], g_shapes[i][2], 0x6e33 + i,
+                      emulate_gemm_simt, "gemm_simt"));
     printf("  gemm_simt (emulated), 3 epilogues  ok\n");
+    return 0;
+}
+
+/* The documented m16n8k256 .b1 layouts, checked directly: an A, B pair
+ * built element by element, scattered into lane registers by the
+ * formulas, gives C = popc(A row AND B column) in the lanes the C layout
+ * names. */
+static int test_mma_layout(void)
+{
+    bt_rng r = bt_stream(0x3a1);
+    uint8_t A[16][256], B[256][8];
+    uint32_t a[32][4] = {{0}}, b[32][2] = {{0}};
+    int32_t c[32][4] = {{0}};
+    for (int i = 0; i < 16; i++)
+        for (int kk = 0; kk < 256; kk++) A[i][kk] = (uint8_t)bt_below(&r, 2);
+    for (int kk = 0; kk < 256; kk++)
+        for (int j = 0; j < 8; j++) B[kk][j] = (uint8_t)bt_below(&r, 2);
+    for (int l = 0; l < 32; l++) {
+        const int g = l >> 2, q = l & 3;
+        for (int bit = 0; bit < 32; bit++) {
+            a[l][0] |= (uint32_t)A[g][32 * q + bit] << bit;
+            a[l][1] |= (uint32_t)A[g + 8][32 * q + bit] << bit;
+            a[l][2] |= (uint32_t)A[g][128 + 32 * q + bit] << bit;
+            a[l][3] |= (uint32_t)A[g + 8][128 + 32 * q + bit] << bit;
+            b[l][0] |= (uint32_t)B[32 * q + bit][g] << bit;
+            b[l][1] |= (uint32_t)B[128 + 32 * q + bit][g] << bit;
+        }
+    }
+    emulate_mma_b1_and(a, b, c);
+    for (int l = 0; l < 32; l++)
+        for (int i = 0; i < 4; i++) {
+            const int row = (l >> 2) + 8 * (i >> 1), col = 2 * (l & 3) + (i & 1);
+            int32_t want = 0;
+            for (int kk = 0; kk < 256; kk++) want += A[row][kk] & B[kk][col];
+            bt_ctx("mma layout lane %d c%d", l, i);
+            CHECK_EQ(c[l][i], want);
+        }
+    printf("  mma m16n8k256 .b1 layouts          ok\n");
+    return 0;
+}
+
+static int test_gemm_tc(void)
+{
+    for (size_t i = 0; i < sizeof g_shapes / sizeof g_shapes[0]; i++)
+        RUN(gemm_case(g_shapes[i][0], g_shapes[i][1], g_shapes[i][2], 0x7c11 + i,
+                      emulate_gemm_tc, "gemm_tc"));
+    printf("  gemm_tc (emulated mma), 3 epilogues ok\n");
     return 0;
 }
 
@@ -117,6 +181,8 @@ int main(int argc, char **argv)
     bt_init(argc, argv, "test_cuda_emu");
     RUN(test_pack());
     RUN(test_gemm_simt());
+    RUN(test_mma_layout());
+    RUN(test_gemm_tc());
     printf("test_cuda_emu: all passed\n");
     return 0;
 }

@@ -132,6 +132,23 @@ __global__ void __launch_bounds__(GEMM_THREADS) k_gemm_simt(GemmArgs g, int64_t 
     gemm_simt_block(DeviceExec(), g, (int64_t)blockIdx.x, by0 + blockIdx.y, s, &r);
 }
 
+__global__ void __launch_bounds__(TC_THREADS) k_gemm_tc(GemmArgs g, int64_t by0)
+{
+    __shared__ TcSmem s;
+    TcRegs r;
+    gemm_tc_block(DeviceExec(), g, (int64_t)blockIdx.x, by0 + blockIdx.y, s, &r);
+}
+
+/* The current device's compute capability major version (0 on failure). */
+static int device_major(void)
+{
+    int dev = 0, major = 0;
+    if (cudaGetDevice(&dev) != cudaSuccess
+        || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess)
+        return 0;
+    return major;
+}
+
 extern "C" bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint64_t *a,
                                     int64_t lda_words, const uint64_t *w, int64_t ldw_words,
                                     const bnn_epilogue *epi, void *c, int64_t ldc, int kernel,
@@ -153,7 +170,15 @@ extern "C" bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint6
         for (int i = 0; i < 7; i++)      /* those the epilogue reads */
             if ((st = device_pointer(ptrs[i], fn, names[i])) != BNN_OK) return st;
     }
-    if (kernel == BNN_CUDA_GEMM_TENSOR) return BNN_ERR_UNSUPPORTED;   /* not built yet */
+    if (kernel != BNN_CUDA_GEMM_SIMT) {       /* mma .b1 with AND: sm_80 and later */
+        const int tensor = device_major() >= 8;
+        if (kernel == BNN_CUDA_GEMM_TENSOR && !tensor) {
+            snprintf(g_last_error, sizeof g_last_error,
+                     "bnn_cuda_gemm: the tensor-core kernel needs compute capability 8.0 or later");
+            return BNN_ERR_UNSUPPORTED;
+        }
+        kernel = tensor ? BNN_CUDA_GEMM_TENSOR : BNN_CUDA_GEMM_SIMT;
+    }
     g.n = n; g.m = m; g.k = k; g.kw = bnn_words(k);
     g.a = a; g.lda = lda_words; g.w = w; g.ldw = ldw_words;
     g.epi = epi->kind;
@@ -164,7 +189,10 @@ extern "C" bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint6
     if (bxs > INT32_MAX) return BNN_ERR_OVERFLOW;
     for (by0 = 0; by0 < bys; by0 += 65535) {        /* gridDim.y <= 65535 */
         dim3 grid((unsigned)bxs, (unsigned)(bys - by0 < 65535 ? bys - by0 : 65535));
-        k_gemm_simt<<<grid, GEMM_THREADS, 0, (cudaStream_t)stream>>>(g, by0);
+        if (kernel == BNN_CUDA_GEMM_TENSOR)
+            k_gemm_tc<<<grid, TC_THREADS, 0, (cudaStream_t)stream>>>(g, by0);
+        else
+            k_gemm_simt<<<grid, GEMM_THREADS, 0, (cudaStream_t)stream>>>(g, by0);
         if ((st = launched("bnn_cuda_gemm")) != BNN_OK) return st;
     }
     return BNN_OK;

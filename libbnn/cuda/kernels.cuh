@@ -27,6 +27,11 @@
 #else
 #  define BNN_HD inline
 #endif
+#ifdef __CUDA_ARCH__
+#  define BNN_UNROLL _Pragma("unroll")     /* registers indexed by the loop */
+#else
+#  define BNN_UNROLL
+#endif
 
 namespace bnn_cuda {
 
@@ -37,6 +42,52 @@ BNN_HD int popc64(uint64_t x)
 #else
     return __builtin_popcountll(x);
 #endif
+}
+
+/* The tensor-core instruction of the tensor-core GEMM below (its
+ * fragment layouts are described there), on the GPU and emulated. */
+/* The mma of one lane's fragments (the warp's 32 lanes together). */
+BNN_HD void mma_b1_and(const uint32_t a[4], const uint32_t b[2], int32_t c[4])
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile(
+        "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc "
+        "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+#else
+    (void)a; (void)b; (void)c;
+#endif
+}
+
+/* What the instruction does with 32 lanes' fragments, from the documented
+ * layouts above (the host emulator's mma): rebuild A (16 x 256 bits) and
+ * B (256 x 8) from the lanes' registers, add popc(A row & B column) into
+ * the lane that holds each C element. */
+inline void emulate_mma_b1_and(const uint32_t a[32][4], const uint32_t b[32][2],
+                               int32_t c[32][4])
+{
+    uint8_t A[16][256], B[256][8];
+    for (int l = 0; l < 32; l++) {
+        const int g = l >> 2, q = l & 3;
+        for (int bit = 0; bit < 32; bit++) {
+            A[g][32 * q + bit] = (uint8_t)((a[l][0] >> bit) & 1);
+            A[g + 8][32 * q + bit] = (uint8_t)((a[l][1] >> bit) & 1);
+            A[g][128 + 32 * q + bit] = (uint8_t)((a[l][2] >> bit) & 1);
+            A[g + 8][128 + 32 * q + bit] = (uint8_t)((a[l][3] >> bit) & 1);
+            B[32 * q + bit][g] = (uint8_t)((b[l][0] >> bit) & 1);
+            B[128 + 32 * q + bit][g] = (uint8_t)((b[l][1] >> bit) & 1);
+        }
+    }
+    for (int l = 0; l < 32; l++) {
+        const int g = l >> 2, q = l & 3;
+        for (int i = 0; i < 4; i++) {
+            const int row = g + 8 * (i >> 1), col = 2 * q + (i & 1);
+            int32_t sum = 0;
+            for (int kk = 0; kk < 256; kk++) sum += A[row][kk] & B[kk][col];
+            c[l][i] += sum;
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -60,6 +111,8 @@ struct DeviceExec {
 #endif
     }
     template <class R> BNN_HD R &reg(R *r, int) const { return r[0]; }
+    /* the warp-collective mma of n-tile nt: each lane's own instruction */
+    template <class R> BNN_HD void mma(R *r, int nt) const { mma_b1_and(r[0].a, r[0].b[nt], r[0].c[nt]); }
 };
 
 /* The host emulator: one block's threads, stepped in turn through each
@@ -73,6 +126,23 @@ struct HostExec {
     }
     void sync() const {}
     template <class R> R &reg(R *r, int t) const { return r[t]; }
+    /* the warp-collective mma of n-tile nt: each warp's 32 lanes at once */
+    template <class R> void mma(R *r, int nt) const
+    {
+        for (int w0 = 0; w0 < threads; w0 += 32) {
+            uint32_t a[32][4], b[32][2];
+            int32_t c[32][4];
+            for (int l = 0; l < 32; l++)
+                for (int i = 0; i < 4; i++) {
+                    a[l][i] = r[w0 + l].a[i];
+                    c[l][i] = r[w0 + l].c[nt][i];
+                    if (i < 2) b[l][i] = r[w0 + l].b[nt][i];
+                }
+            emulate_mma_b1_and(a, b, c);
+            for (int l = 0; l < 32; l++)
+                for (int i = 0; i < 4; i++) r[w0 + l].c[nt][i] = c[l][i];
+        }
+    }
 };
 
 /* ------------------------------------------------------------------ */
@@ -147,6 +217,25 @@ BNN_HD int gemm_sign_bit(const GemmArgs &g, int32_t dot, int64_t col)
     return (g.flip && g.flip[col]) ? dot > g.thresh[col] : dot < g.thresh[col];
 }
 
+/* One output of either GEMM kernel through the epilogue: INT32 and FLOAT
+ * are written out, BITS leaves the sign bit in bits[r][j] (r, j: the
+ * output's place in the block's tile) for gemm_store_words. */
+BNN_HD void gemm_out(const GemmArgs &g, int64_t row, int64_t col, int32_t dot,
+                     uint8_t (*bits)[GEMM_BN], int r, int j)
+{
+    if (g.epi == EPI_BITS) {
+        bits[r][j] = (uint8_t)(row < g.n && col < g.m ? gemm_sign_bit(g, dot, col) : 0);
+    } else if (row < g.n && col < g.m) {
+        if (g.epi == EPI_INT32) {
+            ((int32_t *)g.c)[row * g.ldc + col] = dot;
+        } else {
+            const float sc = g.scale ? g.scale[col] : 1.0f;
+            const float of = g.offset ? g.offset[col] : 0.0f;
+            ((float *)g.c)[row * g.ldc + col] = fmaf((float)dot, sc, of);
+        }
+    }
+}
+
 /* Phase 1 of a K slice: thread t copies its words of the slice starting
  * at word k0 into shared memory (zero beyond the matrix: 0 XOR 0 adds
  * nothing, and rows past n or m are never written out). */
@@ -178,42 +267,26 @@ BNN_HD void gemm_compute(int t, const GemmSmem &s, GemmRegs &r)
     }
 }
 
-/* The epilogue, INT32 and FLOAT: thread t writes its outputs; BITS: it
- * leaves their sign bits in shared memory for gemm_store_words. */
+/* The epilogue: thread t's outputs (gemm_out). */
 BNN_HD void gemm_store(const GemmArgs &g, int64_t bx, int64_t by, int t, const GemmRegs &r,
                        GemmSmem &s)
 {
     const int ty = t / 16, tx = t % 16;
-    for (int i = 0; i < GEMM_TM; i++) {
-        const int64_t row = by * GEMM_BM + ty + 16 * i;
-        for (int j = 0; j < GEMM_TN; j++) {
-            const int64_t col = bx * GEMM_BN + tx + 16 * j;
-            const int32_t dot = gemm_dot(g, r.acc[i][j]);
-            if (g.epi == EPI_BITS) {
-                s.bits[ty + 16 * i][tx + 16 * j] =
-                    (uint8_t)(row < g.n && col < g.m ? gemm_sign_bit(g, dot, col) : 0);
-            } else if (row < g.n && col < g.m) {
-                if (g.epi == EPI_INT32) {
-                    ((int32_t *)g.c)[row * g.ldc + col] = dot;
-                } else {
-                    const float sc = g.scale ? g.scale[col] : 1.0f;
-                    const float of = g.offset ? g.offset[col] : 0.0f;
-                    ((float *)g.c)[row * g.ldc + col] = fmaf((float)dot, sc, of);
-                }
-            }
-        }
-    }
+    for (int i = 0; i < GEMM_TM; i++)
+        for (int j = 0; j < GEMM_TN; j++)
+            gemm_out(g, by * GEMM_BM + ty + 16 * i, bx * GEMM_BN + tx + 16 * j,
+                     gemm_dot(g, r.acc[i][j]), s.bits, ty + 16 * i, tx + 16 * j);
 }
 
 /* BITS, after a barrier: thread t < GEMM_BM gathers row t's 64 bits into
  * the output word bx of its row (pad bits past m are 0). */
 BNN_HD void gemm_store_words(const GemmArgs &g, int64_t bx, int64_t by, int t,
-                             const GemmSmem &s)
+                             const uint8_t (*bits)[GEMM_BN])
 {
     const int64_t row = by * GEMM_BM + t;
     if (t >= GEMM_BM || row >= g.n) return;
     uint64_t word = 0;
-    for (int j = 0; j < GEMM_BN; j++) word |= (uint64_t)s.bits[t][j] << j;
+    for (int j = 0; j < GEMM_BN; j++) word |= (uint64_t)bits[t][j] << j;
     ((uint64_t *)g.c)[row * g.ldc + bx] = word;
 }
 
@@ -236,7 +309,141 @@ BNN_HD void gemm_simt_block(const X &x, const GemmArgs &g, int64_t bx, int64_t b
     x.each([&](int t) { gemm_store(g, bx, by, t, x.reg(regs, t), s); });
     if (g.epi == EPI_BITS) {
         x.sync();
-        x.each([&](int t) { gemm_store_words(g, bx, by, t, s); });
+        x.each([&](int t) { gemm_store_words(g, bx, by, t, s.bits); });
+    }
+}
+
+
+/* ------------------------------------------------------------------ */
+/* XNOR GEMM on tensor cores: mma.sync m16n8k256 .b1, AND + popc        */
+/* ------------------------------------------------------------------ */
+
+/* The instruction multiplies a 16 x 256 bit tile of A (rows of A) by a
+ * 256 x 8 tile of B (rows of W, "col" layout) with AND and popcount into
+ * 16 x 8 int32 sums.  The XOR popcount comes from the AND one:
+ * popc(a ^ w) = popc(a) + popc(w) - 2 popc(a & w); the row popcounts are
+ * counted as the tiles are loaded.
+ *
+ * Fragments (PTX ISA, "Matrix Fragments for mma.m16n8k256"), for lane l
+ * with g = l >> 2 and q = l % 4, bit b of each 32-bit register:
+ *   a0: A[g][32q + b]      a1: A[g + 8][32q + b]
+ *   a2: A[g][128 + 32q + b] a3: A[g + 8][128 + 32q + b]
+ *   b0: B[32q + b][g]      b1: B[128 + 32q + b][g]
+ *   c0: C[g][2q]  c1: C[g][2q + 1]  c2: C[g + 8][2q]  c3: C[g + 8][2q + 1]
+ * On the packed rows of bnn.h a 256-bit step is four words, eight 32-bit
+ * halves U[0..7] (U[2w] the low half of word w): a0 = U_A(g)[q],
+ * a2 = U_A(g)[4 + q], b0 = U_W(g)[q], b1 = U_W(g)[4 + q].
+ *
+ * A block is 8 warps over a 64 x 64 tile of C: warp w takes rows
+ * 16 (w % 4) .. + 16 and columns 32 (w / 4) .. + 32 (four 16 x 8 mma
+ * tiles); K goes in slices of TC_BK words (two steps). */
+enum { TC_BK = 8, TC_NT = 4, TC_THREADS = 256 };
+
+struct TcSmem {
+    uint32_t a[GEMM_BM][2 * TC_BK + 1];  /* 32-bit halves of the slice's words */
+    uint32_t w[GEMM_BN][2 * TC_BK + 1];
+    int32_t pa[GEMM_BM], pw[GEMM_BN];    /* row popcounts                       */
+    uint8_t bits[GEMM_BM][GEMM_BN];
+};
+
+struct TcRegs {
+    uint32_t a[4];
+    uint32_t b[TC_NT][2];
+    int32_t c[TC_NT][4];                 /* AND popcounts                       */
+    int32_t pop;                         /* loaders: the popcount of their row  */
+};
+
+/* Load phase of a slice: threads 0..63 copy row t of A's slice, 64..127
+ * row t - 64 of W's, as 32-bit halves (zeros past the matrix), counting
+ * their bits. */
+BNN_HD void tc_load(const GemmArgs &g, int64_t bx, int64_t by, int t, int64_t k0, TcSmem &s,
+                    TcRegs &r)
+{
+    if (t >= GEMM_BM + GEMM_BN) return;
+    const int isw = t >= GEMM_BM, row = isw ? t - GEMM_BM : t;
+    const int64_t grow = (isw ? bx * GEMM_BN : by * GEMM_BM) + row;
+    const int64_t rows = isw ? g.m : g.n, ld = isw ? g.ldw : g.lda;
+    const uint64_t *src = isw ? g.w : g.a;
+    uint32_t *dst = isw ? s.w[row] : s.a[row];
+    for (int kk = 0; kk < TC_BK; kk++) {
+        const uint64_t v = (grow < rows && k0 + kk < g.kw) ? src[grow * ld + k0 + kk] : 0;
+        dst[2 * kk] = (uint32_t)v;
+        dst[2 * kk + 1] = (uint32_t)(v >> 32);
+        r.pop += popc64(v);
+    }
+}
+
+/* Fragment phase: lane l of warp w takes its registers of step `step` of
+ * the slice (halves 8 step .. 8 step + 7) from shared memory. */
+BNN_HD void tc_fragments(int t, int step, const TcSmem &s, TcRegs &r)
+{
+    const int w = t / 32, l = t % 32, g = l >> 2, q = l & 3;
+    const int r0 = 16 * (w % 4), c0 = 32 * (w / 4), h = 8 * step;
+    r.a[0] = s.a[r0 + g][h + q];
+    r.a[1] = s.a[r0 + g + 8][h + q];
+    r.a[2] = s.a[r0 + g][h + 4 + q];
+    r.a[3] = s.a[r0 + g + 8][h + 4 + q];
+    BNN_UNROLL
+    for (int nt = 0; nt < TC_NT; nt++) {
+        r.b[nt][0] = s.w[c0 + 8 * nt + g][h + q];
+        r.b[nt][1] = s.w[c0 + 8 * nt + g][h + 4 + q];
+    }
+}
+
+/* Epilogue: the XOR popcount of each of the lane's C elements from its
+ * AND popcount and the two row popcounts, then gemm_out. */
+BNN_HD void tc_store(const GemmArgs &g, int64_t bx, int64_t by, int t, const TcRegs &r,
+                     TcSmem &s)
+{
+    const int w = t / 32, l = t % 32, gq = l >> 2, q = l & 3;
+    const int r0 = 16 * (w % 4), c0 = 32 * (w / 4);
+    BNN_UNROLL
+    for (int nt = 0; nt < TC_NT; nt++)
+        BNN_UNROLL
+        for (int i = 0; i < 4; i++) {
+            const int rr = r0 + gq + 8 * (i >> 1), cc = c0 + 8 * nt + 2 * q + (i & 1);
+            const int64_t x = (int64_t)s.pa[rr] + s.pw[cc] - 2 * (int64_t)r.c[nt][i];
+            gemm_out(g, by * GEMM_BM + rr, bx * GEMM_BN + cc, (int32_t)(g.k - 2 * x), s.bits,
+                     rr, cc);
+        }
+}
+
+/* One block of the tensor-core GEMM.  x.mma(regs, nt): the warps' mma of
+ * n-tile nt (each lane's own instruction on the GPU, emulate_mma_b1_and
+ * per warp on the host). */
+template <class X>
+BNN_HD void gemm_tc_block(const X &x, const GemmArgs &g, int64_t bx, int64_t by, TcSmem &s,
+                          TcRegs *regs)
+{
+    x.each([&](int t) {
+        TcRegs &r = x.reg(regs, t);
+        r.pop = 0;
+        BNN_UNROLL
+        for (int nt = 0; nt < TC_NT; nt++)
+            BNN_UNROLL
+            for (int i = 0; i < 4; i++) r.c[nt][i] = 0;
+    });
+    for (int64_t k0 = 0; k0 < g.kw; k0 += TC_BK) {
+        x.each([&](int t) { tc_load(g, bx, by, t, k0, s, x.reg(regs, t)); });
+        x.sync();
+        BNN_UNROLL
+        for (int step = 0; step < TC_BK / 4; step++) {
+            x.each([&](int t) { tc_fragments(t, step, s, x.reg(regs, t)); });
+            BNN_UNROLL
+            for (int nt = 0; nt < TC_NT; nt++) x.mma(regs, nt);
+        }
+        x.sync();
+    }
+    x.each([&](int t) {
+        const TcRegs &r = x.reg(regs, t);
+        if (t < GEMM_BM) s.pa[t] = r.pop;
+        else if (t < GEMM_BM + GEMM_BN) s.pw[t - GEMM_BM] = r.pop;
+    });
+    x.sync();
+    x.each([&](int t) { tc_store(g, bx, by, t, x.reg(regs, t), s); });
+    if (g.epi == EPI_BITS) {
+        x.sync();
+        x.each([&](int t) { gemm_store_words(g, bx, by, t, s.bits); });
     }
 }
 
