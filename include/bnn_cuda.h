@@ -38,6 +38,16 @@ BNN_API bnn_status bnn_cuda_available(int *devices, char *why, size_t why_len);
  *  BNN_ERR_DEVICE returned on this thread ("" if none). */
 BNN_API const char *bnn_cuda_last_error(void);
 
+/** Device buffers for programs (and pybnn) that have no CUDA allocator of
+ *  their own: bnn_cuda_malloc() (*ptr = NULL for bytes == 0),
+ *  bnn_cuda_free() (NULL is a no-op), and copies between host and device
+ *  memory (synchronous).  BNN_ERR_DEVICE with the runtime's message when
+ *  the runtime refuses. */
+BNN_API bnn_status bnn_cuda_malloc(void **ptr, size_t bytes);
+BNN_API bnn_status bnn_cuda_free(void *ptr);
+BNN_API bnn_status bnn_cuda_copy_to_device(void *dst, const void *src, size_t bytes);
+BNN_API bnn_status bnn_cuda_copy_to_host(void *dst, const void *src, size_t bytes);
+
 /** bnn_cuda_synchronize() : waits for the work queued on `stream` (NULL:
  *  the default stream) and returns BNN_ERR_DEVICE if it failed (a kernel
  *  that faulted on memory its pointers did not own, for instance; such a

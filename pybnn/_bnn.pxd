@@ -282,3 +282,25 @@ cdef extern from "bnn.h" nogil:
     bnn_status bnn_model_run(const bnn_model *model, int64_t n, const uint8_t *x,
                              float *scores, int32_t *classes, void *workspace,
                              size_t workspace_bytes)
+
+
+# Mirror of include/bnn_cuda.h (device pointers; stubs without CUDA).
+cdef extern from "bnn_cuda.h" nogil:
+    bnn_status bnn_cuda_available(int *devices, char *why, size_t why_len)
+    const char *bnn_cuda_last_error()
+    bnn_status bnn_cuda_malloc(void **ptr, size_t nbytes)
+    bnn_status bnn_cuda_free(void *ptr)
+    bnn_status bnn_cuda_copy_to_device(void *dst, const void *src, size_t nbytes)
+    bnn_status bnn_cuda_copy_to_host(void *dst, const void *src, size_t nbytes)
+    bnn_status bnn_cuda_synchronize(void *stream)
+    bnn_status bnn_cuda_pack_f32(int64_t rows, int64_t k, const float *src,
+                                 int64_t src_stride, uint64_t *dst, int64_t dst_stride_words,
+                                 void *stream)
+    ctypedef enum bnn_cuda_gemm_kernel:
+        BNN_CUDA_GEMM_AUTO
+        BNN_CUDA_GEMM_SIMT
+        BNN_CUDA_GEMM_TENSOR
+    bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint64_t *a,
+                             int64_t lda_words, const uint64_t *w, int64_t ldw_words,
+                             const bnn_epilogue *epi, void *c, int64_t ldc, int kernel,
+                             void *stream)

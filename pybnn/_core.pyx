@@ -1202,3 +1202,85 @@ cdef class Model:
         with nogil:
             st = bnn_model_run(self._m, n, &xv[0], &scores[0, 0], &classes[0], &wv[0], wn)
         check(st, "bnn_model_run")
+
+
+# ---------------------------------------------------------------------------
+# CUDA (bnn_cuda.h).  Device pointers, streams and sizes are Python ints;
+# pybnn.cuda wraps these in arrays.  Without CUDA in the build every call
+# raises BnnError with BNN_ERR_UNSUPPORTED.
+# ---------------------------------------------------------------------------
+
+class BnnDeviceError(BnnError, RuntimeError):
+    """A GPU call failed: no driver or device, memory the device cannot
+    reach, a failed launch or a kernel fault (the CUDA runtime's message)."""
+
+
+ERR_DEVICE = BNN_ERR_DEVICE
+
+
+cdef int cuda_check(bnn_status st, what) except -1:
+    if st == BNN_ERR_DEVICE:
+        detail = bnn_cuda_last_error().decode(errors="replace")
+        raise BnnDeviceError("%s: %s" % (what, detail or bnn_status_string(st).decode()),
+                             int(st))
+    return check(st, what)
+
+
+def cuda_available():
+    """(usable, devices, reason): whether libbnn can run on a CUDA device,
+    how many there are, and a one-line reason or description."""
+    cdef int n = 0
+    cdef char why[256]
+    why[0] = 0
+    st = bnn_cuda_available(&n, why, sizeof(why))
+    return st == BNN_OK, int(n), why.decode(errors="replace")
+
+
+def cuda_malloc(size_t nbytes):
+    cdef void *p = NULL
+    cuda_check(bnn_cuda_malloc(&p, nbytes), "cuda_malloc(%d bytes)" % nbytes)
+    return <size_t>p
+
+
+def cuda_free(size_t ptr):
+    cuda_check(bnn_cuda_free(<void *>ptr), "cuda_free")
+
+
+def cuda_copy_to_device(size_t dst, const unsigned char[::1] src):
+    cuda_check(bnn_cuda_copy_to_device(<void *>dst, &src[0] if src.shape[0] else NULL,
+                                       <size_t>src.shape[0]), "cuda_copy_to_device")
+
+
+def cuda_copy_to_host(unsigned char[::1] dst, size_t src):
+    cuda_check(bnn_cuda_copy_to_host(&dst[0] if dst.shape[0] else NULL, <const void *>src,
+                                     <size_t>dst.shape[0]), "cuda_copy_to_host")
+
+
+def cuda_synchronize(size_t stream=0):
+    cuda_check(bnn_cuda_synchronize(<void *>stream), "cuda_synchronize")
+
+
+def cuda_pack_f32(int64_t rows, int64_t k, size_t src, int64_t src_stride, size_t dst,
+                  int64_t dst_stride_words, size_t stream=0):
+    cuda_check(bnn_cuda_pack_f32(rows, k, <const float *>src, src_stride, <uint64_t *>dst,
+                                 dst_stride_words, <void *>stream), "cuda_pack_f32")
+
+
+CUDA_GEMM_KERNELS = {"auto": BNN_CUDA_GEMM_AUTO, "simt": BNN_CUDA_GEMM_SIMT,
+                     "tensor": BNN_CUDA_GEMM_TENSOR}
+
+
+def cuda_gemm(int64_t n, int64_t m, int64_t k, size_t a, int64_t lda, size_t w, int64_t ldw,
+              int kind, size_t scale, size_t offset, size_t thresh, size_t flip, size_t c,
+              int64_t ldc, int kernel=BNN_CUDA_GEMM_AUTO, size_t stream=0):
+    """bnn_cuda_gemm; kind: 0 INT32, 1 FLOAT, 2 BITS; the epilogue arrays
+    are device pointers (0: absent)."""
+    cdef bnn_epilogue e
+    memset(&e, 0, sizeof(e))
+    e.kind = kind
+    e.scale = <const float *>scale
+    e.offset = <const float *>offset
+    e.thresh = <const int32_t *>thresh
+    e.flip = <const uint8_t *>flip
+    cuda_check(bnn_cuda_gemm(n, m, k, <const uint64_t *>a, lda, <const uint64_t *>w, ldw, &e,
+                             <void *>c, ldc, kernel, <void *>stream), "cuda_gemm")

@@ -57,6 +57,48 @@ extern "C" bnn_status bnn_cuda_available(int *devices, char *why, size_t why_len
     return BNN_OK;
 }
 
+extern "C" bnn_status bnn_cuda_malloc(void **ptr, size_t bytes)
+{
+    cudaError_t e;
+    if (ptr == NULL) return BNN_ERR_NULL;
+    *ptr = NULL;
+    if (bytes == 0) return BNN_OK;
+    e = cudaMalloc(ptr, bytes);
+    if (e != cudaSuccess) {
+        *ptr = NULL;
+        return device_error(e, "bnn_cuda_malloc");
+    }
+    return BNN_OK;
+}
+
+extern "C" bnn_status bnn_cuda_free(void *ptr)
+{
+    cudaError_t e;
+    if (ptr == NULL) return BNN_OK;
+    e = cudaFree(ptr);
+    return e == cudaSuccess ? BNN_OK : device_error(e, "bnn_cuda_free");
+}
+
+static bnn_status copy(void *dst, const void *src, size_t bytes, cudaMemcpyKind kind,
+                       const char *fn)
+{
+    cudaError_t e;
+    if (bytes == 0) return BNN_OK;
+    if (dst == NULL || src == NULL) return BNN_ERR_NULL;
+    e = cudaMemcpy(dst, src, bytes, kind);
+    return e == cudaSuccess ? BNN_OK : device_error(e, fn);
+}
+
+extern "C" bnn_status bnn_cuda_copy_to_device(void *dst, const void *src, size_t bytes)
+{
+    return copy(dst, src, bytes, cudaMemcpyHostToDevice, "bnn_cuda_copy_to_device");
+}
+
+extern "C" bnn_status bnn_cuda_copy_to_host(void *dst, const void *src, size_t bytes)
+{
+    return copy(dst, src, bytes, cudaMemcpyDeviceToHost, "bnn_cuda_copy_to_host");
+}
+
 extern "C" bnn_status bnn_cuda_synchronize(void *stream)
 {
     cudaError_t e = cudaStreamSynchronize((cudaStream_t)stream);

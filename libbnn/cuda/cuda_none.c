@@ -24,6 +24,30 @@ const char *bnn_cuda_last_error(void)
     return "";
 }
 
+bnn_status bnn_cuda_malloc(void **ptr, size_t bytes)
+{
+    (void)bytes;
+    if (ptr) *ptr = NULL;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_free(void *ptr)
+{
+    return ptr ? BNN_ERR_UNSUPPORTED : BNN_OK;
+}
+
+bnn_status bnn_cuda_copy_to_device(void *dst, const void *src, size_t bytes)
+{
+    (void)dst; (void)src; (void)bytes;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_copy_to_host(void *dst, const void *src, size_t bytes)
+{
+    (void)dst; (void)src; (void)bytes;
+    return BNN_ERR_UNSUPPORTED;
+}
+
 bnn_status bnn_cuda_synchronize(void *stream)
 {
     (void)stream;
