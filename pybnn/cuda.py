@@ -1,0 +1,238 @@
+"""pybnn on NVIDIA GPUs: device arrays, packing and the XNOR GEMM of
+libbnn's CUDA kernels (include/bnn_cuda.h), with the CPU functions' bit
+contract and results.
+
+Importing this module needs no GPU, no driver and no pycuda;
+``available()`` says whether a device can be used and ``why()`` why not.
+The GPU code is in a build made with ``BNN_CUDA=1 pip install .``.
+
+Arrays: with pycuda installed (the ``cuda`` extra) ``to_device`` returns
+pycuda ``GPUArray``s, and every function accepts them.  pycuda must use the
+device's primary context -- the one the CUDA runtime in libbnn uses --
+which ``context()`` makes current (``pycuda.autoinit`` makes a different
+context, whose arrays libbnn cannot reach: such a call raises
+BnnDeviceError naming the argument).  Without pycuda, arrays are
+``DeviceArray``s: libbnn's own device buffers.
+
+Calls are asynchronous like kernel launches; ``to_host`` and
+``synchronize()`` wait for them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["available", "why", "context", "DeviceArray", "to_device", "to_host", "empty",
+           "pack", "bgemm", "synchronize", "BnnDeviceError"]
+
+BnnDeviceError = _core.BnnDeviceError
+
+_EPILOGUES = {"int32": 0, "float": 1, "bits": 2}
+
+
+def available():
+    """True when libbnn was built with CUDA and a device can be used."""
+    return _core.cuda_available()[0]
+
+
+def why():
+    """One line: the devices found, or why none can be used."""
+    ok, n, reason = _core.cuda_available()
+    return reason
+
+
+def _require():
+    ok, n, reason = _core.cuda_available()
+    if not ok:
+        raise BnnDeviceError("no usable CUDA device: %s" % reason, int(_core.ERR_DEVICE))
+
+
+def _pycuda():
+    """pycuda's driver and gpuarray modules, or None without pycuda."""
+    try:
+        import pycuda.driver as drv
+        import pycuda.gpuarray as gpuarray
+    except ImportError:
+        return None
+    return drv, gpuarray
+
+
+_CONTEXT = []
+
+
+def context(device=0):
+    """With pycuda: make device `device`'s primary context current (the
+    context libbnn's CUDA runtime uses) and return it; None without
+    pycuda."""
+    mods = _pycuda()
+    if mods is None:
+        return None
+    drv = mods[0]
+    if not _CONTEXT:
+        drv.init()
+        ctx = drv.Device(device).retain_primary_context()
+        ctx.push()
+        _CONTEXT.append(ctx)
+    return _CONTEXT[0]
+
+
+class DeviceArray:
+    """A C-contiguous array in device memory owned by libbnn (freed with
+    the object)."""
+
+    def __init__(self, shape, dtype):
+        self.shape = tuple(int(d) for d in shape)
+        if any(d < 0 for d in self.shape):
+            raise ValueError("DeviceArray: negative dimension in shape %r" % (self.shape,))
+        self.dtype = np.dtype(dtype)
+        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        self.ptr = 0
+        self.ptr = _core.cuda_malloc(self.nbytes)
+
+    def __del__(self):
+        if getattr(self, "ptr", 0):
+            try:
+                _core.cuda_free(self.ptr)
+            except Exception:  # pragma: no cover - the context may be gone at exit
+                pass
+            self.ptr = 0
+
+    def __repr__(self):
+        return "DeviceArray(shape=%r, dtype=%s, ptr=0x%x)" % (self.shape, self.dtype, self.ptr)
+
+    def get(self):
+        """The contents as a numpy array (waits for queued work)."""
+        out = np.empty(self.shape, self.dtype)
+        _core.cuda_copy_to_host(out.reshape(-1).view(np.uint8), self.ptr)
+        return out
+
+
+def _device_info(x, name):
+    """(pointer, shape, dtype) of a device array: a DeviceArray or a pycuda
+    GPUArray (anything with .gpudata, .shape, .dtype), C-contiguous."""
+    if isinstance(x, DeviceArray):
+        return x.ptr, x.shape, x.dtype
+    if hasattr(x, "gpudata") and hasattr(x, "shape") and hasattr(x, "dtype"):
+        flags = getattr(x, "flags", None)
+        if flags is not None and not flags.c_contiguous:
+            raise ValueError("%s must be C-contiguous on the device" % name)
+        return int(x.gpudata), tuple(x.shape), np.dtype(x.dtype)
+    if isinstance(x, np.ndarray):
+        raise TypeError("%s is a numpy array in host memory; move it with "
+                        "pybnn.cuda.to_device() first" % name)
+    raise TypeError("%s must be a pybnn.cuda.DeviceArray or a pycuda GPUArray, got %s"
+                    % (name, type(x).__name__))
+
+
+def empty(shape, dtype):
+    """An uninitialised device array: a GPUArray with pycuda, else a
+    DeviceArray."""
+    _require()
+    mods = _pycuda()
+    if mods is not None:
+        context()
+        return mods[1].empty(tuple(shape), np.dtype(dtype))
+    return DeviceArray(shape, dtype)
+
+
+def to_device(x):
+    """A device copy of the numpy array x (C order)."""
+    x = np.ascontiguousarray(x)
+    _require()
+    mods = _pycuda()
+    if mods is not None:
+        context()
+        return mods[1].to_gpu(x)
+    d = DeviceArray(x.shape, x.dtype)
+    _core.cuda_copy_to_device(d.ptr, x.reshape(-1).view(np.uint8))
+    return d
+
+
+def to_host(x):
+    """The numpy copy of a device array (waits for queued work)."""
+    _device_info(x, "x")
+    return x.get()
+
+
+def synchronize(stream=0):
+    """Wait for the work queued on `stream` (0: the default stream);
+    BnnDeviceError if a kernel failed."""
+    _core.cuda_synchronize(int(stream))
+
+
+def _need(x, name, dtype, ndim):
+    ptr, shape, dt = _device_info(x, name)
+    if dt != np.dtype(dtype):
+        raise TypeError("%s must be %s, got %s" % (name, np.dtype(dtype), dt))
+    if len(shape) != ndim:
+        raise ValueError("%s must have %d dimensions, got shape %r" % (name, ndim, shape))
+    return ptr, shape
+
+
+def pack(x, out=None, stream=0):
+    """Packed sign bits of the float32 rows of device array x [rows, k]:
+    uint64 [rows, words(k)] on the device (x < 0 -> bit 1), as
+    pybnn.pack on the CPU."""
+    ptr, (rows, k) = _need(x, "x", np.float32, 2)
+    kw = _core.words(k)
+    if out is None:
+        out = empty((rows, kw), np.uint64)
+    optr, oshape = _need(out, "out", np.uint64, 2)
+    if oshape != (rows, kw):
+        raise ValueError("out must have shape %r, got %r" % ((rows, kw), oshape))
+    _core.cuda_pack_f32(rows, k, ptr, k, optr, kw, int(stream))
+    return out
+
+
+def bgemm(a, w, k, epilogue="int32", scale=None, offset=None, thresh=None, flip=None,
+          kernel="auto", out=None, stream=0):
+    """The XNOR GEMM of packed rows on the device: a [n, words(k)] and
+    w [m, words(k)] (uint64 device arrays) give dot = k - 2 popcount(a XOR w)
+    through the epilogue, as pybnn's CPU bgemm:
+    "int32" -> int32 [n, m]; "float" -> float32 [n, m] = fmaf(dot, scale, offset)
+    (scale, offset: float32 [m] device arrays or None); "bits" -> uint64
+    [n, words(m)], bit = flip ? dot > thresh : dot < thresh (thresh int32 [m],
+    flip uint8 [m] or None).  kernel: "auto", "simt" or "tensor"."""
+    if epilogue not in _EPILOGUES:
+        raise ValueError("epilogue must be one of %s, got %r" % (", ".join(_EPILOGUES), epilogue))
+    if kernel not in _core.CUDA_GEMM_KERNELS:
+        raise ValueError("kernel must be one of %s, got %r"
+                         % (", ".join(_core.CUDA_GEMM_KERNELS), kernel))
+    aptr, (n, aw) = _need(a, "a", np.uint64, 2)
+    wptr, (m, ww) = _need(w, "w", np.uint64, 2)
+    k = int(k)
+    if k < 0:
+        raise ValueError("k must be >= 0, got %d" % k)
+    if aw < _core.words(k) or ww < _core.words(k):
+        raise ValueError("a and w need words(k) = %d words per row for k = %d, got %d and %d"
+                         % (_core.words(k), k, aw, ww))
+    kind = _EPILOGUES[epilogue]
+    ptrs = {}
+    for name, arr, dtype, used in (("scale", scale, np.float32, kind == 1),
+                                   ("offset", offset, np.float32, kind == 1),
+                                   ("thresh", thresh, np.int32, kind == 2),
+                                   ("flip", flip, np.uint8, kind == 2)):
+        if arr is None:
+            ptrs[name] = 0
+            continue
+        if not used:
+            raise ValueError("%s applies to the %s epilogue only" % (
+                name, "float" if name in ("scale", "offset") else "bits"))
+        p, shape = _need(arr, name, dtype, 1)
+        if shape != (m,):
+            raise ValueError("%s must have shape (%d,), got %r" % (name, m, shape))
+        ptrs[name] = p
+    if kind == 2 and thresh is None:
+        raise ValueError("the bits epilogue needs thresh")
+    shape = (n, _core.words(m)) if kind == 2 else (n, m)
+    dtype = (np.int32, np.float32, np.uint64)[kind]
+    if out is None:
+        out = empty(shape, dtype)
+    cptr, cshape = _need(out, "out", dtype, 2)
+    if cshape != shape:
+        raise ValueError("out must have shape %r, got %r" % (shape, cshape))
+    _core.cuda_gemm(n, m, k, aptr, aw, wptr, ww, kind, ptrs["scale"], ptrs["offset"],
+                    ptrs["thresh"], ptrs["flip"], cptr, shape[1],
+                    _core.CUDA_GEMM_KERNELS[kernel], int(stream))
+    return out

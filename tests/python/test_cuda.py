@@ -1,0 +1,127 @@
+"""pybnn.cuda: importable and honest without a GPU (available() False with
+the reason, clear errors, argument checks on the host side, pycuda
+GPUArray interop by its attributes); on a GPU, the kernels equal the CPU
+functions bit for bit (those tests skip, saying why, without one)."""
+import numpy as np
+import pytest
+
+import pybnn
+from pybnn import _core, cuda
+
+HAVE_GPU = cuda.available()
+needs_gpu = pytest.mark.skipif(not HAVE_GPU, reason="no usable CUDA device: %s" % cuda.why())
+
+
+class FakeGPUArray:
+    """What pybnn.cuda reads of a pycuda GPUArray: gpudata (an int-like
+    device pointer), shape, dtype and flags."""
+
+    class _Flags:
+        def __init__(self, c):
+            self.c_contiguous = c
+
+    def __init__(self, shape, dtype, ptr=0x1000, contiguous=True):
+        self.gpudata = ptr
+        self.shape = tuple(shape)
+        self.dtype = np.dtype(dtype)
+        self.flags = self._Flags(contiguous)
+
+
+def test_import_and_availability_say_why():
+    ok, n, reason = _core.cuda_available()
+    assert isinstance(ok, bool) and isinstance(reason, str) and reason
+    assert cuda.available() is ok and cuda.why() == reason
+    if not ok:
+        assert n == 0
+
+
+@pytest.mark.skipif(HAVE_GPU, reason="a device is usable here")
+def test_without_a_device_calls_raise_the_reason():
+    with pytest.raises(cuda.BnnDeviceError, match="no usable CUDA device"):
+        cuda.to_device(np.zeros(3, np.float32))
+    with pytest.raises(cuda.BnnDeviceError, match="no usable CUDA device"):
+        cuda.empty((2, 2), np.float32)
+    # the library entry points refuse too: unsupported build or no driver
+    with pytest.raises(pybnn.BnnError):
+        _core.cuda_malloc(64)
+    with pytest.raises(pybnn.BnnError):
+        _core.cuda_synchronize()
+
+
+def test_arrays_are_checked_before_any_device_call():
+    a = FakeGPUArray((4, 2), np.uint64)
+    w = FakeGPUArray((3, 2), np.uint64)
+    with pytest.raises(TypeError, match="host memory.*to_device"):
+        cuda.bgemm(np.zeros((4, 2), np.uint64), w, 100)
+    with pytest.raises(TypeError, match="DeviceArray or a pycuda GPUArray"):
+        cuda.bgemm([1, 2], w, 100)
+    with pytest.raises(TypeError, match="a must be uint64"):
+        cuda.bgemm(FakeGPUArray((4, 2), np.int64), w, 100)
+    with pytest.raises(ValueError, match="words\\(k\\) = 3"):
+        cuda.bgemm(a, w, 130)
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        cuda.bgemm(a, w, -1)
+    with pytest.raises(ValueError, match="epilogue must be one of"):
+        cuda.bgemm(a, w, 100, epilogue="relu")
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        cuda.bgemm(a, w, 100, kernel="fast")
+    with pytest.raises(ValueError, match="the bits epilogue needs thresh"):
+        cuda.bgemm(a, w, 100, epilogue="bits")
+    with pytest.raises(ValueError, match="scale applies to the float epilogue"):
+        cuda.bgemm(a, w, 100, scale=FakeGPUArray((3,), np.float32))
+    with pytest.raises(ValueError, match="thresh must have shape \\(3,\\)"):
+        cuda.bgemm(a, w, 100, epilogue="bits", thresh=FakeGPUArray((4,), np.int32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        cuda.pack(FakeGPUArray((4, 100), np.float32, contiguous=False))
+    with pytest.raises(ValueError, match="out must have shape \\(4, 3\\)"):
+        cuda.bgemm(a, w, 100, out=FakeGPUArray((4, 4), np.int32))
+
+
+@pytest.mark.skipif(HAVE_GPU, reason="a device is usable here")
+def test_gpuarray_pointers_reach_libbnn():
+    """A GPUArray-like object's pointer and strides are what the entry point
+    receives: with valid shapes the call gets to libbnn, which refuses (no
+    CUDA in this build, or no driver) instead of Python guessing."""
+    a = FakeGPUArray((4, 2), np.uint64)
+    w = FakeGPUArray((3, 2), np.uint64)
+    out = FakeGPUArray((4, 3), np.int32)
+    with pytest.raises(pybnn.BnnError) as e:
+        cuda.bgemm(a, w, 100, out=out)
+    assert e.value.status in (_core.ERR_UNSUPPORTED, _core.ERR_DEVICE)
+    x = FakeGPUArray((4, 100), np.float32)
+    with pytest.raises(pybnn.BnnError):
+        cuda.pack(x, out=FakeGPUArray((4, 2), np.uint64))
+
+
+@needs_gpu
+def test_roundtrip_and_pack_equal_the_cpu():
+    rng = np.random.default_rng(0)
+    for k in (1, 63, 64, 65, 1000):
+        x = rng.standard_normal((37, k)).astype(np.float32)
+        x[0, 0] = -0.0
+        d = cuda.to_device(x)
+        assert np.array_equal(cuda.to_host(d), x)
+        got = cuda.to_host(cuda.pack(d))
+        assert np.array_equal(got, pybnn.pack(x).words)
+
+
+@needs_gpu
+@pytest.mark.parametrize("kernel", ["simt", "tensor", "auto"])
+def test_bgemm_equals_the_cpu(kernel):
+    rng = np.random.default_rng(1)
+    for n, m, k in ((1, 1, 1), (65, 63, 65), (70, 130, 513)):
+        a = pybnn.pack(rng.standard_normal((n, k)).astype(np.float32))
+        w = pybnn.pack(rng.standard_normal((m, k)).astype(np.float32))
+        da, dw = cuda.to_device(a.words), cuda.to_device(w.words)
+        assert np.array_equal(cuda.to_host(cuda.bgemm(da, dw, k, kernel=kernel)), pybnn.bgemm(a, w))
+        scale = rng.standard_normal(m).astype(np.float32)
+        offset = rng.standard_normal(m).astype(np.float32)
+        got = cuda.bgemm(da, dw, k, "float", scale=cuda.to_device(scale),
+                         offset=cuda.to_device(offset), kernel=kernel)
+        want = pybnn.bgemm_affine(a, w, scale, offset)
+        assert np.array_equal(cuda.to_host(got).view(np.uint32), want.view(np.uint32))
+        thresh = rng.integers(-k, k + 1, m).astype(np.int32)
+        flip = rng.integers(0, 2, m).astype(np.uint8)
+        got = cuda.bgemm(da, dw, k, "bits", thresh=cuda.to_device(thresh),
+                         flip=cuda.to_device(flip), kernel=kernel)
+        assert np.array_equal(cuda.to_host(got), pybnn.bgemm_threshold(a, w, thresh, flip).words)
