@@ -77,6 +77,16 @@ BNN_API bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint64_t
                                  const bnn_epilogue *epi, void *c, int64_t ldc, int kernel,
                                  void *stream);
 
+/** bnn_cuda_sgemm() : the float product of the comparison benchmarks,
+ *  c[i][j] = sum over l < k of a[i][l] * w[j][l] (row strides lda, ldw,
+ *  ldc in floats), a shared-memory tiled kernel on CUDA cores; each output
+ *  adds its products in order, each product and sum rounded once (no fused
+ *  multiply-add), as a plain float loop on the CPU does.  BNN_ERR_SHAPE,
+ *  BNN_ERR_NULL, BNN_ERR_STRIDE, BNN_ERR_OVERFLOW as for the other calls. */
+BNN_API bnn_status bnn_cuda_sgemm(int64_t n, int64_t m, int64_t k, const float *a, int64_t lda,
+                                  const float *w, int64_t ldw, float *c, int64_t ldc,
+                                  void *stream);
+
 #ifdef __cplusplus
 }
 #endif

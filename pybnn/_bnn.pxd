@@ -304,3 +304,5 @@ cdef extern from "bnn_cuda.h" nogil:
                              int64_t lda_words, const uint64_t *w, int64_t ldw_words,
                              const bnn_epilogue *epi, void *c, int64_t ldc, int kernel,
                              void *stream)
+    bnn_status bnn_cuda_sgemm(int64_t n, int64_t m, int64_t k, const float *a, int64_t lda,
+                              const float *w, int64_t ldw, float *c, int64_t ldc, void *stream)

@@ -1284,3 +1284,10 @@ def cuda_gemm(int64_t n, int64_t m, int64_t k, size_t a, int64_t lda, size_t w, 
     e.flip = <const uint8_t *>flip
     cuda_check(bnn_cuda_gemm(n, m, k, <const uint64_t *>a, lda, <const uint64_t *>w, ldw, &e,
                              <void *>c, ldc, kernel, <void *>stream), "cuda_gemm")
+
+
+def cuda_sgemm(int64_t n, int64_t m, int64_t k, size_t a, int64_t lda, size_t w, int64_t ldw,
+               size_t c, int64_t ldc, size_t stream=0):
+    """bnn_cuda_sgemm: the float comparison kernel, c = a . w^T."""
+    cuda_check(bnn_cuda_sgemm(n, m, k, <const float *>a, lda, <const float *>w, ldw,
+                              <float *>c, ldc, <void *>stream), "cuda_sgemm")

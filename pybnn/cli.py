@@ -1,6 +1,6 @@
 """The `pybnn` command: `pybnn train`, `pybnn report RUN_DIR...`,
 `pybnn export CHECKPOINT -o FILE`, `pybnn download NAME`,
-`pybnn bench gemm|conv|infer [--quick]`, `pybnn info [FILE]`."""
+`pybnn bench gemm|conv|infer|train|cuda [--quick]`, `pybnn info [FILE]`."""
 from __future__ import annotations
 
 import argparse
@@ -62,7 +62,10 @@ def _cmd_bench(args):
     except ImportError:
         print("pybnn bench needs threadpoolctl: pip install 'pybnn[bench]'", file=sys.stderr)
         return 2
-    if args.what == "infer":
+    if args.what == "cuda":
+        from .bench.cuda import bench_cuda
+        res = bench_cuda(size=2048 if args.quick else 8192, rounds=args.rounds or 5)
+    elif args.what == "infer":
         res = bench.bench_infer(rounds=args.rounds or (5 if args.quick else 9),
                                 width=1024 if args.quick else 4096, model_path=args.model)
     elif args.what == "conv":
@@ -291,10 +294,12 @@ def build_parser():
     pd.add_argument("--no-progress", action="store_true", help="no progress bars")
     pd.set_defaults(func=_cmd_download)
     pb = sub.add_parser("bench", help="benchmarks against float baselines")
-    pb.add_argument("what", choices=["gemm", "conv", "infer", "train"],
+    pb.add_argument("what", choices=["gemm", "conv", "infer", "train", "cuda"],
                     help="which benchmark (infer: the .bnn runtime on the 784-4096x3-10 MLP "
                          "against float32 numpy and torch; train: a training step of a "
-                         "recipe against the same network in PyTorch)")
+                         "recipe against the same network in PyTorch; cuda: the GPU XNOR "
+                         "GEMM kernels against the float kernel at 8192^3, 2048^3 with "
+                         "--quick, in a BNN_CUDA=1 build with a device)")
     pb.add_argument("--recipe", choices=sorted(RECIPES), default="mnist-mlp",
                     help="train: the recipe (default mnist-mlp)")
     pb.add_argument("--steps", type=_positive_int, default=None,

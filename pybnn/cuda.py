@@ -24,7 +24,7 @@ import numpy as np
 from . import _core
 
 __all__ = ["available", "why", "context", "DeviceArray", "to_device", "to_host", "empty",
-           "pack", "bgemm", "synchronize", "BnnDeviceError"]
+           "pack", "bgemm", "sgemm", "synchronize", "BnnDeviceError"]
 
 BnnDeviceError = _core.BnnDeviceError
 
@@ -235,4 +235,22 @@ def bgemm(a, w, k, epilogue="int32", scale=None, offset=None, thresh=None, flip=
     _core.cuda_gemm(n, m, k, aptr, aw, wptr, ww, kind, ptrs["scale"], ptrs["offset"],
                     ptrs["thresh"], ptrs["flip"], cptr, shape[1],
                     _core.CUDA_GEMM_KERNELS[kernel], int(stream))
+    return out
+
+
+def sgemm(a, w, out=None, stream=0):
+    """The float product of the comparisons: a [n, k] . w [m, k]^T in
+    float32 on the device, each output's products added in order without
+    fused multiply-adds (a tiled CUDA-core kernel in the style of the
+    paper's baseline, not a tuned BLAS)."""
+    aptr, (n, k) = _need(a, "a", np.float32, 2)
+    wptr, (m, kw) = _need(w, "w", np.float32, 2)
+    if kw != k:
+        raise ValueError("a and w must have the same number of columns, got %d and %d" % (k, kw))
+    if out is None:
+        out = empty((n, m), np.float32)
+    cptr, cshape = _need(out, "out", np.float32, 2)
+    if cshape != (n, m):
+        raise ValueError("out must have shape %r, got %r" % ((n, m), cshape))
+    _core.cuda_sgemm(n, m, k, aptr, k, wptr, k, cptr, m, int(stream))
     return out

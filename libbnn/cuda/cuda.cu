@@ -239,3 +239,44 @@ extern "C" bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint6
     }
     return BNN_OK;
 }
+
+/* ------------------------------------------------------------------ */
+/* The float GEMM of the comparison                                    */
+/* ------------------------------------------------------------------ */
+
+__global__ void __launch_bounds__(SG_THREADS) k_sgemm(SgemmArgs g, int64_t by0)
+{
+    __shared__ SgemmSmem s;
+    SgemmRegs r;
+    sgemm_block(DeviceExec(), g, (int64_t)blockIdx.x, by0 + blockIdx.y, s, &r);
+}
+
+extern "C" bnn_status bnn_cuda_sgemm(int64_t n, int64_t m, int64_t k, const float *a,
+                                     int64_t lda, const float *w, int64_t ldw, float *c,
+                                     int64_t ldc, void *stream)
+{
+    SgemmArgs g;
+    int64_t bxs, bys, by0;
+    bnn_status st;
+    if (n < 0 || m < 0 || k < 0) return BNN_ERR_SHAPE;
+    if (n == 0 || m == 0) return BNN_OK;
+    if (c == NULL || (k > 0 && (a == NULL || w == NULL))) return BNN_ERR_NULL;
+    if (lda < k || ldw < k || ldc < m) return BNN_ERR_STRIDE;
+    if (!bnn_extent_ok(n, lda, k, sizeof(float)) || !bnn_extent_ok(m, ldw, k, sizeof(float))
+        || !bnn_extent_ok(n, ldc, m, sizeof(float)))
+        return BNN_ERR_OVERFLOW;
+    if ((st = device_pointer(a, "bnn_cuda_sgemm", "a")) != BNN_OK
+        || (st = device_pointer(w, "bnn_cuda_sgemm", "w")) != BNN_OK
+        || (st = device_pointer(c, "bnn_cuda_sgemm", "c")) != BNN_OK)
+        return st;
+    g.n = n; g.m = m; g.k = k; g.a = a; g.lda = lda; g.w = w; g.ldw = ldw; g.c = c; g.ldc = ldc;
+    bxs = (m + SG_TILE - 1) / SG_TILE;
+    bys = (n + SG_TILE - 1) / SG_TILE;
+    if (bxs > INT32_MAX) return BNN_ERR_OVERFLOW;
+    for (by0 = 0; by0 < bys; by0 += 65535) {
+        dim3 grid((unsigned)bxs, (unsigned)(bys - by0 < 65535 ? bys - by0 : 65535));
+        k_sgemm<<<grid, SG_THREADS, 0, (cudaStream_t)stream>>>(g, by0);
+        if ((st = launched("bnn_cuda_sgemm")) != BNN_OK) return st;
+    }
+    return BNN_OK;
+}

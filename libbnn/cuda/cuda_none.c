@@ -71,6 +71,14 @@ bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint64_t *a, int
     return BNN_ERR_UNSUPPORTED;
 }
 
+bnn_status bnn_cuda_sgemm(int64_t n, int64_t m, int64_t k, const float *a, int64_t lda,
+                          const float *w, int64_t ldw, float *c, int64_t ldc, void *stream)
+{
+    (void)n; (void)m; (void)k; (void)a; (void)lda; (void)w; (void)ldw; (void)c; (void)ldc;
+    (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
 #else
 typedef int bnn_cuda_none_is_empty; /* ISO C wants a declaration in every file */
 #endif

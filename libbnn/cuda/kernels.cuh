@@ -447,6 +447,74 @@ BNN_HD void gemm_tc_block(const X &x, const GemmArgs &g, int64_t bx, int64_t by,
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* The float GEMM of the comparison (the paper's style of kernel)       */
+/* ------------------------------------------------------------------ */
+
+/* C[i][j] = sum_k A[i][k] * W[j][k] in float, a 16 x 16 tile of C per
+ * block of 256 threads, one output per thread, K through shared memory in
+ * 16-wide slices; each output adds its products in order k = 0, 1, ...,
+ * a multiply and an add each rounded (no fused multiply-add): the sum a
+ * plain loop on the CPU gives. */
+enum { SG_TILE = 16, SG_THREADS = 256 };
+
+struct SgemmArgs {
+    int64_t n, m, k;
+    const float *a;
+    int64_t lda;
+    const float *w;
+    int64_t ldw;
+    float *c;
+    int64_t ldc;
+};
+
+struct SgemmSmem {
+    float a[SG_TILE][SG_TILE + 1];
+    float w[SG_TILE][SG_TILE + 1];
+};
+
+struct SgemmRegs {
+    float acc;
+};
+
+BNN_HD void sgemm_load(const SgemmArgs &g, int64_t bx, int64_t by, int t, int64_t k0,
+                       SgemmSmem &s)
+{
+    const int ty = t / SG_TILE, tx = t % SG_TILE;
+    const int64_t row = by * SG_TILE + ty, col = bx * SG_TILE + ty, kk = k0 + tx;
+    s.a[ty][tx] = (row < g.n && kk < g.k) ? g.a[row * g.lda + kk] : 0.0f;
+    s.w[ty][tx] = (col < g.m && kk < g.k) ? g.w[col * g.ldw + kk] : 0.0f;
+}
+
+BNN_HD void sgemm_compute(const SgemmArgs &g, int t, int64_t k0, const SgemmSmem &s,
+                          SgemmRegs &r)
+{
+    const int ty = t / SG_TILE, tx = t % SG_TILE;
+    const int64_t left = g.k - k0;
+    const int nk = left < SG_TILE ? (int)left : SG_TILE;     /* no terms past k */
+    for (int kk = 0; kk < nk; kk++) {
+        const float p = s.a[ty][kk] * s.w[tx][kk];
+        r.acc = r.acc + p;
+    }
+}
+
+template <class X>
+BNN_HD void sgemm_block(const X &x, const SgemmArgs &g, int64_t bx, int64_t by, SgemmSmem &s,
+                        SgemmRegs *regs)
+{
+    x.each([&](int t) { x.reg(regs, t).acc = 0.0f; });
+    for (int64_t k0 = 0; k0 < g.k; k0 += SG_TILE) {
+        x.each([&](int t) { sgemm_load(g, bx, by, t, k0, s); });
+        x.sync();
+        x.each([&](int t) { sgemm_compute(g, t, k0, s, x.reg(regs, t)); });
+        x.sync();
+    }
+    x.each([&](int t) {
+        const int64_t row = by * SG_TILE + t / SG_TILE, col = bx * SG_TILE + t % SG_TILE;
+        if (row < g.n && col < g.m) g.c[row * g.ldc + col] = x.reg(regs, t).acc;
+    });
+}
+
 } /* namespace bnn_cuda */
 
 #endif /* BNN_CUDA_KERNELS_CUH */

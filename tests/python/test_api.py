@@ -115,6 +115,7 @@ STATUS_STRINGS = {
     -7: "a row stride is smaller than the row",
     -8: "malformed, truncated or corrupt model file",
     -9: "the file cannot be opened or read",
+    -10: "a GPU call failed (no driver or device, a bad device pointer or a failed launch)",
 }
 
 
@@ -128,7 +129,7 @@ def test_status_strings():
     assert len(seen) == len(STATUS_STRINGS)
 
 
-@pytest.mark.parametrize("code", [1, -10, 100, -1000, 2 ** 31 - 1, -(2 ** 31)])
+@pytest.mark.parametrize("code", [1, -11, 100, -1000, 2 ** 31 - 1, -(2 ** 31)])
 def test_unknown_status_string(code):
     assert _core.status_string(code) == "unknown status"
 
