@@ -77,6 +77,17 @@ BNN_API bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint64_t
                                  const bnn_epilogue *epi, void *c, int64_t ldc, int kernel,
                                  void *stream);
 
+/** bnn_cuda_conv2d() : bnn_conv2d() on device memory: the same geometry
+ *  (NHWC packed channels, both padding semantics, strides, dilation),
+ *  epilogues and results, as an implicit GEMM (no workspace). */
+BNN_API bnn_status bnn_cuda_conv2d(const bnn_conv2d_params *p, const uint64_t *x,
+                                   const uint64_t *w, const bnn_epilogue *epi, void *out,
+                                   void *stream);
+
+/** bnn_cuda_maxpool2d_bits() : bnn_maxpool2d_bits() on device memory. */
+BNN_API bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
+                                           const uint8_t *flip, uint64_t *out, void *stream);
+
 /** bnn_cuda_sgemm() : the float product of the comparison benchmarks,
  *  c[i][j] = sum over l < k of a[i][l] * w[j][l] (row strides lda, ldw,
  *  ldc in floats), a shared-memory tiled kernel on CUDA cores; each output

@@ -306,3 +306,7 @@ cdef extern from "bnn_cuda.h" nogil:
                              void *stream)
     bnn_status bnn_cuda_sgemm(int64_t n, int64_t m, int64_t k, const float *a, int64_t lda,
                               const float *w, int64_t ldw, float *c, int64_t ldc, void *stream)
+    bnn_status bnn_cuda_conv2d(const bnn_conv2d_params *p, const uint64_t *x, const uint64_t *w,
+                               const bnn_epilogue *epi, void *out, void *stream)
+    bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
+                                       const uint8_t *flip, uint64_t *out, void *stream)

@@ -1291,3 +1291,27 @@ def cuda_sgemm(int64_t n, int64_t m, int64_t k, size_t a, int64_t lda, size_t w,
     """bnn_cuda_sgemm: the float comparison kernel, c = a . w^T."""
     cuda_check(bnn_cuda_sgemm(n, m, k, <const float *>a, lda, <const float *>w, ldw,
                               <float *>c, ldc, <void *>stream), "cuda_sgemm")
+
+
+def cuda_conv2d(n, h, w, int64_t c, o, kh, kw, stride, dilation, padding, int pad_value,
+                size_t x, size_t wt, int kind, size_t scale, size_t offset, size_t thresh,
+                size_t flip, size_t out, size_t stream=0):
+    """bnn_cuda_conv2d on device pointers (the epilogue arrays: 0 = absent)."""
+    cdef bnn_conv2d_params p = _conv_params(n, h, w, c, o, kh, kw, stride, dilation, padding,
+                                            pad_value, 128)
+    cdef bnn_epilogue e
+    memset(&e, 0, sizeof(e))
+    e.kind = kind
+    e.scale = <const float *>scale
+    e.offset = <const float *>offset
+    e.thresh = <const int32_t *>thresh
+    e.flip = <const uint8_t *>flip
+    cuda_check(bnn_cuda_conv2d(&p, <const uint64_t *>x, <const uint64_t *>wt, &e, <void *>out,
+                               <void *>stream), "cuda_conv2d")
+
+
+def cuda_maxpool2d_bits(n, h, w, int64_t c, kernel, stride, padding, size_t x, size_t flip,
+                        size_t out, size_t stream=0):
+    cdef bnn_pool2d_params p = _pool_params(n, h, w, c, kernel, stride, padding)
+    cuda_check(bnn_cuda_maxpool2d_bits(&p, <const uint64_t *>x, <const uint8_t *>flip,
+                                       <uint64_t *>out, <void *>stream), "cuda_maxpool2d_bits")

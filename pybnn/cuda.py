@@ -24,7 +24,8 @@ import numpy as np
 from . import _core
 
 __all__ = ["available", "why", "context", "DeviceArray", "to_device", "to_host", "empty",
-           "pack", "bgemm", "sgemm", "synchronize", "BnnDeviceError"]
+           "pack", "bgemm", "bconv2d", "maxpool2d", "sgemm", "synchronize",
+           "BnnDeviceError"]
 
 BnnDeviceError = _core.BnnDeviceError
 
@@ -208,6 +209,22 @@ def bgemm(a, w, k, epilogue="int32", scale=None, offset=None, thresh=None, flip=
         raise ValueError("a and w need words(k) = %d words per row for k = %d, got %d and %d"
                          % (_core.words(k), k, aw, ww))
     kind = _EPILOGUES[epilogue]
+    ptrs = _epilogue_arrays(kind, m, scale, offset, thresh, flip)
+    shape = (n, _core.words(m)) if kind == 2 else (n, m)
+    dtype = (np.int32, np.float32, np.uint64)[kind]
+    if out is None:
+        out = empty(shape, dtype)
+    cptr, cshape = _need(out, "out", dtype, 2)
+    if cshape != shape:
+        raise ValueError("out must have shape %r, got %r" % (shape, cshape))
+    _core.cuda_gemm(n, m, k, aptr, aw, wptr, ww, kind, ptrs["scale"], ptrs["offset"],
+                    ptrs["thresh"], ptrs["flip"], cptr, shape[1],
+                    _core.CUDA_GEMM_KERNELS[kernel], int(stream))
+    return out
+
+
+def _epilogue_arrays(kind, m, scale, offset, thresh, flip):
+    """Device pointers of the epilogue arrays (0 where absent), checked."""
     ptrs = {}
     for name, arr, dtype, used in (("scale", scale, np.float32, kind == 1),
                                    ("offset", offset, np.float32, kind == 1),
@@ -225,16 +242,68 @@ def bgemm(a, w, k, epilogue="int32", scale=None, offset=None, thresh=None, flip=
         ptrs[name] = p
     if kind == 2 and thresh is None:
         raise ValueError("the bits epilogue needs thresh")
-    shape = (n, _core.words(m)) if kind == 2 else (n, m)
+    return ptrs
+
+
+def bconv2d(x, w, c, stride=1, padding=0, dilation=1, pad_value=0, epilogue="int32",
+            scale=None, offset=None, thresh=None, flip=None, out=None, stream=0):
+    """Binary convolution on the device, as pybnn.bconv2d (and its affine
+    and threshold forms) on the CPU: x uint64 [N, H, W, words(c)] and w
+    uint64 [O, KH, KW, words(c)] packed channels -> int32 / float32
+    [N, OH, OW, O] or uint64 [N, OH, OW, words(O)] (epilogue "bits")."""
+    from .ops.conv import _padding, _pair
+    if epilogue not in _EPILOGUES:
+        raise ValueError("epilogue must be one of %s, got %r" % (", ".join(_EPILOGUES), epilogue))
+    stride, dilation, padding = _pair(stride, "stride"), _pair(dilation, "dilation"), _padding(padding)
+    xptr, (n, h, wd, xw) = _need(x, "x", np.uint64, 4)
+    wptr, (o, kh, kw, ww) = _need(w, "w", np.uint64, 4)
+    c = int(c)
+    if xw != _core.words(c) or ww != _core.words(c):
+        raise ValueError("x and w need words(c) = %d words per pixel for c = %d, got %d and %d"
+                         % (_core.words(c), c, xw, ww))
+    oh, ow = _core.conv2d_output_shape(n, h, wd, c, o, kh, kw, stride, dilation, padding,
+                                       pad_value)
+    kind = _EPILOGUES[epilogue]
+    ptrs = _epilogue_arrays(kind, o, scale, offset, thresh, flip)
+    shape = (n, oh, ow, _core.words(o) if kind == 2 else o)
     dtype = (np.int32, np.float32, np.uint64)[kind]
     if out is None:
         out = empty(shape, dtype)
-    cptr, cshape = _need(out, "out", dtype, 2)
-    if cshape != shape:
-        raise ValueError("out must have shape %r, got %r" % (shape, cshape))
-    _core.cuda_gemm(n, m, k, aptr, aw, wptr, ww, kind, ptrs["scale"], ptrs["offset"],
-                    ptrs["thresh"], ptrs["flip"], cptr, shape[1],
-                    _core.CUDA_GEMM_KERNELS[kernel], int(stream))
+    optr, oshape = _need(out, "out", dtype, 4)
+    if oshape != shape:
+        raise ValueError("out must have shape %r, got %r" % (shape, oshape))
+    _core.cuda_conv2d(n, h, wd, c, o, kh, kw, stride, dilation, padding, int(pad_value), xptr,
+                      wptr, kind, ptrs["scale"], ptrs["offset"], ptrs["thresh"], ptrs["flip"],
+                      optr, int(stream))
+    return out
+
+
+def maxpool2d(x, c, kernel, stride=None, padding=0, flip=None, out=None, stream=0):
+    """Max pooling of packed sign bits on the device, as pybnn.maxpool2d of a
+    PackedTensor: x uint64 [N, H, W, words(c)] -> [N, OH, OW, words(c)];
+    flip (uint8 [c] device array or None) pools those channels by min."""
+    from .ops.conv import _padding, _pair
+    kernel = _pair(kernel, "kernel")
+    stride = kernel if stride is None else _pair(stride, "stride")
+    padding = _padding(padding)
+    xptr, (n, h, wd, xw) = _need(x, "x", np.uint64, 4)
+    c = int(c)
+    if xw != _core.words(c):
+        raise ValueError("x needs words(c) = %d words per pixel for c = %d, got %d"
+                         % (_core.words(c), c, xw))
+    fptr = 0
+    if flip is not None:
+        fptr, fshape = _need(flip, "flip", np.uint8, 1)
+        if fshape != (c,):
+            raise ValueError("flip must have shape (%d,), got %r" % (c, fshape))
+    oh, ow = _core.pool2d_output_shape(n, h, wd, c, kernel, stride, padding)
+    shape = (n, oh, ow, xw)
+    if out is None:
+        out = empty(shape, np.uint64)
+    optr, oshape = _need(out, "out", np.uint64, 4)
+    if oshape != shape:
+        raise ValueError("out must have shape %r, got %r" % (shape, oshape))
+    _core.cuda_maxpool2d_bits(n, h, wd, c, kernel, stride, padding, xptr, fptr, optr, int(stream))
     return out
 
 

@@ -176,6 +176,126 @@ static int test_gemm_tc(void)
     return 0;
 }
 
+/* Packs +-1 values [rows][c] (int32 or int8) into [rows][words(c)], -1 -> bit 1. */
+template <class T>
+static std::vector<uint64_t> pack_pm1(const std::vector<T> &v, int64_t rows, int64_t c)
+{
+    const int64_t cw = bt_words(c);
+    std::vector<uint64_t> out((size_t)(rows * cw), 0);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < c; j++)
+            if (v[(size_t)(r * c + j)] < 0) out[(size_t)(r * cw + j / 64)] |= (uint64_t)1 << (j % 64);
+    return out;
+}
+
+/* Binary convolution: every block of the implicit GEMM on the emulator ==
+ * the direct integer convolution of oracle.h, through each epilogue, for
+ * strides, dilations, asymmetric padding of both kinds and ragged c, o. */
+static int test_conv(void)
+{
+    struct geo { int64_t n, h, w, c, o, kh, kw; int sh, sw, dh, dw, pt, pb, pl, pr; };
+    static const geo geos[] = {
+        {2, 7, 6, 70, 65, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+        {1, 9, 8, 64, 3, 3, 2, 2, 1, 1, 2, 2, 0, 1, 3},
+        {3, 5, 5, 130, 70, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},
+        {1, 4, 4, 7, 129, 5, 5, 1, 2, 1, 1, 3, 2, 2, 4},
+        {1, 3, 4, 600, 5, 2, 2, 1, 1, 1, 1, 1, 0, 0, 1},
+    };
+    bt_rng r = bt_stream(0xc0171);
+    for (const geo &q : geos)
+        for (int pad_value = 0; pad_value <= 1; pad_value++) {
+            bnn_conv2d_params p;
+            memset(&p, 0, sizeof p);
+            p.n = q.n; p.h = q.h; p.w = q.w; p.c = q.c; p.o = q.o; p.kh = q.kh; p.kw = q.kw;
+            p.stride_h = q.sh; p.stride_w = q.sw; p.dilation_h = q.dh; p.dilation_w = q.dw;
+            p.pad_top = q.pt; p.pad_bottom = q.pb; p.pad_left = q.pl; p.pad_right = q.pr;
+            p.pad_value = pad_value;
+            int64_t oh, ow;
+            CHECK_ST(bnn_conv2d_output_shape(&p, &oh, &ow), BNN_OK);
+            const int64_t pix = q.n * q.h * q.w, taps = q.o * q.kh * q.kw, rows = q.n * oh * ow;
+            std::vector<int32_t> xv((size_t)(pix * q.c));
+            std::vector<int8_t> wv((size_t)(taps * q.c));
+            for (auto &v : xv) v = bt_below(&r, 2) ? 1 : -1;
+            for (auto &v : wv) v = (int8_t)(bt_below(&r, 2) ? 1 : -1);
+            std::vector<int32_t> dot((size_t)(rows * q.o));
+            bt_conv2d(&p, xv.data(), pad_value ? 1 : 0, 0, wv.data(), dot.data());
+            std::vector<uint64_t> xb = pack_pm1(xv, pix, q.c), wb = pack_pm1(wv, taps, q.c);
+            bt_epi_data d;
+            bt_epi_make_pm1(&d, q.o, q.kh * q.kw * q.c, 0xc2 + (uint64_t)pad_value);
+            for (int kind = BNN_EPI_INT32; kind <= BNN_EPI_BITS; kind++) {
+                const bnn_epilogue e = bt_epi_for(kind, 0, &d);
+                const int64_t ldc = kind == BNN_EPI_BITS ? bt_words(q.o) : q.o;
+                size_t bytes;
+                void *c = bt_out_alloc(rows, q.o, kind, ldc, &bytes);
+                ConvArgs g;
+                g.n = q.n; g.h = q.h; g.w = q.w; g.c = q.c; g.cw = bt_words(q.c); g.o = q.o;
+                g.kh = q.kh; g.kw = q.kw; g.oh = oh; g.ow = ow; g.sh = q.sh; g.sw = q.sw;
+                g.dh = q.dh; g.dw = q.dw; g.pt = q.pt; g.pl = q.pl; g.pad_value = pad_value;
+                g.x = xb.data(); g.wt = wb.data();
+                g.out = GemmArgs{rows, q.o, q.kh * q.kw * q.c, 0, NULL, 0, NULL, 0, kind, e.scale,
+                                 e.offset, e.thresh, e.flip, c, ldc};
+                HostExec x = {GEMM_THREADS};
+                std::vector<ConvRegs> regs(GEMM_THREADS);
+                ConvSmem *sm = new ConvSmem;
+                for (int64_t by = 0; by < (rows + GEMM_BM - 1) / GEMM_BM; by++)
+                    for (int64_t bx = 0; bx < (q.o + GEMM_BN - 1) / GEMM_BN; bx++)
+                        conv_simt_block(x, g, bx, by, *sm, regs.data());
+                delete sm;
+                bt_ctx("emulated conv n%" PRId64 " %" PRId64 "x%" PRId64 " c%" PRId64 " o%" PRId64
+                       " k%" PRId64 "x%" PRId64 " pad_value %d epilogue %d", q.n, q.h, q.w, q.c,
+                       q.o, q.kh, q.kw, pad_value, kind);
+                int rc = bt_check_epi(rows, q.o, dot.data(), &e, c, ldc, NULL, NULL);
+                free(c);
+                if (rc) { bt_epi_free(&d); return rc; }
+            }
+            bt_epi_free(&d);
+        }
+    printf("  conv2d (emulated), both paddings   ok\n");
+    return 0;
+}
+
+/* Max pooling of bits, every output word == bt_maxpool_bits, with flip. */
+static int test_pool(void)
+{
+    struct geo { int64_t n, h, w, c; int kh, kw, sh, sw, pt, pb, pl, pr; };
+    static const geo geos[] = {
+        {2, 8, 8, 70, 2, 2, 2, 2, 0, 0, 0, 0}, {1, 7, 5, 130, 3, 3, 2, 1, 1, 1, 2, 0},
+        {3, 5, 6, 64, 2, 3, 1, 2, 1, 0, 0, 2},
+    };
+    bt_rng r = bt_stream(0x9001);
+    for (const geo &q : geos) {
+        bnn_pool2d_params p;
+        memset(&p, 0, sizeof p);
+        p.n = q.n; p.h = q.h; p.w = q.w; p.c = q.c; p.kh = q.kh; p.kw = q.kw;
+        p.stride_h = q.sh; p.stride_w = q.sw;
+        p.pad_top = q.pt; p.pad_bottom = q.pb; p.pad_left = q.pl; p.pad_right = q.pr;
+        int64_t oh, ow;
+        CHECK_ST(bnn_pool2d_output_shape(&p, &oh, &ow), BNN_OK);
+        const int64_t cw = bt_words(q.c), pix = q.n * q.h * q.w;
+        std::vector<int32_t> xv((size_t)(pix * q.c));
+        for (auto &v : xv) v = bt_below(&r, 3) ? 1 : -1;
+        std::vector<uint64_t> xb = pack_pm1(xv, pix, q.c);
+        std::vector<uint8_t> flip((size_t)q.c);
+        for (auto &f : flip) f = bt_rand_flip(&r);
+        for (int use_flip = 0; use_flip <= 1; use_flip++) {
+            const int64_t total = q.n * oh * ow * cw;
+            std::vector<uint64_t> got((size_t)total, BT_CANARY_W), want((size_t)total);
+            bt_maxpool_bits(&p, xb.data(), use_flip ? flip.data() : NULL, BT_CANARY_W,
+                            want.data());
+            PoolArgs g = {q.n, q.h, q.w, cw, oh, ow, q.kh, q.kw, q.sh, q.sw, q.pt, q.pl,
+                          xb.data(), use_flip ? flip.data() : NULL, q.c, got.data()};
+            for (int64_t i = 0; i < total; i++) pool_word(g, i);
+            bt_ctx("emulated maxpool bits %" PRId64 "x%" PRId64 " c%" PRId64 " flip %d", q.h,
+                   q.w, q.c, use_flip);
+            for (int64_t i = 0; i < total; i++)
+                CHECK_MSG(got[(size_t)i] == want[(size_t)i], "word %" PRId64 ": %016" PRIx64
+                          " want %016" PRIx64, i, got[(size_t)i], want[(size_t)i]);
+        }
+    }
+    printf("  maxpool2d bits (emulated)          ok\n");
+    return 0;
+}
+
 /* The float GEMM of the comparison: bitwise the plain ordered float loop. */
 static int test_sgemm(void)
 {
@@ -220,6 +340,8 @@ int main(int argc, char **argv)
     RUN(test_gemm_simt());
     RUN(test_mma_layout());
     RUN(test_gemm_tc());
+    RUN(test_conv());
+    RUN(test_pool());
     RUN(test_sgemm());
     printf("test_cuda_emu: all passed\n");
     return 0;

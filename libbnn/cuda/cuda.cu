@@ -6,7 +6,7 @@
 #include "bnn_cuda.h"
 
 extern "C" {
-#include "bnn_internal.h"
+#include "core/bnn_engine.h"    /* bnn_epilogue_check */
 }
 #include "kernels.cuh"
 
@@ -238,6 +238,103 @@ extern "C" bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint6
         if ((st = launched("bnn_cuda_gemm")) != BNN_OK) return st;
     }
     return BNN_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Convolution and pooling                                             */
+/* ------------------------------------------------------------------ */
+
+__global__ void __launch_bounds__(GEMM_THREADS) k_conv_simt(ConvArgs g, int64_t by0)
+{
+    __shared__ ConvSmem s;
+    ConvRegs r;
+    conv_simt_block(DeviceExec(), g, (int64_t)blockIdx.x, by0 + blockIdx.y, s, &r);
+}
+
+/* The epilogue's device arrays, each checked (those the kind reads). */
+static bnn_status epilogue_pointers(const bnn_epilogue *epi, const char *fn)
+{
+    const int fl = epi->kind == BNN_EPI_FLOAT, bits = epi->kind == BNN_EPI_BITS;
+    const void *ptrs[] = {fl ? epi->scale : NULL, fl ? epi->offset : NULL,
+                          bits ? epi->thresh : NULL, bits ? epi->flip : NULL};
+    static const char *names[] = {"epi->scale", "epi->offset", "epi->thresh", "epi->flip"};
+    bnn_status st;
+    for (int i = 0; i < 4; i++)
+        if ((st = device_pointer(ptrs[i], fn, names[i])) != BNN_OK) return st;
+    return BNN_OK;
+}
+
+extern "C" bnn_status bnn_cuda_conv2d(const bnn_conv2d_params *p, const uint64_t *x,
+                                      const uint64_t *w, const bnn_epilogue *epi, void *out,
+                                      void *stream)
+{
+    static const char *fn = "bnn_cuda_conv2d";
+    int64_t oh, ow, rows, row_out, bxs, bys, by0;
+    size_t elem;
+    ConvArgs g;
+    bnn_status st = bnn_conv2d_output_shape(p, &oh, &ow);
+    if (st != BNN_OK) return st;
+    if ((st = bnn_epilogue_check(&epi, p->o, &elem, &row_out)) != BNN_OK) return st;
+    if (!bnn_mul_ok(p->n, oh, &rows) || !bnn_mul_ok(rows, ow, &rows)) return BNN_ERR_OVERFLOW;
+    if (rows == 0 || p->o == 0) return BNN_OK;
+    if (x == NULL || w == NULL || out == NULL) return BNN_ERR_NULL;
+    if (!bnn_extent_ok(rows, row_out, row_out, elem)) return BNN_ERR_OVERFLOW;
+    if ((st = device_pointer(x, fn, "x")) != BNN_OK || (st = device_pointer(w, fn, "w")) != BNN_OK
+        || (st = device_pointer(out, fn, "out")) != BNN_OK
+        || (st = epilogue_pointers(epi, fn)) != BNN_OK)
+        return st;
+    g.n = p->n; g.h = p->h; g.w = p->w; g.c = p->c; g.cw = bnn_words(p->c); g.o = p->o;
+    g.kh = p->kh; g.kw = p->kw; g.oh = oh; g.ow = ow;
+    g.sh = p->stride_h; g.sw = p->stride_w; g.dh = p->dilation_h; g.dw = p->dilation_w;
+    g.pt = p->pad_top; g.pl = p->pad_left; g.pad_value = p->pad_value;
+    g.x = x; g.wt = w;
+    g.out.n = rows; g.out.m = p->o; g.out.k = p->kh * p->kw * p->c; g.out.kw = 0;
+    g.out.a = NULL; g.out.lda = 0; g.out.w = NULL; g.out.ldw = 0;
+    g.out.epi = epi->kind;
+    g.out.scale = epi->scale; g.out.offset = epi->offset;
+    g.out.thresh = epi->thresh; g.out.flip = epi->flip;
+    g.out.c = out; g.out.ldc = row_out;
+    bxs = (p->o + GEMM_BN - 1) / GEMM_BN;
+    bys = (rows + GEMM_BM - 1) / GEMM_BM;
+    if (bxs > INT32_MAX) return BNN_ERR_OVERFLOW;
+    for (by0 = 0; by0 < bys; by0 += 65535) {
+        dim3 grid((unsigned)bxs, (unsigned)(bys - by0 < 65535 ? bys - by0 : 65535));
+        k_conv_simt<<<grid, GEMM_THREADS, 0, (cudaStream_t)stream>>>(g, by0);
+        if ((st = launched(fn)) != BNN_OK) return st;
+    }
+    return BNN_OK;
+}
+
+__global__ void k_maxpool_bits(PoolArgs g, int64_t total)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < total) pool_word(g, i);
+}
+
+extern "C" bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
+                                              const uint8_t *flip, uint64_t *out, void *stream)
+{
+    static const char *fn = "bnn_cuda_maxpool2d_bits";
+    int64_t oh, ow, total, blocks;
+    PoolArgs g;
+    bnn_status st = bnn_pool2d_output_shape(p, &oh, &ow);
+    if (st != BNN_OK) return st;
+    if (!bnn_mul_ok(p->n, oh, &total) || !bnn_mul_ok(total, ow, &total)
+        || !bnn_mul_ok(total, bnn_words(p->c), &total))
+        return BNN_ERR_OVERFLOW;
+    if (total == 0) return BNN_OK;
+    if (x == NULL || out == NULL) return BNN_ERR_NULL;
+    if ((st = device_pointer(x, fn, "x")) != BNN_OK
+        || (st = device_pointer(flip, fn, "flip")) != BNN_OK
+        || (st = device_pointer(out, fn, "out")) != BNN_OK)
+        return st;
+    g.n = p->n; g.h = p->h; g.w = p->w; g.cw = bnn_words(p->c); g.oh = oh; g.ow = ow;
+    g.kh = p->kh; g.kw = p->kw; g.sh = p->stride_h; g.sw = p->stride_w;
+    g.pt = p->pad_top; g.pl = p->pad_left; g.x = x; g.flip = flip; g.c = p->c; g.out = out;
+    blocks = (total + 255) / 256;
+    if (blocks > INT32_MAX) return BNN_ERR_OVERFLOW;
+    k_maxpool_bits<<<(unsigned)blocks, 256, 0, (cudaStream_t)stream>>>(g, total);
+    return launched(fn);
 }
 
 /* ------------------------------------------------------------------ */

@@ -79,6 +79,20 @@ bnn_status bnn_cuda_sgemm(int64_t n, int64_t m, int64_t k, const float *a, int64
     return BNN_ERR_UNSUPPORTED;
 }
 
+bnn_status bnn_cuda_conv2d(const bnn_conv2d_params *p, const uint64_t *x, const uint64_t *w,
+                           const bnn_epilogue *epi, void *out, void *stream)
+{
+    (void)p; (void)x; (void)w; (void)epi; (void)out; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
+                                   const uint8_t *flip, uint64_t *out, void *stream)
+{
+    (void)p; (void)x; (void)flip; (void)out; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
 #else
 typedef int bnn_cuda_none_is_empty; /* ISO C wants a declaration in every file */
 #endif

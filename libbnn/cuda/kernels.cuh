@@ -448,6 +448,159 @@ BNN_HD void gemm_tc_block(const X &x, const GemmArgs &g, int64_t bx, int64_t by,
 }
 
 /* ------------------------------------------------------------------ */
+/* Binary convolution: implicit GEMM over NHWC packed channels          */
+/* ------------------------------------------------------------------ */
+
+/* Rows of the product are output pixels (n * oh * ow), columns filters;
+ * K runs over the taps, each tap over the channel words.  A block tiles
+ * 64 pixels x 64 filters like the CUDA-core GEMM (4 x 4 outputs per
+ * thread).  For each tap, the block's pixels either see an input pixel or
+ * padding: with pad_value 1 padding is an all-+1 pixel (zero words, each
+ * tap adding c - 2 popc(w): the correction of bnn.h); with pad_value 0 a
+ * padded tap adds nothing, so it is masked out and the pixel counts only
+ * its taps inside the input: dot = taps_in * c - 2 * sum popc(x XOR w). */
+struct ConvArgs {
+    int64_t n, h, w, c, cw, o, kh, kw, oh, ow;
+    int32_t sh, sw, dh, dw, pt, pl;
+    int32_t pad_value;
+    const uint64_t *x;    /* [n][h][w][cw] */
+    const uint64_t *wt;   /* [o][kh][kw][cw] */
+    GemmArgs out;         /* the epilogue and output: rows n*oh*ow, columns o */
+};
+
+struct ConvSmem {
+    uint64_t a[GEMM_BK][GEMM_BM + 1];
+    uint64_t w[GEMM_BK][GEMM_BN + 1];
+    uint8_t in[GEMM_BM];                 /* the tap counts for pixel r */
+    uint8_t bits[GEMM_BM][GEMM_BN];
+};
+
+struct ConvRegs {
+    int32_t acc[GEMM_TM][GEMM_TN];
+    int32_t taps[GEMM_TM];               /* taps counted per output pixel */
+};
+
+/* Where pixel row `p` of the product looks for tap (ky, kx): the input
+ * word offset, or -1 outside the input. */
+BNN_HD int64_t conv_src(const ConvArgs &g, int64_t p, int64_t ky, int64_t kx)
+{
+    const int64_t b = p / (g.oh * g.ow), rest = p % (g.oh * g.ow);
+    const int64_t iy = (rest / g.ow) * g.sh - g.pt + ky * g.dh;
+    const int64_t ix = (rest % g.ow) * g.sw - g.pl + kx * g.dw;
+    if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return -1;
+    return ((b * g.h + iy) * g.w + ix) * g.cw;
+}
+
+BNN_HD void conv_load(const ConvArgs &g, int64_t bx, int64_t by, int t, int64_t ky, int64_t kx,
+                      int64_t w0, ConvSmem &s)
+{
+    const int64_t rows = g.n * g.oh * g.ow;
+    for (int e = t; e < GEMM_BM * GEMM_BK; e += GEMM_THREADS) {
+        const int r = e / GEMM_BK, kk = e % GEMM_BK;
+        const int64_t p = by * GEMM_BM + r, word = w0 + kk;
+        const int64_t src = p < rows ? conv_src(g, p, ky, kx) : -1;
+        s.a[kk][r] = (src >= 0 && word < g.cw) ? g.x[src + word] : 0;
+        if (kk == 0 && w0 == 0)         /* the pixel counts this tap? */
+            s.in[r] = (uint8_t)(p < rows && (src >= 0 || g.pad_value == 1));
+    }
+    for (int e = t; e < GEMM_BN * GEMM_BK; e += GEMM_THREADS) {
+        const int r = e / GEMM_BK, kk = e % GEMM_BK;
+        const int64_t f = bx * GEMM_BN + r, word = w0 + kk;
+        s.w[kk][r] = (f < g.o && word < g.cw)
+                         ? g.wt[((f * g.kh + ky) * g.kw + kx) * g.cw + word] : 0;
+    }
+}
+
+BNN_HD void conv_compute(int t, int64_t w0, const ConvSmem &s, ConvRegs &r)
+{
+    const int ty = t / 16, tx = t % 16;
+    uint64_t mask[GEMM_TM];
+    for (int i = 0; i < GEMM_TM; i++) {
+        const int in = s.in[ty + 16 * i];
+        mask[i] = 0 - (uint64_t)in;
+        if (w0 == 0) r.taps[i] += in;
+    }
+    for (int kk = 0; kk < GEMM_BK; kk++) {
+        uint64_t av[GEMM_TM], wv[GEMM_TN];
+        for (int i = 0; i < GEMM_TM; i++) av[i] = s.a[kk][ty + 16 * i];
+        for (int j = 0; j < GEMM_TN; j++) wv[j] = s.w[kk][tx + 16 * j];
+        for (int i = 0; i < GEMM_TM; i++)
+            for (int j = 0; j < GEMM_TN; j++) r.acc[i][j] += popc64((av[i] ^ wv[j]) & mask[i]);
+    }
+}
+
+template <class X>
+BNN_HD void conv_simt_block(const X &x, const ConvArgs &g, int64_t bx, int64_t by, ConvSmem &s,
+                            ConvRegs *regs)
+{
+    x.each([&](int t) {
+        ConvRegs &r = x.reg(regs, t);
+        for (int i = 0; i < GEMM_TM; i++) {
+            r.taps[i] = 0;
+            for (int j = 0; j < GEMM_TN; j++) r.acc[i][j] = 0;
+        }
+    });
+    for (int64_t ky = 0; ky < g.kh; ky++)
+        for (int64_t kx = 0; kx < g.kw; kx++)
+            for (int64_t w0 = 0; w0 < g.cw; w0 += GEMM_BK) {
+                x.each([&](int t) { conv_load(g, bx, by, t, ky, kx, w0, s); });
+                x.sync();
+                x.each([&](int t) { conv_compute(t, w0, s, x.reg(regs, t)); });
+                x.sync();
+            }
+    x.each([&](int t) {
+        const ConvRegs &r = x.reg(regs, t);
+        const int ty = t / 16, tx = t % 16;
+        for (int i = 0; i < GEMM_TM; i++)
+            for (int j = 0; j < GEMM_TN; j++) {
+                const int64_t dot = (int64_t)r.taps[i] * g.c - 2 * (int64_t)r.acc[i][j];
+                gemm_out(g.out, by * GEMM_BM + ty + 16 * i, bx * GEMM_BN + tx + 16 * j,
+                         (int32_t)dot, s.bits, ty + 16 * i, tx + 16 * j);
+            }
+    });
+    if (g.out.epi == EPI_BITS) {
+        x.sync();
+        x.each([&](int t) { gemm_store_words(g.out, bx, by, t, s.bits); });
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Max pooling of packed sign bits: one thread per output word          */
+/* ------------------------------------------------------------------ */
+
+/* Per channel the AND of the window's bits (the max of +-1) where flip is
+ * 0, the OR (the min) where it is 1; positions outside the input are
+ * skipped; pad bits stay 0 (they are 0 in every input word). */
+struct PoolArgs {
+    int64_t n, h, w, cw, oh, ow;
+    int32_t kh, kw, sh, sw, pt, pl;
+    const uint64_t *x;
+    const uint8_t *flip;   /* [c] or NULL */
+    int64_t c;
+    uint64_t *out;
+};
+
+BNN_HD void pool_word(const PoolArgs &g, int64_t idx)
+{
+    const int64_t word = idx % g.cw, pix = idx / g.cw;
+    const int64_t b = pix / (g.oh * g.ow), rest = pix % (g.oh * g.ow);
+    const int64_t oy = rest / g.ow, ox = rest % g.ow;
+    uint64_t fm = 0, vand = ~(uint64_t)0, vor = 0;
+    if (g.flip)
+        for (int64_t j = 0; j < 64 && word * 64 + j < g.c; j++)
+            fm |= (uint64_t)(g.flip[word * 64 + j] != 0) << j;
+    for (int32_t ky = 0; ky < g.kh; ky++)
+        for (int32_t kx = 0; kx < g.kw; kx++) {
+            const int64_t iy = oy * g.sh - g.pt + ky, ix = ox * g.sw - g.pl + kx;
+            if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
+            const uint64_t v = g.x[((b * g.h + iy) * g.w + ix) * g.cw + word];
+            vand &= v;
+            vor |= v;
+        }
+    g.out[idx] = (vand & ~fm) | (vor & fm);
+}
+
+/* ------------------------------------------------------------------ */
 /* The float GEMM of the comparison (the paper's style of kernel)       */
 /* ------------------------------------------------------------------ */
 

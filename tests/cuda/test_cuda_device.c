@@ -154,6 +154,66 @@ static int test_gemm_device(void)
     return 0;
 }
 
+/* Convolution (both paddings) and bit pooling: GPU == the CPU library. */
+static int test_conv_pool_device(void)
+{
+    bnn_conv2d_params p;
+    bnn_pool2d_params q;
+    bt_rng r = bt_stream(0xc0d3);
+    const int64_t n = 2, h = 9, w = 7, c = 130, o = 70, cw = 3, kh = 3, kw = 3;
+    int64_t oh, ow, xs = n * h * w * cw, ws = o * kh * kw * cw, pv;
+    uint64_t *x = (uint64_t *)bt_alloc((size_t)xs * 8), *wt = (uint64_t *)bt_alloc((size_t)ws * 8);
+    uint64_t *dx, *dw;
+    bt_rand_words(&r, x, (size_t)xs);
+    bt_rand_words(&r, wt, (size_t)ws);
+    for (pv = 0; pv < xs; pv++) if (pv % cw == cw - 1) x[pv] &= 3;     /* pad bits 0 */
+    for (pv = 0; pv < ws; pv++) if (pv % cw == cw - 1) wt[pv] &= 3;
+    dx = (uint64_t *)dev_copy(x, (size_t)xs * 8);
+    dw = (uint64_t *)dev_copy(wt, (size_t)ws * 8);
+    for (pv = 0; pv <= 1; pv++) {
+        size_t wsb = 0;
+        int32_t *want, *got;
+        void *dout, *work;
+        memset(&p, 0, sizeof p);
+        p.n = n; p.h = h; p.w = w; p.c = c; p.o = o; p.kh = kh; p.kw = kw;
+        p.stride_h = 2; p.stride_w = 1; p.dilation_h = 1; p.dilation_w = 2;
+        p.pad_top = 1; p.pad_bottom = 2; p.pad_left = 2; p.pad_right = 0; p.pad_value = (int32_t)pv;
+        CHECK_ST(bnn_conv2d_output_shape(&p, &oh, &ow), BNN_OK);
+        CHECK_ST(bnn_conv2d_workspace_size(&p, 1, &wsb), BNN_OK);
+        work = bt_alloc(wsb ? wsb : 8);
+        want = (int32_t *)bt_alloc((size_t)(n * oh * ow * o) * 4);
+        got = (int32_t *)bt_alloc((size_t)(n * oh * ow * o) * 4);
+        CHECK_ST(bnn_conv2d(&p, x, wt, NULL, want, work, wsb), BNN_OK);
+        dout = dev_copy(got, (size_t)(n * oh * ow * o) * 4);
+        bt_ctx("device conv pad_value %d", (int)pv);
+        CHECK_ST(bnn_cuda_conv2d(&p, dx, dw, NULL, dout, NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(got, dout, (size_t)(n * oh * ow * o) * 4, cudaMemcpyDeviceToHost);
+        CHECK(memcmp(got, want, (size_t)(n * oh * ow * o) * 4) == 0);
+        cudaFree(dout);
+        free(work); free(want); free(got);
+    }
+    memset(&q, 0, sizeof q);
+    q.n = n; q.h = h; q.w = w; q.c = c; q.kh = 2; q.kw = 2; q.stride_h = 2; q.stride_w = 2;
+    CHECK_ST(bnn_pool2d_output_shape(&q, &oh, &ow), BNN_OK);
+    {
+        uint64_t *want = (uint64_t *)bt_alloc((size_t)(n * oh * ow * cw) * 8);
+        uint64_t *got = (uint64_t *)bt_alloc((size_t)(n * oh * ow * cw) * 8);
+        void *dout = dev_copy(got, (size_t)(n * oh * ow * cw) * 8);
+        bt_ctx("device maxpool bits");
+        CHECK_ST(bnn_maxpool2d_bits(&q, x, NULL, want), BNN_OK);
+        CHECK_ST(bnn_cuda_maxpool2d_bits(&q, dx, NULL, (uint64_t *)dout, NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(got, dout, (size_t)(n * oh * ow * cw) * 8, cudaMemcpyDeviceToHost);
+        CHECK(memcmp(got, want, (size_t)(n * oh * ow * cw) * 8) == 0);
+        cudaFree(dout);
+        free(want); free(got);
+    }
+    cudaFree(dx); cudaFree(dw); free(x); free(wt);
+    printf("  device conv2d, maxpool == CPU      ok\n");
+    return 0;
+}
+
 static int test_errors_device(void)
 {
     uint64_t host[4] = {0, 0, 0, 0};
@@ -212,6 +272,7 @@ int main(int argc, char **argv)
     printf("test_cuda_device: %s\n", why);
     RUN(test_pack_device());
     RUN(test_gemm_device());
+    RUN(test_conv_pool_device());
     RUN(test_errors_device());
     printf("test_cuda_device: all passed\n");
     return 0;

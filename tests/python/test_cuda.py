@@ -125,3 +125,39 @@ def test_bgemm_equals_the_cpu(kernel):
         got = cuda.bgemm(da, dw, k, "bits", thresh=cuda.to_device(thresh),
                          flip=cuda.to_device(flip), kernel=kernel)
         assert np.array_equal(cuda.to_host(got), pybnn.bgemm_threshold(a, w, thresh, flip).words)
+
+
+def test_conv_and_pool_arguments_are_checked_on_the_host():
+    x = FakeGPUArray((2, 8, 8, 2), np.uint64)
+    w = FakeGPUArray((5, 3, 3, 2), np.uint64)
+    with pytest.raises(ValueError, match="words\\(c\\) = 1"):
+        cuda.bconv2d(x, w, 64)
+    with pytest.raises(ValueError, match="x must have 4 dimensions"):
+        cuda.bconv2d(FakeGPUArray((8, 8, 2), np.uint64), w, 100)
+    with pytest.raises(pybnn.BnnValueError):          # the CPU's geometry check
+        cuda.bconv2d(x, w, 100, stride=0)
+    with pytest.raises(ValueError, match="out must have shape \\(2, 6, 6, 5\\)"):
+        cuda.bconv2d(x, w, 100, out=FakeGPUArray((2, 8, 8, 5), np.int32))
+    with pytest.raises(ValueError, match="flip must have shape \\(100,\\)"):
+        cuda.maxpool2d(x, 100, 2, flip=FakeGPUArray((99,), np.uint8))
+    with pytest.raises(ValueError, match="out must have shape \\(2, 4, 4, 2\\)"):
+        cuda.maxpool2d(x, 100, 2, out=FakeGPUArray((2, 8, 8, 2), np.uint64))
+
+
+@needs_gpu
+@pytest.mark.parametrize("pad_value", [0, 1])
+def test_conv_and_pool_equal_the_cpu(pad_value):
+    rng = np.random.default_rng(2)
+    x = pybnn.pack(rng.standard_normal((2, 9, 7, 130)).astype(np.float32))
+    w = pybnn.pack(rng.standard_normal((70, 3, 3, 130)).astype(np.float32))
+    dx, dw = cuda.to_device(x.words), cuda.to_device(w.words)
+    for stride, padding, dilation in ((1, 1, 1), (2, (0, 2, 1, 0), 1), (1, 2, 2)):
+        want = pybnn.bconv2d(x, w, stride=stride, padding=padding, dilation=dilation,
+                             pad_value=pad_value)
+        got = cuda.bconv2d(dx, dw, 130, stride=stride, padding=padding, dilation=dilation,
+                           pad_value=pad_value)
+        assert np.array_equal(cuda.to_host(got), want)
+    flip = rng.integers(0, 2, 130).astype(np.uint8)
+    want = pybnn.maxpool2d(x, 2, flip=flip)
+    got = cuda.maxpool2d(dx, 130, 2, flip=cuda.to_device(flip))
+    assert np.array_equal(cuda.to_host(got), want.words)
