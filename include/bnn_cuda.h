@@ -88,6 +88,19 @@ BNN_API bnn_status bnn_cuda_conv2d(const bnn_conv2d_params *p, const uint64_t *x
 BNN_API bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
                                            const uint8_t *flip, uint64_t *out, void *stream);
 
+/** bnn_cuda_gemm_f32_pm1() / bnn_cuda_gemm_i8_pm1() : bnn_gemm_f32_pm1()
+ *  and bnn_gemm_i8_pm1() on device memory -- the backward products of a
+ *  binary layer on the packed +-1 operand, with the same arguments and the
+ *  same results (the float one adds each output's exact products in the
+ *  CPU's order, so the floats are equal). */
+BNN_API bnn_status bnn_cuda_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a,
+                                         int64_t lda_i, int64_t lda_j, const uint64_t *s,
+                                         int64_t lds, float *c, int64_t ldc, int accumulate,
+                                         void *stream);
+BNN_API bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q,
+                                        int64_t ldq, const uint64_t *s, int64_t lds, int32_t *c,
+                                        int64_t ldc, void *stream);
+
 /** bnn_cuda_sgemm() : the float product of the comparison benchmarks,
  *  c[i][j] = sum over l < k of a[i][l] * w[j][l] (row strides lda, ldw,
  *  ldc in floats), a shared-memory tiled kernel on CUDA cores; each output

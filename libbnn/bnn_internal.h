@@ -90,6 +90,14 @@ BNN_INTERNAL bnn_status bnn_gemm_check(int64_t n, int64_t m, int64_t k, const ui
                                        int64_t lda_words, const uint64_t *w,
                                        int64_t ldw_words, const struct bnn_epilogue **epi,
                                        const void *c, int64_t ldc);
+/* The argument checks of bnn_gemm_f32_pm1 and bnn_gemm_i8_pm1 (BNN_OK for
+ * J == 0, whose a/q and s are not read), shared with their CUDA twins. */
+BNN_INTERNAL bnn_status bnn_gemm_f32_pm1_check(int64_t I, int64_t K, int64_t J, const float *a,
+                                               int64_t lda_i, int64_t lda_j, const uint64_t *s,
+                                               int64_t lds, const float *c, int64_t ldc);
+BNN_INTERNAL bnn_status bnn_gemm_i8_pm1_check(int64_t I, int64_t K, int64_t J, const int8_t *q,
+                                              int64_t ldq, const uint64_t *s, int64_t lds,
+                                              const int32_t *c, int64_t ldc);
 
 /* Checked int64 multiply: 0 on overflow (or negative operands). */
 /* The counter-based generator of stochastic binarization and rounding:

@@ -310,3 +310,9 @@ cdef extern from "bnn_cuda.h" nogil:
                                const bnn_epilogue *epi, void *out, void *stream)
     bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
                                        const uint8_t *flip, uint64_t *out, void *stream)
+    bnn_status bnn_cuda_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a,
+                                     int64_t lda_i, int64_t lda_j, const uint64_t *s, int64_t lds,
+                                     float *c, int64_t ldc, int accumulate, void *stream)
+    bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q,
+                                    int64_t ldq, const uint64_t *s, int64_t lds, int32_t *c,
+                                    int64_t ldc, void *stream)

@@ -1315,3 +1315,17 @@ def cuda_maxpool2d_bits(n, h, w, int64_t c, kernel, stride, padding, size_t x, s
     cdef bnn_pool2d_params p = _pool_params(n, h, w, c, kernel, stride, padding)
     cuda_check(bnn_cuda_maxpool2d_bits(&p, <const uint64_t *>x, <const uint8_t *>flip,
                                        <uint64_t *>out, <void *>stream), "cuda_maxpool2d_bits")
+
+
+def cuda_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, size_t a, int64_t lda_i, int64_t lda_j,
+                      size_t s, int64_t lds, size_t c, int64_t ldc, bint accumulate=False,
+                      size_t stream=0):
+    cuda_check(bnn_cuda_gemm_f32_pm1(I, K, J, <const float *>a, lda_i, lda_j,
+                                     <const uint64_t *>s, lds, <float *>c, ldc, accumulate,
+                                     <void *>stream), "cuda_gemm_f32_pm1")
+
+
+def cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, size_t q, int64_t ldq, size_t s,
+                     int64_t lds, size_t c, int64_t ldc, size_t stream=0):
+    cuda_check(bnn_cuda_gemm_i8_pm1(I, K, J, <const int8_t *>q, ldq, <const uint64_t *>s, lds,
+                                    <int32_t *>c, ldc, <void *>stream), "cuda_gemm_i8_pm1")

@@ -24,7 +24,7 @@ import numpy as np
 from . import _core
 
 __all__ = ["available", "why", "context", "DeviceArray", "to_device", "to_host", "empty",
-           "pack", "bgemm", "bconv2d", "maxpool2d", "sgemm", "synchronize",
+           "pack", "bgemm", "bconv2d", "maxpool2d", "gemm_pm1", "sgemm", "synchronize",
            "BnnDeviceError"]
 
 BnnDeviceError = _core.BnnDeviceError
@@ -304,6 +304,49 @@ def maxpool2d(x, c, kernel, stride=None, padding=0, flip=None, out=None, stream=
     if oshape != shape:
         raise ValueError("out must have shape %r, got %r" % (shape, oshape))
     _core.cuda_maxpool2d_bits(n, h, wd, c, kernel, stride, padding, xptr, fptr, optr, int(stream))
+    return out
+
+
+def gemm_pm1(a, s, k, transpose_a=False, accumulate=False, out=None, stream=0):
+    """The backward products of a binary layer on the device, as
+    _core.gemm_f32_pm1 / gemm_i8_pm1 on the CPU: C = A . S with S a +-1
+    matrix of J rows of k columns held as bits (uint64 [J, words(k)]).
+    a float32 [I, J] (or [J, I] with transpose_a: the weight gradient
+    g^T . x) gives float32 C [I, k], each output the CPU's ordered sum
+    (accumulate: added to out); a int8 [I, J] gives exact int32 C."""
+    aptr, ashape, dt = _device_info(a, "a")
+    sptr, (J, sw) = _need(s, "s", np.uint64, 2)
+    k = int(k)
+    if len(ashape) != 2:
+        raise ValueError("a must have 2 dimensions, got shape %r" % (ashape,))
+    if sw != _core.words(k):
+        raise ValueError("s needs words(k) = %d words per row for k = %d, got %d"
+                         % (_core.words(k), k, sw))
+    if dt == np.float32:
+        I, aj = (ashape[1], ashape[0]) if transpose_a else ashape
+        lda_i, lda_j = (1, I) if transpose_a else (aj, 1)
+        odt = np.float32
+    elif dt == np.int8:
+        if transpose_a or accumulate:
+            raise ValueError("the int8 product takes q [I, J] rows and no accumulate")
+        I, aj = ashape
+        odt = np.int32
+    else:
+        raise TypeError("a must be float32 or int8, got %s" % dt)
+    if aj != J:
+        raise ValueError("a has %d columns along J, s has %d rows" % (aj, J))
+    if out is None:
+        if accumulate:
+            raise ValueError("accumulate needs out")
+        out = empty((I, k), odt)
+    optr, oshape = _need(out, "out", odt, 2)
+    if oshape != (I, k):
+        raise ValueError("out must have shape %r, got %r" % ((I, k), oshape))
+    if dt == np.float32:
+        _core.cuda_gemm_f32_pm1(I, k, J, aptr, lda_i, lda_j, sptr, sw, optr, k,
+                                bool(accumulate), int(stream))
+    else:
+        _core.cuda_gemm_i8_pm1(I, k, J, aptr, J, sptr, sw, optr, k, int(stream))
     return out
 
 

@@ -296,6 +296,63 @@ static int test_pool(void)
     return 0;
 }
 
+static void emulate_pm1(const Pm1Args &g)
+{
+    HostExec x = {PM1_THREADS};
+    std::vector<Pm1Regs> regs(PM1_THREADS);
+    Pm1Smem s;
+    for (int64_t by = 0; by < (g.I + PM1_ROWS - 1) / PM1_ROWS; by++)
+        for (int64_t bx = 0; bx < (g.K + 63) / 64; bx++) pm1_block(x, g, bx, by, s, regs.data());
+}
+
+/* The training products: the float one bitwise == bt_gemm_f32_pm1 (A as
+ * rows and transposed, fresh and accumulating), the int8 one exactly ==
+ * bt_gemm_i8_pm1, on ragged I, K, J. */
+static int test_pm1(void)
+{
+    static const int64_t shapes[][3] = {{1, 1, 1}, {3, 70, 0}, {5, 65, 33}, {9, 130, 100},
+                                        {4, 64, 64}, {7, 200, 257}};
+    bt_rng r = bt_stream(0x9a1);
+    for (const auto &sh : shapes) {
+        const int64_t I = sh[0], K = sh[1], J = sh[2], kw = bt_words(K), lds = kw + 1;
+        const int64_t ldc = K + 2;
+        std::vector<uint64_t> sb((size_t)(J * lds + 1), 0);
+        std::vector<float> sf((size_t)(J * K + 1));
+        for (auto &v : sf) v = bt_below(&r, 2) ? 1.0f : -1.0f;
+        bt_pack_f32(J, K, sf.data(), K, sb.data(), lds);
+        for (int trans = 0; trans <= 1; trans++)
+            for (int acc = 0; acc <= 1; acc++) {
+                std::vector<float> a((size_t)(I * J + 1));
+                bt_rand_floats(&r, a.data(), a.size());
+                const int64_t lda_i = trans ? 1 : J, lda_j = trans ? I : 1;
+                std::vector<float> c((size_t)(I * ldc)), want;
+                for (auto &v : c) v = (float)(bt_unit(&r) - 0.5);
+                want = c;
+                bt_gemm_f32_pm1(I, K, J, a.data(), lda_i, lda_j, sb.data(), lds, want.data(),
+                                ldc, acc);
+                Pm1Args g = {I, K, J, a.data(), lda_i, lda_j, NULL, sb.data(), lds, c.data(),
+                             NULL, ldc, acc, 1};
+                emulate_pm1(g);
+                bt_ctx("emulated f32 pm1 I%" PRId64 " K%" PRId64 " J%" PRId64 " trans %d acc %d",
+                       I, K, J, trans, acc);
+                for (size_t i = 0; i < c.size(); i++)
+                    CHECK_MSG(bt_f2u(c[i]) == bt_f2u(want[i]) || (c[i] != c[i] && want[i] != want[i]),
+                              "c[%zu] = %a, want %a", i, (double)c[i], (double)want[i]);
+            }
+        std::vector<int8_t> q((size_t)(I * J + 1));
+        for (auto &v : q) v = (int8_t)bt_range(&r, -127, 127);
+        std::vector<int32_t> ci((size_t)(I * ldc), 7), want((size_t)(I * ldc), 7);
+        bt_gemm_i8_pm1(I, K, J, q.data(), J, sb.data(), lds, want.data(), ldc);
+        Pm1Args g = {I, K, J, NULL, J, 1, q.data(), sb.data(), lds, NULL, ci.data(), ldc, 0, 0};
+        emulate_pm1(g);
+        bt_ctx("emulated i8 pm1 I%" PRId64 " K%" PRId64 " J%" PRId64, I, K, J);
+        for (size_t i = 0; i < ci.size(); i++)
+            CHECK_MSG(ci[i] == want[i], "c[%zu] = %d, want %d", i, ci[i], want[i]);
+    }
+    printf("  f32 / i8 x pm1 (emulated)          ok\n");
+    return 0;
+}
+
 /* The float GEMM of the comparison: bitwise the plain ordered float loop. */
 static int test_sgemm(void)
 {
@@ -342,6 +399,7 @@ int main(int argc, char **argv)
     RUN(test_gemm_tc());
     RUN(test_conv());
     RUN(test_pool());
+    RUN(test_pm1());
     RUN(test_sgemm());
     printf("test_cuda_emu: all passed\n");
     return 0;

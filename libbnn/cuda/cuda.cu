@@ -338,6 +338,67 @@ extern "C" bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const 
 }
 
 /* ------------------------------------------------------------------ */
+/* The training products                                               */
+/* ------------------------------------------------------------------ */
+
+__global__ void __launch_bounds__(PM1_THREADS) k_pm1(Pm1Args g, int64_t by0)
+{
+    __shared__ Pm1Smem s;
+    Pm1Regs r;
+    pm1_block(DeviceExec(), g, (int64_t)blockIdx.x, by0 + blockIdx.y, s, &r);
+}
+
+static bnn_status launch_pm1(const Pm1Args &g, void *stream, const char *fn)
+{
+    const int64_t bxs = (g.K + 63) / 64, bys = (g.I + PM1_ROWS - 1) / PM1_ROWS;
+    bnn_status st;
+    if (bxs > INT32_MAX) return BNN_ERR_OVERFLOW;
+    for (int64_t by0 = 0; by0 < bys; by0 += 65535) {
+        dim3 grid((unsigned)bxs, (unsigned)(bys - by0 < 65535 ? bys - by0 : 65535));
+        k_pm1<<<grid, PM1_THREADS, 0, (cudaStream_t)stream>>>(g, by0);
+        if ((st = launched(fn)) != BNN_OK) return st;
+    }
+    return BNN_OK;
+}
+
+extern "C" bnn_status bnn_cuda_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a,
+                                            int64_t lda_i, int64_t lda_j, const uint64_t *s,
+                                            int64_t lds, float *c, int64_t ldc, int accumulate,
+                                            void *stream)
+{
+    static const char *fn = "bnn_cuda_gemm_f32_pm1";
+    Pm1Args g;
+    bnn_status st = bnn_gemm_f32_pm1_check(I, K, J, a, lda_i, lda_j, s, lds, c, ldc);
+    if (st != BNN_OK || I == 0 || K == 0) return st;
+    if ((st = device_pointer(c, fn, "c")) != BNN_OK) return st;
+    if (J > 0 && ((st = device_pointer(a, fn, "a")) != BNN_OK
+                  || (st = device_pointer(s, fn, "s")) != BNN_OK))
+        return st;
+    memset(&g, 0, sizeof g);
+    g.I = I; g.K = K; g.J = J; g.a = a; g.lda_i = lda_i; g.lda_j = lda_j; g.s = s; g.lds = lds;
+    g.c = c; g.ldc = ldc; g.accumulate = accumulate != 0; g.f32 = 1;
+    return launch_pm1(g, stream, fn);
+}
+
+extern "C" bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q,
+                                           int64_t ldq, const uint64_t *s, int64_t lds,
+                                           int32_t *c, int64_t ldc, void *stream)
+{
+    static const char *fn = "bnn_cuda_gemm_i8_pm1";
+    Pm1Args g;
+    bnn_status st = bnn_gemm_i8_pm1_check(I, K, J, q, ldq, s, lds, c, ldc);
+    if (st != BNN_OK || I == 0 || K == 0) return st;
+    if ((st = device_pointer(c, fn, "c")) != BNN_OK) return st;
+    if (J > 0 && ((st = device_pointer(q, fn, "q")) != BNN_OK
+                  || (st = device_pointer(s, fn, "s")) != BNN_OK))
+        return st;
+    memset(&g, 0, sizeof g);
+    g.I = I; g.K = K; g.J = J; g.q = q; g.lda_i = ldq; g.lda_j = 1; g.s = s; g.lds = lds;
+    g.ci = c; g.ldc = ldc; g.f32 = 0;
+    return launch_pm1(g, stream, fn);
+}
+
+/* ------------------------------------------------------------------ */
 /* The float GEMM of the comparison                                    */
 /* ------------------------------------------------------------------ */
 

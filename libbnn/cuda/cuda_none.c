@@ -93,6 +93,24 @@ bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x
     return BNN_ERR_UNSUPPORTED;
 }
 
+bnn_status bnn_cuda_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a, int64_t lda_i,
+                                 int64_t lda_j, const uint64_t *s, int64_t lds, float *c,
+                                 int64_t ldc, int accumulate, void *stream)
+{
+    (void)I; (void)K; (void)J; (void)a; (void)lda_i; (void)lda_j; (void)s; (void)lds; (void)c;
+    (void)ldc; (void)accumulate; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q, int64_t ldq,
+                                const uint64_t *s, int64_t lds, int32_t *c, int64_t ldc,
+                                void *stream)
+{
+    (void)I; (void)K; (void)J; (void)q; (void)ldq; (void)s; (void)lds; (void)c; (void)ldc;
+    (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
 #else
 typedef int bnn_cuda_none_is_empty; /* ISO C wants a declaration in every file */
 #endif

@@ -601,6 +601,99 @@ BNN_HD void pool_word(const PoolArgs &g, int64_t idx)
 }
 
 /* ------------------------------------------------------------------ */
+/* The training products: float or int8 times a +-1 matrix held as bits */
+/* ------------------------------------------------------------------ */
+
+/* C[i][k] (+)= sum_{j < J} A(i, j) * S(j, k), S(j, k) = -1 where bit k of
+ * row j of s is set: the input gradient g . W and the weight gradient
+ * g^T . x of a binary layer (bnn_gemm_f32_pm1, bnn_gemm_i8_pm1).  A block
+ * of 256 threads takes 4 rows of C by the 64 columns of one word of S,
+ * one output per thread, J in slices of 32 through shared memory.  Float:
+ * each output is one accumulator adding +-A(i, j) (exact) for j = 0, 1, ...
+ * in order, as on the CPU, so the floats are the same; int8: exact int32. */
+enum { PM1_ROWS = 4, PM1_JB = 32, PM1_THREADS = 256 };
+
+struct Pm1Args {
+    int64_t I, K, J;
+    const float *a;        /* float: A(i, j) = a[i * lda_i + j * lda_j] */
+    int64_t lda_i, lda_j;
+    const int8_t *q;       /* int8: q[i * lda_i + j] (lda_j = 1)         */
+    const uint64_t *s;
+    int64_t lds;
+    float *c;              /* float output                              */
+    int32_t *ci;           /* int8 output                               */
+    int64_t ldc;
+    int accumulate;        /* float: start from C                       */
+    int f32;               /* 1: the float product, 0: the int8 one     */
+};
+
+struct Pm1Smem {
+    float a[PM1_ROWS][PM1_JB];
+    int8_t q[PM1_ROWS][PM1_JB];
+    uint64_t s[PM1_JB];
+};
+
+struct Pm1Regs {
+    float acc;
+    int32_t iacc;
+};
+
+BNN_HD void pm1_load(const Pm1Args &g, int64_t bx, int64_t by, int t, int64_t j0, Pm1Smem &s)
+{
+    if (t < PM1_ROWS * PM1_JB) {
+        const int r = t / PM1_JB, jj = t % PM1_JB;
+        const int64_t i = by * PM1_ROWS + r, j = j0 + jj;
+        const int ok = i < g.I && j < g.J;
+        if (g.f32) s.a[r][jj] = ok ? g.a[i * g.lda_i + j * g.lda_j] : 0.0f;
+        else s.q[r][jj] = ok ? g.q[i * g.lda_i + j] : (int8_t)0;
+    } else if (t < PM1_ROWS * PM1_JB + PM1_JB) {
+        const int jj = t - PM1_ROWS * PM1_JB;
+        s.s[jj] = j0 + jj < g.J ? g.s[(j0 + jj) * g.lds + bx] : 0;
+    }
+}
+
+BNN_HD void pm1_compute(const Pm1Args &g, int t, int64_t j0, const Pm1Smem &s, Pm1Regs &r)
+{
+    const int row = t / 64, col = t % 64;
+    const int64_t left = g.J - j0;
+    const int nj = left < PM1_JB ? (int)left : PM1_JB;       /* no terms past J */
+    for (int jj = 0; jj < nj; jj++) {
+        const int neg = (int)((s.s[jj] >> col) & 1);
+        if (g.f32) {
+            const float v = s.a[row][jj];
+            r.acc = r.acc + (neg ? -v : v);
+        } else {
+            const int32_t v = s.q[row][jj];
+            r.iacc += neg ? -v : v;
+        }
+    }
+}
+
+template <class X>
+BNN_HD void pm1_block(const X &x, const Pm1Args &g, int64_t bx, int64_t by, Pm1Smem &s,
+                      Pm1Regs *regs)
+{
+    x.each([&](int t) {
+        Pm1Regs &r = x.reg(regs, t);
+        const int64_t i = by * PM1_ROWS + t / 64, k = bx * 64 + t % 64;
+        r.acc = (g.f32 && g.accumulate && i < g.I && k < g.K) ? g.c[i * g.ldc + k] : 0.0f;
+        r.iacc = 0;
+    });
+    for (int64_t j0 = 0; j0 < g.J; j0 += PM1_JB) {
+        x.each([&](int t) { pm1_load(g, bx, by, t, j0, s); });
+        x.sync();
+        x.each([&](int t) { pm1_compute(g, t, j0, s, x.reg(regs, t)); });
+        x.sync();
+    }
+    x.each([&](int t) {
+        const int64_t i = by * PM1_ROWS + t / 64, k = bx * 64 + t % 64;
+        if (i >= g.I || k >= g.K) return;
+        if (g.f32) g.c[i * g.ldc + k] = x.reg(regs, t).acc;
+        else g.ci[i * g.ldc + k] = x.reg(regs, t).iacc;
+    });
+}
+
+/* ------------------------------------------------------------------ */
 /* The float GEMM of the comparison (the paper's style of kernel)       */
 /* ------------------------------------------------------------------ */
 

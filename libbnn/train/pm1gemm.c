@@ -55,24 +55,18 @@ static void pm1_part(void *ctx, int part, int parts)
     pm1_words(jb, words * part / parts, words * (part + 1) / parts);
 }
 
-bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a, int64_t lda_i,
-                            int64_t lda_j, const uint64_t *s, int64_t lds, float *c,
-                            int64_t ldc, int accumulate)
+bnn_status bnn_gemm_f32_pm1_check(int64_t I, int64_t K, int64_t J, const float *a,
+                                  int64_t lda_i, int64_t lda_j, const uint64_t *s,
+                                  int64_t lds, const float *c, int64_t ldc)
 {
-    pm1_job jb;
-    int64_t words, work, r;
-    int parts;
+    int64_t words;
     if (I < 0 || K < 0 || J < 0) return BNN_ERR_SHAPE;
     if (I == 0 || K == 0) return BNN_OK;
     if (c == NULL) return BNN_ERR_NULL;
     words = bnn_words(K);
     if (ldc < K) return BNN_ERR_STRIDE;
     if (!bnn_extent_ok(I, ldc, K, sizeof(float))) return BNN_ERR_OVERFLOW;
-    if (J == 0) {                              /* an empty sum */
-        if (!accumulate)
-            for (r = 0; r < I; r++) memset(c + r * ldc, 0, sizeof(float) * (size_t)K);
-        return BNN_OK;
-    }
+    if (J == 0) return BNN_OK;                 /* an empty sum: a and s unread */
     if (a == NULL || s == NULL) return BNN_ERR_NULL;
     if (lda_i < 1 || lda_j < 1 || lds < words) return BNN_ERR_STRIDE;
     if (!bnn_extent_ok(I, lda_i, 1, sizeof(float)) || !bnn_extent_ok(J, lda_j, 1, sizeof(float))
@@ -82,6 +76,24 @@ bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a, int
         int64_t x, y;
         if (!bnn_mul_ok(I - 1, lda_i, &x) || !bnn_mul_ok(J - 1, lda_j, &y) || x > INT64_MAX - y)
             return BNN_ERR_OVERFLOW;
+    }
+    return BNN_OK;
+}
+
+bnn_status bnn_gemm_f32_pm1(int64_t I, int64_t K, int64_t J, const float *a, int64_t lda_i,
+                            int64_t lda_j, const uint64_t *s, int64_t lds, float *c,
+                            int64_t ldc, int accumulate)
+{
+    pm1_job jb;
+    int64_t words, work, r;
+    int parts;
+    bnn_status st = bnn_gemm_f32_pm1_check(I, K, J, a, lda_i, lda_j, s, lds, c, ldc);
+    if (st != BNN_OK || I == 0 || K == 0) return st;
+    words = bnn_words(K);
+    if (J == 0) {                              /* an empty sum */
+        if (!accumulate)
+            for (r = 0; r < I; r++) memset(c + r * ldc, 0, sizeof(float) * (size_t)K);
+        return BNN_OK;
     }
     jb.kt = bnn_kernels_get();
     jb.I = I; jb.K = K; jb.J = J;
@@ -133,27 +145,38 @@ static void i8_part(void *ctx, int part, int parts)
     i8_blocks(jb, blocks * part / parts, blocks * (part + 1) / parts);
 }
 
-bnn_status bnn_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q, int64_t ldq,
-                           const uint64_t *s, int64_t lds, int32_t *c, int64_t ldc)
+bnn_status bnn_gemm_i8_pm1_check(int64_t I, int64_t K, int64_t J, const int8_t *q,
+                                 int64_t ldq, const uint64_t *s, int64_t lds, const int32_t *c,
+                                 int64_t ldc)
 {
-    i8_job jb;
-    int32_t rowsum[BNN_I8_ROWS];
-    int64_t words, work, r, j, i0, blocks;
-    int parts;
+    int64_t words;
     if (I < 0 || K < 0 || J < 0 || J >= ((int64_t)1 << 24)) return BNN_ERR_SHAPE;
     if (I == 0 || K == 0) return BNN_OK;
     if (c == NULL) return BNN_ERR_NULL;
     words = bnn_words(K);
     if (ldc < K) return BNN_ERR_STRIDE;
     if (!bnn_extent_ok(I, ldc, K, sizeof(int32_t))) return BNN_ERR_OVERFLOW;
-    if (J == 0) {
-        for (r = 0; r < I; r++) memset(c + r * ldc, 0, sizeof(int32_t) * (size_t)K);
-        return BNN_OK;
-    }
+    if (J == 0) return BNN_OK;
     if (q == NULL || s == NULL) return BNN_ERR_NULL;
     if (ldq < J || lds < words) return BNN_ERR_STRIDE;
     if (!bnn_extent_ok(I, ldq, J, 1) || !bnn_extent_ok(J, lds, words, sizeof(uint64_t)))
         return BNN_ERR_OVERFLOW;
+    return BNN_OK;
+}
+
+bnn_status bnn_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q, int64_t ldq,
+                           const uint64_t *s, int64_t lds, int32_t *c, int64_t ldc)
+{
+    i8_job jb;
+    int32_t rowsum[BNN_I8_ROWS];
+    int64_t work, r, j, i0, blocks;
+    int parts;
+    bnn_status st = bnn_gemm_i8_pm1_check(I, K, J, q, ldq, s, lds, c, ldc);
+    if (st != BNN_OK || I == 0 || K == 0) return st;
+    if (J == 0) {
+        for (r = 0; r < I; r++) memset(c + r * ldc, 0, sizeof(int32_t) * (size_t)K);
+        return BNN_OK;
+    }
     jb.kt = bnn_kernels_get();
     jb.K = K; jb.J = J; jb.ldq = ldq; jb.s = s; jb.lds = lds; jb.ldc = ldc;
     jb.rowsum = rowsum;

@@ -214,6 +214,53 @@ static int test_conv_pool_device(void)
     return 0;
 }
 
+/* The training products: GPU == the CPU library, floats bit for bit. */
+static int test_pm1_device(void)
+{
+    const int64_t I = 37, J = 300, K = 130, lds = 3;
+    bt_rng r = bt_stream(0x9d1);
+    float *a = (float *)bt_alloc((size_t)(I * J) * 4), *c = (float *)bt_alloc((size_t)(I * K) * 4);
+    float *want = (float *)bt_alloc((size_t)(I * K) * 4);
+    int8_t *q = (int8_t *)bt_alloc((size_t)(I * J));
+    int32_t *ci = (int32_t *)bt_alloc((size_t)(I * K) * 4), *wanti = (int32_t *)bt_alloc((size_t)(I * K) * 4);
+    uint64_t *s = (uint64_t *)bt_alloc((size_t)(J * lds) * 8);
+    void *da, *dq, *ds, *dc, *dci;
+    int64_t i;
+    int trans;
+    bt_rand_floats(&r, a, (size_t)(I * J));
+    for (i = 0; i < I * J; i++) q[i] = (int8_t)bt_range(&r, -127, 127);
+    bt_rand_words(&r, s, (size_t)(J * lds));
+    for (i = 0; i < J; i++) s[i * lds + 2] &= 3;          /* pad bits 0 */
+    da = dev_copy(a, (size_t)(I * J) * 4);
+    dq = dev_copy(q, (size_t)(I * J));
+    ds = dev_copy(s, (size_t)(J * lds) * 8);
+    dc = dev_copy(c, (size_t)(I * K) * 4);
+    dci = dev_copy(ci, (size_t)(I * K) * 4);
+    for (trans = 0; trans <= 1; trans++) {
+        const int64_t li = trans ? 1 : J, lj = trans ? I : 1;
+        bt_ctx("device f32 pm1 transpose %d", trans);
+        CHECK_ST(bnn_gemm_f32_pm1(I, K, J, a, li, lj, s, lds, want, K, 0), BNN_OK);
+        CHECK_ST(bnn_cuda_gemm_f32_pm1(I, K, J, (const float *)da, li, lj, (const uint64_t *)ds,
+                                       lds, (float *)dc, K, 0, NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(c, dc, (size_t)(I * K) * 4, cudaMemcpyDeviceToHost);
+        for (i = 0; i < I * K; i++)
+            CHECK_MSG(bt_f2u(c[i]) == bt_f2u(want[i]) || (c[i] != c[i] && want[i] != want[i]),
+                      "c[%" PRId64 "] %a want %a", i, (double)c[i], (double)want[i]);
+    }
+    bt_ctx("device i8 pm1");
+    CHECK_ST(bnn_gemm_i8_pm1(I, K, J, q, J, s, lds, wanti, K), BNN_OK);
+    CHECK_ST(bnn_cuda_gemm_i8_pm1(I, K, J, (const int8_t *)dq, J, (const uint64_t *)ds, lds,
+                                  (int32_t *)dci, K, NULL), BNN_OK);
+    CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+    cudaMemcpy(ci, dci, (size_t)(I * K) * 4, cudaMemcpyDeviceToHost);
+    CHECK(memcmp(ci, wanti, (size_t)(I * K) * 4) == 0);
+    cudaFree(da); cudaFree(dq); cudaFree(ds); cudaFree(dc); cudaFree(dci);
+    free(a); free(c); free(want); free(q); free(ci); free(wanti); free(s);
+    printf("  device f32/i8 x pm1 == CPU         ok\n");
+    return 0;
+}
+
 static int test_errors_device(void)
 {
     uint64_t host[4] = {0, 0, 0, 0};
@@ -273,6 +320,7 @@ int main(int argc, char **argv)
     RUN(test_pack_device());
     RUN(test_gemm_device());
     RUN(test_conv_pool_device());
+    RUN(test_pm1_device());
     RUN(test_errors_device());
     printf("test_cuda_device: all passed\n");
     return 0;

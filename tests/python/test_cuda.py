@@ -161,3 +161,38 @@ def test_conv_and_pool_equal_the_cpu(pad_value):
     want = pybnn.maxpool2d(x, 2, flip=flip)
     got = cuda.maxpool2d(dx, 130, 2, flip=cuda.to_device(flip))
     assert np.array_equal(cuda.to_host(got), want.words)
+
+
+def test_training_products_check_their_arguments():
+    s = FakeGPUArray((10, 2), np.uint64)
+    with pytest.raises(ValueError, match="words\\(k\\) = 1"):
+        cuda.gemm_pm1(FakeGPUArray((4, 10), np.float32), s, 64)
+    with pytest.raises(ValueError, match="a has 9 columns along J, s has 10 rows"):
+        cuda.gemm_pm1(FakeGPUArray((4, 9), np.float32), s, 100)
+    with pytest.raises(TypeError, match="float32 or int8"):
+        cuda.gemm_pm1(FakeGPUArray((4, 10), np.float64), s, 100)
+    with pytest.raises(ValueError, match="accumulate needs out"):
+        cuda.gemm_pm1(FakeGPUArray((4, 10), np.float32), s, 100, accumulate=True)
+    with pytest.raises(ValueError, match="no accumulate"):
+        cuda.gemm_pm1(FakeGPUArray((4, 10), np.int8), s, 100, transpose_a=True)
+
+
+@needs_gpu
+def test_training_products_equal_the_cpu():
+    rng = np.random.default_rng(3)
+    I, J, K = 37, 300, 130
+    s = pybnn.pack(rng.standard_normal((J, K)).astype(np.float32))
+    ds = cuda.to_device(s.words)
+    a = rng.standard_normal((I, J)).astype(np.float32)
+    want = np.zeros((I, K), np.float32)
+    _core.gemm_f32_pm1(a, s.words, K, want)
+    assert np.array_equal(cuda.to_host(cuda.gemm_pm1(cuda.to_device(a), ds, K)), want)
+    at = np.ascontiguousarray(a.T)                       # [J, I]: the weight gradient's form
+    want_t = np.zeros((I, K), np.float32)
+    _core.gemm_f32_pm1(at, s.words, K, want_t, transpose_a=True)
+    assert np.array_equal(cuda.to_host(cuda.gemm_pm1(cuda.to_device(at), ds, K,
+                                                     transpose_a=True)), want_t)
+    q = rng.integers(-127, 128, (I, J)).astype(np.int8)
+    want_q = np.zeros((I, K), np.int32)
+    _core.gemm_i8_pm1(q, s.words, K, want_q)
+    assert np.array_equal(cuda.to_host(cuda.gemm_pm1(cuda.to_device(q), ds, K)), want_q)
