@@ -101,6 +101,24 @@ BNN_API bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const i
                                         int64_t ldq, const uint64_t *s, int64_t lds, int32_t *c,
                                         int64_t ldc, void *stream);
 
+/** The backward products of a binary convolution on device memory:
+ *  bnn_conv2d_grad_weights_f32/_i8 and bnn_conv2d_grad_input_f32/_i8 with
+ *  the same arguments (no workspace) and the same floats (each output
+ *  summed in the CPU's order).  One thread per output: a first version,
+ *  correct and bit-exact, not yet tuned. */
+BNN_API bnn_status bnn_cuda_conv2d_grad_weights_f32(const bnn_conv2d_params *p,
+                                                    const uint64_t *x, const float *grad,
+                                                    float *gw, int accumulate, void *stream);
+BNN_API bnn_status bnn_cuda_conv2d_grad_weights_i8(const bnn_conv2d_params *p,
+                                                   const uint64_t *x, const int8_t *qt,
+                                                   const float *scale, float *gw,
+                                                   int accumulate, void *stream);
+BNN_API bnn_status bnn_cuda_conv2d_grad_input_f32(const bnn_conv2d_params *p, const uint64_t *w,
+                                                  const float *grad, float *gx, void *stream);
+BNN_API bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p, const uint64_t *w,
+                                                 const int8_t *q, const float *scale, float *gx,
+                                                 void *stream);
+
 /** bnn_cuda_sgemm() : the float product of the comparison benchmarks,
  *  c[i][j] = sum over l < k of a[i][l] * w[j][l] (row strides lda, ldw,
  *  ldc in floats), a shared-memory tiled kernel on CUDA cores; each output

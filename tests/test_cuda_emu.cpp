@@ -353,6 +353,80 @@ static int test_pm1(void)
     return 0;
 }
 
+/* The convolution's backward products, every output on the emulator, ==
+ * the oracles of oracle.h bit for bit (floats) for both paddings. */
+static int test_conv_grad(void)
+{
+    struct geo { int64_t n, h, w, c, o, kh, kw; int sh, sw, dh, dw, pt, pb, pl, pr; };
+    static const geo geos[] = {
+        {2, 6, 5, 70, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+        {1, 7, 6, 65, 4, 3, 2, 2, 1, 1, 2, 2, 0, 1, 2},
+    };
+    bt_rng r = bt_stream(0xc06);
+    for (const geo &q : geos)
+        for (int pad_value = 0; pad_value <= 1; pad_value++) {
+            bnn_conv2d_params p;
+            memset(&p, 0, sizeof p);
+            p.n = q.n; p.h = q.h; p.w = q.w; p.c = q.c; p.o = q.o; p.kh = q.kh; p.kw = q.kw;
+            p.stride_h = q.sh; p.stride_w = q.sw; p.dilation_h = q.dh; p.dilation_w = q.dw;
+            p.pad_top = q.pt; p.pad_bottom = q.pb; p.pad_left = q.pl; p.pad_right = q.pr;
+            p.pad_value = pad_value;
+            int64_t oh, ow;
+            CHECK_ST(bnn_conv2d_output_shape(&p, &oh, &ow), BNN_OK);
+            const int64_t cw = bt_words(q.c), taps = q.kh * q.kw, M = q.n * oh * ow;
+            const int64_t nx = q.n * q.h * q.w * q.c, nw = q.o * taps * q.c;
+            std::vector<int32_t> xv((size_t)nx);
+            std::vector<int8_t> wv((size_t)nw);
+            for (auto &v : xv) v = bt_below(&r, 2) ? 1 : -1;
+            for (auto &v : wv) v = (int8_t)(bt_below(&r, 2) ? 1 : -1);
+            std::vector<uint64_t> xb = pack_pm1(xv, q.n * q.h * q.w, q.c);
+            std::vector<uint64_t> wb = pack_pm1(wv, q.o * taps, q.c);
+            std::vector<float> grad((size_t)(M * q.o)), scale_o((size_t)q.o), scale_m((size_t)M);
+            std::vector<int8_t> qt((size_t)(q.o * M)), qm((size_t)(M * q.o));
+            bt_rand_floats(&r, grad.data(), grad.size());
+            for (auto &v : scale_o) v = (float)bt_unit(&r);
+            for (auto &v : scale_m) v = (float)bt_unit(&r);
+            for (auto &v : qt) v = (int8_t)bt_range(&r, -127, 127);
+            for (auto &v : qm) v = (int8_t)bt_range(&r, -127, 127);
+            ConvGradArgs g;
+            memset(&g, 0, sizeof g);
+            g.n = q.n; g.h = q.h; g.w = q.w; g.c = q.c; g.cw = cw; g.o = q.o; g.kh = q.kh;
+            g.kw = q.kw; g.oh = oh; g.ow = ow; g.sh = q.sh; g.sw = q.sw; g.dh = q.dh;
+            g.dw = q.dw; g.pt = q.pt; g.pl = q.pl; g.pad_value = pad_value;
+            g.x = xb.data(); g.wt = wb.data();
+            for (int kind = 0; kind < 4; kind++) {     /* wf32, wi8, if32, ii8 */
+                const int weights = kind < 2, f32 = kind % 2 == 0;
+                const int64_t total = weights ? nw : nx;
+                for (int acc = 0; acc <= (weights ? 1 : 0); acc++) {
+                    std::vector<float> got((size_t)total), want;
+                    for (auto &v : got) v = (float)(bt_unit(&r) - 0.5);
+                    want = got;
+                    g.grad = f32 ? grad.data() : NULL;
+                    g.q = f32 ? NULL : weights ? qt.data() : qm.data();
+                    g.scale = f32 ? NULL : weights ? scale_o.data() : scale_m.data();
+                    g.out = got.data();
+                    g.accumulate = acc;
+                    for (int64_t i = 0; i < total; i++) {
+                        if (weights) conv_grad_weights_one(g, i);
+                        else conv_grad_input_one(g, i);
+                    }
+                    if (kind == 0) bt_conv2d_grad_weights_f32(&p, xb.data(), grad.data(), want.data(), acc);
+                    if (kind == 1) bt_conv2d_grad_weights_i8(&p, xb.data(), qt.data(), scale_o.data(), want.data(), acc);
+                    if (kind == 2) bt_conv2d_grad_input_f32(&p, wb.data(), grad.data(), want.data());
+                    if (kind == 3) bt_conv2d_grad_input_i8(&p, wb.data(), qm.data(), scale_m.data(), want.data());
+                    bt_ctx("emulated conv grad kind %d acc %d pad_value %d c%" PRId64, kind, acc,
+                           pad_value, q.c);
+                    for (size_t i = 0; i < got.size(); i++)
+                        CHECK_MSG(bt_f2u(got[i]) == bt_f2u(want[i]) ||
+                                      (got[i] != got[i] && want[i] != want[i]),
+                                  "out[%zu] = %a, want %a", i, (double)got[i], (double)want[i]);
+                }
+            }
+        }
+    printf("  conv2d grads f32/i8 (emulated)     ok\n");
+    return 0;
+}
+
 /* The float GEMM of the comparison: bitwise the plain ordered float loop. */
 static int test_sgemm(void)
 {
@@ -400,6 +474,7 @@ int main(int argc, char **argv)
     RUN(test_conv());
     RUN(test_pool());
     RUN(test_pm1());
+    RUN(test_conv_grad());
     RUN(test_sgemm());
     printf("test_cuda_emu: all passed\n");
     return 0;

@@ -399,6 +399,101 @@ extern "C" bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, cons
 }
 
 /* ------------------------------------------------------------------ */
+/* The convolution's backward products                                 */
+/* ------------------------------------------------------------------ */
+
+__global__ void k_conv_grad(ConvGradArgs g, int weights, int64_t total)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    if (weights) conv_grad_weights_one(g, i);
+    else conv_grad_input_one(g, i);
+}
+
+/* Checks (those of the CPU functions: geometry, NULL, the 2^24 limits of
+ * the int8 sums), fills g and launches one thread per output. */
+static bnn_status conv_grad(const bnn_conv2d_params *p, int weights, const uint64_t *bits,
+                            const float *grad, const int8_t *q, const float *scale, float *out,
+                            int accumulate, void *stream, const char *fn)
+{
+    ConvGradArgs g;
+    int64_t oh, ow, M, total, blocks;
+    bnn_status st = bnn_conv2d_output_shape(p, &oh, &ow);
+    if (st != BNN_OK) return st;
+    if (!bnn_mul_ok(p->n, oh, &M) || !bnn_mul_ok(M, ow, &M)) return BNN_ERR_OVERFLOW;
+    if (grad == NULL && (weights ? M : p->o) >= ((int64_t)1 << 24)) return BNN_ERR_SHAPE;
+    if (weights) {
+        if (!bnn_mul_ok(p->o, p->kh * p->kw, &total) || !bnn_mul_ok(total, p->c, &total))
+            return BNN_ERR_OVERFLOW;
+    } else if (!bnn_mul_ok(p->n, p->h * p->w, &total) || !bnn_mul_ok(total, p->c, &total)) {
+        return BNN_ERR_OVERFLOW;
+    }
+    if (total == 0) return BNN_OK;
+    if (bits == NULL || out == NULL || (grad == NULL && (q == NULL || scale == NULL)))
+        return BNN_ERR_NULL;
+    if ((st = device_pointer(bits, fn, weights ? "x" : "w")) != BNN_OK
+        || (st = device_pointer(grad, fn, "grad")) != BNN_OK
+        || (st = device_pointer(q, fn, weights ? "qt" : "q")) != BNN_OK
+        || (st = device_pointer(scale, fn, "scale")) != BNN_OK
+        || (st = device_pointer(out, fn, weights ? "gw" : "gx")) != BNN_OK)
+        return st;
+    memset(&g, 0, sizeof g);
+    g.n = p->n; g.h = p->h; g.w = p->w; g.c = p->c; g.cw = bnn_words(p->c); g.o = p->o;
+    g.kh = p->kh; g.kw = p->kw; g.oh = oh; g.ow = ow;
+    g.sh = p->stride_h; g.sw = p->stride_w; g.dh = p->dilation_h; g.dw = p->dilation_w;
+    g.pt = p->pad_top; g.pl = p->pad_left; g.pad_value = p->pad_value;
+    if (weights) g.x = bits; else g.wt = bits;
+    g.grad = grad; g.q = q; g.scale = scale; g.out = out; g.accumulate = accumulate != 0;
+    blocks = (total + 255) / 256;
+    if (blocks > INT32_MAX) return BNN_ERR_OVERFLOW;
+    k_conv_grad<<<(unsigned)blocks, 256, 0, (cudaStream_t)stream>>>(g, weights, total);
+    return launched(fn);
+}
+
+extern "C" bnn_status bnn_cuda_conv2d_grad_weights_f32(const bnn_conv2d_params *p,
+                                                       const uint64_t *x, const float *grad,
+                                                       float *gw, int accumulate, void *stream)
+{
+    if (p && grad == NULL) {
+        int64_t oh, ow;
+        bnn_status st = bnn_conv2d_output_shape(p, &oh, &ow);
+        if (st != BNN_OK) return st;
+        if (p->n * oh * ow > 0 && p->o > 0) return BNN_ERR_NULL;
+    }
+    return conv_grad(p, 1, x, grad, NULL, NULL, gw, accumulate, stream,
+                     "bnn_cuda_conv2d_grad_weights_f32");
+}
+
+extern "C" bnn_status bnn_cuda_conv2d_grad_weights_i8(const bnn_conv2d_params *p,
+                                                      const uint64_t *x, const int8_t *qt,
+                                                      const float *scale, float *gw,
+                                                      int accumulate, void *stream)
+{
+    return conv_grad(p, 1, x, NULL, qt, scale, gw, accumulate, stream,
+                     "bnn_cuda_conv2d_grad_weights_i8");
+}
+
+extern "C" bnn_status bnn_cuda_conv2d_grad_input_f32(const bnn_conv2d_params *p,
+                                                     const uint64_t *w, const float *grad,
+                                                     float *gx, void *stream)
+{
+    if (p && grad == NULL) {
+        int64_t oh, ow;
+        bnn_status st = bnn_conv2d_output_shape(p, &oh, &ow);
+        if (st != BNN_OK) return st;
+        if (p->n * p->h * p->w > 0) return BNN_ERR_NULL;
+    }
+    return conv_grad(p, 0, w, grad, NULL, NULL, gx, 0, stream, "bnn_cuda_conv2d_grad_input_f32");
+}
+
+extern "C" bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p,
+                                                    const uint64_t *w, const int8_t *q,
+                                                    const float *scale, float *gx, void *stream)
+{
+    return conv_grad(p, 0, w, NULL, q, scale, gx, 0, stream, "bnn_cuda_conv2d_grad_input_i8");
+}
+
+/* ------------------------------------------------------------------ */
 /* The float GEMM of the comparison                                    */
 /* ------------------------------------------------------------------ */
 

@@ -111,6 +111,37 @@ bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q
     return BNN_ERR_UNSUPPORTED;
 }
 
+bnn_status bnn_cuda_conv2d_grad_weights_f32(const bnn_conv2d_params *p, const uint64_t *x,
+                                            const float *grad, float *gw, int accumulate,
+                                            void *stream)
+{
+    (void)p; (void)x; (void)grad; (void)gw; (void)accumulate; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_conv2d_grad_weights_i8(const bnn_conv2d_params *p, const uint64_t *x,
+                                           const int8_t *qt, const float *scale, float *gw,
+                                           int accumulate, void *stream)
+{
+    (void)p; (void)x; (void)qt; (void)scale; (void)gw; (void)accumulate; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_conv2d_grad_input_f32(const bnn_conv2d_params *p, const uint64_t *w,
+                                          const float *grad, float *gx, void *stream)
+{
+    (void)p; (void)w; (void)grad; (void)gx; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p, const uint64_t *w,
+                                         const int8_t *q, const float *scale, float *gx,
+                                         void *stream)
+{
+    (void)p; (void)w; (void)q; (void)scale; (void)gx; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
 #else
 typedef int bnn_cuda_none_is_empty; /* ISO C wants a declaration in every file */
 #endif

@@ -694,6 +694,99 @@ BNN_HD void pm1_block(const X &x, const Pm1Args &g, int64_t bx, int64_t by, Pm1S
 }
 
 /* ------------------------------------------------------------------ */
+/* The backward products of a binary convolution, one output per thread */
+/* ------------------------------------------------------------------ */
+
+/* The arithmetic of bnn_conv2d_grad_* (bnn.h), output by output in the
+ * CPU's order, so the floats are the CPU's:
+ *  weights, float: gw[o][t][c] (+)= sum over m ascending of
+ *    grad[m][o] * X(m, t, c), X the +-1 input value tap t of output m
+ *    reads, 0.0 for a zero-padded tap, +1 for pad_value 1;
+ *  weights, int8: s = sum_m qt[o][m] * X(m, t, c) exact, then
+ *    gw = scale[o] * (float)s (added to gw with accumulate);
+ *  input, float: gx[b][y][x][c] = taps ascending, the one output m that
+ *    reads the element at tap t adds grad[m][o] * W(o, t, c), o ascending;
+ *  input, int8: per tap, gx += scale[m] * (float)(sum_o q[m][o] W(o, t, c)).
+ * m = (b * oh + oy) * ow + ox, t = ky * kw + kx. */
+struct ConvGradArgs {
+    int64_t n, h, w, c, cw, o, kh, kw, oh, ow;
+    int32_t sh, sw, dh, dw, pt, pl, pad_value;
+    const uint64_t *x;       /* weights: the forward's packed input      */
+    const uint64_t *wt;      /* input: the packed filters [o][t][cw]      */
+    const float *grad;       /* float: [m][o]                             */
+    const int8_t *q;         /* int8: qt [o][m] (weights) or q [m][o]     */
+    const float *scale;      /* int8: [o] (weights) or [m] (input)        */
+    float *out;              /* gw [o][t][c] or gx [n][h][w][c]           */
+    int accumulate;          /* weights                                   */
+};
+
+BNN_HD int conv_bit(const uint64_t *row, int64_t ch)
+{
+    return (int)((row[ch / 64] >> (ch % 64)) & 1);
+}
+
+/* X(m, t, c) as -1, +1 or 0 (a zero-padded tap). */
+BNN_HD int conv_x(const ConvGradArgs &g, int64_t m, int64_t ky, int64_t kx, int64_t ch)
+{
+    const int64_t b = m / (g.oh * g.ow), rest = m % (g.oh * g.ow);
+    const int64_t iy = (rest / g.ow) * g.sh - g.pt + ky * g.dh;
+    const int64_t ix = (rest % g.ow) * g.sw - g.pl + kx * g.dw;
+    if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return g.pad_value == 1 ? 1 : 0;
+    return conv_bit(g.x + ((b * g.h + iy) * g.w + ix) * g.cw, ch) ? -1 : 1;
+}
+
+BNN_HD void conv_grad_weights_one(const ConvGradArgs &g, int64_t idx)
+{
+    const int64_t taps = g.kh * g.kw, o = idx / (taps * g.c), t = (idx / g.c) % taps;
+    const int64_t ch = idx % g.c, ky = t / g.kw, kx = t % g.kw, M = g.n * g.oh * g.ow;
+    if (g.grad) {
+        float acc = g.accumulate ? g.out[idx] : 0.0f;
+        for (int64_t m = 0; m < M; m++) {
+            const int xv = conv_x(g, m, ky, kx, ch);
+            const float p = g.grad[m * g.o + o] * (xv > 0 ? 1.0f : xv < 0 ? -1.0f : 0.0f);
+            acc = acc + p;
+        }
+        g.out[idx] = acc;
+    } else {
+        int64_t sum = 0;
+        for (int64_t m = 0; m < M; m++) sum += (int64_t)g.q[o * M + m] * conv_x(g, m, ky, kx, ch);
+        const float v = g.scale[o] * (float)sum;
+        g.out[idx] = g.accumulate ? g.out[idx] + v : v;
+    }
+}
+
+BNN_HD void conv_grad_input_one(const ConvGradArgs &g, int64_t idx)
+{
+    const int64_t ch = idx % g.c, pix = idx / g.c, b = pix / (g.h * g.w);
+    const int64_t iy = (pix / g.w) % g.h, ix = pix % g.w;
+    float acc = 0.0f;
+    for (int64_t ky = 0; ky < g.kh; ky++)
+        for (int64_t kx = 0; kx < g.kw; kx++) {
+            const int64_t ny = iy + g.pt - ky * g.dh, nx = ix + g.pl - kx * g.dw;
+            if (ny < 0 || nx < 0 || ny % g.sh || nx % g.sw) continue;
+            const int64_t oy = ny / g.sh, ox = nx / g.sw;
+            if (oy >= g.oh || ox >= g.ow) continue;
+            const int64_t m = (b * g.oh + oy) * g.ow + ox, t = ky * g.kw + kx;
+            if (g.grad) {
+                for (int64_t o = 0; o < g.o; o++) {
+                    const int neg = conv_bit(g.wt + (o * g.kh * g.kw + t) * g.cw, ch);
+                    const float p = g.grad[m * g.o + o] * (neg ? -1.0f : 1.0f);
+                    acc = acc + p;
+                }
+            } else {
+                int64_t sum = 0;
+                for (int64_t o = 0; o < g.o; o++) {
+                    const int neg = conv_bit(g.wt + (o * g.kh * g.kw + t) * g.cw, ch);
+                    sum += neg ? -(int64_t)g.q[m * g.o + o] : (int64_t)g.q[m * g.o + o];
+                }
+                const float v = g.scale[m] * (float)sum;
+                acc = acc + v;
+            }
+        }
+    g.out[idx] = acc;
+}
+
+/* ------------------------------------------------------------------ */
 /* The float GEMM of the comparison (the paper's style of kernel)       */
 /* ------------------------------------------------------------------ */
 

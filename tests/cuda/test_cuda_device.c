@@ -261,6 +261,87 @@ static int test_pm1_device(void)
     return 0;
 }
 
+/* The convolution's backward products: GPU == the CPU library, bit for bit. */
+static int test_conv_grad_device(void)
+{
+    bnn_conv2d_params p;
+    bt_rng r = bt_stream(0xc6d);
+    int64_t oh, ow, M, nx, nw, i;
+    size_t wsb = 0;
+    int pv;
+    memset(&p, 0, sizeof p);
+    p.n = 2; p.h = 7; p.w = 6; p.c = 70; p.o = 9; p.kh = 3; p.kw = 3;
+    p.stride_h = 2; p.stride_w = 1; p.dilation_h = 1; p.dilation_w = 2;
+    p.pad_top = 1; p.pad_bottom = 1; p.pad_left = 2; p.pad_right = 0;
+    for (pv = 0; pv <= 1; pv++) {
+        uint64_t *x, *w;
+        float *grad, *sc_o, *sc_m, *want, *got;
+        int8_t *qt, *qm;
+        void *work, *dx, *dw, *dg, *dqt, *dqm, *dso, *dsm, *dout;
+        int kind;
+        p.pad_value = pv;
+        CHECK_ST(bnn_conv2d_output_shape(&p, &oh, &ow), BNN_OK);
+        CHECK_ST(bnn_conv2d_grad_workspace_size(&p, 1, &wsb), BNN_OK);
+        M = p.n * oh * ow;
+        nx = p.n * p.h * p.w * p.c;
+        nw = p.o * p.kh * p.kw * p.c;
+        x = (uint64_t *)bt_alloc((size_t)(p.n * p.h * p.w * 2) * 8);
+        w = (uint64_t *)bt_alloc((size_t)(p.o * p.kh * p.kw * 2) * 8);
+        bt_rand_words(&r, x, (size_t)(p.n * p.h * p.w * 2));
+        bt_rand_words(&r, w, (size_t)(p.o * p.kh * p.kw * 2));
+        for (i = 1; i < p.n * p.h * p.w * 2; i += 2) x[i] &= 63;       /* pad bits 0 */
+        for (i = 1; i < p.o * p.kh * p.kw * 2; i += 2) w[i] &= 63;
+        grad = (float *)bt_alloc((size_t)(M * p.o) * 4);
+        bt_rand_floats(&r, grad, (size_t)(M * p.o));
+        qt = (int8_t *)bt_alloc((size_t)(M * p.o));
+        qm = (int8_t *)bt_alloc((size_t)(M * p.o));
+        for (i = 0; i < M * p.o; i++) { qt[i] = (int8_t)bt_range(&r, -127, 127); qm[i] = (int8_t)bt_range(&r, -127, 127); }
+        sc_o = (float *)bt_alloc((size_t)p.o * 4);
+        sc_m = (float *)bt_alloc((size_t)M * 4);
+        for (i = 0; i < p.o; i++) sc_o[i] = (float)bt_unit(&r);
+        for (i = 0; i < M; i++) sc_m[i] = (float)bt_unit(&r);
+        want = (float *)bt_alloc((size_t)(nx > nw ? nx : nw) * 4);
+        got = (float *)bt_alloc((size_t)(nx > nw ? nx : nw) * 4);
+        work = bt_alloc(wsb ? wsb : 8);
+        dx = dev_copy(x, (size_t)(p.n * p.h * p.w * 2) * 8);
+        dw = dev_copy(w, (size_t)(p.o * p.kh * p.kw * 2) * 8);
+        dg = dev_copy(grad, (size_t)(M * p.o) * 4);
+        dqt = dev_copy(qt, (size_t)(M * p.o));
+        dqm = dev_copy(qm, (size_t)(M * p.o));
+        dso = dev_copy(sc_o, (size_t)p.o * 4);
+        dsm = dev_copy(sc_m, (size_t)M * 4);
+        dout = dev_copy(got, (size_t)(nx > nw ? nx : nw) * 4);
+        for (kind = 0; kind < 4; kind++) {
+            const int64_t total = kind < 2 ? nw : nx;
+            bt_ctx("device conv grad kind %d pad_value %d", kind, pv);
+            if (kind == 0) {
+                CHECK_ST(bnn_conv2d_grad_weights_f32(&p, x, grad, want, 0, work, wsb), BNN_OK);
+                CHECK_ST(bnn_cuda_conv2d_grad_weights_f32(&p, (const uint64_t *)dx, (const float *)dg, (float *)dout, 0, NULL), BNN_OK);
+            } else if (kind == 1) {
+                CHECK_ST(bnn_conv2d_grad_weights_i8(&p, x, qt, sc_o, want, 0, work, wsb), BNN_OK);
+                CHECK_ST(bnn_cuda_conv2d_grad_weights_i8(&p, (const uint64_t *)dx, (const int8_t *)dqt, (const float *)dso, (float *)dout, 0, NULL), BNN_OK);
+            } else if (kind == 2) {
+                CHECK_ST(bnn_conv2d_grad_input_f32(&p, w, grad, want, work, wsb), BNN_OK);
+                CHECK_ST(bnn_cuda_conv2d_grad_input_f32(&p, (const uint64_t *)dw, (const float *)dg, (float *)dout, NULL), BNN_OK);
+            } else {
+                CHECK_ST(bnn_conv2d_grad_input_i8(&p, w, qm, sc_m, want, work, wsb), BNN_OK);
+                CHECK_ST(bnn_cuda_conv2d_grad_input_i8(&p, (const uint64_t *)dw, (const int8_t *)dqm, (const float *)dsm, (float *)dout, NULL), BNN_OK);
+            }
+            CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+            cudaMemcpy(got, dout, (size_t)total * 4, cudaMemcpyDeviceToHost);
+            for (i = 0; i < total; i++)
+                CHECK_MSG(bt_f2u(got[i]) == bt_f2u(want[i]) || (got[i] != got[i] && want[i] != want[i]),
+                          "out[%" PRId64 "] %a want %a", i, (double)got[i], (double)want[i]);
+        }
+        cudaFree(dx); cudaFree(dw); cudaFree(dg); cudaFree(dqt); cudaFree(dqm); cudaFree(dso);
+        cudaFree(dsm); cudaFree(dout);
+        free(x); free(w); free(grad); free(qt); free(qm); free(sc_o); free(sc_m); free(want);
+        free(got); free(work);
+    }
+    printf("  device conv2d grads == CPU         ok\n");
+    return 0;
+}
+
 static int test_errors_device(void)
 {
     uint64_t host[4] = {0, 0, 0, 0};
@@ -321,6 +402,7 @@ int main(int argc, char **argv)
     RUN(test_gemm_device());
     RUN(test_conv_pool_device());
     RUN(test_pm1_device());
+    RUN(test_conv_grad_device());
     RUN(test_errors_device());
     printf("test_cuda_device: all passed\n");
     return 0;
