@@ -101,6 +101,14 @@ BNN_API bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const i
                                         int64_t ldq, const uint64_t *s, int64_t lds, int32_t *c,
                                         int64_t ldc, void *stream);
 
+/** bnn_cuda_quantize_i8() : bnn_quantize_i8() on device memory: the same
+ *  scales, the same stochastically rounded q (the same counter-based
+ *  bits), so the 8-bit backward runs on the device with the CPU's
+ *  numbers. */
+BNN_API bnn_status bnn_cuda_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda,
+                                        int by_column, uint64_t seed, uint64_t counter,
+                                        int8_t *q, int64_t ldq, float *scale, void *stream);
+
 /** The backward products of a binary convolution on device memory:
  *  bnn_conv2d_grad_weights_f32/_i8 and bnn_conv2d_grad_input_f32/_i8 with
  *  the same arguments (no workspace) and the same floats (each output

@@ -90,6 +90,11 @@ BNN_INTERNAL bnn_status bnn_gemm_check(int64_t n, int64_t m, int64_t k, const ui
                                        int64_t lda_words, const uint64_t *w,
                                        int64_t ldw_words, const struct bnn_epilogue **epi,
                                        const void *c, int64_t ldc);
+/* The argument checks of bnn_quantize_i8 (BNN_OK with nothing else to do
+ * but zero `scale` when rows or k is 0), shared with its CUDA twin. */
+BNN_INTERNAL bnn_status bnn_quantize_i8_check(int64_t rows, int64_t k, const float *a,
+                                              int64_t lda, int by_column, const int8_t *q,
+                                              int64_t ldq, const float *scale);
 /* The argument checks of bnn_gemm_f32_pm1 and bnn_gemm_i8_pm1 (BNN_OK for
  * J == 0, whose a/q and s are not read), shared with their CUDA twins. */
 BNN_INTERNAL bnn_status bnn_gemm_f32_pm1_check(int64_t I, int64_t K, int64_t J, const float *a,
@@ -100,9 +105,16 @@ BNN_INTERNAL bnn_status bnn_gemm_i8_pm1_check(int64_t I, int64_t K, int64_t J, c
                                               const int32_t *c, int64_t ldc);
 
 /* Checked int64 multiply: 0 on overflow (or negative operands). */
+/* Functions the CUDA kernels share with the CPU code (libbnn/cuda). */
+#ifdef __CUDACC__
+#  define BNN_HOST_DEVICE __host__ __device__
+#else
+#  define BNN_HOST_DEVICE
+#endif
+
 /* The counter-based generator of stochastic binarization and rounding:
  * splitmix64's finaliser over seed and index e. */
-static inline uint64_t bnn_mix64(uint64_t seed, uint64_t e)
+static inline BNN_HOST_DEVICE uint64_t bnn_mix64(uint64_t seed, uint64_t e)
 {
     uint64_t z = seed ^ (e * 0x9e3779b97f4a7c15ULL);
     z += 0x9e3779b97f4a7c15ULL;

@@ -427,6 +427,39 @@ static int test_conv_grad(void)
     return 0;
 }
 
+/* Stochastic rounding: the emulated kernels == bt_quantize_i8 (the shared
+ * oracle of bnn_quantize_i8), q and scale, by row and by column. */
+static int test_quantize(void)
+{
+    static const int64_t shapes[][2] = {{1, 1}, {5, 70}, {33, 9}, {4, 1500}};
+    bt_rng r = bt_stream(0x9a7);
+    for (const auto &sh : shapes)
+        for (int by_column = 0; by_column <= 1; by_column++) {
+            const int64_t rows = sh[0], k = sh[1], lda = k + 1;
+            const int64_t ldq = (by_column ? rows : k) + 2, qrows = by_column ? k : rows;
+            std::vector<float> a((size_t)(rows * lda));
+            bt_rand_floats(&r, a.data(), a.size());
+            if (rows > 2) for (int64_t j = 0; j < k; j++) a[(size_t)(2 * lda + j)] = 0.0f;
+            std::vector<int8_t> q((size_t)(qrows * ldq), 55), qw(q);
+            std::vector<float> sc((size_t)(by_column ? k : rows)), scw(sc);
+            const uint64_t seed = bt_next(&r), counter = bt_next(&r) >> 20;
+            bt_quantize_i8(rows, k, a.data(), lda, by_column, seed, counter, qw.data(), ldq,
+                           scw.data());
+            QuantArgs g = {rows, k, lda, ldq, a.data(), by_column, seed, counter, q.data(),
+                           sc.data()};
+            for (int64_t i = 0; i < (by_column ? k : rows); i++) quant_scale_one(g, i);
+            for (int64_t i = 0; i < rows * k; i++) quant_round_one(g, i);
+            bt_ctx("emulated quantize %" PRId64 "x%" PRId64 " by_column %d", rows, k, by_column);
+            for (size_t i = 0; i < sc.size(); i++)
+                CHECK_MSG(bt_f2u(sc[i]) == bt_f2u(scw[i]), "scale[%zu] %a want %a", i,
+                          (double)sc[i], (double)scw[i]);
+            for (size_t i = 0; i < q.size(); i++)
+                CHECK_MSG(q[i] == qw[i], "q[%zu] = %d, want %d", i, q[i], qw[i]);
+        }
+    printf("  quantize_i8 (emulated)             ok\n");
+    return 0;
+}
+
 /* The float GEMM of the comparison: bitwise the plain ordered float loop. */
 static int test_sgemm(void)
 {
@@ -475,6 +508,7 @@ int main(int argc, char **argv)
     RUN(test_pool());
     RUN(test_pm1());
     RUN(test_conv_grad());
+    RUN(test_quantize());
     RUN(test_sgemm());
     printf("test_cuda_emu: all passed\n");
     return 0;

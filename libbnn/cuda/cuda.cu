@@ -399,6 +399,50 @@ extern "C" bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, cons
 }
 
 /* ------------------------------------------------------------------ */
+/* Stochastic rounding to int8                                         */
+/* ------------------------------------------------------------------ */
+
+__global__ void k_quant_scale(QuantArgs g, int64_t n)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) quant_scale_one(g, i);
+}
+
+__global__ void k_quant_round(QuantArgs g, int64_t n)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) quant_round_one(g, i);
+}
+
+extern "C" bnn_status bnn_cuda_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda,
+                                           int by_column, uint64_t seed, uint64_t counter,
+                                           int8_t *q, int64_t ldq, float *scale, void *stream)
+{
+    static const char *fn = "bnn_cuda_quantize_i8";
+    QuantArgs g;
+    const int64_t ns = by_column ? k : rows;
+    int64_t total;
+    bnn_status st = bnn_quantize_i8_check(rows, k, a, lda, by_column, q, ldq, scale);
+    if (st != BNN_OK) return st;
+    if ((st = device_pointer(scale, fn, "scale")) != BNN_OK) return st;
+    if (rows == 0 || k == 0) {                       /* every scale 0 */
+        cudaError_t e = ns > 0 ? cudaMemsetAsync(scale, 0, (size_t)ns * sizeof(float),
+                                                 (cudaStream_t)stream) : cudaSuccess;
+        return e == cudaSuccess ? BNN_OK : device_error(e, fn);
+    }
+    if ((st = device_pointer(a, fn, "a")) != BNN_OK || (st = device_pointer(q, fn, "q")) != BNN_OK)
+        return st;
+    total = rows * k;                                /* bnn_extent_ok held: no overflow */
+    if ((ns + 255) / 256 > INT32_MAX || (total + 255) / 256 > INT32_MAX) return BNN_ERR_OVERFLOW;
+    g.rows = rows; g.k = k; g.lda = lda; g.ldq = ldq; g.a = a; g.by_column = by_column != 0;
+    g.seed = seed; g.counter = counter; g.q = q; g.scale = scale;
+    k_quant_scale<<<(unsigned)((ns + 255) / 256), 256, 0, (cudaStream_t)stream>>>(g, ns);
+    if ((st = launched(fn)) != BNN_OK) return st;
+    k_quant_round<<<(unsigned)((total + 255) / 256), 256, 0, (cudaStream_t)stream>>>(g, total);
+    return launched(fn);
+}
+
+/* ------------------------------------------------------------------ */
 /* The convolution's backward products                                 */
 /* ------------------------------------------------------------------ */
 

@@ -142,6 +142,15 @@ bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p, const uint6
     return BNN_ERR_UNSUPPORTED;
 }
 
+bnn_status bnn_cuda_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda,
+                                int by_column, uint64_t seed, uint64_t counter, int8_t *q,
+                                int64_t ldq, float *scale, void *stream)
+{
+    (void)rows; (void)k; (void)a; (void)lda; (void)by_column; (void)seed; (void)counter;
+    (void)q; (void)ldq; (void)scale; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
 #else
 typedef int bnn_cuda_none_is_empty; /* ISO C wants a declaration in every file */
 #endif

@@ -22,6 +22,10 @@
 #include <math.h>
 #include <stdint.h>
 
+extern "C" {
+#include "bnn_internal.h"     /* bnn_mix64: the counter-based generator */
+}
+
 #ifdef __CUDACC__
 #  define BNN_HD __host__ __device__ __forceinline__
 #else
@@ -784,6 +788,56 @@ BNN_HD void conv_grad_input_one(const ConvGradArgs &g, int64_t idx)
             }
         }
     g.out[idx] = acc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Stochastic rounding to int8 (bnn_quantize_i8)                        */
+/* ------------------------------------------------------------------ */
+
+/* scale = max |a| over the row (column) / 127 (NaN never wins), then each
+ * element q = clamp(floor(a * inv + u), -127, 127) with inv = 1/scale (0
+ * for a zero scale), u the 16 bits of element e = counter + r * k + j of
+ * bnn_mix64 over 65536, the product and the sum each rounded once: the
+ * CPU's numbers (bnn_quantize_i8, bnn_round_i8_ref).  by_column writes q
+ * transposed, q[j * ldq + r]. */
+struct QuantArgs {
+    int64_t rows, k, lda, ldq;
+    const float *a;
+    int by_column;
+    uint64_t seed, counter;
+    int8_t *q;
+    float *scale;
+};
+
+/* The scale of row (or column) idx. */
+BNN_HD void quant_scale_one(const QuantArgs &g, int64_t idx)
+{
+    const int64_t n = g.by_column ? g.rows : g.k;
+    float amax = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        const float v = fabsf(g.by_column ? g.a[i * g.lda + idx] : g.a[idx * g.lda + i]);
+        amax = v > amax ? v : amax;
+    }
+    g.scale[idx] = amax / 127.0f;
+}
+
+/* Element idx = r * k + j, after the scales. */
+BNN_HD void quant_round_one(const QuantArgs &g, int64_t idx)
+{
+    const int64_t r = idx / g.k, j = idx % g.k;
+    const float sc = g.scale[g.by_column ? j : r];
+    const float inv = sc > 0.0f ? 1.0f / sc : 0.0f;
+    const uint64_t e = g.counter + (uint64_t)idx;
+    const uint32_t bits = (uint32_t)(bnn_mix64(g.seed, e >> 2) >> (16 * (e & 3))) & 0xffffu;
+    const float u = (float)bits * (1.0f / 65536.0f);
+    const float p = g.a[r * g.lda + j] * inv;
+    const float y = p + u;
+    int8_t v = 0;
+    if (y == y) {
+        const float f = floorf(y);
+        v = (int8_t)(f < -127.0f ? -127 : (f > 127.0f ? 127 : (int)f));
+    }
+    g.q[g.by_column ? j * g.ldq + r : r * g.ldq + j] = v;
 }
 
 /* ------------------------------------------------------------------ */

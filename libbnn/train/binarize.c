@@ -158,23 +158,34 @@ static void quant_run(quant_job *jb)
 }
 
 
-bnn_status bnn_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda, int by_column,
-                           uint64_t seed, uint64_t counter, int8_t *q, int64_t ldq, float *scale)
+bnn_status bnn_quantize_i8_check(int64_t rows, int64_t k, const float *a, int64_t lda,
+                                 int by_column, const int8_t *q, int64_t ldq, const float *scale)
 {
-    quant_job jb;
-    int64_t r, j, j0;
     if (rows < 0 || k < 0) return BNN_ERR_SHAPE;
     if (rows == 0 || k == 0) {
         const int64_t ns = by_column ? k : rows;
-        if (ns > 0 && scale == NULL) return BNN_ERR_NULL;
-        for (j = 0; j < ns; j++) scale[j] = 0.0f;
-        return BNN_OK;
+        return ns > 0 && scale == NULL ? BNN_ERR_NULL : BNN_OK;
     }
     if (a == NULL || q == NULL || scale == NULL) return BNN_ERR_NULL;
     if (lda < k || ldq < (by_column ? rows : k)) return BNN_ERR_STRIDE;
     if (!bnn_extent_ok(rows, lda, k, sizeof(float))
         || !(by_column ? bnn_extent_ok(k, ldq, rows, 1) : bnn_extent_ok(rows, ldq, k, 1)))
         return BNN_ERR_OVERFLOW;
+    return BNN_OK;
+}
+
+bnn_status bnn_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda, int by_column,
+                           uint64_t seed, uint64_t counter, int8_t *q, int64_t ldq, float *scale)
+{
+    quant_job jb;
+    int64_t r, j, j0;
+    bnn_status st = bnn_quantize_i8_check(rows, k, a, lda, by_column, q, ldq, scale);
+    if (st != BNN_OK) return st;
+    if (rows == 0 || k == 0) {
+        const int64_t ns = by_column ? k : rows;
+        for (j = 0; j < ns; j++) scale[j] = 0.0f;
+        return BNN_OK;
+    }
     jb.rows = rows; jb.k = k; jb.lda = lda; jb.ldq = ldq; jb.a = a;
     jb.by_column = by_column != 0;
     jb.seed = seed; jb.counter = counter; jb.row_len = k;

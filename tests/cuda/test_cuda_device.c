@@ -342,6 +342,37 @@ static int test_conv_grad_device(void)
     return 0;
 }
 
+/* Stochastic rounding: GPU == the CPU library (scales and q). */
+static int test_quantize_device(void)
+{
+    const int64_t rows = 37, k = 300;
+    bt_rng r = bt_stream(0x9ad);
+    float *a = (float *)bt_alloc((size_t)(rows * k) * 4), sc[300], scw[300];
+    int8_t *q = (int8_t *)bt_alloc((size_t)(rows * k)), *qw = (int8_t *)bt_alloc((size_t)(rows * k));
+    void *da, *dq, *ds;
+    int by_column;
+    bt_rand_floats(&r, a, (size_t)(rows * k));
+    da = dev_copy(a, (size_t)(rows * k) * 4);
+    dq = dev_copy(q, (size_t)(rows * k));
+    ds = dev_copy(sc, sizeof sc);
+    for (by_column = 0; by_column <= 1; by_column++) {
+        const int64_t ldq = by_column ? rows : k, ns = by_column ? k : rows;
+        bt_ctx("device quantize by_column %d", by_column);
+        CHECK_ST(bnn_quantize_i8(rows, k, a, k, by_column, 77, 1234, qw, ldq, scw), BNN_OK);
+        CHECK_ST(bnn_cuda_quantize_i8(rows, k, (const float *)da, k, by_column, 77, 1234,
+                                      (int8_t *)dq, ldq, (float *)ds, NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(q, dq, (size_t)(rows * k), cudaMemcpyDeviceToHost);
+        cudaMemcpy(sc, ds, (size_t)ns * 4, cudaMemcpyDeviceToHost);
+        CHECK(memcmp(q, qw, (size_t)(rows * k)) == 0);
+        CHECK(memcmp(sc, scw, (size_t)ns * 4) == 0);
+    }
+    cudaFree(da); cudaFree(dq); cudaFree(ds);
+    free(a); free(q); free(qw);
+    printf("  device quantize_i8 == CPU          ok\n");
+    return 0;
+}
+
 static int test_errors_device(void)
 {
     uint64_t host[4] = {0, 0, 0, 0};
@@ -403,6 +434,7 @@ int main(int argc, char **argv)
     RUN(test_conv_pool_device());
     RUN(test_pm1_device());
     RUN(test_conv_grad_device());
+    RUN(test_quantize_device());
     RUN(test_errors_device());
     printf("test_cuda_device: all passed\n");
     return 0;
