@@ -127,6 +127,27 @@ BNN_API bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p, con
                                                  const int8_t *q, const float *scale, float *gx,
                                                  void *stream);
 
+/** A loaded model (bnn_model_open_*) on the device.
+ *  bnn_cuda_model_create() : copies the model's weights, thresholds, flips
+ *    and scales to device memory (the bnn_model must outlive the copy: its
+ *    layer table is read at each run).  BNN_ERR_NULL, BNN_ERR_NOMEM,
+ *    BNN_ERR_DEVICE.
+ *  bnn_cuda_model_workspace_size() : device bytes a run of `batch` images
+ *    needs (two activation buffers and the scores).
+ *  bnn_cuda_model_run() : bnn_model_run() on the device: x uint8
+ *    [n][in_h][in_w][in_c], scores float [n][classes] and classes int32 [n]
+ *    (either may be NULL), workspace: all device pointers.  The same
+ *    scores, bit for bit, and the same classes as the CPU.
+ *  bnn_cuda_model_free() : releases the device copy (NULL is a no-op). */
+typedef struct bnn_cuda_model bnn_cuda_model;
+BNN_API bnn_status bnn_cuda_model_create(const bnn_model *model, bnn_cuda_model **out);
+BNN_API bnn_status bnn_cuda_model_workspace_size(const bnn_cuda_model *dm, int64_t batch,
+                                                 size_t *bytes);
+BNN_API bnn_status bnn_cuda_model_run(const bnn_cuda_model *dm, int64_t n, const uint8_t *x,
+                                      float *scores, int32_t *classes, void *workspace,
+                                      size_t workspace_bytes, void *stream);
+BNN_API void bnn_cuda_model_free(bnn_cuda_model *dm);
+
 /** bnn_cuda_sgemm() : the float product of the comparison benchmarks,
  *  c[i][j] = sum over l < k of a[i][l] * w[j][l] (row strides lda, ldw,
  *  ldc in floats), a shared-memory tiled kernel on CUDA cores; each output

@@ -316,3 +316,12 @@ cdef extern from "bnn_cuda.h" nogil:
     bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q,
                                     int64_t ldq, const uint64_t *s, int64_t lds, int32_t *c,
                                     int64_t ldc, void *stream)
+    ctypedef struct bnn_cuda_model:
+        pass
+    bnn_status bnn_cuda_model_create(const bnn_model *model, bnn_cuda_model **out)
+    bnn_status bnn_cuda_model_workspace_size(const bnn_cuda_model *dm, int64_t batch,
+                                             size_t *nbytes)
+    bnn_status bnn_cuda_model_run(const bnn_cuda_model *dm, int64_t n, const uint8_t *x,
+                                  float *scores, int32_t *classes, void *workspace,
+                                  size_t workspace_bytes, void *stream)
+    void bnn_cuda_model_free(bnn_cuda_model *dm)

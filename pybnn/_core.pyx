@@ -1329,3 +1329,36 @@ def cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, size_t q, int64_t ldq, siz
                      int64_t lds, size_t c, int64_t ldc, size_t stream=0):
     cuda_check(bnn_cuda_gemm_i8_pm1(I, K, J, <const int8_t *>q, ldq, <const uint64_t *>s, lds,
                                     <int32_t *>c, ldc, <void *>stream), "cuda_gemm_i8_pm1")
+
+
+cdef class CudaModel:
+    """A loaded Model's device copy (bnn_cuda_model_create); keeps the Model
+    alive, since its layer table is read at each run."""
+
+    cdef bnn_cuda_model *_dm
+    cdef readonly object model
+
+    def __cinit__(self):
+        self._dm = NULL
+
+    def __init__(self, Model model):
+        cdef bnn_cuda_model *dm = NULL
+        cuda_check(bnn_cuda_model_create(model._m, &dm), "bnn_cuda_model_create")
+        self._dm = dm
+        self.model = model
+
+    def __dealloc__(self):
+        bnn_cuda_model_free(self._dm)
+        self._dm = NULL
+
+    def workspace_size(self, int64_t batch):
+        cdef size_t b = 0
+        cuda_check(bnn_cuda_model_workspace_size(self._dm, batch, &b),
+                   "bnn_cuda_model_workspace_size")
+        return b
+
+    def run(self, int64_t n, size_t x, size_t scores, size_t classes, size_t workspace,
+            size_t workspace_bytes, size_t stream=0):
+        cuda_check(bnn_cuda_model_run(self._dm, n, <const uint8_t *>x, <float *>scores,
+                                      <int32_t *>classes, <void *>workspace, workspace_bytes,
+                                      <void *>stream), "bnn_cuda_model_run")

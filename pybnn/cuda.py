@@ -25,6 +25,7 @@ from . import _core
 
 __all__ = ["available", "why", "context", "DeviceArray", "to_device", "to_host", "empty",
            "pack", "bgemm", "bconv2d", "maxpool2d", "gemm_pm1", "sgemm", "synchronize",
+           "Model",
            "BnnDeviceError"]
 
 BnnDeviceError = _core.BnnDeviceError
@@ -366,3 +367,54 @@ def sgemm(a, w, out=None, stream=0):
         raise ValueError("out must have shape %r, got %r" % ((n, m), cshape))
     _core.cuda_sgemm(n, m, k, aptr, k, wptr, k, cptr, m, int(stream))
     return out
+
+
+class Model:
+    """An exported .bnn model run on the device (bnn_cuda_model_run): the
+    CPU runtime's scores bit for bit and its classes.  `source`: a path,
+    the file's bytes, or a pybnn DeployedModel."""
+
+    def __init__(self, source):
+        from .deploy.runtime import DeployedModel, load
+        self.deployed = source if isinstance(source, DeployedModel) else load(source)
+        _require()
+        self._dm = _core.CudaModel(self.deployed._model)
+        self.input_shape = self.deployed.input_shape
+        self.classes = self.deployed.classes
+        self._ws = None
+
+    def __repr__(self):
+        return "pybnn.cuda.Model(%r)" % (self.deployed,)
+
+    def predict(self, x, stream=0):
+        """(scores float32 [N, classes], classes int64 [N]) of uint8 images x
+        [N, H, W, C] (a numpy array, copied to the device, or a uint8
+        device array of that many bytes)."""
+        h, w, c = self.input_shape
+        if isinstance(x, np.ndarray):
+            if x.dtype != np.uint8:
+                raise TypeError("inputs must be uint8 images, got %s" % x.dtype)
+            n = x.shape[0] if x.ndim else 0
+            if x.size != n * h * w * c:
+                raise ValueError("%s expects uint8 images [N, %d, %d, %d], got shape %r"
+                                 % (self.deployed.source, h, w, c, tuple(x.shape)))
+            if n == 0:
+                return np.empty((0, self.classes), np.float32), np.empty(0, np.int64)
+            x = to_device(np.ascontiguousarray(x).reshape(n, h * w * c))
+        xptr, shape, dt = _device_info(x, "x")
+        if dt != np.uint8:
+            raise TypeError("x must be uint8, got %s" % dt)
+        size = int(np.prod(shape, dtype=np.int64))
+        if size % (h * w * c):
+            raise ValueError("x holds %d bytes, not a whole number of %dx%dx%d images"
+                             % (size, h, w, c))
+        n = size // (h * w * c)
+        need = self._dm.workspace_size(n)
+        if self._ws is None or self._ws.nbytes < need:
+            self._ws = empty((need,), np.uint8)
+        scores = empty((n, self.classes), np.float32)
+        classes = empty((n,), np.int32)
+        self._dm.run(n, xptr, _device_info(scores, "scores")[0],
+                     _device_info(classes, "classes")[0], _device_info(self._ws, "ws")[0],
+                     need, int(stream))
+        return to_host(scores), to_host(classes).astype(np.int64)

@@ -15,6 +15,8 @@
 #include "oracle.h"
 
 #include "cuda/kernels.cuh"
+#include "cuda/runner.cuh"
+#include "model_builder.h"
 
 #include <vector>
 
@@ -460,6 +462,117 @@ static int test_quantize(void)
     return 0;
 }
 
+/* The model runner's launcher on the emulator: every kernel's blocks (or
+ * threads) stepped on host memory. */
+struct EmuLauncher {
+    int tensor;                           /* the GEMM kernel to emulate */
+    bnn_status gemm(const GemmArgs &g)
+    {
+        if (tensor) emulate_gemm_tc(g);
+        else emulate_gemm_simt(g);
+        return BNN_OK;
+    }
+    bnn_status conv(const ConvArgs &g)
+    {
+        HostExec x = {GEMM_THREADS};
+        std::vector<ConvRegs> regs(GEMM_THREADS);
+        ConvSmem *sm = new ConvSmem;
+        for (int64_t by = 0; by < (g.out.n + GEMM_BM - 1) / GEMM_BM; by++)
+            for (int64_t bx = 0; bx < (g.o + GEMM_BN - 1) / GEMM_BN; bx++)
+                conv_simt_block(x, g, bx, by, *sm, regs.data());
+        delete sm;
+        return BNN_OK;
+    }
+    bnn_status pool(const PoolArgs &g, int64_t total)
+    {
+        for (int64_t i = 0; i < total; i++) pool_word(g, i);
+        return BNN_OK;
+    }
+    bnn_status u8(const U8Args &g, int64_t total)
+    {
+        for (int64_t i = 0; i < total; i++) u8_word(g, i);
+        return BNN_OK;
+    }
+    bnn_status flatten(const FlatArgs &g, int64_t total)
+    {
+        for (int64_t i = 0; i < total; i++) flatten_word(g, i);
+        return BNN_OK;
+    }
+    bnn_status argmax(const float *scores, int64_t classes, int64_t n, int32_t *out)
+    {
+        for (int64_t r = 0; r < n; r++) argmax_row(scores, classes, r, out);
+        return BNN_OK;
+    }
+};
+
+/* Whole models (the 8-bit first layer dense and conv, binary dense and
+ * conv with both paddings, strides and dilation, pooling, both kinds of
+ * flatten) through the runner on the emulator == bnn_model_run on the
+ * CPU: the same float scores bit for bit, the same classes. */
+static int test_runner(void)
+{
+    bt_rng r = bt_stream(0x3c7);
+    for (int which = 0; which < 3; which++)
+        for (int tensor = 0; tensor <= 1; tensor++) {
+            mb_model m;
+            if (which == 0) {                      /* an MLP */
+                mb_init(&m, 4, 4, 3, 10);
+                mb_add_dense(&m, MB_INPUT_U8, 48, 70);
+                mb_add_dense(&m, 0, 70, 130);
+                mb_add_dense(&m, MB_SCORES, 130, 10);
+            } else if (which == 1) {               /* a CNN, zero padding */
+                mb_init(&m, 8, 7, 3, 10);
+                mb_add_conv(&m, MB_INPUT_U8, 3, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+                mb_add_pool(&m, 2, 2, 2, 2);
+                mb_add_conv(&m, 0, 70, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+                mb_add_flatten(&m);                /* c = 64: the words as they are */
+                mb_add_dense(&m, MB_SCORES, 4 * 3 * 64, 10);
+            } else {                               /* +1 padding, stride, dilation */
+                mb_init(&m, 9, 9, 2, 7);
+                mb_add_conv(&m, MB_INPUT_U8, 2, 33, 3, 2, 2, 1, 1, 2, 1, 0, 2, 1);
+                mb_add_conv(&m, MB_PAD_ONE, 33, 20, 2, 2, 1, 1, 2, 1, 1, 1, 0, 1);
+                mb_add_flatten(&m);                /* c = 20: bits regrouped */
+                mb_add_dense(&m, MB_SCORES, (uint32_t)m.cur_c, 7);
+            }
+            mb_fill_random(&m, 0xab + (uint64_t)which);
+            size_t bytes;
+            uint8_t *file = mb_serialize(&m, &bytes);
+            bnn_model *bm = NULL;
+            bt_ctx("runner model %d tensor %d", which, tensor);
+            CHECK_ST(bnn_model_open_memory(file, bytes, &bm), BNN_OK);
+            bnn_model_info info;
+            CHECK_ST(bnn_model_get_info(bm, &info), BNN_OK);
+            const int64_t n = 5, npix = info.in_h * info.in_w * info.in_c;
+            std::vector<uint8_t> x((size_t)(n * npix));
+            for (auto &v : x) v = (uint8_t)bt_below(&r, 256);
+            size_t wsb = 0;
+            CHECK_ST(bnn_model_workspace_size(bm, n, 1, &wsb), BNN_OK);
+            std::vector<uint64_t> ws(wsb / 8 + 8);
+            std::vector<float> want((size_t)(n * info.classes)), got(want.size());
+            std::vector<int32_t> cw((size_t)n), cg((size_t)n);
+            CHECK_ST(bnn_model_run(bm, n, x.data(), want.data(), cw.data(), ws.data(), wsb),
+                     BNN_OK);
+            std::vector<LayerArrays> arr((size_t)bm->n_layers);
+            for (int64_t i = 0; i < bm->n_layers; i++) {
+                const bnn_layer_rt *L = &bm->layers[i];
+                arr[(size_t)i] = LayerArrays{L->w, L->thresh, L->flip, L->scale, L->offset};
+            }
+            std::vector<uint64_t> b0((size_t)(bm->act_words * n)), b1(b0.size());
+            EmuLauncher l = {tensor};
+            CHECK_ST(run_model(l, bm, arr.data(), n, x.data(), b0.data(), b1.data(), got.data(),
+                               cg.data()), BNN_OK);
+            for (size_t i = 0; i < got.size(); i++)
+                CHECK_MSG(bt_f2u(got[i]) == bt_f2u(want[i]), "score %zu: %a want %a", i,
+                          (double)got[i], (double)want[i]);
+            for (size_t i = 0; i < cg.size(); i++) CHECK_EQ(cg[i], cw[i]);
+            bnn_model_free(bm);
+            free(file);
+            mb_free(&m);
+        }
+    printf("  model runner (emulated) == bnn_model_run ok\n");
+    return 0;
+}
+
 /* The float GEMM of the comparison: bitwise the plain ordered float loop. */
 static int test_sgemm(void)
 {
@@ -509,6 +622,7 @@ int main(int argc, char **argv)
     RUN(test_pm1());
     RUN(test_conv_grad());
     RUN(test_quantize());
+    RUN(test_runner());
     RUN(test_sgemm());
     printf("test_cuda_emu: all passed\n");
     return 0;

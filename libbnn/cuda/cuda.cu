@@ -9,6 +9,7 @@ extern "C" {
 #include "core/bnn_engine.h"    /* bnn_epilogue_check */
 }
 #include "kernels.cuh"
+#include "runner.cuh"
 
 #include <cuda_runtime.h>
 #include <stdio.h>
@@ -191,13 +192,46 @@ static int device_major(void)
     return major;
 }
 
+/* The grid of a 64 x 64 tiled kernel over rows x cols, in slices of at most
+ * 65535 block rows (gridDim.y's limit). */
+template <class F>
+static bnn_status launch_tiles(int64_t rows, int64_t cols, const char *fn, F launch)
+{
+    const int64_t bxs = (cols + GEMM_BN - 1) / GEMM_BN, bys = (rows + GEMM_BM - 1) / GEMM_BM;
+    bnn_status st;
+    if (bxs > INT32_MAX) return BNN_ERR_OVERFLOW;
+    for (int64_t by0 = 0; by0 < bys; by0 += 65535) {
+        launch(dim3((unsigned)bxs, (unsigned)(bys - by0 < 65535 ? bys - by0 : 65535)), by0);
+        if ((st = launched(fn)) != BNN_OK) return st;
+    }
+    return BNN_OK;
+}
+
+static bnn_status launch_gemm(const GemmArgs &g, int tensor, cudaStream_t stream)
+{
+    return launch_tiles(g.n, g.m, "bnn_cuda_gemm", [&](dim3 grid, int64_t by0) {
+        if (tensor) k_gemm_tc<<<grid, TC_THREADS, 0, stream>>>(g, by0);
+        else k_gemm_simt<<<grid, GEMM_THREADS, 0, stream>>>(g, by0);
+    });
+}
+
+/* One thread per item, 256 per block. */
+template <class F>
+static bnn_status launch_items(int64_t total, const char *fn, F launch)
+{
+    const int64_t blocks = (total + 255) / 256;
+    if (total == 0) return BNN_OK;
+    if (blocks > INT32_MAX) return BNN_ERR_OVERFLOW;
+    launch((unsigned)blocks);
+    return launched(fn);
+}
+
 extern "C" bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint64_t *a,
                                     int64_t lda_words, const uint64_t *w, int64_t ldw_words,
                                     const bnn_epilogue *epi, void *c, int64_t ldc, int kernel,
                                     void *stream)
 {
     GemmArgs g;
-    int64_t bxs, bys, by0;
     bnn_status st;
     if (kernel < BNN_CUDA_GEMM_AUTO || kernel > BNN_CUDA_GEMM_TENSOR) return BNN_ERR_INVALID;
     st = bnn_gemm_check(n, m, k, a, lda_words, w, ldw_words, &epi, c, ldc);
@@ -226,18 +260,7 @@ extern "C" bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint6
     g.epi = epi->kind;
     g.scale = epi->scale; g.offset = epi->offset; g.thresh = epi->thresh; g.flip = epi->flip;
     g.c = c; g.ldc = ldc;
-    bxs = (m + GEMM_BN - 1) / GEMM_BN;
-    bys = (n + GEMM_BM - 1) / GEMM_BM;
-    if (bxs > INT32_MAX) return BNN_ERR_OVERFLOW;
-    for (by0 = 0; by0 < bys; by0 += 65535) {        /* gridDim.y <= 65535 */
-        dim3 grid((unsigned)bxs, (unsigned)(bys - by0 < 65535 ? bys - by0 : 65535));
-        if (kernel == BNN_CUDA_GEMM_TENSOR)
-            k_gemm_tc<<<grid, TC_THREADS, 0, (cudaStream_t)stream>>>(g, by0);
-        else
-            k_gemm_simt<<<grid, GEMM_THREADS, 0, (cudaStream_t)stream>>>(g, by0);
-        if ((st = launched("bnn_cuda_gemm")) != BNN_OK) return st;
-    }
-    return BNN_OK;
+    return launch_gemm(g, kernel == BNN_CUDA_GEMM_TENSOR, (cudaStream_t)stream);
 }
 
 /* ------------------------------------------------------------------ */
@@ -264,12 +287,19 @@ static bnn_status epilogue_pointers(const bnn_epilogue *epi, const char *fn)
     return BNN_OK;
 }
 
+static bnn_status launch_conv(const ConvArgs &g, cudaStream_t stream)
+{
+    return launch_tiles(g.out.n, g.o, "bnn_cuda_conv2d", [&](dim3 grid, int64_t by0) {
+        k_conv_simt<<<grid, GEMM_THREADS, 0, stream>>>(g, by0);
+    });
+}
+
 extern "C" bnn_status bnn_cuda_conv2d(const bnn_conv2d_params *p, const uint64_t *x,
                                       const uint64_t *w, const bnn_epilogue *epi, void *out,
                                       void *stream)
 {
     static const char *fn = "bnn_cuda_conv2d";
-    int64_t oh, ow, rows, row_out, bxs, bys, by0;
+    int64_t oh, ow, rows, row_out;
     size_t elem;
     ConvArgs g;
     bnn_status st = bnn_conv2d_output_shape(p, &oh, &ow);
@@ -294,15 +324,7 @@ extern "C" bnn_status bnn_cuda_conv2d(const bnn_conv2d_params *p, const uint64_t
     g.out.scale = epi->scale; g.out.offset = epi->offset;
     g.out.thresh = epi->thresh; g.out.flip = epi->flip;
     g.out.c = out; g.out.ldc = row_out;
-    bxs = (p->o + GEMM_BN - 1) / GEMM_BN;
-    bys = (rows + GEMM_BM - 1) / GEMM_BM;
-    if (bxs > INT32_MAX) return BNN_ERR_OVERFLOW;
-    for (by0 = 0; by0 < bys; by0 += 65535) {
-        dim3 grid((unsigned)bxs, (unsigned)(bys - by0 < 65535 ? bys - by0 : 65535));
-        k_conv_simt<<<grid, GEMM_THREADS, 0, (cudaStream_t)stream>>>(g, by0);
-        if ((st = launched(fn)) != BNN_OK) return st;
-    }
-    return BNN_OK;
+    return launch_conv(g, (cudaStream_t)stream);
 }
 
 __global__ void k_maxpool_bits(PoolArgs g, int64_t total)
@@ -311,11 +333,18 @@ __global__ void k_maxpool_bits(PoolArgs g, int64_t total)
     if (i < total) pool_word(g, i);
 }
 
+static bnn_status launch_pool(const PoolArgs &g, int64_t total, cudaStream_t stream)
+{
+    return launch_items(total, "bnn_cuda_maxpool2d_bits", [&](unsigned blocks) {
+        k_maxpool_bits<<<blocks, 256, 0, stream>>>(g, total);
+    });
+}
+
 extern "C" bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
                                               const uint8_t *flip, uint64_t *out, void *stream)
 {
     static const char *fn = "bnn_cuda_maxpool2d_bits";
-    int64_t oh, ow, total, blocks;
+    int64_t oh, ow, total;
     PoolArgs g;
     bnn_status st = bnn_pool2d_output_shape(p, &oh, &ow);
     if (st != BNN_OK) return st;
@@ -331,10 +360,7 @@ extern "C" bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const 
     g.n = p->n; g.h = p->h; g.w = p->w; g.cw = bnn_words(p->c); g.oh = oh; g.ow = ow;
     g.kh = p->kh; g.kw = p->kw; g.sh = p->stride_h; g.sw = p->stride_w;
     g.pt = p->pad_top; g.pl = p->pad_left; g.x = x; g.flip = flip; g.c = p->c; g.out = out;
-    blocks = (total + 255) / 256;
-    if (blocks > INT32_MAX) return BNN_ERR_OVERFLOW;
-    k_maxpool_bits<<<(unsigned)blocks, 256, 0, (cudaStream_t)stream>>>(g, total);
-    return launched(fn);
+    return launch_pool(g, total, (cudaStream_t)stream);
 }
 
 /* ------------------------------------------------------------------ */
@@ -535,6 +561,189 @@ extern "C" bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p,
                                                     const float *scale, float *gx, void *stream)
 {
     return conv_grad(p, 0, w, NULL, q, scale, gx, 0, stream, "bnn_cuda_conv2d_grad_input_i8");
+}
+
+/* ------------------------------------------------------------------ */
+/* The model runner                                                    */
+/* ------------------------------------------------------------------ */
+
+__global__ void k_u8(U8Args g, int64_t total)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < total) u8_word(g, i);
+}
+
+__global__ void k_flatten(FlatArgs g, int64_t total)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < total) flatten_word(g, i);
+}
+
+__global__ void k_argmax(const float *scores, int64_t classes, int64_t n, int32_t *out)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) argmax_row(scores, classes, i, out);
+}
+
+/* run_model's launcher on the GPU (the tests' runs the same layers on the
+ * emulator). */
+struct DeviceLauncher {
+    cudaStream_t stream;
+    int tensor;
+    bnn_status gemm(const GemmArgs &g) { return launch_gemm(g, tensor, stream); }
+    bnn_status conv(const ConvArgs &g) { return launch_conv(g, stream); }
+    bnn_status pool(const PoolArgs &g, int64_t total) { return launch_pool(g, total, stream); }
+    bnn_status u8(const U8Args &g, int64_t total)
+    {
+        return launch_items(total, "bnn_cuda_model_run", [&](unsigned blocks) {
+            k_u8<<<blocks, 256, 0, stream>>>(g, total);
+        });
+    }
+    bnn_status flatten(const FlatArgs &g, int64_t total)
+    {
+        return launch_items(total, "bnn_cuda_model_run", [&](unsigned blocks) {
+            k_flatten<<<blocks, 256, 0, stream>>>(g, total);
+        });
+    }
+    bnn_status argmax(const float *scores, int64_t classes, int64_t n, int32_t *out)
+    {
+        return launch_items(n, "bnn_cuda_model_run", [&](unsigned blocks) {
+            k_argmax<<<blocks, 256, 0, stream>>>(scores, classes, n, out);
+        });
+    }
+};
+
+struct bnn_cuda_model {
+    const bnn_model *model;
+    LayerArrays *arr;           /* host table of device pointers */
+    void **owned;               /* every device allocation, to free */
+    int64_t n_owned;
+};
+
+extern "C" void bnn_cuda_model_free(bnn_cuda_model *dm)
+{
+    if (dm == NULL) return;
+    for (int64_t i = 0; i < dm->n_owned; i++) cudaFree(dm->owned[i]);
+    free(dm->owned);
+    free(dm->arr);
+    free(dm);
+}
+
+/* A device copy of `bytes` at src (NULL for none), recorded in dm. */
+static bnn_status upload(bnn_cuda_model *dm, const void *src, size_t bytes, const void **dst)
+{
+    void *d = NULL;
+    cudaError_t e;
+    *dst = NULL;
+    if (src == NULL || bytes == 0) return BNN_OK;
+    if ((e = cudaMalloc(&d, bytes)) != cudaSuccess) return device_error(e, "bnn_cuda_model_create");
+    dm->owned[dm->n_owned++] = d;
+    if ((e = cudaMemcpy(d, src, bytes, cudaMemcpyHostToDevice)) != cudaSuccess)
+        return device_error(e, "bnn_cuda_model_create");
+    *dst = d;
+    return BNN_OK;
+}
+
+extern "C" bnn_status bnn_cuda_model_create(const bnn_model *model, bnn_cuda_model **out)
+{
+    bnn_cuda_model *dm;
+    bnn_status st = BNN_OK;
+    if (out == NULL) return BNN_ERR_NULL;
+    *out = NULL;
+    if (model == NULL) return BNN_ERR_NULL;
+    if (model->magic != BNN_MODEL_OBJ_MAGIC) return BNN_ERR_INVALID;
+    dm = (bnn_cuda_model *)calloc(1, sizeof *dm);
+    if (dm == NULL) return BNN_ERR_NOMEM;
+    dm->model = model;
+    dm->arr = (LayerArrays *)calloc((size_t)model->n_layers + 1, sizeof *dm->arr);
+    dm->owned = (void **)calloc((size_t)model->n_layers * 5 + 1, sizeof *dm->owned);
+    if (dm->arr == NULL || dm->owned == NULL) {
+        bnn_cuda_model_free(dm);
+        return BNN_ERR_NOMEM;
+    }
+    for (int64_t i = 0; i < model->n_layers && st == BNN_OK; i++) {
+        const bnn_layer_rt *L = &model->layers[i];
+        LayerArrays *A = &dm->arr[i];
+        const void *p;
+        /* outputs (m), and the filter rows: dense m rows, conv o rows of ldw words */
+        const int64_t m = L->type == BNN_RECORD_CONV ? L->cp.o
+                        : L->type == BNN_RECORD_MAXPOOL ? L->pp.c : L->m;
+        const int64_t wrows = L->type == BNN_RECORD_CONV ? L->cp.o : L->m;
+        if (L->type == BNN_RECORD_DENSE || L->type == BNN_RECORD_CONV) {
+            if ((st = upload(dm, L->w, (size_t)(wrows * L->ldw) * 8, &p)) != BNN_OK) break;
+            A->w = (const uint64_t *)p;
+            if ((st = upload(dm, L->thresh, (size_t)m * 4, &p)) != BNN_OK) break;
+            A->thresh = (const int32_t *)p;
+            if ((st = upload(dm, L->scale, (size_t)m * 4, &p)) != BNN_OK) break;
+            A->scale = (const float *)p;
+            if ((st = upload(dm, L->offset, (size_t)m * 4, &p)) != BNN_OK) break;
+            A->offset = (const float *)p;
+        }
+        if (L->type != BNN_RECORD_FLATTEN) {
+            if ((st = upload(dm, L->flip, (size_t)m, &p)) != BNN_OK) break;
+            A->flip = (const uint8_t *)p;
+        }
+    }
+    if (st != BNN_OK) {
+        bnn_cuda_model_free(dm);
+        return st;
+    }
+    *out = dm;
+    return BNN_OK;
+}
+
+/* Two activation buffers and the scores, each 256-byte aligned. */
+static bnn_status model_plan(const bnn_cuda_model *dm, int64_t n, int64_t *act_bytes,
+                             int64_t *score_bytes)
+{
+    int64_t a, s;
+    if (!bnn_mul_ok(dm->model->act_words, 8 * n, &a)
+        || !bnn_mul_ok(dm->model->info.classes, 4 * n, &s))
+        return BNN_ERR_OVERFLOW;
+    *act_bytes = (a + 255) & ~(int64_t)255;
+    *score_bytes = (s + 255) & ~(int64_t)255;
+    if (*act_bytes > INT64_MAX / 4 || *score_bytes > INT64_MAX / 4) return BNN_ERR_OVERFLOW;
+    return BNN_OK;
+}
+
+extern "C" bnn_status bnn_cuda_model_workspace_size(const bnn_cuda_model *dm, int64_t batch,
+                                                    size_t *bytes)
+{
+    int64_t a, s;
+    bnn_status st;
+    if (dm == NULL || bytes == NULL) return BNN_ERR_NULL;
+    if (batch < 0) return BNN_ERR_SHAPE;
+    if ((st = model_plan(dm, batch, &a, &s)) != BNN_OK) return st;
+    *bytes = (size_t)(2 * a + s + 256);
+    return BNN_OK;
+}
+
+extern "C" bnn_status bnn_cuda_model_run(const bnn_cuda_model *dm, int64_t n, const uint8_t *x,
+                                         float *scores, int32_t *classes, void *workspace,
+                                         size_t workspace_bytes, void *stream)
+{
+    static const char *fn = "bnn_cuda_model_run";
+    int64_t a = 0, sb = 0;
+    size_t need;
+    bnn_status st;
+    uint8_t *base;
+    if (dm == NULL) return BNN_ERR_NULL;
+    if (n < 0) return BNN_ERR_SHAPE;
+    if (n == 0) return BNN_OK;
+    if (x == NULL || workspace == NULL) return BNN_ERR_NULL;
+    if ((st = bnn_cuda_model_workspace_size(dm, n, &need)) != BNN_OK) return st;
+    if (workspace_bytes < need) return BNN_ERR_INVALID;
+    if ((st = device_pointer(x, fn, "x")) != BNN_OK
+        || (st = device_pointer(scores, fn, "scores")) != BNN_OK
+        || (st = device_pointer(classes, fn, "classes")) != BNN_OK
+        || (st = device_pointer(workspace, fn, "workspace")) != BNN_OK)
+        return st;
+    if ((st = model_plan(dm, n, &a, &sb)) != BNN_OK) return st;
+    base = (uint8_t *)workspace + ((256 - ((uintptr_t)workspace & 255)) & 255);
+    DeviceLauncher l = {(cudaStream_t)stream, device_major() >= 8};
+    float *sc = scores ? scores : (float *)(base + 2 * a);
+    return run_model(l, dm->model, dm->arr, n, x, (uint64_t *)base, (uint64_t *)(base + a), sc,
+                     classes);
 }
 
 /* ------------------------------------------------------------------ */

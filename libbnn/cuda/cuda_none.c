@@ -151,6 +151,33 @@ bnn_status bnn_cuda_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t
     return BNN_ERR_UNSUPPORTED;
 }
 
+bnn_status bnn_cuda_model_create(const bnn_model *model, bnn_cuda_model **out)
+{
+    (void)model;
+    if (out) *out = NULL;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_model_workspace_size(const bnn_cuda_model *dm, int64_t batch, size_t *bytes)
+{
+    (void)dm; (void)batch; (void)bytes;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_model_run(const bnn_cuda_model *dm, int64_t n, const uint8_t *x,
+                              float *scores, int32_t *classes, void *workspace,
+                              size_t workspace_bytes, void *stream)
+{
+    (void)dm; (void)n; (void)x; (void)scores; (void)classes; (void)workspace;
+    (void)workspace_bytes; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+void bnn_cuda_model_free(bnn_cuda_model *dm)
+{
+    (void)dm;
+}
+
 #else
 typedef int bnn_cuda_none_is_empty; /* ISO C wants a declaration in every file */
 #endif

@@ -841,6 +841,109 @@ BNN_HD void quant_round_one(const QuantArgs &g, int64_t idx)
 }
 
 /* ------------------------------------------------------------------ */
+/* The 8-bit first layer, flattening and the classes: one thread per   */
+/* output word (or row)                                                 */
+/* ------------------------------------------------------------------ */
+
+/* s = sum over taps of (x - 128) * w, w = +-1 from the packed filters, a
+ * padded tap taking x = pad_byte (bnn.h's 8-bit layer, exact in integers),
+ * then the epilogue.  Dense: x [n][ldx] bytes, rows of k; conv: x
+ * [n][h][w][c] bytes and the geometry; w [m][ldw words].  A thread takes
+ * the (up to) 64 outputs of one output word of a row. */
+struct U8Args {
+    int64_t n, m, k;
+    const uint8_t *x;
+    int64_t ldx;
+    const uint64_t *w;
+    int64_t ldw;
+    int conv;
+    int64_t h, wd, c, cw, kh, kw, oh, ow;
+    int32_t sh, sw, dh, dw, pt, pl, pad_byte;
+    GemmArgs out;                       /* epilogue and output, rows n (x oh x ow) */
+};
+
+BNN_HD int32_t u8_dot(const U8Args &g, int64_t row, int64_t col)
+{
+    int64_t s = 0;
+    if (!g.conv) {
+        const uint8_t *x = g.x + row * g.ldx;
+        const uint64_t *w = g.w + col * g.ldw;
+        for (int64_t l = 0; l < g.k; l++)
+            s += ((w[l / 64] >> (l % 64)) & 1) ? 128 - (int64_t)x[l] : (int64_t)x[l] - 128;
+        return (int32_t)s;
+    }
+    const int64_t b = row / (g.oh * g.ow), rest = row % (g.oh * g.ow);
+    for (int64_t ky = 0; ky < g.kh; ky++)
+        for (int64_t kx = 0; kx < g.kw; kx++) {
+            const int64_t iy = (rest / g.ow) * g.sh - g.pt + ky * g.dh;
+            const int64_t ix = (rest % g.ow) * g.sw - g.pl + kx * g.dw;
+            const int in = iy >= 0 && iy < g.h && ix >= 0 && ix < g.wd;
+            const uint8_t *x = g.x + ((b * g.h + iy) * g.wd + ix) * g.c;
+            const uint64_t *w = g.w + col * g.ldw + (ky * g.kw + kx) * g.cw;
+            for (int64_t ch = 0; ch < g.c; ch++) {
+                const int64_t v = (in ? (int64_t)x[ch] : (int64_t)g.pad_byte) - 128;
+                s += ((w[ch / 64] >> (ch % 64)) & 1) ? -v : v;
+            }
+        }
+    return (int32_t)s;
+}
+
+BNN_HD void u8_word(const U8Args &g, int64_t idx)
+{
+    const int64_t mw = (g.m + 63) / 64, row = idx / mw, word = idx % mw;
+    uint64_t bits = 0;
+    for (int64_t j = 0; j < 64 && word * 64 + j < g.m; j++) {
+        const int64_t col = word * 64 + j;
+        const int32_t dot = u8_dot(g, row, col);
+        if (g.out.epi == EPI_BITS) {
+            bits |= (uint64_t)gemm_sign_bit(g.out, dot, col) << j;
+        } else if (g.out.epi == EPI_INT32) {
+            ((int32_t *)g.out.c)[row * g.out.ldc + col] = dot;
+        } else {
+            const float sc = g.out.scale ? g.out.scale[col] : 1.0f;
+            const float of = g.out.offset ? g.out.offset[col] : 0.0f;
+            ((float *)g.out.c)[row * g.out.ldc + col] = fmaf((float)dot, sc, of);
+        }
+    }
+    if (g.out.epi == EPI_BITS) ((uint64_t *)g.out.c)[row * g.out.ldc + word] = bits;
+}
+
+/* [n][hw][words(c)] sign bits -> [n][words(hw * c)] in NHWC element order
+ * (bit p * c + ch), pad bits 0: output word idx of the flat rows. */
+struct FlatArgs {
+    int64_t n, hw, c, cw, fw;
+    const uint64_t *src;
+    uint64_t *dst;
+};
+
+BNN_HD void flatten_word(const FlatArgs &g, int64_t idx)
+{
+    const int64_t i = idx / g.fw, word = idx % g.fw, total = g.hw * g.c;
+    uint64_t v = 0;
+    for (int64_t b = 0; b < 64 && word * 64 + b < total; b++) {
+        const int64_t e = word * 64 + b, p = e / g.c, ch = e % g.c;
+        v |= ((g.src[(i * g.hw + p) * g.cw + ch / 64] >> (ch % 64)) & 1) << b;
+    }
+    g.dst[idx] = v;
+}
+
+/* The class of a row of scores: the first NaN, else the first maximum
+ * (numpy's argmax, as bnn_model_run). */
+BNN_HD void argmax_row(const float *scores, int64_t classes, int64_t row, int32_t *out)
+{
+    const float *s = scores + row * classes;
+    int64_t cls = 0;
+    for (int64_t j = 0; j < classes; j++) {
+        if (s[j] != s[j]) {
+            cls = j;
+            break;
+        }
+        if (s[j] > s[cls]) cls = j;
+    }
+    out[row] = (int32_t)cls;
+}
+
+/* ------------------------------------------------------------------ */
 /* The float GEMM of the comparison (the paper's style of kernel)       */
 /* ------------------------------------------------------------------ */
 

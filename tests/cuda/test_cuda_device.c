@@ -12,6 +12,7 @@
 #include "test_util.h"
 #include "oracle.h"
 #include "bnn_cuda.h"
+#include "model_builder.h"
 
 #include <cuda_runtime.h>
 #if defined(__unix__)
@@ -373,6 +374,74 @@ static int test_quantize_device(void)
     return 0;
 }
 
+/* The model runner: GPU == bnn_model_run (scores bit for bit, classes). */
+static int test_model_device(void)
+{
+    bt_rng r = bt_stream(0x3d7);
+    int which;
+    for (which = 0; which < 2; which++) {
+        mb_model m;
+        size_t bytes, wsb = 0, gwsb = 0;
+        uint8_t *file, *x;
+        bnn_model *bm = NULL;
+        bnn_cuda_model *dm = NULL;
+        bnn_model_info info;
+        float *want, *got;
+        int32_t *cw, *cg;
+        void *ws, *dx, *dws, *ds, *dc;
+        int64_t n = 37, i;
+        if (which == 0) {
+            mb_init(&m, 4, 4, 3, 10);
+            mb_add_dense(&m, MB_INPUT_U8, 48, 70);
+            mb_add_dense(&m, 0, 70, 130);
+            mb_add_dense(&m, MB_SCORES, 130, 10);
+        } else {
+            mb_init(&m, 8, 7, 3, 10);
+            mb_add_conv(&m, MB_INPUT_U8, 3, 70, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+            mb_add_pool(&m, 2, 2, 2, 2);
+            mb_add_conv(&m, MB_PAD_ONE, 70, 20, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+            mb_add_flatten(&m);
+            mb_add_dense(&m, MB_SCORES, (uint32_t)m.cur_c, 10);
+        }
+        mb_fill_random(&m, 0x51 + (uint64_t)which);
+        file = mb_serialize(&m, &bytes);
+        bt_ctx("device model %d", which);
+        CHECK_ST(bnn_model_open_memory(file, bytes, &bm), BNN_OK);
+        CHECK_ST(bnn_model_get_info(bm, &info), BNN_OK);
+        x = (uint8_t *)bt_alloc((size_t)(n * info.in_h * info.in_w * info.in_c));
+        for (i = 0; i < n * info.in_h * info.in_w * info.in_c; i++) x[i] = (uint8_t)bt_below(&r, 256);
+        want = (float *)bt_alloc((size_t)(n * info.classes) * 4);
+        got = (float *)bt_alloc((size_t)(n * info.classes) * 4);
+        cw = (int32_t *)bt_alloc((size_t)n * 4);
+        cg = (int32_t *)bt_alloc((size_t)n * 4);
+        CHECK_ST(bnn_model_workspace_size(bm, n, 1, &wsb), BNN_OK);
+        ws = bt_alloc(wsb);
+        CHECK_ST(bnn_model_run(bm, n, x, want, cw, ws, wsb), BNN_OK);
+        CHECK_ST(bnn_cuda_model_create(bm, &dm), BNN_OK);
+        CHECK_ST(bnn_cuda_model_workspace_size(dm, n, &gwsb), BNN_OK);
+        dx = dev_copy(x, (size_t)(n * info.in_h * info.in_w * info.in_c));
+        CHECK_ST(bnn_cuda_malloc(&dws, gwsb), BNN_OK);
+        CHECK_ST(bnn_cuda_malloc(&ds, (size_t)(n * info.classes) * 4), BNN_OK);
+        CHECK_ST(bnn_cuda_malloc(&dc, (size_t)n * 4), BNN_OK);
+        CHECK_ST(bnn_cuda_model_run(dm, n, (const uint8_t *)dx, (float *)ds, (int32_t *)dc, dws,
+                                    gwsb, NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_model_run(dm, n, (const uint8_t *)dx, NULL, NULL, dws, gwsb - 1, NULL),
+                 BNN_ERR_INVALID);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(got, ds, (size_t)(n * info.classes) * 4, cudaMemcpyDeviceToHost);
+        cudaMemcpy(cg, dc, (size_t)n * 4, cudaMemcpyDeviceToHost);
+        CHECK(memcmp(got, want, (size_t)(n * info.classes) * 4) == 0);
+        CHECK(memcmp(cg, cw, (size_t)n * 4) == 0);
+        bnn_cuda_free(dx); bnn_cuda_free(dws); bnn_cuda_free(ds); bnn_cuda_free(dc);
+        bnn_cuda_model_free(dm);
+        bnn_model_free(bm);
+        free(file); free(x); free(want); free(got); free(cw); free(cg); free(ws);
+        mb_free(&m);
+    }
+    printf("  device model runner == CPU runtime ok\n");
+    return 0;
+}
+
 static int test_errors_device(void)
 {
     uint64_t host[4] = {0, 0, 0, 0};
@@ -435,6 +504,7 @@ int main(int argc, char **argv)
     RUN(test_pm1_device());
     RUN(test_conv_grad_device());
     RUN(test_quantize_device());
+    RUN(test_model_device());
     RUN(test_errors_device());
     printf("test_cuda_device: all passed\n");
     return 0;

@@ -196,3 +196,33 @@ def test_training_products_equal_the_cpu():
     want_q = np.zeros((I, K), np.int32)
     _core.gemm_i8_pm1(q, s.words, K, want_q)
     assert np.array_equal(cuda.to_host(cuda.gemm_pm1(cuda.to_device(q), ds, K)), want_q)
+
+
+@pytest.mark.skipif(HAVE_GPU, reason="a device is usable here")
+def test_model_without_a_device_says_why(tmp_path):
+    from pybnn.deploy import model_bytes
+    from pybnn.nn import BatchNorm, BinaryDense, Sequential, Sign
+    net = Sequential([BinaryDense(16, 8, rng=np.random.default_rng(0)), BatchNorm(8), Sign(),
+                      BinaryDense(8, 3, rng=np.random.default_rng(1)), BatchNorm(3)])
+    data = model_bytes(net.eval(), (4, 4, 1))
+    with pytest.raises(cuda.BnnDeviceError, match="no usable CUDA device"):
+        cuda.Model(data)
+
+
+@needs_gpu
+def test_model_runs_like_the_cpu_runtime():
+    from pybnn.deploy import load, model_bytes
+    from pybnn.nn import BatchNorm, BinaryConv2d, BinaryDense, Flatten, MaxPool2d, Sequential, Sign
+    rng = np.random.default_rng(4)
+    net = Sequential([BinaryConv2d(3, 70, 3, padding=1, binary=True, rng=rng), MaxPool2d(2),
+                      BatchNorm(70), Sign(), BinaryConv2d(70, 20, 3, padding=1, rng=rng),
+                      BatchNorm(20), Sign(), Flatten(), BinaryDense(4 * 4 * 20, 10, rng=rng),
+                      BatchNorm(10)])
+    net.train()
+    net.forward(rng.integers(0, 256, (8, 8, 8, 3)).astype(np.uint8))   # batch statistics
+    data = model_bytes(net.eval(), (8, 8, 3))
+    x = rng.integers(0, 256, (33, 8, 8, 3)).astype(np.uint8)
+    want_s, want_c = load(data).predict(x)
+    got_s, got_c = cuda.Model(data).predict(x)
+    assert np.array_equal(got_s.view(np.uint32), want_s.view(np.uint32))
+    assert np.array_equal(got_c, want_c)
