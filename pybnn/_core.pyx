@@ -1266,6 +1266,19 @@ def cuda_pack_f32(int64_t rows, int64_t k, size_t src, int64_t src_stride, size_
                                  dst_stride_words, <void *>stream), "cuda_pack_f32")
 
 
+cdef bnn_epilogue _device_epilogue(int kind, size_t scale, size_t offset, size_t thresh,
+                                  size_t flip):
+    """An epilogue whose arrays are device pointers (0: absent)."""
+    cdef bnn_epilogue e
+    memset(&e, 0, sizeof(e))
+    e.kind = kind
+    e.scale = <const float *>scale
+    e.offset = <const float *>offset
+    e.thresh = <const int32_t *>thresh
+    e.flip = <const uint8_t *>flip
+    return e
+
+
 CUDA_GEMM_KERNELS = {"auto": BNN_CUDA_GEMM_AUTO, "simt": BNN_CUDA_GEMM_SIMT,
                      "tensor": BNN_CUDA_GEMM_TENSOR}
 
@@ -1275,13 +1288,7 @@ def cuda_gemm(int64_t n, int64_t m, int64_t k, size_t a, int64_t lda, size_t w, 
               int64_t ldc, int kernel=BNN_CUDA_GEMM_AUTO, size_t stream=0):
     """bnn_cuda_gemm; kind: 0 INT32, 1 FLOAT, 2 BITS; the epilogue arrays
     are device pointers (0: absent)."""
-    cdef bnn_epilogue e
-    memset(&e, 0, sizeof(e))
-    e.kind = kind
-    e.scale = <const float *>scale
-    e.offset = <const float *>offset
-    e.thresh = <const int32_t *>thresh
-    e.flip = <const uint8_t *>flip
+    cdef bnn_epilogue e = _device_epilogue(kind, scale, offset, thresh, flip)
     cuda_check(bnn_cuda_gemm(n, m, k, <const uint64_t *>a, lda, <const uint64_t *>w, ldw, &e,
                              <void *>c, ldc, kernel, <void *>stream), "cuda_gemm")
 
@@ -1299,13 +1306,7 @@ def cuda_conv2d(n, h, w, int64_t c, o, kh, kw, stride, dilation, padding, int pa
     """bnn_cuda_conv2d on device pointers (the epilogue arrays: 0 = absent)."""
     cdef bnn_conv2d_params p = _conv_params(n, h, w, c, o, kh, kw, stride, dilation, padding,
                                             pad_value, 128)
-    cdef bnn_epilogue e
-    memset(&e, 0, sizeof(e))
-    e.kind = kind
-    e.scale = <const float *>scale
-    e.offset = <const float *>offset
-    e.thresh = <const int32_t *>thresh
-    e.flip = <const uint8_t *>flip
+    cdef bnn_epilogue e = _device_epilogue(kind, scale, offset, thresh, flip)
     cuda_check(bnn_cuda_conv2d(&p, <const uint64_t *>x, <const uint64_t *>wt, &e, <void *>out,
                                <void *>stream), "cuda_conv2d")
 

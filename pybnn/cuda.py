@@ -211,13 +211,8 @@ def bgemm(a, w, k, epilogue="int32", scale=None, offset=None, thresh=None, flip=
                          % (_core.words(k), k, aw, ww))
     kind = _EPILOGUES[epilogue]
     ptrs = _epilogue_arrays(kind, m, scale, offset, thresh, flip)
-    shape = (n, _core.words(m)) if kind == 2 else (n, m)
-    dtype = (np.int32, np.float32, np.uint64)[kind]
-    if out is None:
-        out = empty(shape, dtype)
-    cptr, cshape = _need(out, "out", dtype, 2)
-    if cshape != shape:
-        raise ValueError("out must have shape %r, got %r" % (shape, cshape))
+    out, cptr = _epilogue_out(kind, (n,), m, out)
+    shape = (n, _core.words(m) if kind == 2 else m)
     _core.cuda_gemm(n, m, k, aptr, aw, wptr, ww, kind, ptrs["scale"], ptrs["offset"],
                     ptrs["thresh"], ptrs["flip"], cptr, shape[1],
                     _core.CUDA_GEMM_KERNELS[kernel], int(stream))
@@ -246,6 +241,20 @@ def _epilogue_arrays(kind, m, scale, offset, thresh, flip):
     return ptrs
 
 
+def _epilogue_out(kind, lead, m, out):
+    """The output of an epilogue over m columns after the `lead` dimensions
+    (int32, float32, or uint64 words for bits): `out` checked, or a new
+    device array; returns (array, pointer)."""
+    shape = tuple(lead) + (_core.words(m) if kind == 2 else m,)
+    dtype = (np.int32, np.float32, np.uint64)[kind]
+    if out is None:
+        out = empty(shape, dtype)
+    ptr, oshape = _need(out, "out", dtype, len(shape))
+    if oshape != shape:
+        raise ValueError("out must have shape %r, got %r" % (shape, oshape))
+    return out, ptr
+
+
 def bconv2d(x, w, c, stride=1, padding=0, dilation=1, pad_value=0, epilogue="int32",
             scale=None, offset=None, thresh=None, flip=None, out=None, stream=0):
     """Binary convolution on the device, as pybnn.bconv2d (and its affine
@@ -266,13 +275,7 @@ def bconv2d(x, w, c, stride=1, padding=0, dilation=1, pad_value=0, epilogue="int
                                        pad_value)
     kind = _EPILOGUES[epilogue]
     ptrs = _epilogue_arrays(kind, o, scale, offset, thresh, flip)
-    shape = (n, oh, ow, _core.words(o) if kind == 2 else o)
-    dtype = (np.int32, np.float32, np.uint64)[kind]
-    if out is None:
-        out = empty(shape, dtype)
-    optr, oshape = _need(out, "out", dtype, 4)
-    if oshape != shape:
-        raise ValueError("out must have shape %r, got %r" % (shape, oshape))
+    out, optr = _epilogue_out(kind, (n, oh, ow), o, out)
     _core.cuda_conv2d(n, h, wd, c, o, kh, kw, stride, dilation, padding, int(pad_value), xptr,
                       wptr, kind, ptrs["scale"], ptrs["offset"], ptrs["thresh"], ptrs["flip"],
                       optr, int(stream))

@@ -24,8 +24,7 @@ using namespace bnn_cuda;
 
 static void emulate_pack(const PackArgs &p)
 {
-    for (int64_t row = 0; row < p.rows; row++)
-        for (int64_t word = 0; word < p.kw; word++) pack_word(p, row, word);
+    for (int64_t i = 0; i < p.rows * p.kw; i++) pack_one(p, i);
 }
 
 static int test_pack(void)
@@ -190,13 +189,26 @@ static std::vector<uint64_t> pack_pm1(const std::vector<T> &v, int64_t rows, int
     return out;
 }
 
+/* A convolution's geometry, and its bnn_conv2d_params. */
+struct ConvGeo { int64_t n, h, w, c, o, kh, kw; int sh, sw, dh, dw, pt, pb, pl, pr; };
+
+static bnn_conv2d_params conv_params(const ConvGeo &q, int pad_value)
+{
+    bnn_conv2d_params p;
+    memset(&p, 0, sizeof p);
+    p.n = q.n; p.h = q.h; p.w = q.w; p.c = q.c; p.o = q.o; p.kh = q.kh; p.kw = q.kw;
+    p.stride_h = q.sh; p.stride_w = q.sw; p.dilation_h = q.dh; p.dilation_w = q.dw;
+    p.pad_top = q.pt; p.pad_bottom = q.pb; p.pad_left = q.pl; p.pad_right = q.pr;
+    p.pad_value = pad_value;
+    return p;
+}
+
 /* Binary convolution: every block of the implicit GEMM on the emulator ==
  * the direct integer convolution of oracle.h, through each epilogue, for
  * strides, dilations, asymmetric padding of both kinds and ragged c, o. */
 static int test_conv(void)
 {
-    struct geo { int64_t n, h, w, c, o, kh, kw; int sh, sw, dh, dw, pt, pb, pl, pr; };
-    static const geo geos[] = {
+    static const ConvGeo geos[] = {
         {2, 7, 6, 70, 65, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
         {1, 9, 8, 64, 3, 3, 2, 2, 1, 1, 2, 2, 0, 1, 3},
         {3, 5, 5, 130, 70, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},
@@ -204,14 +216,9 @@ static int test_conv(void)
         {1, 3, 4, 600, 5, 2, 2, 1, 1, 1, 1, 1, 0, 0, 1},
     };
     bt_rng r = bt_stream(0xc0171);
-    for (const geo &q : geos)
+    for (const ConvGeo &q : geos)
         for (int pad_value = 0; pad_value <= 1; pad_value++) {
-            bnn_conv2d_params p;
-            memset(&p, 0, sizeof p);
-            p.n = q.n; p.h = q.h; p.w = q.w; p.c = q.c; p.o = q.o; p.kh = q.kh; p.kw = q.kw;
-            p.stride_h = q.sh; p.stride_w = q.sw; p.dilation_h = q.dh; p.dilation_w = q.dw;
-            p.pad_top = q.pt; p.pad_bottom = q.pb; p.pad_left = q.pl; p.pad_right = q.pr;
-            p.pad_value = pad_value;
+            const bnn_conv2d_params p = conv_params(q, pad_value);
             int64_t oh, ow;
             CHECK_ST(bnn_conv2d_output_shape(&p, &oh, &ow), BNN_OK);
             const int64_t pix = q.n * q.h * q.w, taps = q.o * q.kh * q.kw, rows = q.n * oh * ow;
@@ -359,20 +366,14 @@ static int test_pm1(void)
  * the oracles of oracle.h bit for bit (floats) for both paddings. */
 static int test_conv_grad(void)
 {
-    struct geo { int64_t n, h, w, c, o, kh, kw; int sh, sw, dh, dw, pt, pb, pl, pr; };
-    static const geo geos[] = {
+    static const ConvGeo geos[] = {
         {2, 6, 5, 70, 9, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
         {1, 7, 6, 65, 4, 3, 2, 2, 1, 1, 2, 2, 0, 1, 2},
     };
     bt_rng r = bt_stream(0xc06);
-    for (const geo &q : geos)
+    for (const ConvGeo &q : geos)
         for (int pad_value = 0; pad_value <= 1; pad_value++) {
-            bnn_conv2d_params p;
-            memset(&p, 0, sizeof p);
-            p.n = q.n; p.h = q.h; p.w = q.w; p.c = q.c; p.o = q.o; p.kh = q.kh; p.kw = q.kw;
-            p.stride_h = q.sh; p.stride_w = q.sw; p.dilation_h = q.dh; p.dilation_w = q.dw;
-            p.pad_top = q.pt; p.pad_bottom = q.pb; p.pad_left = q.pl; p.pad_right = q.pr;
-            p.pad_value = pad_value;
+            const bnn_conv2d_params p = conv_params(q, pad_value);
             int64_t oh, ow;
             CHECK_ST(bnn_conv2d_output_shape(&p, &oh, &ow), BNN_OK);
             const int64_t cw = bt_words(q.c), taps = q.kh * q.kw, M = q.n * oh * ow;
@@ -498,9 +499,9 @@ struct EmuLauncher {
         for (int64_t i = 0; i < total; i++) flatten_word(g, i);
         return BNN_OK;
     }
-    bnn_status argmax(const float *scores, int64_t classes, int64_t n, int32_t *out)
+    bnn_status argmax(const ArgmaxArgs &g, int64_t n)
     {
-        for (int64_t r = 0; r < n; r++) argmax_row(scores, classes, r, out);
+        for (int64_t r = 0; r < n; r++) argmax_row(g, r);
         return BNN_OK;
     }
 };

@@ -133,22 +133,34 @@ static bnn_status launched(const char *what)
     return e == cudaSuccess ? BNN_OK : device_error(e, what);
 }
 
+/* The kernels of one thread per item: item i < total runs F(g, i). */
+template <class A, void (*F)(const A &, int64_t)>
+__global__ void k_items(A g, int64_t total)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < total) F(g, i);
+}
+
+/* Launches k_items<A, F> over `total` items, 256 threads per block. */
+template <class A, void (*F)(const A &, int64_t)>
+static bnn_status launch_items(const A &g, int64_t total, cudaStream_t stream, const char *fn)
+{
+    const int64_t blocks = (total + 255) / 256;
+    if (total == 0) return BNN_OK;
+    if (blocks > INT32_MAX) return BNN_ERR_OVERFLOW;
+    k_items<A, F><<<(unsigned)blocks, 256, 0, stream>>>(g, total);
+    return launched(fn);
+}
+
 /* ------------------------------------------------------------------ */
 /* Packing                                                             */
 /* ------------------------------------------------------------------ */
-
-__global__ void k_pack_f32(PackArgs p)
-{
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < p.rows * p.kw) pack_word(p, i / p.kw, i % p.kw);
-}
 
 extern "C" bnn_status bnn_cuda_pack_f32(int64_t rows, int64_t k, const float *src,
                                         int64_t src_stride, uint64_t *dst,
                                         int64_t dst_stride_words, void *stream)
 {
     PackArgs p;
-    int64_t words, blocks;
     bnn_status st = bnn_pack_check(rows, k, src, src_stride, sizeof(float), dst,
                                    dst_stride_words);
     if (st != BNN_OK || rows == 0 || k == 0) return st;
@@ -157,11 +169,8 @@ extern "C" bnn_status bnn_cuda_pack_f32(int64_t rows, int64_t k, const float *sr
         return st;
     p.rows = rows; p.k = k; p.kw = bnn_words(k);
     p.src = src; p.lds = src_stride; p.dst = dst; p.ldd = dst_stride_words;
-    words = rows * p.kw;
-    blocks = (words + 255) / 256;
-    if (blocks > INT32_MAX) return BNN_ERR_OVERFLOW;
-    k_pack_f32<<<(unsigned)blocks, 256, 0, (cudaStream_t)stream>>>(p);
-    return launched("bnn_cuda_pack_f32");
+    return launch_items<PackArgs, pack_one>(p, rows * p.kw, (cudaStream_t)stream,
+                                            "bnn_cuda_pack_f32");
 }
 
 /* ------------------------------------------------------------------ */
@@ -213,17 +222,6 @@ static bnn_status launch_gemm(const GemmArgs &g, int tensor, cudaStream_t stream
         if (tensor) k_gemm_tc<<<grid, TC_THREADS, 0, stream>>>(g, by0);
         else k_gemm_simt<<<grid, GEMM_THREADS, 0, stream>>>(g, by0);
     });
-}
-
-/* One thread per item, 256 per block. */
-template <class F>
-static bnn_status launch_items(int64_t total, const char *fn, F launch)
-{
-    const int64_t blocks = (total + 255) / 256;
-    if (total == 0) return BNN_OK;
-    if (blocks > INT32_MAX) return BNN_ERR_OVERFLOW;
-    launch((unsigned)blocks);
-    return launched(fn);
 }
 
 extern "C" bnn_status bnn_cuda_gemm(int64_t n, int64_t m, int64_t k, const uint64_t *a,
@@ -327,17 +325,9 @@ extern "C" bnn_status bnn_cuda_conv2d(const bnn_conv2d_params *p, const uint64_t
     return launch_conv(g, (cudaStream_t)stream);
 }
 
-__global__ void k_maxpool_bits(PoolArgs g, int64_t total)
-{
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < total) pool_word(g, i);
-}
-
 static bnn_status launch_pool(const PoolArgs &g, int64_t total, cudaStream_t stream)
 {
-    return launch_items(total, "bnn_cuda_maxpool2d_bits", [&](unsigned blocks) {
-        k_maxpool_bits<<<blocks, 256, 0, stream>>>(g, total);
-    });
+    return launch_items<PoolArgs, pool_word>(g, total, stream, "bnn_cuda_maxpool2d_bits");
 }
 
 extern "C" bnn_status bnn_cuda_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
@@ -428,17 +418,6 @@ extern "C" bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, cons
 /* Stochastic rounding to int8                                         */
 /* ------------------------------------------------------------------ */
 
-__global__ void k_quant_scale(QuantArgs g, int64_t n)
-{
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) quant_scale_one(g, i);
-}
-
-__global__ void k_quant_round(QuantArgs g, int64_t n)
-{
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) quant_round_one(g, i);
-}
 
 extern "C" bnn_status bnn_cuda_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t lda,
                                            int by_column, uint64_t seed, uint64_t counter,
@@ -447,7 +426,6 @@ extern "C" bnn_status bnn_cuda_quantize_i8(int64_t rows, int64_t k, const float 
     static const char *fn = "bnn_cuda_quantize_i8";
     QuantArgs g;
     const int64_t ns = by_column ? k : rows;
-    int64_t total;
     bnn_status st = bnn_quantize_i8_check(rows, k, a, lda, by_column, q, ldq, scale);
     if (st != BNN_OK) return st;
     if ((st = device_pointer(scale, fn, "scale")) != BNN_OK) return st;
@@ -458,27 +436,16 @@ extern "C" bnn_status bnn_cuda_quantize_i8(int64_t rows, int64_t k, const float 
     }
     if ((st = device_pointer(a, fn, "a")) != BNN_OK || (st = device_pointer(q, fn, "q")) != BNN_OK)
         return st;
-    total = rows * k;                                /* bnn_extent_ok held: no overflow */
-    if ((ns + 255) / 256 > INT32_MAX || (total + 255) / 256 > INT32_MAX) return BNN_ERR_OVERFLOW;
     g.rows = rows; g.k = k; g.lda = lda; g.ldq = ldq; g.a = a; g.by_column = by_column != 0;
     g.seed = seed; g.counter = counter; g.q = q; g.scale = scale;
-    k_quant_scale<<<(unsigned)((ns + 255) / 256), 256, 0, (cudaStream_t)stream>>>(g, ns);
-    if ((st = launched(fn)) != BNN_OK) return st;
-    k_quant_round<<<(unsigned)((total + 255) / 256), 256, 0, (cudaStream_t)stream>>>(g, total);
-    return launched(fn);
+    if ((st = launch_items<QuantArgs, quant_scale_one>(g, ns, (cudaStream_t)stream, fn)) != BNN_OK)
+        return st;
+    return launch_items<QuantArgs, quant_round_one>(g, rows * k, (cudaStream_t)stream, fn);
 }
 
 /* ------------------------------------------------------------------ */
 /* The convolution's backward products                                 */
 /* ------------------------------------------------------------------ */
-
-__global__ void k_conv_grad(ConvGradArgs g, int weights, int64_t total)
-{
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= total) return;
-    if (weights) conv_grad_weights_one(g, i);
-    else conv_grad_input_one(g, i);
-}
 
 /* Checks (those of the CPU functions: geometry, NULL, the 2^24 limits of
  * the int8 sums), fills g and launches one thread per output. */
@@ -487,7 +454,7 @@ static bnn_status conv_grad(const bnn_conv2d_params *p, int weights, const uint6
                             int accumulate, void *stream, const char *fn)
 {
     ConvGradArgs g;
-    int64_t oh, ow, M, total, blocks;
+    int64_t oh, ow, M, total;
     bnn_status st = bnn_conv2d_output_shape(p, &oh, &ow);
     if (st != BNN_OK) return st;
     if (!bnn_mul_ok(p->n, oh, &M) || !bnn_mul_ok(M, ow, &M)) return BNN_ERR_OVERFLOW;
@@ -514,10 +481,8 @@ static bnn_status conv_grad(const bnn_conv2d_params *p, int weights, const uint6
     g.pt = p->pad_top; g.pl = p->pad_left; g.pad_value = p->pad_value;
     if (weights) g.x = bits; else g.wt = bits;
     g.grad = grad; g.q = q; g.scale = scale; g.out = out; g.accumulate = accumulate != 0;
-    blocks = (total + 255) / 256;
-    if (blocks > INT32_MAX) return BNN_ERR_OVERFLOW;
-    k_conv_grad<<<(unsigned)blocks, 256, 0, (cudaStream_t)stream>>>(g, weights, total);
-    return launched(fn);
+    return weights ? launch_items<ConvGradArgs, conv_grad_weights_one>(g, total, (cudaStream_t)stream, fn)
+                   : launch_items<ConvGradArgs, conv_grad_input_one>(g, total, (cudaStream_t)stream, fn);
 }
 
 extern "C" bnn_status bnn_cuda_conv2d_grad_weights_f32(const bnn_conv2d_params *p,
@@ -567,24 +532,6 @@ extern "C" bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p,
 /* The model runner                                                    */
 /* ------------------------------------------------------------------ */
 
-__global__ void k_u8(U8Args g, int64_t total)
-{
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < total) u8_word(g, i);
-}
-
-__global__ void k_flatten(FlatArgs g, int64_t total)
-{
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < total) flatten_word(g, i);
-}
-
-__global__ void k_argmax(const float *scores, int64_t classes, int64_t n, int32_t *out)
-{
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) argmax_row(scores, classes, i, out);
-}
-
 /* run_model's launcher on the GPU (the tests' runs the same layers on the
  * emulator). */
 struct DeviceLauncher {
@@ -595,21 +542,15 @@ struct DeviceLauncher {
     bnn_status pool(const PoolArgs &g, int64_t total) { return launch_pool(g, total, stream); }
     bnn_status u8(const U8Args &g, int64_t total)
     {
-        return launch_items(total, "bnn_cuda_model_run", [&](unsigned blocks) {
-            k_u8<<<blocks, 256, 0, stream>>>(g, total);
-        });
+        return launch_items<U8Args, u8_word>(g, total, stream, "bnn_cuda_model_run");
     }
     bnn_status flatten(const FlatArgs &g, int64_t total)
     {
-        return launch_items(total, "bnn_cuda_model_run", [&](unsigned blocks) {
-            k_flatten<<<blocks, 256, 0, stream>>>(g, total);
-        });
+        return launch_items<FlatArgs, flatten_word>(g, total, stream, "bnn_cuda_model_run");
     }
-    bnn_status argmax(const float *scores, int64_t classes, int64_t n, int32_t *out)
+    bnn_status argmax(const ArgmaxArgs &g, int64_t n)
     {
-        return launch_items(n, "bnn_cuda_model_run", [&](unsigned blocks) {
-            k_argmax<<<blocks, 256, 0, stream>>>(scores, classes, n, out);
-        });
+        return launch_items<ArgmaxArgs, argmax_row>(g, n, stream, "bnn_cuda_model_run");
     }
 };
 

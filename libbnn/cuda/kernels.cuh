@@ -172,6 +172,12 @@ BNN_HD void pack_word(const PackArgs &p, int64_t row, int64_t word)
     p.dst[row * p.ldd + word] = bits;
 }
 
+/* Word idx of the packed rows (one thread per word). */
+BNN_HD void pack_one(const PackArgs &p, int64_t idx)
+{
+    pack_word(p, idx / p.kw, idx % p.kw);
+}
+
 /* ------------------------------------------------------------------ */
 /* XNOR GEMM on CUDA cores                                             */
 /* ------------------------------------------------------------------ */
@@ -927,11 +933,19 @@ BNN_HD void flatten_word(const FlatArgs &g, int64_t idx)
     g.dst[idx] = v;
 }
 
-/* The class of a row of scores: the first NaN, else the first maximum
- * (numpy's argmax, as bnn_model_run). */
-BNN_HD void argmax_row(const float *scores, int64_t classes, int64_t row, int32_t *out)
+/* The class of row `row` of scores [n][classes]: the first NaN, else the
+ * first maximum (numpy's argmax, as bnn_model_run). */
+struct ArgmaxArgs {
+    const float *scores;
+    int64_t classes;
+    int32_t *out;
+};
+
+BNN_HD void argmax_row(const ArgmaxArgs &g, int64_t row)
 {
-    const float *s = scores + row * classes;
+    const int64_t classes = g.classes;
+    int32_t *out = g.out;
+    const float *s = g.scores + row * classes;
     int64_t cls = 0;
     for (int64_t j = 0; j < classes; j++) {
         if (s[j] != s[j]) {

@@ -6,8 +6,8 @@
  * bnn_model_run without a GPU.
  *
  * A launcher L has gemm(GemmArgs), conv(ConvArgs), pool(PoolArgs, words),
- * u8(U8Args, words), flatten(FlatArgs, words) and argmax(scores, classes,
- * n, out), each returning a bnn_status.
+ * u8(U8Args, words), flatten(FlatArgs, words) and argmax(ArgmaxArgs, n),
+ * each returning a bnn_status.
  */
 #ifndef BNN_CUDA_RUNNER_CUH
 #define BNN_CUDA_RUNNER_CUH
@@ -141,7 +141,9 @@ bnn_status run_model(L &l, const bnn_model *model, const LayerArrays *arr, int64
         cur = out;
         which ^= 1;
     }
-    return classes_out ? l.argmax(scores, model->info.classes, n, classes_out) : BNN_OK;
+    if (classes_out == NULL) return BNN_OK;
+    const ArgmaxArgs am = {scores, model->info.classes, classes_out};
+    return l.argmax(am, n);
 }
 
 } /* namespace bnn_cuda */
