@@ -113,6 +113,23 @@ typedef enum bnn_status {
  *  including values not in the enum ("unknown status"). */
 BNN_API const char *bnn_status_string(bnn_status s);
 
+/* Which field of a parameter struct a call refuses, for a message that
+ * names it: filled by bnn_conv2d_check() and bnn_pool2d_check().  It lives
+ * in caller memory (no global state), so any thread may ask. */
+typedef struct bnn_param_report {
+    bnn_status status;   /* what the calls taking these parameters return */
+    int32_t reserved;    /* 0 */
+    int64_t found;       /* the field's value (0 when no field applies)   */
+    char field[24];      /* the first field out of its domain: "stride_h",
+                            "pad_left", "kh", "reserved[2]", ...; "" when
+                            the parameters are valid or no one field is at
+                            fault (NULL parameters, a size overflow)       */
+    char message[128];   /* one sentence that starts with `field` when it
+                            is set: "pad_left must be >= 0, got -1"; bindings
+                            may put their own name for the field in its
+                            place.  "valid" for valid parameters.          */
+} bnn_param_report;
+
 /* ------------------------------------------------------------------ */
 /* Instruction-set dispatch and threads                                */
 /* ------------------------------------------------------------------ */
@@ -290,6 +307,12 @@ typedef struct bnn_conv2d_params {
 BNN_API bnn_status bnn_conv2d_output_shape(const bnn_conv2d_params *p,
                                            int64_t *oh, int64_t *ow);
 
+/** bnn_conv2d_check() : the checks of bnn_conv2d_output_shape(), in the
+ *  same order and with the same status, with the first failure named in
+ *  *report (which may be NULL): e.g. status BNN_ERR_INVALID, field
+ *  "pad_top", found -1, "pad_top must be >= 0, got -1". */
+BNN_API bnn_status bnn_conv2d_check(const bnn_conv2d_params *p, bnn_param_report *report);
+
 /** bnn_conv2d_workspace_size() : bytes of scratch memory bnn_conv2d()
  *  needs for `threads` threads (0 means bnn_get_num_threads()).  A call
  *  given less runs on as many threads as its workspace allows. */
@@ -394,6 +417,10 @@ typedef struct bnn_pool2d_params {
  *  and BNN_ERR_NULL for NULL data with n > 0; nothing is written. */
 BNN_API bnn_status bnn_pool2d_output_shape(const bnn_pool2d_params *p,
                                            int64_t *oh, int64_t *ow);
+
+/** bnn_pool2d_check() : the checks of bnn_pool2d_output_shape() with the
+ *  first failure named in *report (may be NULL), as bnn_conv2d_check(). */
+BNN_API bnn_status bnn_pool2d_check(const bnn_pool2d_params *p, bnn_param_report *report);
 
 /** bnn_maxpool2d_bits() : max-pool packed sign bits x [n][h][w][words(c)]
  *  into [n][oh][ow][words(c)].  For a channel whose folded map is

@@ -40,6 +40,16 @@
 #  define BNN_ASSERT(x) assert(x)
 #endif
 
+/* Fill *r (if not NULL) for a refused parameter and return st: message is
+ * "<field> <fmt...>" ("<fmt...>" when field is "").  core/params.c. */
+BNN_INTERNAL bnn_status bnn_param_reject(bnn_param_report *r, bnn_status st,
+                                         const char *field, int64_t found,
+                                         const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
 #define BNN_CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
 #define BNN_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define BNN_MAX(a, b) ((a) > (b) ? (a) : (b))

@@ -27,6 +27,13 @@ cdef extern from "bnn.h" nogil:
 
     const char *bnn_status_string(bnn_status s)
 
+    ctypedef struct bnn_param_report:
+        bnn_status status
+        int32_t reserved
+        int64_t found
+        char field[24]
+        char message[128]
+
     ctypedef enum bnn_isa:
         BNN_ISA_REF
         BNN_ISA_AVX2
@@ -88,6 +95,7 @@ cdef extern from "bnn.h" nogil:
         int32_t reserved[4]
 
     bnn_status bnn_conv2d_output_shape(const bnn_conv2d_params *p, int64_t *oh, int64_t *ow)
+    bnn_status bnn_conv2d_check(const bnn_conv2d_params *p, bnn_param_report *report)
     bnn_status bnn_conv2d_workspace_size(const bnn_conv2d_params *p, int threads, size_t *nbytes)
     bnn_status bnn_conv2d(const bnn_conv2d_params *p, const uint64_t *x, const uint64_t *w,
                           const bnn_epilogue *epi, void *out, void *workspace,
@@ -123,6 +131,7 @@ cdef extern from "bnn.h" nogil:
         int32_t reserved[4]
 
     bnn_status bnn_pool2d_output_shape(const bnn_pool2d_params *p, int64_t *oh, int64_t *ow)
+    bnn_status bnn_pool2d_check(const bnn_pool2d_params *p, bnn_param_report *report)
     bnn_status bnn_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
                                   const uint8_t *flip, uint64_t *out)
     bnn_status bnn_maxpool2d_f32_train(const bnn_pool2d_params *p, const float *x,

@@ -31,6 +31,7 @@ class BnnValueError(BnnError, ValueError):
     """libbnn rejected an argument (bad shape, stride, pointer or value)."""
 
 
+ERR_OVERFLOW = BNN_ERR_OVERFLOW            # a size computation overflows
 _VALUE_STATUSES = (BNN_ERR_NULL, BNN_ERR_SHAPE, BNN_ERR_OVERFLOW,
                    BNN_ERR_INVALID, BNN_ERR_STRIDE)
 
@@ -62,10 +63,10 @@ ISA_NAMES = ("ref", "avx2", "avx512", "avx512vnni")    # every kernel table, slo
 cdef bnn_isa _isa_from_name(name) except *:
     cdef bnn_isa out
     if not isinstance(name, str):
-        raise TypeError("ISA name must be a str, got %r" % (type(name).__name__,))
+        raise TypeError("name must be an ISA name (str), got %r" % (name,))
     b = name.encode()
     if bnn_isa_from_name(b, &out) != BNN_OK:
-        raise ValueError("unknown ISA %r; expected one of %s" % (name, ", ".join(ISA_NAMES)))
+        raise ValueError("name must be one of %s, got %r" % (", ".join(ISA_NAMES), name))
     return out
 
 
@@ -93,10 +94,12 @@ def set_isa(name):
 
 def set_num_threads(n):
     """Threads used by large kernels (1..256); results do not depend on it."""
-    import operator
-    n = operator.index(n)
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError("n must be an int, got %r" % (n,)) from None
     if not 1 <= n <= 256:
-        raise BnnValueError("set_num_threads(%d): the thread count must be in 1..256" % n,
+        raise BnnValueError("set_num_threads: n must be in 1..256, got %d" % n,
                             int(BNN_ERR_INVALID))
     check(bnn_set_num_threads(<int>n), "set_num_threads(%d)" % n)
 
@@ -425,29 +428,71 @@ cdef void *_out_ptr(out, int kind) except? NULL:
     return &ob[0]
 
 
+# What pybnn calls the fields of a geometry: the arguments of its public
+# functions (pybnn.ops, pybnn.nn).  A caller's `names` overrides some, e.g.
+# conv2d_output_shape(h, w, kernel, ...) names the kernel "kernel" where
+# bconv2d takes it from the filters w.
+_CONV_NAMES = {"stride_h": "stride", "stride_w": "stride", "dilation_h": "dilation",
+               "dilation_w": "dilation", "pad_top": "padding", "pad_bottom": "padding",
+               "pad_left": "padding", "pad_right": "padding", "pad_value": "pad_value",
+               "pad_byte": "pad_byte", "n": "x", "h": "x", "w": "x", "c": "x", "o": "w",
+               "kh": "w", "kw": "w"}
+_POOL_NAMES = {"stride_h": "stride", "stride_w": "stride", "pad_top": "padding",
+               "pad_bottom": "padding", "pad_left": "padding", "pad_right": "padding",
+               "n": "x", "h": "x", "w": "x", "c": "x", "kh": "kernel", "kw": "kernel"}
+
+
+cdef int32_t _i32(v, name) except? -1:
+    """An int32 field of a parameter struct, from the argument `name`."""
+    try:
+        v = operator.index(v)
+    except TypeError:
+        raise TypeError("%s must be an int or a tuple of ints, got %r" % (name, v)) from None
+    if not -2 ** 31 <= v < 2 ** 31:
+        raise ValueError("%s must fit in int32, got %d" % (name, v))
+    return v
+
+
+cdef _param_error(bnn_param_report *r, names, what):
+    """The exception of a refused geometry: libbnn's sentence about the C
+    field, with the argument's name in the field's place."""
+    field = r.field.decode()
+    msg = r.message.decode()
+    if field:
+        msg = names.get(field, field) + msg[len(field):]
+    if r.status in _VALUE_STATUSES:
+        return BnnValueError("%s: %s" % (what, msg), int(r.status))
+    return BnnError("%s: %s" % (what, msg), int(r.status))
+
+
 cdef bnn_conv2d_params _conv_params(n, h, w, c, o, kh, kw, stride, dilation, padding,
-                                    pad_value, pad_byte) except *:
+                                    pad_value, pad_byte, what="conv2d", names=None) except *:
+    """The geometry, refused here (naming the argument) if libbnn would."""
     cdef bnn_conv2d_params p
+    cdef bnn_param_report r
+    nm = dict(_CONV_NAMES, **names) if names else _CONV_NAMES
     memset(&p, 0, sizeof(p))
     p.n = n; p.h = h; p.w = w; p.c = c; p.o = o; p.kh = kh; p.kw = kw
-    p.stride_h, p.stride_w = stride
-    p.dilation_h, p.dilation_w = dilation
-    p.pad_top, p.pad_bottom, p.pad_left, p.pad_right = padding
-    p.pad_value = pad_value
-    p.pad_byte = pad_byte
+    p.stride_h, p.stride_w = (_i32(v, nm["stride_h"]) for v in stride)
+    p.dilation_h, p.dilation_w = (_i32(v, nm["dilation_h"]) for v in dilation)
+    p.pad_top, p.pad_bottom, p.pad_left, p.pad_right = (_i32(v, nm["pad_top"]) for v in padding)
+    p.pad_value = _i32(pad_value, nm["pad_value"])
+    p.pad_byte = _i32(pad_byte, nm["pad_byte"])
+    if bnn_conv2d_check(&p, NULL) != BNN_OK:
+        bnn_conv2d_check(&p, &r)
+        raise _param_error(&r, nm, what)
     return p
 
 
 def conv2d_output_shape(n, h, w, c, o, kh, kw, stride, dilation, padding, pad_value=0,
-                        pad_byte=128, u8=False):
-    """(oh, ow) of a convolution; raises on an invalid geometry."""
+                        pad_byte=128, u8=False, what="conv2d", names=None):
+    """(oh, ow) of a convolution; raises on an invalid geometry, naming the
+    argument (`names`: pybnn names of C fields, over the defaults)."""
     cdef bnn_conv2d_params p = _conv_params(n, h, w, c, o, kh, kw, stride, dilation,
-                                            padding, 0 if u8 else pad_value, pad_byte)
+                                            padding, 0 if u8 else pad_value, pad_byte,
+                                            what, names)
     cdef int64_t oh = 0, ow = 0
-    cdef size_t nbytes = 0
-    if u8:  # validates pad_byte; the shape is the binary one's
-        check(bnn_conv2d_u8_workspace_size(&p, 1, &nbytes), "conv2d_u8")
-    check(bnn_conv2d_output_shape(&p, &oh, &ow), "conv2d")
+    check(bnn_conv2d_output_shape(&p, &oh, &ow), what)
     return int(oh), int(ow)
 
 
@@ -697,20 +742,29 @@ def conv2d_u8(x, w, out, int kind, stride, dilation, padding, int pad_byte, meth
     return out
 
 
-cdef bnn_pool2d_params _pool_params(n, h, w, c, kernel, stride, padding) except *:
+cdef bnn_pool2d_params _pool_params(n, h, w, c, kernel, stride, padding, what="maxpool2d",
+                                    names=None) except *:
+    """The geometry, refused here (naming the argument) if libbnn would."""
     cdef bnn_pool2d_params p
+    cdef bnn_param_report r
+    nm = dict(_POOL_NAMES, **names) if names else _POOL_NAMES
     memset(&p, 0, sizeof(p))
     p.n = n; p.h = h; p.w = w; p.c = c
-    p.kh, p.kw = kernel
-    p.stride_h, p.stride_w = stride
-    p.pad_top, p.pad_bottom, p.pad_left, p.pad_right = padding
+    p.kh, p.kw = (_i32(v, nm["kh"]) for v in kernel)
+    p.stride_h, p.stride_w = (_i32(v, nm["stride_h"]) for v in stride)
+    p.pad_top, p.pad_bottom, p.pad_left, p.pad_right = (_i32(v, nm["pad_top"]) for v in padding)
+    if bnn_pool2d_check(&p, NULL) != BNN_OK:
+        bnn_pool2d_check(&p, &r)
+        raise _param_error(&r, nm, what)
     return p
 
 
-def pool2d_output_shape(n, h, w, c, kernel, stride, padding):
-    cdef bnn_pool2d_params p = _pool_params(n, h, w, c, kernel, stride, padding)
+def pool2d_output_shape(n, h, w, c, kernel, stride, padding, what="maxpool2d", names=None):
+    """(oh, ow) of a pooling; raises on an invalid geometry, naming the
+    argument (`names`: pybnn names of C fields, over the defaults)."""
+    cdef bnn_pool2d_params p = _pool_params(n, h, w, c, kernel, stride, padding, what, names)
     cdef int64_t oh = 0, ow = 0
-    check(bnn_pool2d_output_shape(&p, &oh, &ow), "maxpool2d")
+    check(bnn_pool2d_output_shape(&p, &oh, &ow), what)
     return int(oh), int(ow)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 
 import numpy as np
 
@@ -34,22 +33,31 @@ def save(path, model, opt, state):
 
 def read(path):
     """The arrays of a checkpoint by name; ValueError naming the file for
-    one that cannot be read (missing, truncated, not a zip, not .npz)."""
+    one that cannot be read (missing, truncated, not a zip, not .npz, a
+    damaged or unsupported zip member)."""
     try:
         z = np.load(path, allow_pickle=False)
         if not hasattr(z, "files"):             # a .npy array, not an .npz archive
             raise ValueError("not an .npz archive")
         with z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError("cannot read checkpoint %s: %s" % (path, e)) from e
+    except Exception as e:
+        # zipfile and numpy raise many kinds for damaged bytes (BadZipFile,
+        # EOFError, NotImplementedError for an unknown zip version,
+        # zlib.error, ...): each is the same "cannot read" to the caller
+        raise ValueError("cannot read checkpoint %s: %s"
+                         % (path, str(e) or type(e).__name__)) from e
 
 
 def run_state(arrays, path):
     """The JSON run state of a checkpoint's arrays."""
     if "state" not in arrays:
         raise ValueError("%s is not a pybnn checkpoint" % path)
-    return json.loads(str(arrays["state"]))
+    try:
+        return json.loads(str(arrays["state"]))
+    except ValueError as e:
+        raise ValueError("%s is not a pybnn checkpoint: its state is not JSON (%s)"
+                         % (path, e)) from e
 
 
 def run_config(state):
@@ -73,8 +81,12 @@ def load(path):
     state = run_state(arrays, path)
     if not isinstance(state, dict) or "config" not in state or "input_shape" not in state:
         raise ValueError("%s is not a pybnn checkpoint" % path)
-    cfg = run_config(state)
-    model = build_model(cfg, tuple(state["input_shape"]), cfg["seed"])
+    try:
+        cfg = run_config(state)
+        model = build_model(cfg, tuple(state["input_shape"]), cfg["seed"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError("checkpoint %s holds a configuration pybnn cannot build: %s"
+                         % (path, e)) from e
     load_model_state(model, arrays, path)
     return model.eval(), state
 

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._args import show
+
 __all__ = ["squared_hinge", "softmax_cross_entropy"]
 
 
 def _labels(labels, n, classes):
     y = np.asarray(labels)
     if y.dtype.kind not in "iu":
-        raise TypeError("labels must be integers, got %s" % y.dtype)
+        raise TypeError("labels must be integers, got %s" % show(labels))
     if y.shape != (n,):
         raise ValueError("labels must have shape (%d,), got %r" % (n, y.shape))
     if n and (y.min() < 0 or y.max() >= classes):
@@ -18,10 +20,20 @@ def _labels(labels, n, classes):
     return y
 
 
+def _scores(scores):
+    try:
+        s = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("scores must be real numbers, got %s" % show(scores)) from None
+    if s.ndim != 2:
+        raise ValueError("scores must be 2-D [N, classes], got shape %r" % (s.shape,))
+    return s
+
+
 def squared_hinge(scores, labels):
     """The paper's loss: mean over batch x classes of max(0, 1 - t*y)^2 with
     targets t = +1 for the label and -1 elsewhere."""
-    s = np.asarray(scores, dtype=np.float64)
+    s = _scores(scores)
     n, c = s.shape
     y = _labels(labels, n, c)
     t = -np.ones_like(s)
@@ -34,7 +46,7 @@ def squared_hinge(scores, labels):
 
 def softmax_cross_entropy(scores, labels):
     """Mean softmax cross-entropy."""
-    s = np.asarray(scores, dtype=np.float64)
+    s = _scores(scores)
     n, c = s.shape
     y = _labels(labels, n, c)
     z = s - s.max(axis=1, keepdims=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._args import integer, real, show
 
 __all__ = ["Optimizer", "ExponentialDecay", "StepHalving"]
 
@@ -40,18 +41,25 @@ class Optimizer:
     def __init__(self, params, kind="adam", lr=None, beta1=None, beta2=None, eps=None,
                  gamma=BOP_GAMMA, threshold=BOP_THRESHOLD):
         if kind not in _DEFAULTS:
-            raise ValueError("optimizer must be one of %s, got %r" % (", ".join(_DEFAULTS), kind))
+            raise ValueError("kind must be one of %s, got %r" % (", ".join(_DEFAULTS), kind))
         d = _DEFAULTS[kind]
         self.kind = kind
-        self.lr = d[0] if lr is None else float(lr)
-        self.beta1 = d[1] if beta1 is None else float(beta1)
-        self.beta2 = d[2] if beta2 is None else float(beta2)
-        self.eps = d[3] if eps is None else float(eps)
-        self.gamma, self.threshold = float(gamma), float(threshold)
-        if kind == "bop" and not (0 < self.gamma <= 1 and self.threshold >= 0):
-            raise ValueError("bop needs 0 < gamma <= 1 and threshold >= 0, got %r, %r"
-                             % (gamma, threshold))
-        self.params = list(params)
+        # libbnn's domain (bnn_opt_step), named here rather than at the first step
+        self.lr = d[0] if lr is None else real(lr, "lr", minimum=0.0)
+        self.beta1 = d[1] if beta1 is None else real(beta1, "beta1", minimum=0.0, below=1.0)
+        self.beta2 = d[2] if beta2 is None else real(beta2, "beta2", minimum=0.0, below=1.0)
+        self.eps = d[3] if eps is None else real(eps, "eps", minimum=0.0)
+        self.gamma = real(gamma, "gamma", above=0.0)
+        if self.gamma > 1:
+            raise ValueError("gamma must be <= 1, got %r" % self.gamma)
+        self.threshold = real(threshold, "threshold", minimum=0.0)
+        try:
+            self.params = list(params)
+        except TypeError:
+            raise TypeError("params must be a list of Parameters, got %s" % show(params)) from None
+        for i, p in enumerate(self.params):
+            if not (hasattr(p, "value") and hasattr(p, "grad") and hasattr(p, "binary")):
+                raise TypeError("params must hold Parameters, got %s at index %d" % (show(p), i))
         self._bop = [kind == "bop" and p.binary for p in self.params]
         for p, bop in zip(self.params, self._bop):
             if bop:                       # the weights are their signs
@@ -124,15 +132,21 @@ def bop_step(w, g, m, gamma, threshold):
     np.negative(w, out=w, where=flip)
 
 
+def _schedule_target(optimizer):
+    if not hasattr(optimizer, "lr"):
+        raise TypeError("optimizer must be an Optimizer, got %s" % show(optimizer))
+
+
 class ExponentialDecay:
     """lr <- lr * decay once per epoch, decay = (lr_end/lr_start)^(1/epochs)."""
 
     def __init__(self, optimizer, lr_start, lr_end, epochs):
-        if not (lr_start > 0 and lr_end > 0) or int(epochs) < 1:
-            raise ValueError("ExponentialDecay needs lr_start, lr_end > 0 and epochs >= 1")
+        _schedule_target(optimizer)
         self.opt = optimizer
-        self.lr_start = float(lr_start)
-        self.decay = (float(lr_end) / self.lr_start) ** (1.0 / max(int(epochs), 1))
+        self.lr_start = real(lr_start, "lr_start", above=0.0)
+        lr_end = real(lr_end, "lr_end", above=0.0)
+        epochs = integer(epochs, "epochs", 1)
+        self.decay = (lr_end / self.lr_start) ** (1.0 / epochs)
         self.opt.lr = self.lr_start
 
     def lr_at(self, epoch):
@@ -146,11 +160,10 @@ class StepHalving:
     """lr halved every `every` epochs (the Torch code's schedule)."""
 
     def __init__(self, optimizer, lr_start, every):
-        if not lr_start > 0 or int(every) < 1:
-            raise ValueError("StepHalving needs lr_start > 0 and every >= 1")
+        _schedule_target(optimizer)
         self.opt = optimizer
-        self.lr_start = float(lr_start)
-        self.every = int(every)
+        self.lr_start = real(lr_start, "lr_start", above=0.0)
+        self.every = integer(every, "every", 1)
         self.opt.lr = self.lr_start
 
     def lr_at(self, epoch):

@@ -1071,6 +1071,82 @@ static int test_shapes(void)
     return 0;
 }
 
+/* bnn_conv2d_check() names the field bnn_conv2d_output_shape() refuses,
+ * with its status, and says "valid" otherwise. */
+static int conv_report(const bnn_conv2d_params *p, bnn_status want, const char *field,
+                       const char *message)
+{
+    bnn_param_report r;
+    int64_t oh, ow;
+    bt_ctx("bnn_conv2d_check: %s", message);
+    memset(&r, 0x5a, sizeof r);
+    CHECK_ST(bnn_conv2d_check(p, &r), want);
+    CHECK_ST(r.status, want);
+    CHECK_ST(bnn_conv2d_output_shape(p, &oh, &ow), want);
+    CHECK_ST(bnn_conv2d_check(p, NULL), want);
+    CHECK_MSG(strcmp(r.field, field) == 0, "field '%s', expected '%s'", r.field, field);
+    CHECK_MSG(strcmp(r.message, message) == 0, "message '%s', expected '%s'", r.message,
+              message);
+    return 0;
+}
+
+static int test_reports(void)
+{
+    const bnn_conv2d_params base = make_params(2, 5, 5, 70, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0);
+    bnn_conv2d_params p;
+    bnn_param_report r;
+    RUN(conv_report(&base, BNN_OK, "", "valid"));
+    RUN(conv_report(NULL, BNN_ERR_NULL, "", "the parameters are NULL"));
+    p = base; p.reserved[2] = 7;
+    RUN(conv_report(&p, BNN_ERR_INVALID, "reserved[2]", "reserved[2] must be 0, got 7"));
+    p = base; p.stride_h = 0;
+    RUN(conv_report(&p, BNN_ERR_INVALID, "stride_h", "stride_h must be >= 1, got 0"));
+    p = base; p.stride_w = -1;
+    RUN(conv_report(&p, BNN_ERR_INVALID, "stride_w", "stride_w must be >= 1, got -1"));
+    p = base; p.dilation_h = 0;
+    RUN(conv_report(&p, BNN_ERR_INVALID, "dilation_h", "dilation_h must be >= 1, got 0"));
+    p = base; p.dilation_w = INT32_MIN;
+    RUN(conv_report(&p, BNN_ERR_INVALID, "dilation_w",
+                    "dilation_w must be >= 1, got -2147483648"));
+    p = base; p.pad_top = -1;
+    RUN(conv_report(&p, BNN_ERR_INVALID, "pad_top", "pad_top must be >= 0, got -1"));
+    p = base; p.pad_right = -5;
+    RUN(conv_report(&p, BNN_ERR_INVALID, "pad_right", "pad_right must be >= 0, got -5"));
+    p = base; p.pad_byte = 256;
+    RUN(conv_report(&p, BNN_ERR_INVALID, "pad_byte", "pad_byte must be in 0..255, got 256"));
+    p = base; p.pad_value = 2;
+    RUN(conv_report(&p, BNN_ERR_INVALID, "pad_value", "pad_value must be 0 or 1, got 2"));
+    p = base; p.n = -1;
+    RUN(conv_report(&p, BNN_ERR_SHAPE, "n", "n must be >= 0, got -1"));
+    p = base; p.c = 0;
+    RUN(conv_report(&p, BNN_ERR_SHAPE, "c", "c must be >= 1, got 0"));
+    p = base; p.o = -1;
+    RUN(conv_report(&p, BNN_ERR_SHAPE, "o", "o must be >= 0, got -1"));
+    p = base; p.kw = 0;
+    RUN(conv_report(&p, BNN_ERR_SHAPE, "kw", "kw must be >= 1, got 0"));
+    p = base; p.kh = 8;
+    RUN(conv_report(&p, BNN_ERR_SHAPE, "kh", "kh must fit in the padded input (7 rows), got "
+                    "8 taps spanning 8 rows at dilation 1"));
+    p = base; p.dilation_w = 4;
+    RUN(conv_report(&p, BNN_ERR_SHAPE, "kw", "kw must fit in the padded input (7 columns), got "
+                    "3 taps spanning 9 columns at dilation 4"));
+    p = base; p.n = INT64_MAX;
+    RUN(conv_report(&p, BNN_ERR_OVERFLOW, "", "the input or filter extents overflow"));
+    /* the first failure in the order of the checks: stride before padding */
+    p = base; p.pad_top = -1; p.stride_h = 0;
+    RUN(conv_report(&p, BNN_ERR_INVALID, "stride_h", "stride_h must be >= 1, got 0"));
+    /* u8 convolutions run the same checks */
+    p = base; p.pad_byte = -1;
+    CHECK_ST(bnn_conv2d_check(&p, &r), BNN_ERR_INVALID);
+    {
+        size_t bytes;
+        CHECK_ST(bnn_conv2d_u8_workspace_size(&p, 1, &bytes), r.status);
+    }
+    CHECK_MSG(strcmp(r.field, "pad_byte") == 0 && r.found == -1, "field '%s' found %lld",
+              r.field, (long long)r.found);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     case_list fixed_cases, rand_cases, thread_cases;
@@ -1084,6 +1160,7 @@ int main(int argc, char **argv)
         return 1;
     }
     fails += test_shapes() != 0;
+    fails += test_reports() != 0;
     fails += for_each_isa(errors_body) != 0;
     fails += for_each_isa(pad_byte_body) != 0;
     fails += for_each_isa(ex_errors_body) != 0;

@@ -591,11 +591,62 @@ static int zero_batch_body(bnn_isa isa)
     return 0;
 }
 
+/* bnn_pool2d_check() names the field bnn_pool2d_output_shape() refuses,
+ * with its status, and says "valid" otherwise. */
+static int pool_report(const bnn_pool2d_params *p, bnn_status want, const char *field,
+                       const char *message)
+{
+    bnn_param_report r;
+    int64_t oh, ow;
+    bt_ctx("bnn_pool2d_check: %s", message);
+    memset(&r, 0x5a, sizeof r);
+    CHECK_ST(bnn_pool2d_check(p, &r), want);
+    CHECK_ST(r.status, want);
+    CHECK_ST(bnn_pool2d_output_shape(p, &oh, &ow), want);
+    CHECK_ST(bnn_pool2d_check(p, NULL), want);
+    CHECK_MSG(strcmp(r.field, field) == 0, "field '%s', expected '%s'", r.field, field);
+    CHECK_MSG(strcmp(r.message, message) == 0, "message '%s', expected '%s'", r.message,
+              message);
+    return 0;
+}
+
+static int test_reports(void)
+{
+    const bnn_pool2d_params base = pool_params(1, 4, 4, 2, 2, 2, 2, 2, 0, 0, 0, 0);
+    bnn_pool2d_params p;
+    RUN(pool_report(&base, BNN_OK, "", "valid"));
+    RUN(pool_report(NULL, BNN_ERR_NULL, "", "the parameters are NULL"));
+    p = base; p.reserved[0] = -1;
+    RUN(pool_report(&p, BNN_ERR_INVALID, "reserved[0]", "reserved[0] must be 0, got -1"));
+    p = base; p.kh = 0;
+    RUN(pool_report(&p, BNN_ERR_INVALID, "kh", "kh must be >= 1, got 0"));
+    p = base; p.stride_w = 0;
+    RUN(pool_report(&p, BNN_ERR_INVALID, "stride_w", "stride_w must be >= 1, got 0"));
+    p = base; p.pad_left = -2;
+    RUN(pool_report(&p, BNN_ERR_INVALID, "pad_left", "pad_left must be >= 0, got -2"));
+    p = base; p.pad_bottom = 2;
+    RUN(pool_report(&p, BNN_ERR_INVALID, "pad_bottom",
+                    "pad_bottom must be smaller than the window (2), got 2"));
+    p = base; p.h = -1;
+    RUN(pool_report(&p, BNN_ERR_SHAPE, "h", "h must be >= 0, got -1"));
+    p = base; p.c = 0;
+    RUN(pool_report(&p, BNN_ERR_SHAPE, "c", "c must be >= 1, got 0"));
+    p = base; p.kh = 5;
+    RUN(pool_report(&p, BNN_ERR_SHAPE, "kh", "kh must fit in the padded input of 4 rows, got 5"));
+    p = base; p.kw = 7; p.pad_left = 1; p.pad_right = 1;
+    RUN(pool_report(&p, BNN_ERR_SHAPE, "kw",
+                    "kw must fit in the padded input of 6 columns, got 7"));
+    p = base; p.n = INT64_MAX;
+    RUN(pool_report(&p, BNN_ERR_OVERFLOW, "", "the input extents overflow"));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int fails = 0;
     bt_init(argc, argv, "test_pool");
     fails += test_shapes() != 0;
+    fails += test_reports() != 0;
     fails += for_each_isa(errors_body) != 0;
     fails += for_each_isa(zero_batch_body) != 0;
     fails += for_each_isa(random_body) != 0;

@@ -4,6 +4,8 @@
 #   cmake -DPROGRAM=path "-DARGS=a;b;c" -DEXPECT_RC=0|nonzero
 #         "-DEXPECT=regex;regex..." ["-DREJECT=regex;..."] -P check_output.cmake
 #
+# PROGRAM may be a list, an emulator and its options before the path
+# ("qemu-aarch64;-L;SYSROOT;path": CMAKE_CROSSCOMPILING_EMULATOR).
 # Every EXPECT regex must match the combined stdout and stderr; no REJECT
 # regex may match.
 if(NOT DEFINED PROGRAM OR NOT DEFINED EXPECT_RC)

@@ -51,7 +51,9 @@ static const bnn_kernels k_avx512_vnni = {
 #endif
 
 static const bnn_kernels *g_table = &k_ref;
+#if BNN_X86   /* what the CPU probe found (other targets have no such kernels) */
 static int g_cpu_avx2 = 0, g_cpu_avx512 = 0, g_cpu_vnni = 0;
+#endif
 
 #if BNN_X86 && defined(__GNUC__)
 static uint64_t xgetbv0(void)

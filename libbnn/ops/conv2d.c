@@ -16,6 +16,7 @@
  */
 #include "core/bnn_engine.h"
 
+#include <inttypes.h>
 #include <string.h>
 
 static int checked_dims(const bnn_conv2d_params *p)
@@ -29,36 +30,72 @@ static int checked_dims(const bnn_conv2d_params *p)
         && (uint64_t)t < (uint64_t)(SIZE_MAX / 8);
 }
 
-bnn_status bnn_conv_geom_init(const bnn_conv2d_params *p, int u8, bnn_conv_geom *g)
+/* A field below its minimum: the report names it. */
+#define CONV_MIN(st, field, min)                                              \
+    if (p->field < (min))                                                     \
+    return bnn_param_reject(r, (st), #field, p->field, "must be >= %d, got %" PRId64, \
+                            (int)(min), (int64_t)p->field)
+
+/* Every check of a geometry, in order, the first failure named in *r (may
+ * be NULL); g is filled when all pass. */
+static bnn_status conv_geom(const bnn_conv2d_params *p, bnn_conv_geom *g, bnn_param_report *r)
 {
+    static const char *const reserved[4] = {"reserved[0]", "reserved[1]", "reserved[2]",
+                                            "reserved[3]"};
     int64_t span_h, span_w, in_h, in_w, t;
     int i;
-    if (p == NULL) return BNN_ERR_NULL;
+    if (p == NULL) return bnn_param_reject(r, BNN_ERR_NULL, "", 0, "the parameters are NULL");
     for (i = 0; i < 4; i++)
-        if (p->reserved[i] != 0) return BNN_ERR_INVALID;
-    if (p->stride_h < 1 || p->stride_w < 1 || p->dilation_h < 1 || p->dilation_w < 1
-        || p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0)
-        return BNN_ERR_INVALID;
+        if (p->reserved[i] != 0)
+            return bnn_param_reject(r, BNN_ERR_INVALID, reserved[i], p->reserved[i],
+                                    "must be 0, got %" PRId32, p->reserved[i]);
+    CONV_MIN(BNN_ERR_INVALID, stride_h, 1);
+    CONV_MIN(BNN_ERR_INVALID, stride_w, 1);
+    CONV_MIN(BNN_ERR_INVALID, dilation_h, 1);
+    CONV_MIN(BNN_ERR_INVALID, dilation_w, 1);
+    CONV_MIN(BNN_ERR_INVALID, pad_top, 0);
+    CONV_MIN(BNN_ERR_INVALID, pad_bottom, 0);
+    CONV_MIN(BNN_ERR_INVALID, pad_left, 0);
+    CONV_MIN(BNN_ERR_INVALID, pad_right, 0);
     /* both fields are checked whichever op reads them */
-    if (p->pad_byte < 0 || p->pad_byte > 255 || (p->pad_value != 0 && p->pad_value != 1))
-        return BNN_ERR_INVALID;
-    (void)u8;
-    if (p->n < 0 || p->h < 0 || p->w < 0 || p->c < 1 || p->o < 0
-        || p->kh < 1 || p->kw < 1)
-        return BNN_ERR_SHAPE;
-    if (!checked_dims(p)) return BNN_ERR_OVERFLOW;
+    if (p->pad_byte < 0 || p->pad_byte > 255)
+        return bnn_param_reject(r, BNN_ERR_INVALID, "pad_byte", p->pad_byte,
+                                "must be in 0..255, got %" PRId32, p->pad_byte);
+    if (p->pad_value != 0 && p->pad_value != 1)
+        return bnn_param_reject(r, BNN_ERR_INVALID, "pad_value", p->pad_value,
+                                "must be 0 or 1, got %" PRId32, p->pad_value);
+    CONV_MIN(BNN_ERR_SHAPE, n, 0);
+    CONV_MIN(BNN_ERR_SHAPE, h, 0);
+    CONV_MIN(BNN_ERR_SHAPE, w, 0);
+    CONV_MIN(BNN_ERR_SHAPE, c, 1);
+    CONV_MIN(BNN_ERR_SHAPE, o, 0);
+    CONV_MIN(BNN_ERR_SHAPE, kh, 1);
+    CONV_MIN(BNN_ERR_SHAPE, kw, 1);
+    if (!checked_dims(p))
+        return bnn_param_reject(r, BNN_ERR_OVERFLOW, "", 0,
+                                "the input or filter extents overflow");
     /* effective kernel extent and padded input, overflow-checked */
     if (p->kh - 1 > (INT64_MAX - 1) / p->dilation_h
         || p->kw - 1 > (INT64_MAX - 1) / p->dilation_w)
-        return BNN_ERR_OVERFLOW;
+        return bnn_param_reject(r, BNN_ERR_OVERFLOW, "", 0,
+                                "the dilated kernel's extent overflows");
     span_h = (p->kh - 1) * p->dilation_h + 1;
     span_w = (p->kw - 1) * p->dilation_w + 1;
     if (p->h > INT64_MAX - (int64_t)p->pad_top - p->pad_bottom
         || p->w > INT64_MAX - (int64_t)p->pad_left - p->pad_right)
-        return BNN_ERR_OVERFLOW;
+        return bnn_param_reject(r, BNN_ERR_OVERFLOW, "", 0, "the padded input's extent overflows");
     in_h = p->h + p->pad_top + p->pad_bottom;
     in_w = p->w + p->pad_left + p->pad_right;
-    if (span_h > in_h || span_w > in_w) return BNN_ERR_SHAPE;
+    if (span_h > in_h)
+        return bnn_param_reject(r, BNN_ERR_SHAPE, "kh", p->kh,
+                                "must fit in the padded input (%" PRId64 " rows), got %" PRId64
+                                " taps spanning %" PRId64 " rows at dilation %" PRId32,
+                                in_h, p->kh, span_h, p->dilation_h);
+    if (span_w > in_w)
+        return bnn_param_reject(r, BNN_ERR_SHAPE, "kw", p->kw,
+                                "must fit in the padded input (%" PRId64 " columns), got %" PRId64
+                                " taps spanning %" PRId64 " columns at dilation %" PRId32,
+                                in_w, p->kw, span_w, p->dilation_w);
     g->n = p->n; g->h = p->h; g->w = p->w; g->c = p->c; g->o = p->o;
     g->kh = p->kh; g->kw = p->kw;
     g->sh = p->stride_h; g->sw = p->stride_w;
@@ -71,8 +108,21 @@ bnn_status bnn_conv_geom_init(const bnn_conv2d_params *p, int u8, bnn_conv_geom 
     if (!bnn_mul_ok(g->n, g->oh, &t) || !bnn_mul_ok(t, g->ow, &t)
         || !bnn_mul_ok(t, BNN_MAX(g->o, 1), &t) || (uint64_t)t >= (uint64_t)(SIZE_MAX / 8)
         || !bnn_mul_ok(g->taps, bnn_words(g->c) * 64, &t) || t > INT32_MAX)
-        return BNN_ERR_OVERFLOW;
-    return BNN_OK;
+        return bnn_param_reject(r, BNN_ERR_OVERFLOW, "", 0, "the output extents overflow");
+    return bnn_param_reject(r, BNN_OK, "", 0, "valid");
+}
+#undef CONV_MIN
+
+bnn_status bnn_conv_geom_init(const bnn_conv2d_params *p, int u8, bnn_conv_geom *g)
+{
+    (void)u8;
+    return conv_geom(p, g, NULL);
+}
+
+bnn_status bnn_conv2d_check(const bnn_conv2d_params *p, bnn_param_report *report)
+{
+    bnn_conv_geom g;
+    return conv_geom(p, &g, report);
 }
 
 bnn_status bnn_conv2d_output_shape(const bnn_conv2d_params *p, int64_t *oh, int64_t *ow)

@@ -10,36 +10,80 @@
  */
 #include "bnn_internal.h"
 
+#include <inttypes.h>
 #include <string.h>
 
-static bnn_status pool_geom(const bnn_pool2d_params *p, int64_t *oh, int64_t *ow)
+/* A field below its minimum: the report names it. */
+#define POOL_MIN(st, field, min)                                              \
+    if (p->field < (min))                                                     \
+    return bnn_param_reject(r, (st), #field, p->field, "must be >= %d, got %" PRId64, \
+                            (int)(min), (int64_t)p->field)
+/* Each side's padding below the window's extent there. */
+#define POOL_PAD(field, win)                                                  \
+    if (p->field >= p->win)                                                   \
+    return bnn_param_reject(r, BNN_ERR_INVALID, #field, p->field,             \
+                            "must be smaller than the window (%" PRId32 "), got %" PRId32, \
+                            p->win, p->field)
+
+/* Every check of a geometry, in order, the first failure named in *r (may
+ * be NULL); oh, ow are set when all pass. */
+static bnn_status pool_geom(const bnn_pool2d_params *p, int64_t *oh, int64_t *ow,
+                            bnn_param_report *r)
 {
+    static const char *const reserved[4] = {"reserved[0]", "reserved[1]", "reserved[2]",
+                                            "reserved[3]"};
     int64_t t;
     int i;
-    if (p == NULL) return BNN_ERR_NULL;
+    if (p == NULL) return bnn_param_reject(r, BNN_ERR_NULL, "", 0, "the parameters are NULL");
     for (i = 0; i < 4; i++)
-        if (p->reserved[i] != 0) return BNN_ERR_INVALID;
-    if (p->kh < 1 || p->kw < 1 || p->stride_h < 1 || p->stride_w < 1
-        || p->pad_top < 0 || p->pad_bottom < 0 || p->pad_left < 0 || p->pad_right < 0
-        || p->pad_top >= p->kh || p->pad_bottom >= p->kh
-        || p->pad_left >= p->kw || p->pad_right >= p->kw)
-        return BNN_ERR_INVALID;
-    if (p->n < 0 || p->h < 0 || p->w < 0 || p->c < 1) return BNN_ERR_SHAPE;
+        if (p->reserved[i] != 0)
+            return bnn_param_reject(r, BNN_ERR_INVALID, reserved[i], p->reserved[i],
+                                    "must be 0, got %" PRId32, p->reserved[i]);
+    POOL_MIN(BNN_ERR_INVALID, kh, 1);
+    POOL_MIN(BNN_ERR_INVALID, kw, 1);
+    POOL_MIN(BNN_ERR_INVALID, stride_h, 1);
+    POOL_MIN(BNN_ERR_INVALID, stride_w, 1);
+    POOL_MIN(BNN_ERR_INVALID, pad_top, 0);
+    POOL_MIN(BNN_ERR_INVALID, pad_bottom, 0);
+    POOL_MIN(BNN_ERR_INVALID, pad_left, 0);
+    POOL_MIN(BNN_ERR_INVALID, pad_right, 0);
+    POOL_PAD(pad_top, kh);
+    POOL_PAD(pad_bottom, kh);
+    POOL_PAD(pad_left, kw);
+    POOL_PAD(pad_right, kw);
+    POOL_MIN(BNN_ERR_SHAPE, n, 0);
+    POOL_MIN(BNN_ERR_SHAPE, h, 0);
+    POOL_MIN(BNN_ERR_SHAPE, w, 0);
+    POOL_MIN(BNN_ERR_SHAPE, c, 1);
     if (!bnn_mul_ok(p->n, p->h, &t) || !bnn_mul_ok(t, p->w, &t)
         || !bnn_mul_ok(t, p->c, &t) || (uint64_t)t >= (uint64_t)(SIZE_MAX / 8)
         || p->h > INT64_MAX - 2 * (int64_t)INT32_MAX || p->w > INT64_MAX - 2 * (int64_t)INT32_MAX)
-        return BNN_ERR_OVERFLOW;
-    if (p->h + p->pad_top + p->pad_bottom < p->kh || p->w + p->pad_left + p->pad_right < p->kw)
-        return BNN_ERR_SHAPE;
+        return bnn_param_reject(r, BNN_ERR_OVERFLOW, "", 0, "the input extents overflow");
+    if (p->h + p->pad_top + p->pad_bottom < p->kh)
+        return bnn_param_reject(r, BNN_ERR_SHAPE, "kh", p->kh,
+                                "must fit in the padded input of %" PRId64 " rows, got %" PRId32,
+                                p->h + p->pad_top + p->pad_bottom, p->kh);
+    if (p->w + p->pad_left + p->pad_right < p->kw)
+        return bnn_param_reject(r, BNN_ERR_SHAPE, "kw", p->kw,
+                                "must fit in the padded input of %" PRId64 " columns, got %"
+                                PRId32, p->w + p->pad_left + p->pad_right, p->kw);
     *oh = (p->h + p->pad_top + p->pad_bottom - p->kh) / p->stride_h + 1;
     *ow = (p->w + p->pad_left + p->pad_right - p->kw) / p->stride_w + 1;
-    return BNN_OK;
+    return bnn_param_reject(r, BNN_OK, "", 0, "valid");
+}
+#undef POOL_MIN
+#undef POOL_PAD
+
+bnn_status bnn_pool2d_check(const bnn_pool2d_params *p, bnn_param_report *report)
+{
+    int64_t oh, ow;
+    return pool_geom(p, &oh, &ow, report);
 }
 
 bnn_status bnn_pool2d_output_shape(const bnn_pool2d_params *p, int64_t *oh, int64_t *ow)
 {
     int64_t a, b;
-    bnn_status st = pool_geom(p, &a, &b);
+    bnn_status st = pool_geom(p, &a, &b, NULL);
     if (st != BNN_OK) return st;
     if (oh) *oh = a;
     if (ow) *ow = b;
@@ -59,7 +103,7 @@ bnn_status bnn_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
                               const uint8_t *flip, uint64_t *out)
 {
     int64_t oh, ow, cw, nb, y, xx, q, h0, h1, w0, w1, ih, iw, j;
-    bnn_status st = pool_geom(p, &oh, &ow);
+    bnn_status st = pool_geom(p, &oh, &ow, NULL);
     if (st != BNN_OK) return st;
     if (p->n == 0) return BNN_OK;
     if (x == NULL || out == NULL) return BNN_ERR_NULL;
@@ -91,7 +135,7 @@ bnn_status bnn_maxpool2d_bits(const bnn_pool2d_params *p, const uint64_t *x,
 bnn_status bnn_maxpool2d_i32(const bnn_pool2d_params *p, const int32_t *x, int32_t *out)
 {
     int64_t oh, ow, nb, y, xx, h0, h1, w0, w1, ih, iw, ch;
-    bnn_status st = pool_geom(p, &oh, &ow);
+    bnn_status st = pool_geom(p, &oh, &ow, NULL);
     if (st != BNN_OK) return st;
     if (p->n == 0) return BNN_OK;
     if (x == NULL || out == NULL) return BNN_ERR_NULL;
@@ -144,7 +188,7 @@ bnn_status bnn_maxpool2d_f32_train(const bnn_pool2d_params *p, const float *x, f
 {
     int64_t oh, ow, nb, y, xx, h0, h1, w0, w1, c0, ch;
     int32_t t32[256];
-    bnn_status st = pool_geom(p, &oh, &ow);
+    bnn_status st = pool_geom(p, &oh, &ow, NULL);
     if (st != BNN_OK) return st;
     if ((int64_t)p->kh * p->kw > 255) return BNN_ERR_INVALID;
     if (p->n == 0) return BNN_OK;
@@ -169,7 +213,7 @@ bnn_status bnn_maxpool2d_f32_backward(const bnn_pool2d_params *p, const float *g
                                       const uint8_t *tap, float *gx)
 {
     int64_t oh, ow, nb, y, xx, ch;
-    bnn_status st = pool_geom(p, &oh, &ow);
+    bnn_status st = pool_geom(p, &oh, &ow, NULL);
     if (st != BNN_OK) return st;
     if ((int64_t)p->kh * p->kw > 255) return BNN_ERR_INVALID;
     if (p->n == 0) return BNN_OK;

@@ -72,7 +72,11 @@ def read_source(path_or_bytes):
     """(bytes, name to report) of a model file's path or of its bytes."""
     if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
         return bytes(path_or_bytes), "<bytes>"
-    path = os.fspath(path_or_bytes)
+    try:
+        path = os.fspath(path_or_bytes)
+    except TypeError:
+        raise TypeError("path must be a file path or the file's bytes, got %r"
+                        % (path_or_bytes,)) from None
     try:
         with open(path, "rb") as f:
             return f.read(), path

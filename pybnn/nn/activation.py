@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
+from .._args import integer
 from ..ops import PackedTensor, pack
 from .base import Layer
 
@@ -27,10 +28,11 @@ class Activation(Layer):
 
     def __init__(self, binary=True, stochastic=False, seed=0):
         if stochastic and not binary:
-            raise ValueError("a stochastic activation is a sign: binary=True")
+            raise ValueError("stochastic must be False for a float activation (binary=False): "
+                             "a stochastic activation is a sign, got %r" % (stochastic,))
         self.binary = bool(binary)
         self.stochastic = bool(stochastic)
-        self.seed = int(seed)
+        self.seed = integer(seed, "seed")
         self.counter = 0
         self._mask = self._shape = self._x = None
 

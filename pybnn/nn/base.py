@@ -8,6 +8,7 @@ import math
 import numpy as np
 
 from .. import _core
+from .._args import integer, real, show
 from ..ops import PackedTensor, pack
 
 __all__ = ["Parameter", "Layer", "MaskedPacked", "Rounder", "scale_input"]
@@ -17,7 +18,7 @@ def scale_input(x_uint8):
     """uint8 pixels -> float32 in [-1, 1): x/128 - 1 (exact in float32)."""
     x = np.asarray(x_uint8)
     if x.dtype != np.uint8:
-        raise TypeError("inputs must be uint8 pixels, got %s" % x.dtype)
+        raise TypeError("x_uint8 must be uint8 pixels, got %s" % x.dtype)
     return x.astype(np.float32) * np.float32(1 / 128) - np.float32(1)
 
 
@@ -29,7 +30,7 @@ class Rounder:
     position in it is one integer of its state."""
 
     def __init__(self, seed):
-        self.seed = int(seed) % 2 ** 64
+        self.seed = integer(seed, "seed") % 2 ** 64
         self.counter = 0
 
     def __call__(self, a, by_column=False):
@@ -54,13 +55,19 @@ class Parameter:
     -- do).  Assigning `value` a new array drops them too."""
 
     def __init__(self, name, value, binary=False, lr_scale=1.0):
+        if not isinstance(name, str):
+            raise TypeError("name must be a str, got %s" % show(name))
         self.name = name
         self._signs = None
-        self.value = value
+        try:
+            self.value = value
+        except (TypeError, ValueError):
+            raise TypeError("value must be an array of real numbers, got %s"
+                            % show(value)) from None
         self._grad = np.zeros_like(self.value)
         self._grad_stale = False     # True: _grad holds old values that count as zero
         self.binary = binary
-        self.lr_scale = float(lr_scale)
+        self.lr_scale = real(lr_scale, "lr_scale", above=0.0)
 
     @property
     def value(self):
@@ -255,6 +262,16 @@ def as_float(x):
     if isinstance(x, np.ndarray) and x.dtype == np.uint8:   # raw pixels: x/128 - 1
         return scale_input(x)
     return x
+
+
+def layer_rng(rng):
+    """The generator a layer draws its initial weights from: rng, or a fresh
+    one for None."""
+    if rng is None:
+        return np.random.default_rng()
+    if not hasattr(rng, "uniform"):
+        raise TypeError("rng must be a numpy.random.Generator or None, got %s" % show(rng))
+    return rng
 
 
 def glorot(fan_in, fan_out):

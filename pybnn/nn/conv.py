@@ -4,9 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
+from .._args import integer
 from ..ops import PackedTensor, bconv2d_affine, conv2d_output_shape, conv2d_u8
-from ..ops.conv import _pair, _padding
-from .base import Layer, Parameter, Rounder, as_float, glorot, kept_nbytes
+from ..ops.conv import check_geometry
+from .base import Layer, Parameter, Rounder, as_float, glorot, kept_nbytes, layer_rng
 from .dense import resolve_backward
 
 __all__ = ["BinaryConv2d"]
@@ -77,15 +78,14 @@ class BinaryConv2d(Layer):
 
     def __init__(self, in_channels, out_channels, kernel, stride=1, padding=0, dilation=1,
                  pad_value=0, binary=True, rng=None, backward="float", seed=0):
-        rng = rng if rng is not None else np.random.default_rng()
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kh, self.kw = _pair(kernel, "kernel")
-        self.stride = _pair(stride, "stride")
-        self.dilation = _pair(dilation, "dilation")
-        self.padding = _padding(padding)
-        if pad_value not in (0, 1):
-            raise ValueError("pad_value must be 0 or 1, got %r" % (pad_value,))
+        rng = layer_rng(rng)
+        self.in_channels = integer(in_channels, "in_channels", 1)
+        self.out_channels = integer(out_channels, "out_channels", 1)
+        pad_value = integer(pad_value, "pad_value")
+        (self.kh, self.kw), self.stride, self.padding, self.dilation = check_geometry(
+            kernel, stride, padding, dilation, pad_value, what="BinaryConv2d")
         self.pad_value = pad_value
+        seed = integer(seed, "seed")
         self.binary = bool(binary)
         limit, lr_scale = glorot(self.kh * self.kw * self.in_channels,
                                  self.kh * self.kw * self.out_channels)

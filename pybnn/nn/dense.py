@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
+from .._args import integer
 from ..ops import PackedTensor, bgemm
-from .base import Layer, MaskedPacked, Parameter, Rounder, as_float, glorot, kept_nbytes
+from .base import (Layer, MaskedPacked, Parameter, Rounder, as_float, glorot, kept_nbytes,
+                   layer_rng)
 
 __all__ = ["BinaryDense", "pm1_input_grad", "BACKWARDS", "resolve_backward"]
 
@@ -57,8 +59,10 @@ class BinaryDense(Layer):
 
     def __init__(self, in_features, out_features, binary=True, rng=None, backward="float",
                  seed=0):
-        rng = rng if rng is not None else np.random.default_rng()
-        self.in_features, self.out_features = int(in_features), int(out_features)
+        rng = layer_rng(rng)
+        self.in_features = integer(in_features, "in_features", 1)
+        self.out_features = integer(out_features, "out_features", 1)
+        seed = integer(seed, "seed")
         limit, lr_scale = glorot(self.in_features, self.out_features)
         self.binary = bool(binary)
         self.W = Parameter("W", rng.uniform(-limit, limit, (self.out_features, self.in_features)),

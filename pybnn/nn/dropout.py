@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 
+from .._args import integer, real
 from ..ops import PackedTensor, pack
 from .base import Layer, MaskedPacked, keep_factor, scale_input
 
@@ -23,10 +24,8 @@ class Dropout(Layer):
     family = "dropout"
 
     def __init__(self, p=0.5, seed=0):
-        if not 0 <= p < 1:
-            raise ValueError("Dropout p must be in [0, 1), got %r" % (p,))
-        self.p = float(p)
-        self.rng = np.random.default_rng(seed)
+        self.p = real(p, "p", minimum=0.0, below=1.0)
+        self.rng = np.random.default_rng(integer(seed, "seed"))
         self._mask = None
 
     def state_dict(self):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
+from .._args import integer, real
 from .base import Layer, Parameter
 
 __all__ = ["BatchNorm"]
@@ -18,10 +19,14 @@ class BatchNorm(Layer):
 
     def __init__(self, features, kind="standard", eps=1e-4, momentum=0.1):
         if kind not in _core.BN_KINDS:
-            raise ValueError("BatchNorm kind must be 'standard' or 'shift', got %r" % (kind,))
-        self.features = int(features)
+            raise ValueError("kind must be 'standard' or 'shift', got %r" % (kind,))
+        self.features = integer(features, "features", 1)
         self.kind = kind
-        self.eps, self.momentum = float(eps), float(momentum)
+        # libbnn's domain (bnn_bn_forward_train), named here
+        self.eps = real(eps, "eps", above=0.0)
+        self.momentum = real(momentum, "momentum", minimum=0.0)
+        if self.momentum > 1:
+            raise ValueError("momentum must be <= 1, got %r" % self.momentum)
         self.gamma = Parameter("gamma", np.ones(self.features))
         self.beta = Parameter("beta", np.zeros(self.features))
         self.running_mean = np.zeros(self.features, dtype=np.float32)

@@ -21,6 +21,10 @@ class MaxPool2d(Layer):
     def __init__(self, kernel, stride=None):
         self.kernel = _pair(kernel, "kernel")
         self.stride = self.kernel if stride is None else _pair(stride, "stride")
+        # what libbnn refuses for any input, named (an empty batch of the
+        # smallest input the window fits)
+        _core.pool2d_output_shape(0, max(self.kernel[0], 1), max(self.kernel[1], 1), 1,
+                                  self.kernel, self.stride, (0, 0, 0, 0), what="MaxPool2d")
         self._arg = None
 
     def output_shape(self, in_shape):

@@ -8,6 +8,7 @@ from time import perf_counter
 
 import numpy as np
 
+from .._args import show
 from ..deploy import runtime, writer
 from ..deploy.fold import FoldError
 from ..ops import PackedTensor
@@ -39,12 +40,17 @@ class Sequential:
     one more XNOR product, far less memory."""
 
     def __init__(self, layers, recompute=True):
-        self.layers = list(layers)
+        try:
+            self.layers = list(layers)
+        except TypeError:
+            raise TypeError("layers must be a list of pybnn layers, got %s"
+                            % show(layers)) from None
         if not self.layers:
-            raise ValueError("Sequential needs at least one layer")
+            raise ValueError("layers must hold at least one layer, got %s" % show(layers))
         for i, layer in enumerate(self.layers):
             if getattr(layer, "family", None) is None:
-                raise TypeError("layer %d (%s) is not a pybnn layer" % (i, type(layer).__name__))
+                raise TypeError("layers must hold pybnn layers, got %s at index %d"
+                                % (show(layer), i))
             if layer.name is None:
                 layer.name = "layer %d (%s)" % (i, getattr(layer, "label", type(layer).__name__))
         self.training = True

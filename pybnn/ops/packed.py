@@ -13,6 +13,7 @@ import operator
 import numpy as np
 
 from .. import _core
+from .._args import finite, integer, nonfinite, real, show
 
 __all__ = ["PackedTensor", "pack", "bgemm", "bgemm_affine", "bgemm_threshold",
            "fold_threshold", "fold_batchnorm"]
@@ -35,7 +36,10 @@ class PackedTensor:
     __slots__ = ("_words", "_shape", "_rows2d")
 
     def __init__(self, words, shape):
-        shape = tuple(int(s) for s in shape)
+        try:
+            shape = tuple(operator.index(s) for s in shape)
+        except TypeError:
+            raise TypeError("shape must be a tuple of ints, got %s" % show(shape)) from None
         if len(shape) < 1 or any(s < 0 for s in shape):
             raise ValueError("shape must have at least one axis and no negative sizes, got %r" % (shape,))
         words = np.asarray(words)
@@ -43,15 +47,15 @@ class PackedTensor:
             raise TypeError("words must be uint64, got %s" % words.dtype)
         want = shape[:-1] + (_words(shape[-1]),)
         if words.shape != want:
-            raise ValueError("words have shape %r; a packed %r tensor needs %r"
-                             % (words.shape, shape, want))
+            raise ValueError("words must have shape %r for a packed %r tensor, got %r"
+                             % (want, shape, words.shape))
         # Kernels need each row's words contiguous, rows at a fixed stride.
         words = np.ascontiguousarray(words, dtype=np.uint64)
         k = shape[-1]
         if k % 64 and words.size:
             pad = np.uint64(((1 << 64) - 1) ^ ((1 << (k % 64)) - 1))
             if np.any(words[..., -1] & pad):
-                raise ValueError("pad bits past element %d of each row must be zero" % k)
+                raise ValueError("words must have zero pad bits past element %d of each row" % k)
         self._words = words
         self._shape = shape
         self._rows2d = words.reshape(math.prod(shape[:-1]), words.shape[-1])
@@ -98,7 +102,7 @@ class PackedTensor:
               or out.shape != self._shape or not out.flags.c_contiguous
               or not out.flags.writeable):
             raise ValueError("unpack: out must be a writeable C-contiguous float32 array of "
-                             "shape %r" % (self._shape,))
+                             "shape %r, got %s" % (self._shape, show(out)))
         if out.size:
             _core.unpack_rows_f32(self._rows(), k, out.reshape(self.rows, k))
         return out
@@ -121,9 +125,9 @@ def pack(x) -> PackedTensor:
     x = np.asarray(x)
     dt = x.dtype.newbyteorder("=")  # byte order is handled below
     if dt not in _PACK_DTYPES:
-        raise TypeError("pack() takes float16/32/64 or int8 arrays, got %s" % dt)
+        raise TypeError("x must be a float16/32/64 or int8 array, got %s" % dt)
     if x.ndim == 0:
-        raise ValueError("pack() needs at least one axis")
+        raise ValueError("x must have at least one axis, got a 0-d array")
     k = x.shape[-1]
     kw = _words(k)
     words = np.empty(x.shape[:-1] + (kw,), dtype=np.uint64)
@@ -151,13 +155,13 @@ def pack(x) -> PackedTensor:
 
 
 def _check_pair(a, w):
-    if not isinstance(a, PackedTensor) or not isinstance(w, PackedTensor):
-        raise TypeError("bgemm takes PackedTensor operands (use pybnn.pack), got %s and %s"
-                        % (type(a).__name__, type(w).__name__))
+    for v, name in ((a, "a"), (w, "w")):
+        if not isinstance(v, PackedTensor):
+            raise TypeError("%s must be a PackedTensor (use pybnn.pack), got %s" % (name, show(v)))
     if w.ndim != 2:
         raise ValueError("w must be a 2-D packed tensor [M, K], got shape %r" % (w.shape,))
     if a.shape[-1] != w.shape[-1]:
-        raise ValueError("K mismatch: a has %d elements per row, w has %d"
+        raise ValueError("w must have the K = %d elements per row of a, got %d"
                          % (a.shape[-1], w.shape[-1]))
     return a.shape[-1], a.shape[:-1], w.shape[0]
 
@@ -166,15 +170,15 @@ def _check_out(out, shape, dtype, operands=()):
     if out is None:
         return np.empty(shape, dtype=dtype)
     if not isinstance(out, np.ndarray):
-        raise TypeError("out must be a numpy array")
+        raise TypeError("out must be a numpy array, got %s" % show(out))
     if out.dtype != dtype:
         raise TypeError("out must be %s, got %s" % (np.dtype(dtype), out.dtype))
     if out.shape != tuple(shape):
-        raise ValueError("out has shape %r, expected %r" % (out.shape, tuple(shape)))
+        raise ValueError("out must have shape %r, got %r" % (tuple(shape), out.shape))
     if not out.flags.writeable:
-        raise ValueError("out is read-only")
+        raise ValueError("out must be writeable, got a read-only array")
     if not out.flags.c_contiguous:
-        raise ValueError("out must be C-contiguous")
+        raise ValueError("out must be C-contiguous, got strides %r" % (out.strides,))
     for op in operands:
         if np.shares_memory(out, op.words):
             raise ValueError("out must not share memory with an operand")
@@ -192,7 +196,8 @@ def _vector(v, m, dtype, name):
             raise TypeError("%s must hold integers, got %s" % (name, arr.dtype))
         info = np.iinfo(dtype)
         if arr.size and (arr.min() < info.min or arr.max() > info.max):
-            raise ValueError("%s values must fit in %s" % (name, np.dtype(dtype)))
+            raise ValueError("%s must fit in %s, got values in [%d, %d]"
+                             % (name, np.dtype(dtype), arr.min(), arr.max()))
     elif arr.dtype.kind not in "fiub":
         raise TypeError("%s must be real, got %s" % (name, arr.dtype))
     arr = np.ascontiguousarray(arr, dtype=dtype)
@@ -227,9 +232,9 @@ def bgemm_threshold(a: PackedTensor, w: PackedTensor, thresh, flip=None, out=Non
     [..., M]; thresholds usually come from fold_threshold/fold_batchnorm.
     `out`, if given, is a uint64 array [..., ceil(M/64)] to write into."""
     k, lead, m = _check_pair(a, w)
-    thresh = _vector(thresh, m, np.int32, "thresh")
     if thresh is None:
-        raise ValueError("thresh is required")
+        raise ValueError("thresh must be an [%d] integer array, got None" % m)
+    thresh = _vector(thresh, m, np.int32, "thresh")
     if flip is not None:
         flip = _vector(np.asarray(flip) != 0, m, np.uint8, "flip")
     kw = _words(m)
@@ -244,20 +249,47 @@ def fold_threshold(scale, offset, k: int):
     For every integer s in [-k, k], `(flip ? s > thresh : s < thresh)` equals
     `scale * s + offset < 0` computed in float64 (bit 1 = -1).  Returns
     (thresh int32 [C], flip bool [C])."""
-    s = np.ascontiguousarray(np.asarray(scale, dtype=np.float64).reshape(-1))
-    o = np.ascontiguousarray(np.asarray(offset, dtype=np.float64).reshape(-1))
+    s = _reals(scale, "scale").reshape(-1)
+    o = _reals(offset, "offset").reshape(-1)
     if s.shape != o.shape:
-        raise ValueError("scale and offset shapes differ: %r vs %r" % (s.shape, o.shape))
-    k = operator.index(k)
-    if k < 0:
-        raise ValueError("k must be >= 0, got %d" % k)
-    t, f = _core.fold_threshold(s, o, k)
+        raise ValueError("offset must have the shape %r of scale, got %r" % (s.shape, o.shape))
+    k = integer(k, "k", 0)
+    try:
+        t, f = _core.fold_threshold(np.ascontiguousarray(s), np.ascontiguousarray(o), k)
+    except _core.BnnValueError as e:
+        # libbnn refuses a non-finite scale or offset and k > INT32_MAX - 1
+        # (bnn_fold_threshold); say which, with its status
+        why = (nonfinite(s, "scale") or nonfinite(o, "offset")
+               or "k must be < 2**31 - 1, got %d" % k)
+        raise _core.BnnValueError("fold_threshold: " + why, e.status) from None
     return t, f.astype(bool)
+
+
+def _reals(v, name):
+    """v as a float64 array, or TypeError naming it."""
+    try:
+        a = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError("%s must be real numbers, got %s" % (name, show(v))) from None
+    return a
 
 
 def fold_batchnorm(gamma, beta, mean, var, eps, k: int):
     """Fold batch norm then sign over integer dots in [-k, k]: scale =
     gamma / sqrt(var + eps), offset = beta - mean * scale (float64)."""
-    g, b, mu, v = (np.asarray(x, dtype=np.float64) for x in (gamma, beta, mean, var))
-    scale = g / np.sqrt(v + float(eps))
+    g, b, mu, v = (_reals(x, name) for x, name in ((gamma, "gamma"), (beta, "beta"),
+                                                    (mean, "mean"), (var, "var")))
+    for x, name in ((b, "beta"), (mu, "mean"), (v, "var")):
+        if x.shape != g.shape:
+            raise ValueError("%s must have the shape %r of gamma, got %r"
+                             % (name, g.shape, x.shape))
+    eps = real(eps, "eps", minimum=0.0)
+    k = integer(k, "k", 0)
+    for x, name in ((g, "gamma"), (b, "beta"), (mu, "mean"), (v, "var")):
+        finite(x.reshape(-1), name)
+    if (v < 0).any():
+        raise ValueError("var must be >= 0, got %r" % float(v[v < 0].reshape(-1)[0]))
+    if eps == 0 and (v == 0).any():
+        raise ValueError("eps must be > 0 where var is 0, got 0.0")
+    scale = g / np.sqrt(v + eps)
     return fold_threshold(scale, b - mu * scale, k)

@@ -958,15 +958,15 @@ def test_input_dtype_and_mode_errors():
                 model.predict(np.zeros((2, 20), dtype))
     with pytest.raises(TypeError, match="uint8"):
         m.forward(np.zeros((2, 20), np.float32))
-    with pytest.raises(TypeError, match="not a pybnn layer"):
+    with pytest.raises(TypeError, match="layers must hold pybnn layers, got an object at index 1"):
         nn.Sequential([nn.Sign(), object()])
     with pytest.raises(ValueError):
         nn.Sequential([])
-    with pytest.raises(ValueError, match="Dropout p"):
+    with pytest.raises(ValueError, match="p must be < 1.0, got 1.0"):
         nn.Dropout(1.0)
     with pytest.raises(ValueError, match="kind"):
         nn.BatchNorm(3, kind="batch")
-    with pytest.raises(ValueError, match="optimizer"):
+    with pytest.raises(ValueError, match="kind must be one of adam.*got 'sgd'"):
         optim.Optimizer([], "sgd")
 
 
