@@ -138,15 +138,17 @@ typedef enum bnn_isa {
     BNN_ISA_REF         = 0,  /* portable scalar reference (always present) */
     BNN_ISA_AVX2        = 1,  /* x86 AVX2 + FMA, vectorised nibble popcount  */
     BNN_ISA_AVX512      = 2,  /* x86 AVX-512 F/DQ/BW/VL + VPOPCNTDQ          */
-    BNN_ISA_AVX512_VNNI = 3   /* the same + AVX512_VNNI for the 8-bit first
+    BNN_ISA_AVX512_VNNI = 3,  /* the same + AVX512_VNNI for the 8-bit first
                                  layer (VPDPBUSD)                            */
+    BNN_ISA_NEON        = 4   /* aarch64 Advanced SIMD: vcnt popcount        */
 } bnn_isa;
 
-/** bnn_isa_name() : "ref", "avx2", "avx512" or "avx512vnni", the kernels
- *  in use.  The first call of any kernel (or of this) selects the best ISA
- *  that the CPU and OS support (CPUID + XGETBV; avx512vnni where the CPU
- *  has VNNI), unless the environment variable
- *  BNN_ISA=ref|avx2|avx512|avx512vnni asks for one ("avx512" is then the
+/** bnn_isa_name() : "ref", "avx2", "avx512", "avx512vnni" or "neon", the
+ *  kernels in use.  The first call of any kernel (or of this) selects the
+ *  best ISA that the CPU and OS support (x86: CPUID + XGETBV, avx512vnni
+ *  where the CPU has VNNI; aarch64: AT_HWCAP's ASIMD), unless the
+ *  environment variable BNN_ISA=ref|avx2|avx512|avx512vnni|neon asks for
+ *  one ("avx512" is then the
  *  AVX-512 kernels without VNNI, so every table can be tested alone); an
  *  unavailable or unknown request falls back to the best available ISA. */
 BNN_API const char *bnn_isa_name(void);

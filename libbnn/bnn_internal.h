@@ -13,6 +13,11 @@
 #else
 #  define BNN_X86 0
 #endif
+#if defined(__aarch64__)
+#  define BNN_ARM64 1
+#else
+#  define BNN_ARM64 0
+#endif
 
 #if defined(__GNUC__)
 #  define BNN_TARGET_AVX2 __attribute__((target("avx2,fma,popcnt,bmi2")))

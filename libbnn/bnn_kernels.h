@@ -299,4 +299,13 @@ BNN_INTERNAL void bnn_epi_f32_avx512(int64_t n, const int32_t *dot,
 BNN_INTERNAL uint64_t bnn_probe_avx512(int64_t iters, uint64_t *sink);
 #endif
 
+#if BNN_ARM64
+BNN_INTERNAL void bnn_pack_f32_neon(int64_t k, const float *src, uint64_t *dst);
+BNN_INTERNAL void bnn_pack_i8_neon(int64_t k, const int8_t *src, uint64_t *dst);
+BNN_INTERNAL void bnn_popc_strip_neon(int64_t mr, int64_t ncols, int64_t kw,
+                                      const uint64_t *a, int64_t lda,
+                                      const uint64_t *w, int64_t ldw,
+                                      int32_t *pc, int64_t ldpc);
+#endif
+
 #endif /* BNN_KERNELS_H */

@@ -57,7 +57,7 @@ def version_string():
     return bnn_version_string().decode()
 
 
-ISA_NAMES = ("ref", "avx2", "avx512", "avx512vnni")    # every kernel table, slowest first
+ISA_NAMES = ("ref", "avx2", "avx512", "avx512vnni", "neon")   # every kernel table
 
 
 cdef bnn_isa _isa_from_name(name) except *:
@@ -71,7 +71,7 @@ cdef bnn_isa _isa_from_name(name) except *:
 
 
 def isa():
-    """Name of the kernels in use: 'ref', 'avx2', 'avx512' or 'avx512vnni'
+    """Name of the kernels in use: 'ref', 'avx2', 'avx512', 'avx512vnni' or 'neon'
     (AVX-512 with the VNNI first-layer kernel)."""
     return bnn_isa_name().decode()
 

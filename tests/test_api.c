@@ -16,7 +16,8 @@ static int test_isa_default(void)
     bt_ctx("default ISA selection (BNN_ISA=%s)", env ? env : "(unset)");
     CHECK(name != NULL);
     CHECK_MSG(strcmp(name, "ref") == 0 || strcmp(name, "avx2") == 0
-                  || strcmp(name, "avx512") == 0,
+                  || strcmp(name, "avx512") == 0 || strcmp(name, "avx512vnni") == 0
+                  || strcmp(name, "neon") == 0,
               "bnn_isa_name() = '%s'", name);
     CHECK_MSG(strcmp(name, bt_isa_str(cur)) == 0, "name %s, current %d", name,
               (int)cur);
@@ -29,16 +30,18 @@ static int test_isa_default(void)
     best = bnn_isa_supported(BNN_ISA_AVX512_VNNI) ? BNN_ISA_AVX512_VNNI
          : bnn_isa_supported(BNN_ISA_AVX512) ? BNN_ISA_AVX512
          : bnn_isa_supported(BNN_ISA_AVX2)   ? BNN_ISA_AVX2
+         : bnn_isa_supported(BNN_ISA_NEON)   ? BNN_ISA_NEON
                                              : BNN_ISA_REF;
     if (env && bnn_isa_from_name(env, &want) == BNN_OK && bnn_isa_supported(want))
         CHECK_EQ(cur, want);
     else
         CHECK_EQ(cur, best); /* unset, unknown or unavailable -> best */
-    printf("  default isa %s; supported:%s%s%s%s\n", name,
+    printf("  default isa %s; supported:%s%s%s%s%s\n", name,
            bnn_isa_supported(BNN_ISA_REF) ? " ref" : "",
            bnn_isa_supported(BNN_ISA_AVX2) ? " avx2" : "",
            bnn_isa_supported(BNN_ISA_AVX512) ? " avx512" : "",
-           bnn_isa_supported(BNN_ISA_AVX512_VNNI) ? " avx512vnni" : "");
+           bnn_isa_supported(BNN_ISA_AVX512_VNNI) ? " avx512vnni" : "",
+           bnn_isa_supported(BNN_ISA_NEON) ? " neon" : "");
     return 0;
 }
 
@@ -207,7 +210,7 @@ static int test_isa_names(void)
     bnn_isa out;
     static const char *bad[] = {"", "REF", "Ref", "avx", "avx5", "avx51",
                                 "avx5120", "avx2 ", " ref", "ref\n", "sse",
-                                "neon", "avx512vpopcntdq", "best", "auto",
+                                "NEON", "neon ", "avx512vpopcntdq", "best", "auto",
                                 "avx512_vnni", "vnni", "avx512vnni ", "AVX512VNNI"};
     size_t i;
 
@@ -221,6 +224,8 @@ static int test_isa_names(void)
     CHECK_EQ(out, BNN_ISA_AVX512);
     CHECK_ST(bnn_isa_from_name("avx512vnni", &out), BNN_OK);
     CHECK_EQ(out, BNN_ISA_AVX512_VNNI);
+    CHECK_ST(bnn_isa_from_name("neon", &out), BNN_OK);
+    CHECK_EQ(out, BNN_ISA_NEON);
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         bt_ctx("bnn_isa_from_name('%s')", bad[i]);
         out = (bnn_isa)77;
@@ -262,7 +267,7 @@ static int test_set_isa(void)
     }
     /* Values outside the enum are never supported. */
     {
-        static const int junk[] = {4, 5, -1, 100, INT_MAX, INT_MIN};
+        static const int junk[] = {5, 6, -1, 100, INT_MAX, INT_MIN};
         size_t j;
         CHECK_ST(bnn_set_isa(before), BNN_OK);
         for (j = 0; j < sizeof junk / sizeof junk[0]; j++) {

@@ -103,6 +103,8 @@ static int test_thread_counts(void)
 }
 
 #if defined(__linux__)
+static int g_tasks0 = -1;    /* the process's threads before any pool (main + an
+                                emulator's own, under qemu-user) */
 static int task_count(void)
 {
     int n = 0;
@@ -129,9 +131,9 @@ static int test_pool_persists(void)
     CHECK_ST(bnn_set_num_threads(3), BNN_OK);
     CHECK_ST(case_run(&c, 30), BNN_OK);
     after = task_count();
-    CHECK_MSG(before == 8 && after == 8,
-              "threads after parallel calls: %d then %d, expected 8 (caller + 7 waiting workers)",
-              before, after);
+    CHECK_MSG(before == g_tasks0 + 7 && after == g_tasks0 + 7,
+              "threads after parallel calls: %d then %d, expected %d (the %d before the pool "
+              "+ 7 waiting workers)", before, after, g_tasks0 + 7, g_tasks0);
     CHECK_ST(bnn_set_num_threads(1), BNN_OK);
     case_free(&c);
 #endif
@@ -184,6 +186,12 @@ static int test_fork_child(void)
     opt_case e, c;
     pid_t pid;
     int status = 0;
+    if (getenv("BNN_TEST_EMULATOR") != NULL) {
+        /* qemu-user aborts on an internal assertion when a threaded
+         * process forks: the emulator's limit, not the library's */
+        printf("  fork child: skipped under the emulator (%s)\n", getenv("BNN_TEST_EMULATOR"));
+        return 0;
+    }
     expected(&e, 4, 10);
     CHECK_ST(bnn_set_num_threads(4), BNN_OK);
     case_init(&c, 4);
@@ -215,6 +223,9 @@ int main(int argc, char **argv)
 {
     int fails = 0;
     bt_init(argc, argv, "test_threads");
+#if defined(__linux__)
+    g_tasks0 = task_count();
+#endif
     fails += test_thread_counts() != 0;
     fails += test_pool_persists() != 0;
     fails += test_concurrent_callers() != 0;

@@ -16,6 +16,10 @@
 #if BNN_X86 && defined(__GNUC__)
 #  include <cpuid.h>
 #endif
+#if BNN_ARM64 && defined(__linux__)
+#  include <asm/hwcap.h>
+#  include <sys/auxv.h>
+#endif
 #ifndef BNN_NO_THREADS
 #  include <pthread.h>
 #endif
@@ -48,6 +52,17 @@ static const bnn_kernels k_avx512_vnni = {
     bnn_pm1_tile_avx2, bnn_i8pm1_chunk_avx2, bnn_absmax_f32_avx2, bnn_round_i8_avx2,
     bnn_bn_shift_var_avx2, bnn_bn_shift_sums_avx2, bnn_bn_shift_dx_avx2,
 };
+#endif
+
+#if BNN_ARM64
+/* NEON packing and popcounts; the reference kernels elsewhere */
+static const bnn_kernels k_neon = {
+    BNN_ISA_NEON, bnn_pack_f32_neon, bnn_pack_i8_neon, bnn_unpack_f32_ref,
+    bnn_popc_strip_neon, bnn_epi_f32_ref, bnn_dot_u8_strip_ref, bnn_opt_range_ref,
+    bnn_epi_bits_ref, bnn_pm1_tile_ref, bnn_i8pm1_chunk_ref, bnn_absmax_f32_ref,
+    bnn_round_i8_ref, bnn_bn_shift_var_ref, bnn_bn_shift_sums_ref, bnn_bn_shift_dx_ref,
+};
+static int g_cpu_neon = 0;
 #endif
 
 static const bnn_kernels *g_table = &k_ref;
@@ -87,6 +102,15 @@ static void probe_cpu(void)
     if (g_cpu_avx512 && ((c >> 11) & 1))           /* AVX512_VNNI (ecx b11) */
         g_cpu_vnni = 1;
 }
+#elif BNN_ARM64
+static void probe_cpu(void)
+{
+#if defined(__linux__)
+    g_cpu_neon = (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+#else
+    g_cpu_neon = 1;                /* Advanced SIMD is part of ARMv8-A */
+#endif
+}
 #else
 static void probe_cpu(void) {}
 #endif
@@ -99,9 +123,11 @@ const bnn_kernels *bnn_kernels_for(bnn_isa isa)
     case BNN_ISA_AVX2: return g_cpu_avx2 ? &k_avx2 : NULL;
     case BNN_ISA_AVX512: return g_cpu_avx512 ? &k_avx512 : NULL;
     case BNN_ISA_AVX512_VNNI: return g_cpu_vnni ? &k_avx512_vnni : NULL;
-#else
-    default: break;
 #endif
+#if BNN_ARM64
+    case BNN_ISA_NEON: return g_cpu_neon ? &k_neon : NULL;
+#endif
+    default: break;
     }
     return NULL;
 }
@@ -113,6 +139,7 @@ bnn_status bnn_isa_from_name(const char *name, bnn_isa *out)
     else if (strcmp(name, "avx2") == 0) *out = BNN_ISA_AVX2;
     else if (strcmp(name, "avx512") == 0) *out = BNN_ISA_AVX512;
     else if (strcmp(name, "avx512vnni") == 0) *out = BNN_ISA_AVX512_VNNI;
+    else if (strcmp(name, "neon") == 0) *out = BNN_ISA_NEON;
     else return BNN_ERR_INVALID;
     return BNN_OK;
 }
@@ -126,6 +153,9 @@ static void init_once(void)
 #if BNN_X86
     if (g_cpu_avx512) g_table = g_cpu_vnni ? &k_avx512_vnni : &k_avx512;
     else if (g_cpu_avx2) g_table = &k_avx2;
+#endif
+#if BNN_ARM64
+    if (g_cpu_neon) g_table = &k_neon;
 #endif
     env = getenv("BNN_ISA");
     if (env != NULL && bnn_isa_from_name(env, &want) == BNN_OK) {
@@ -157,6 +187,7 @@ const char *bnn_isa_name(void)
     case BNN_ISA_AVX2: return "avx2";
     case BNN_ISA_AVX512: return "avx512";
     case BNN_ISA_AVX512_VNNI: return "avx512vnni";
+    case BNN_ISA_NEON: return "neon";
     default: return "ref";
     }
 }
