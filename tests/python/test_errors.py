@@ -37,7 +37,7 @@ def test_exception_hierarchy():
 # ---------------------------------------------------------------------------
 # set_isa / isa_supported
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["", "REF", "avx", "sse2", "avx-512", "neon", "ref "])
+@pytest.mark.parametrize("name", ["", "REF", "avx", "sse2", "avx-512", "NEON", "ref "])
 def test_set_isa_unknown_name(restore_isa, name):
     before = pybnn.isa()
     with pytest.raises(ValueError):
