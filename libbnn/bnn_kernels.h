@@ -306,6 +306,11 @@ BNN_INTERNAL void bnn_popc_strip_neon(int64_t mr, int64_t ncols, int64_t kw,
                                       const uint64_t *a, int64_t lda,
                                       const uint64_t *w, int64_t ldw,
                                       int32_t *pc, int64_t ldpc);
+BNN_INTERNAL void bnn_unpack_f32_neon(int64_t k, const uint64_t *src, float *dst);
+BNN_INTERNAL void bnn_epi_f32_neon(int64_t n, const int32_t *dot, const float *scale,
+                                   const float *offset, float *out);
+BNN_INTERNAL void bnn_epi_bits_neon(int64_t n, const int32_t *dot, const int32_t *thresh,
+                                    const uint8_t *flip, uint64_t *out);
 #endif
 
 #endif /* BNN_KERNELS_H */

@@ -47,6 +47,67 @@ void bnn_pack_i8_neon(int64_t k, const int8_t *src, uint64_t *dst)
     if (k % 64) bnn_pack_i8_ref(k - full * 64, src + full * 64, dst + full);
 }
 
+void bnn_unpack_f32_neon(int64_t k, const uint64_t *src, float *dst)
+{
+    static const uint32_t wv[4] = {1, 2, 4, 8};
+    const uint32x4_t weights = vld1q_u32(wv);
+    const float32x4_t pos = vdupq_n_f32(1.0f), neg = vdupq_n_f32(-1.0f);
+    const int64_t full = k / 4;
+    int64_t g;
+    for (g = 0; g < full; g++) {          /* elements 4g .. 4g+3: one nibble */
+        const uint32_t nib = (uint32_t)(src[g / 16] >> (4 * (g % 16))) & 15u;
+        const uint32x4_t set = vtstq_u32(vdupq_n_u32(nib), weights);
+        vst1q_f32(dst + 4 * g, vbslq_f32(set, neg, pos));
+    }
+    for (g = 4 * full; g < k; g++) dst[g] = ((src[g / 64] >> (g % 64)) & 1) ? -1.0f : 1.0f;
+}
+
+/* fmaf((float)dot, scale, offset): vfmaq rounds once, as fmaf does. */
+void bnn_epi_f32_neon(int64_t n, const int32_t *dot, const float *scale, const float *offset,
+                      float *out)
+{
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float32x4_t d = vcvtq_f32_s32(vld1q_s32(dot + j));
+        const float32x4_t sc = scale ? vld1q_f32(scale + j) : vdupq_n_f32(1.0f);
+        const float32x4_t of = offset ? vld1q_f32(offset + j) : vdupq_n_f32(0.0f);
+        vst1q_f32(out + j, vfmaq_f32(of, d, sc));
+    }
+    if (j < n)
+        bnn_epi_f32_ref(n - j, dot + j, scale ? scale + j : NULL, offset ? offset + j : NULL,
+                        out + j);
+}
+
+/* bit = flip ? dot > thresh : dot < thresh, four outputs per nibble. */
+void bnn_epi_bits_neon(int64_t n, const int32_t *dot, const int32_t *thresh,
+                       const uint8_t *flip, uint64_t *out)
+{
+    static const uint32_t wv[4] = {1, 2, 4, 8};
+    const uint32x4_t weights = vld1q_u32(wv);
+    const int64_t full = n / 64;
+    int64_t q, g;
+    for (q = 0; q < full; q++) {
+        uint64_t word = 0;
+        for (g = 0; g < 16; g++) {
+            const int64_t j = q * 64 + 4 * g;
+            const int32x4_t d = vld1q_s32(dot + j), t = vld1q_s32(thresh + j);
+            uint32x4_t f = vdupq_n_u32(0), bit;
+            if (flip) {                         /* any non-zero flip byte counts as 1 */
+                const uint32_t fb = (uint32_t)(flip[j] != 0) | (uint32_t)(flip[j + 1] != 0) << 1
+                                    | (uint32_t)(flip[j + 2] != 0) << 2
+                                    | (uint32_t)(flip[j + 3] != 0) << 3;
+                f = vtstq_u32(vdupq_n_u32(fb), weights);
+            }
+            bit = vbslq_u32(f, vcgtq_s32(d, t), vcltq_s32(d, t));
+            word |= (uint64_t)vaddvq_u32(vandq_u32(bit, weights)) << (4 * g);
+        }
+        out[q] = word;
+    }
+    if (n % 64)
+        bnn_epi_bits_ref(n - full * 64, dot + full * 64, thresh + full * 64,
+                         flip ? flip + full * 64 : NULL, out + full);
+}
+
 /* popcount(a XOR w) over kw words: bytes counted by vcnt, added pairwise
  * into 16-bit lanes (at most 16 per lane per step; 2048 steps stay below
  * 2^15), folded into 32-bit lanes every 2048 steps. */

@@ -55,11 +55,12 @@ static const bnn_kernels k_avx512_vnni = {
 #endif
 
 #if BNN_ARM64
-/* NEON packing and popcounts; the reference kernels elsewhere */
+/* NEON packing, popcounts and the GEMM epilogues; the reference kernels
+ * elsewhere */
 static const bnn_kernels k_neon = {
-    BNN_ISA_NEON, bnn_pack_f32_neon, bnn_pack_i8_neon, bnn_unpack_f32_ref,
-    bnn_popc_strip_neon, bnn_epi_f32_ref, bnn_dot_u8_strip_ref, bnn_opt_range_ref,
-    bnn_epi_bits_ref, bnn_pm1_tile_ref, bnn_i8pm1_chunk_ref, bnn_absmax_f32_ref,
+    BNN_ISA_NEON, bnn_pack_f32_neon, bnn_pack_i8_neon, bnn_unpack_f32_neon,
+    bnn_popc_strip_neon, bnn_epi_f32_neon, bnn_dot_u8_strip_ref, bnn_opt_range_ref,
+    bnn_epi_bits_neon, bnn_pm1_tile_ref, bnn_i8pm1_chunk_ref, bnn_absmax_f32_ref,
     bnn_round_i8_ref, bnn_bn_shift_var_ref, bnn_bn_shift_sums_ref, bnn_bn_shift_dx_ref,
 };
 static int g_cpu_neon = 0;
