@@ -54,6 +54,15 @@ BNN_INTERNAL bnn_status bnn_param_reject(bnn_param_report *r, bnn_status st,
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
+/* BNN_ERR_INVALID naming the first non-zero of four reserved fields, else
+ * BNN_OK (the convolution and pooling parameter checks). */
+BNN_INTERNAL bnn_status bnn_param_reserved(bnn_param_report *r, const int32_t reserved[4]);
+/* In a check of parameters p with report r: reject field p->field below
+ * `min` with status st, naming it. */
+#define BNN_PARAM_MIN(st, field, min)                                         \
+    if (p->field < (min))                                                     \
+    return bnn_param_reject(r, (st), #field, p->field, "must be >= %d, got %" PRId64, \
+                            (int)(min), (int64_t)p->field)
 
 #define BNN_CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
 #define BNN_MIN(a, b) ((a) < (b) ? (a) : (b))

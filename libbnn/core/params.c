@@ -2,6 +2,8 @@
  * which field of a parameter struct is out of its domain, in words. */
 #include "bnn_internal.h"
 
+#include <inttypes.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -26,4 +28,16 @@ bnn_status bnn_param_reject(bnn_param_report *r, bnn_status st, const char *fiel
         n = snprintf(r->message, sizeof r->message, "%s", rule);
     if (n < 0) r->message[0] = '\0';
     return st;
+}
+
+bnn_status bnn_param_reserved(bnn_param_report *r, const int32_t reserved[4])
+{
+    static const char *const names[4] = {"reserved[0]", "reserved[1]", "reserved[2]",
+                                         "reserved[3]"};
+    int i;
+    for (i = 0; i < 4; i++)
+        if (reserved[i] != 0)
+            return bnn_param_reject(r, BNN_ERR_INVALID, names[i], reserved[i],
+                                    "must be 0, got %" PRId32, reserved[i]);
+    return BNN_OK;
 }

@@ -31,32 +31,23 @@ static int checked_dims(const bnn_conv2d_params *p)
 }
 
 /* A field below its minimum: the report names it. */
-#define CONV_MIN(st, field, min)                                              \
-    if (p->field < (min))                                                     \
-    return bnn_param_reject(r, (st), #field, p->field, "must be >= %d, got %" PRId64, \
-                            (int)(min), (int64_t)p->field)
 
 /* Every check of a geometry, in order, the first failure named in *r (may
  * be NULL); g is filled when all pass. */
 static bnn_status conv_geom(const bnn_conv2d_params *p, bnn_conv_geom *g, bnn_param_report *r)
 {
-    static const char *const reserved[4] = {"reserved[0]", "reserved[1]", "reserved[2]",
-                                            "reserved[3]"};
     int64_t span_h, span_w, in_h, in_w, t;
-    int i;
+    bnn_status st0;
     if (p == NULL) return bnn_param_reject(r, BNN_ERR_NULL, "", 0, "the parameters are NULL");
-    for (i = 0; i < 4; i++)
-        if (p->reserved[i] != 0)
-            return bnn_param_reject(r, BNN_ERR_INVALID, reserved[i], p->reserved[i],
-                                    "must be 0, got %" PRId32, p->reserved[i]);
-    CONV_MIN(BNN_ERR_INVALID, stride_h, 1);
-    CONV_MIN(BNN_ERR_INVALID, stride_w, 1);
-    CONV_MIN(BNN_ERR_INVALID, dilation_h, 1);
-    CONV_MIN(BNN_ERR_INVALID, dilation_w, 1);
-    CONV_MIN(BNN_ERR_INVALID, pad_top, 0);
-    CONV_MIN(BNN_ERR_INVALID, pad_bottom, 0);
-    CONV_MIN(BNN_ERR_INVALID, pad_left, 0);
-    CONV_MIN(BNN_ERR_INVALID, pad_right, 0);
+    if ((st0 = bnn_param_reserved(r, p->reserved)) != BNN_OK) return st0;
+    BNN_PARAM_MIN(BNN_ERR_INVALID, stride_h, 1);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, stride_w, 1);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, dilation_h, 1);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, dilation_w, 1);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, pad_top, 0);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, pad_bottom, 0);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, pad_left, 0);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, pad_right, 0);
     /* both fields are checked whichever op reads them */
     if (p->pad_byte < 0 || p->pad_byte > 255)
         return bnn_param_reject(r, BNN_ERR_INVALID, "pad_byte", p->pad_byte,
@@ -64,13 +55,13 @@ static bnn_status conv_geom(const bnn_conv2d_params *p, bnn_conv_geom *g, bnn_pa
     if (p->pad_value != 0 && p->pad_value != 1)
         return bnn_param_reject(r, BNN_ERR_INVALID, "pad_value", p->pad_value,
                                 "must be 0 or 1, got %" PRId32, p->pad_value);
-    CONV_MIN(BNN_ERR_SHAPE, n, 0);
-    CONV_MIN(BNN_ERR_SHAPE, h, 0);
-    CONV_MIN(BNN_ERR_SHAPE, w, 0);
-    CONV_MIN(BNN_ERR_SHAPE, c, 1);
-    CONV_MIN(BNN_ERR_SHAPE, o, 0);
-    CONV_MIN(BNN_ERR_SHAPE, kh, 1);
-    CONV_MIN(BNN_ERR_SHAPE, kw, 1);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, n, 0);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, h, 0);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, w, 0);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, c, 1);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, o, 0);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, kh, 1);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, kw, 1);
     if (!checked_dims(p))
         return bnn_param_reject(r, BNN_ERR_OVERFLOW, "", 0,
                                 "the input or filter extents overflow");
@@ -111,7 +102,6 @@ static bnn_status conv_geom(const bnn_conv2d_params *p, bnn_conv_geom *g, bnn_pa
         return bnn_param_reject(r, BNN_ERR_OVERFLOW, "", 0, "the output extents overflow");
     return bnn_param_reject(r, BNN_OK, "", 0, "valid");
 }
-#undef CONV_MIN
 
 bnn_status bnn_conv_geom_init(const bnn_conv2d_params *p, int u8, bnn_conv_geom *g)
 {

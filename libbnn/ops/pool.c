@@ -14,10 +14,6 @@
 #include <string.h>
 
 /* A field below its minimum: the report names it. */
-#define POOL_MIN(st, field, min)                                              \
-    if (p->field < (min))                                                     \
-    return bnn_param_reject(r, (st), #field, p->field, "must be >= %d, got %" PRId64, \
-                            (int)(min), (int64_t)p->field)
 /* Each side's padding below the window's extent there. */
 #define POOL_PAD(field, win)                                                  \
     if (p->field >= p->win)                                                   \
@@ -30,31 +26,26 @@
 static bnn_status pool_geom(const bnn_pool2d_params *p, int64_t *oh, int64_t *ow,
                             bnn_param_report *r)
 {
-    static const char *const reserved[4] = {"reserved[0]", "reserved[1]", "reserved[2]",
-                                            "reserved[3]"};
     int64_t t;
-    int i;
+    bnn_status st0;
     if (p == NULL) return bnn_param_reject(r, BNN_ERR_NULL, "", 0, "the parameters are NULL");
-    for (i = 0; i < 4; i++)
-        if (p->reserved[i] != 0)
-            return bnn_param_reject(r, BNN_ERR_INVALID, reserved[i], p->reserved[i],
-                                    "must be 0, got %" PRId32, p->reserved[i]);
-    POOL_MIN(BNN_ERR_INVALID, kh, 1);
-    POOL_MIN(BNN_ERR_INVALID, kw, 1);
-    POOL_MIN(BNN_ERR_INVALID, stride_h, 1);
-    POOL_MIN(BNN_ERR_INVALID, stride_w, 1);
-    POOL_MIN(BNN_ERR_INVALID, pad_top, 0);
-    POOL_MIN(BNN_ERR_INVALID, pad_bottom, 0);
-    POOL_MIN(BNN_ERR_INVALID, pad_left, 0);
-    POOL_MIN(BNN_ERR_INVALID, pad_right, 0);
+    if ((st0 = bnn_param_reserved(r, p->reserved)) != BNN_OK) return st0;
+    BNN_PARAM_MIN(BNN_ERR_INVALID, kh, 1);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, kw, 1);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, stride_h, 1);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, stride_w, 1);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, pad_top, 0);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, pad_bottom, 0);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, pad_left, 0);
+    BNN_PARAM_MIN(BNN_ERR_INVALID, pad_right, 0);
     POOL_PAD(pad_top, kh);
     POOL_PAD(pad_bottom, kh);
     POOL_PAD(pad_left, kw);
     POOL_PAD(pad_right, kw);
-    POOL_MIN(BNN_ERR_SHAPE, n, 0);
-    POOL_MIN(BNN_ERR_SHAPE, h, 0);
-    POOL_MIN(BNN_ERR_SHAPE, w, 0);
-    POOL_MIN(BNN_ERR_SHAPE, c, 1);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, n, 0);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, h, 0);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, w, 0);
+    BNN_PARAM_MIN(BNN_ERR_SHAPE, c, 1);
     if (!bnn_mul_ok(p->n, p->h, &t) || !bnn_mul_ok(t, p->w, &t)
         || !bnn_mul_ok(t, p->c, &t) || (uint64_t)t >= (uint64_t)(SIZE_MAX / 8)
         || p->h > INT64_MAX - 2 * (int64_t)INT32_MAX || p->w > INT64_MAX - 2 * (int64_t)INT32_MAX)
@@ -71,7 +62,6 @@ static bnn_status pool_geom(const bnn_pool2d_params *p, int64_t *oh, int64_t *ow
     *ow = (p->w + p->pad_left + p->pad_right - p->kw) / p->stride_w + 1;
     return bnn_param_reject(r, BNN_OK, "", 0, "valid");
 }
-#undef POOL_MIN
 #undef POOL_PAD
 
 bnn_status bnn_pool2d_check(const bnn_pool2d_params *p, bnn_param_report *report)
