@@ -850,7 +850,9 @@ BNN_API bnn_status bnn_model_seal(void *data, size_t bytes);
 
 /** bnn_model_open_memory() : load a model from `bytes` bytes at `data`.
  *  The model keeps pointers into `data` when it is 8-byte aligned
- *  (zero-copy; `data` must then outlive the model), else copies it. */
+ *  (zero-copy; `data` must then outlive the model), else copies it.
+ *  Both open functions allocate: a bare-metal build (BNN_BAREMETAL) has
+ *  no heap and returns BNN_ERR_UNSUPPORTED; use the arena API below. */
 BNN_API bnn_status bnn_model_open_memory(const void *data, size_t bytes, bnn_model **model);
 /** bnn_model_open_file() : read a .bnn file and load it (BNN_ERR_IO when
  *  the file cannot be read). */

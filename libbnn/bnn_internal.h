@@ -7,6 +7,23 @@
 #include <string.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <inttypes.h>
+#include <stdarg.h>
+
+/* newlib (the bare-metal C library) leaves out its 64-bit PRI macros when
+ * <stdint.h> came before <inttypes.h>; int64_t is long long there. */
+#if defined(__NEWLIB__) && !defined(PRId64)
+#  define PRId64 "lld"
+#  define PRIu64 "llu"
+#  define PRIx64 "llx"
+#endif
+
+/* The bare-metal profile (CMake BNN_BAREMETAL, e.g. a Cortex-M): no
+ * threads, no file system, no heap, no environment.  The functions that
+ * need them return BNN_ERR_UNSUPPORTED; the arena API runs the models. */
+#if defined(BNN_BAREMETAL) && !defined(BNN_NO_THREADS)
+#  define BNN_NO_THREADS
+#endif
 
 #if defined(__x86_64__) || defined(_M_X64)
 #  define BNN_X86 1
@@ -45,6 +62,16 @@
 #  define BNN_ASSERT(x) assert(x)
 #endif
 
+/* snprintf's subset for libbnn's messages, with no heap and no stdio
+ * (core/format.c): %d %i %u %x %X %c %s %p %% with the length modifiers
+ * of the PRI macros, no flags or widths. */
+BNN_INTERNAL int bnn_format(char *buf, size_t size, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+BNN_INTERNAL int bnn_vformat(char *buf, size_t size, const char *fmt, va_list ap);
+
 /* Fill *r (if not NULL) for a refused parameter and return st: message is
  * "<field> <fmt...>" ("<fmt...>" when field is "").  core/params.c. */
 BNN_INTERNAL bnn_status bnn_param_reject(bnn_param_report *r, bnn_status st,
@@ -68,10 +95,35 @@ BNN_INTERNAL bnn_status bnn_param_reserved(bnn_param_report *r, const int32_t re
 #define BNN_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define BNN_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* Portable 64-bit popcount (the reference kernels use only this). */
+/* Portable 64-bit popcount (the reference kernels use only this).  The
+ * build picks how (CMake BNN_POPCOUNT): the compiler's builtin by default
+ * (one instruction where the CPU has one); on a core without one (a
+ * Cortex-M), SWAR on the two 32-bit halves (BNN_POPCOUNT_swar32) or a
+ * 256-entry byte table (BNN_POPCOUNT_table8, core/popcount.c).
+ * docs/EMBEDDED.md has the instruction counts of each on a Cortex-M4. */
+#if defined(BNN_POPCOUNT_table8)
+BNN_INTERNAL extern const uint8_t bnn_popcount_table8[256];
+#endif
 static inline int bnn_popcount64(uint64_t x)
 {
-#if defined(__GNUC__)
+#if defined(BNN_POPCOUNT_table8)
+    uint32_t lo = (uint32_t)x, hi = (uint32_t)(x >> 32);
+    return bnn_popcount_table8[lo & 0xff] + bnn_popcount_table8[(lo >> 8) & 0xff]
+         + bnn_popcount_table8[(lo >> 16) & 0xff] + bnn_popcount_table8[lo >> 24]
+         + bnn_popcount_table8[hi & 0xff] + bnn_popcount_table8[(hi >> 8) & 0xff]
+         + bnn_popcount_table8[(hi >> 16) & 0xff] + bnn_popcount_table8[hi >> 24];
+#elif defined(BNN_POPCOUNT_swar32)
+    /* bit pairs, nibbles, then bytes of each half (at most 8 per byte);
+     * the halves' byte counts add without carry (at most 16), and one
+     * multiply sums the four bytes into the top one */
+    uint32_t lo = (uint32_t)x, hi = (uint32_t)(x >> 32);
+    lo = lo - ((lo >> 1) & 0x55555555u);
+    hi = hi - ((hi >> 1) & 0x55555555u);
+    lo = (lo & 0x33333333u) + ((lo >> 2) & 0x33333333u);
+    hi = (hi & 0x33333333u) + ((hi >> 2) & 0x33333333u);
+    lo = ((lo + (lo >> 4)) & 0x0f0f0f0fu) + ((hi + (hi >> 4)) & 0x0f0f0f0fu);
+    return (int)((lo * 0x01010101u) >> 24);
+#elif defined(__GNUC__)
     return __builtin_popcountll(x);
 #else
     x = x - ((x >> 1) & 0x5555555555555555ULL);

@@ -158,7 +158,11 @@ static void init_once(void)
 #if BNN_ARM64
     if (g_cpu_neon) g_table = &k_neon;
 #endif
+#ifdef BNN_BAREMETAL
+    env = NULL;                  /* no environment: bnn_set_isa() forces */
+#else
     env = getenv("BNN_ISA");
+#endif
     if (env != NULL && bnn_isa_from_name(env, &want) == BNN_OK) {
         t = bnn_kernels_for(want);
         if (t != NULL) g_table = t;

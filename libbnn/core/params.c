@@ -5,7 +5,6 @@
 #include <inttypes.h>
 
 #include <stdarg.h>
-#include <stdio.h>
 
 bnn_status bnn_param_reject(bnn_param_report *r, bnn_status st, const char *field,
                             int64_t found, const char *fmt, ...)
@@ -19,13 +18,13 @@ bnn_status bnn_param_reject(bnn_param_report *r, bnn_status st, const char *fiel
     r->found = found;
     strncpy(r->field, field, sizeof r->field - 1);
     va_start(ap, fmt);
-    n = vsnprintf(rule, sizeof rule, fmt, ap);
+    n = bnn_vformat(rule, sizeof rule, fmt, ap);
     va_end(ap);
     if (n < 0) rule[0] = '\0';
     if (field[0] != '\0')
-        n = snprintf(r->message, sizeof r->message, "%s %s", field, rule);
+        n = bnn_format(r->message, sizeof r->message, "%s %s", field, rule);
     else
-        n = snprintf(r->message, sizeof r->message, "%s", rule);
+        n = bnn_format(r->message, sizeof r->message, "%s", rule);
     if (n < 0) r->message[0] = '\0';
     return st;
 }

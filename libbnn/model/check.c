@@ -15,7 +15,6 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
 static const char *type_name(int64_t type)
@@ -55,17 +54,17 @@ static bnn_status reject(bnn_model_report *r, bnn_status st, int64_t offset, int
     memset(r->field, 0, sizeof r->field);
     strncpy(r->field, field, sizeof r->field - 1);
     va_start(ap, fmt);
-    n = vsnprintf(reason, sizeof reason, fmt, ap);
+    n = bnn_vformat(reason, sizeof reason, fmt, ap);
     va_end(ap);
     if (n < 0) reason[0] = '\0';
     if (record >= 0)
-        n = snprintf(r->message, sizeof r->message, "record %" PRId64 " (%s) at byte %" PRId64
+        n = bnn_format(r->message, sizeof r->message, "record %" PRId64 " (%s) at byte %" PRId64
                      ": %s", record, type_name(type), offset, reason);
     else if (offset >= 0)
-        n = snprintf(r->message, sizeof r->message, "header at byte %" PRId64 ": %s", offset,
+        n = bnn_format(r->message, sizeof r->message, "header at byte %" PRId64 ": %s", offset,
                      reason);
     else
-        n = snprintf(r->message, sizeof r->message, "file: %s", reason);
+        n = bnn_format(r->message, sizeof r->message, "file: %s", reason);
     if (n < 0) r->message[0] = '\0';
     return st;
 }
@@ -512,7 +511,7 @@ bnn_status bnn_model_parse(const uint8_t *d, size_t bytes, bnn_parse_out *po,
         report->status = BNN_OK;
         report->offset = -1;
         report->record = -1;
-        if (snprintf(report->message, sizeof report->message, "valid: %" PRIu32 " records, "
+        if (bnn_format(report->message, sizeof report->message, "valid: %" PRIu32 " records, "
                      "input %" PRId64 "x%" PRId64 "x%" PRId64 ", %" PRId64 " classes", nl,
                      po->info.in_h, po->info.in_w, po->info.in_c, classes) < 0)
             report->message[0] = '\0';

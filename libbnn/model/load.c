@@ -7,9 +7,11 @@
  */
 #include "model/model_internal.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+#ifndef BNN_BAREMETAL
+#  include <stdio.h>
+#  include <stdlib.h>
+#endif
 
 /* ---- loading ------------------------------------------------------------ */
 
@@ -78,6 +80,24 @@ bnn_status bnn_model_init(void *arena, size_t arena_bytes, const void *data, siz
     return build(arena, arena_bytes, data, bytes, model);
 }
 
+#ifdef BNN_BAREMETAL
+/* No heap and no files: a model lives in the caller's arena
+ * (bnn_model_arena_size + bnn_model_init). */
+bnn_status bnn_model_open_memory(const void *data, size_t bytes, bnn_model **model)
+{
+    (void)bytes;
+    if (model == NULL || data == NULL) return BNN_ERR_NULL;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_model_open_file(const char *path, bnn_model **model)
+{
+    if (path == NULL || model == NULL) return BNN_ERR_NULL;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+void bnn_model_free(bnn_model *model) { (void)model; }
+#else
 bnn_status bnn_model_open_memory(const void *data, size_t bytes, bnn_model **model)
 {
     size_t need;
@@ -149,6 +169,7 @@ void bnn_model_free(bnn_model *model)
     free(file);
     free(block);
 }
+#endif /* BNN_BAREMETAL */
 
 bnn_status bnn_model_get_info(const bnn_model *model, bnn_model_info *info)
 {
