@@ -1,0 +1,236 @@
+/*
+ * firmware.c -- a binary network on a Cortex-M4 with no operating system,
+ * no heap and no file system: the exported model is a const array in
+ * flash (bnn_fw_model.c, written by examples/c/bin2c.py from a .bnn file),
+ * the test images too (bnn_fw_model_inputs.h, with the classes the host
+ * runtime computed for them).  It classifies every image, prints the
+ * classes, compares them with the host's, and reports:
+ *
+ *   - instructions per image: SysTick counts the processor clock; under
+ *     `qemu-system-arm -icount shift=0` every instruction advances the
+ *     clock by the same amount, so a calibration loop of known length
+ *     converts ticks into instructions;
+ *   - RAM: .data + .bss (the model arena and the workspace are static
+ *     arrays there) and the stack's high-water mark (startup.c paints it).
+ *
+ * Output goes through semihosting; the exit status is 0 when every class
+ * matches the host runtime's.
+ */
+#include <bnn.h>
+
+#include <stdint.h>
+
+#include "bnn_fw_model.h"
+#include "bnn_fw_model_inputs.h"
+#include "firmware.h"
+
+#ifndef FW_ARENA_BYTES
+#define FW_ARENA_BYTES (4 * 1024)
+#endif
+#ifndef FW_WORKSPACE_BYTES
+#define FW_WORKSPACE_BYTES (16 * 1024)
+#endif
+#ifndef FW_POPCOUNT
+#define FW_POPCOUNT "?"
+#endif
+
+static uint8_t arena[FW_ARENA_BYTES];
+static uint8_t workspace[FW_WORKSPACE_BYTES] __attribute__((aligned(64)));
+
+/* ---- output without printf (no stdio, no heap) ---------------------------- */
+
+static char line[256];
+static unsigned used;
+
+static void put(const char *s)
+{
+    while (*s) {
+        if (used + 1 >= sizeof line) {
+            line[used] = '\0';
+            fw_write(line);
+            used = 0;
+        }
+        line[used++] = *s++;
+    }
+}
+
+static void put_u(uint64_t v)
+{
+    char buf[24];
+    int i = (int)sizeof buf - 1;
+    buf[i] = '\0';
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put(buf + i);
+}
+
+static void flush(void)
+{
+    line[used] = '\0';
+    fw_write(line);
+    used = 0;
+}
+
+static int fail(const char *what, bnn_status st)
+{
+    put("firmware: ");
+    put(what);
+    put(": ");
+    put(bnn_status_string(st));
+    put("\n");
+    flush();
+    return 1;
+}
+
+/* n iterations of a two-instruction loop: 2n instructions */
+static void spin(uint32_t n)
+{
+    __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
+}
+
+static void sort_u64(uint64_t *a, int n)
+{
+    int i, j;
+    for (i = 1; i < n; i++)
+        for (j = i; j > 0 && a[j - 1] > a[j]; j--) {
+            uint64_t t = a[j];
+            a[j] = a[j - 1];
+            a[j - 1] = t;
+        }
+}
+
+int main(void)
+{
+    static uint64_t cost[BNN_FW_MODEL_INPUT_COUNT];
+    bnn_model *model = NULL;
+    bnn_model_info info;
+    bnn_status st;
+    size_t arena_need = 0, workspace_need = 0;
+    uint64_t t0, calib, total = 0;
+    const uint32_t calib_loops = 1000000;
+    int i, wrong = 0;
+
+    if ((st = bnn_set_num_threads(1)) != BNN_OK) return fail("bnn_set_num_threads", st);
+    st = bnn_model_arena_size(bnn_fw_model, (size_t)bnn_fw_model_size, &arena_need);
+    if (st != BNN_OK) return fail("the model in flash", st);
+    if (arena_need > sizeof arena) {
+        put("firmware: the model needs an arena of ");
+        put_u(arena_need);
+        put(" bytes: build with -DFW_ARENA_BYTES=");
+        put_u(arena_need);
+        put("\n");
+        flush();
+        return 1;
+    }
+    st = bnn_model_init(arena, sizeof arena, bnn_fw_model, (size_t)bnn_fw_model_size, &model);
+    if (st != BNN_OK) return fail("bnn_model_init", st);
+    if ((st = bnn_model_get_info(model, &info)) != BNN_OK) return fail("bnn_model_get_info", st);
+    if ((st = bnn_model_workspace_size(model, 1, 1, &workspace_need)) != BNN_OK)
+        return fail("bnn_model_workspace_size", st);
+    if (workspace_need > sizeof workspace) {
+        put("firmware: one image needs a workspace of ");
+        put_u(workspace_need);
+        put(" bytes: build with -DFW_WORKSPACE_BYTES=");
+        put_u(workspace_need);
+        put("\n");
+        flush();
+        return 1;
+    }
+    if (info.in_h * info.in_w * info.in_c != BNN_FW_MODEL_INPUT_BYTES) {
+        put("firmware: the images do not have the model's input size\n");
+        flush();
+        return 1;
+    }
+    put("model: ");
+    put_u((uint64_t)info.in_h);
+    put("x");
+    put_u((uint64_t)info.in_w);
+    put("x");
+    put_u((uint64_t)info.in_c);
+    put(" uint8 -> ");
+    put_u((uint64_t)info.classes);
+    put(" classes, ");
+    put_u((uint64_t)info.layers);
+    put(" layers, ");
+    put_u(bnn_fw_model_size);
+    put(" bytes in flash");
+    put(info.zero_copy ? " (read in place)\n" : " (copied)\n");
+    put("kernels: ");
+    put(bnn_isa_name());
+    put(", popcount " FW_POPCOUNT "\n");
+    put("memory: arena ");
+    put_u(arena_need);
+    put(" of ");
+    put_u(sizeof arena);
+    put(" bytes, workspace ");
+    put_u(workspace_need);
+    put(" of ");
+    put_u(sizeof workspace);
+    put(" bytes\n");
+    flush();
+
+    t0 = fw_ticks();
+    spin(calib_loops);
+    calib = fw_ticks() - t0;
+    put("calibration: ");
+    put_u(2ull * calib_loops);
+    put(" instructions in ");
+    put_u(calib);
+    put(" ticks\n");
+    flush();
+    if (calib == 0) calib = 1;
+
+    put("classes:");
+    for (i = 0; i < BNN_FW_MODEL_INPUT_COUNT; i++) {
+        int32_t cls = -1;
+        t0 = fw_ticks();
+        st = bnn_model_run(model, 1, bnn_fw_model_inputs[i], NULL, &cls, workspace,
+                           workspace_need);
+        cost[i] = fw_ticks() - t0;
+        if (st != BNN_OK) {
+            flush();
+            return fail("bnn_model_run", st);
+        }
+        total += cost[i];
+        put(" ");
+        put_u((uint64_t)cls);
+        wrong += cls != bnn_fw_model_expected_classes[i];
+    }
+    put("\n");
+    flush();
+    sort_u64(cost, BNN_FW_MODEL_INPUT_COUNT);
+    /* instructions = ticks * (2 * calib_loops) / calib */
+    put("instructions per image: median ");
+    put_u(cost[BNN_FW_MODEL_INPUT_COUNT / 2] * 2ull * calib_loops / calib);
+    put(", mean ");
+    put_u(total * 2ull * calib_loops / calib / BNN_FW_MODEL_INPUT_COUNT);
+    put(", min ");
+    put_u(cost[0] * 2ull * calib_loops / calib);
+    put(", max ");
+    put_u(cost[BNN_FW_MODEL_INPUT_COUNT - 1] * 2ull * calib_loops / calib);
+    put("\n");
+    put("ram: static ");
+    put_u(fw_static_ram());
+    put(" bytes (arena and workspace included), stack high-water ");
+    put_u(fw_stack_high_water());
+    put(" of ");
+    put_u(fw_stack_size());
+    put(" bytes\n");
+    flush();
+    if (wrong != 0) {
+        put("FAIL: ");
+        put_u((uint64_t)wrong);
+        put(" of " );
+        put_u(BNN_FW_MODEL_INPUT_COUNT);
+        put(" classes differ from the host runtime's\n");
+        flush();
+        return 1;
+    }
+    put("OK: all ");
+    put_u(BNN_FW_MODEL_INPUT_COUNT);
+    put(" classes match the host runtime's\n");
+    flush();
+    return 0;
+}
