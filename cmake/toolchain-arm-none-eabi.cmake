@@ -17,6 +17,9 @@ set(BNN_CPU_FLAGS "-mcpu=cortex-m4 -mthumb -mfloat-abi=hard -mfpu=fpv4-sp-d16")
 set(CMAKE_C_FLAGS_INIT "${BNN_CPU_FLAGS} -ffunction-sections -fdata-sections")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "${BNN_CPU_FLAGS} --specs=nano.specs -nostartfiles -Wl,--gc-sections")
 set(BNN_BAREMETAL ON CACHE BOOL "bare-metal profile" FORCE)
+# The Cortex-M4 has no popcount instruction; SWAR on 32-bit halves takes
+# the fewest instructions there (docs/EMBEDDED.md); -DBNN_POPCOUNT=... overrides.
+set(BNN_POPCOUNT swar32 CACHE STRING "popcount of the reference kernels: builtin, swar32 or table8")
 # The program is the -kernel of an MPS2 AN386 (Cortex-M4) board; output
 # through semihosting; -icount shift=0: the clock advances the same for
 # every instruction, so the firmware counts instructions with SysTick.

@@ -16,7 +16,16 @@
 
 #include "bnn_kernels.h"
 
-#define BNN_ENGINE_MC_MAX 1024
+/* Widest column block: the dot buffer of a part is BNN_MR x this many
+ * int32 on the stack (16 KB), too much for a microcontroller, where 256
+ * columns take 4 KB.  (64 would take 1 KB, but the 8-bit first layer
+ * rebuilds an input's bit planes for each block: on a Cortex-M4 the
+ * 784-256 layer then costs 30% more instructions.) */
+#ifdef BNN_BAREMETAL
+#  define BNN_ENGINE_MC_MAX 256
+#else
+#  define BNN_ENGINE_MC_MAX 1024
+#endif
 /* Below this many word-pair operations, stay on one thread. */
 #define BNN_ENGINE_PAR_WORK ((int64_t)1 << 20)
 

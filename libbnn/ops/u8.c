@@ -63,6 +63,17 @@ static size_t u8_shared_bytes(int64_t m, int64_t k, int method)
     return b;
 }
 
+/* The method a model's prepared tables (bnn_u8_prepare) serve: DIRECT's
+ * tables hold BITPLANE's too.  The bare-metal profile has only the
+ * reference kernels, which use bit planes, and its RAM is too small for
+ * unpacked int8 weights (a byte per weight where flash keeps a bit): its
+ * tables serve BITPLANE alone, and prepared runs use it. */
+#ifdef BNN_BAREMETAL
+#  define BNN_U8_PREP_METHOD BNN_U8_BITPLANE
+#else
+#  define BNN_U8_PREP_METHOD BNN_U8_DIRECT
+#endif
+
 static int resolve_method(bnn_u8_method method)
 {
     if (method == BNN_U8_AUTO)
@@ -343,7 +354,7 @@ bnn_status bnn_conv2d_u8(const bnn_conv2d_params *p, const uint8_t *x, const uin
 
 size_t bnn_u8_prep_bytes(const bnn_conv2d_params *p, int64_t m, int64_t k)
 {
-    size_t b = u8_shared_bytes(m, k, BNN_U8_DIRECT);
+    size_t b = u8_shared_bytes(m, k, BNN_U8_PREP_METHOD);
     if (p != NULL) {
         bnn_conv_geom g;
         if (bnn_conv_geom_init(p, 1, &g) != BNN_OK) return 0;
@@ -363,7 +374,7 @@ void bnn_u8_prepare(const bnn_conv2d_params *p, int64_t m, int64_t k, const uint
     u8_op op;
     char *shared = (char *)prep;
     memset(&op, 0, sizeof op);
-    op.method = BNN_U8_DIRECT;
+    op.method = BNN_U8_PREP_METHOD;
     op.k = k; op.kp = round32(k); op.kwords = bnn_words(k);
     op.w = w; op.ldw = ldw;
     if (p != NULL) {
@@ -390,7 +401,7 @@ bnn_status bnn_u8_run_prepared(const bnn_conv2d_params *p, int64_t n, int64_t m,
     bnn_status st;
     const char *shared = (const char *)prep;
     memset(&op, 0, sizeof op);
-    op.method = resolve_method(method);
+    op.method = BNN_U8_PREP_METHOD == BNN_U8_BITPLANE ? BNN_U8_BITPLANE : resolve_method(method);
     op.k = k; op.kp = round32(k); op.kwords = bnn_words(k);
     op.x = x; op.ldx = k;
     if ((st = bnn_epilogue_check(&epi, m, &elem, &row_out)) != BNN_OK) return st;
