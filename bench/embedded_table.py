@@ -5,7 +5,7 @@ For each trained model (a `pybnn train` checkpoint) this script
   1. exports it as a .bnn file and computes, with the host runtime (libbnn's
      bnn_model_run, the reference kernels forced), its accuracy on the
      MNIST test images and its classes for the first --images of them;
-  2. builds examples/cortex-m4 for it with the bare-metal toolchain
+  2. builds examples/firmware for it with the bare-metal toolchain
      (cmake/toolchain-arm-none-eabi.cmake), first to learn the arena and
      workspace the model needs, then with exactly those static buffers;
   3. runs the firmware on qemu-system-arm (MPS2 AN386, -icount shift=0)
@@ -15,7 +15,7 @@ For each trained model (a `pybnn train` checkpoint) this script
 and writes the Markdown table.  The first model is also built with each
 popcount (--popcounts) to compare them.  --example NAME also writes the
 model and test data the CTest firmware test uses
-(examples/cortex-m4/data/mnist_mlp256.*) from that model.
+(examples/firmware/data/mnist_mlp256.*) from that model.
 
     python bench/embedded_table.py --mnist DIR --model mlp256=runs/best.npz ... \\
         [--out docs/embedded-table.md] [--example mlp256]
@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLE_DIR = os.path.join(ROOT, "examples", "cortex-m4", "data")
+EXAMPLE_DIR = os.path.join(ROOT, "examples", "firmware", "data")
 
 
 def export(checkpoint_path, out_path):
@@ -68,7 +68,7 @@ def run(cmd, **kw):
 
 
 class Firmware:
-    """One build directory of examples/cortex-m4 for one popcount."""
+    """One build directory of examples/firmware for one popcount."""
 
     def __init__(self, work, popcount):
         self.dir = os.path.join(work, "build-" + popcount)
@@ -95,7 +95,7 @@ class Firmware:
 
     def run(self):
         t = time.time()
-        out = run(["ctest", "--test-dir", self.dir, "-R", "firmware_m4", "-V",
+        out = run(["ctest", "--test-dir", self.dir, "-R", "firmware_", "-V",
                    "--output-on-failure"])
         lines = [ln.split(": ", 1)[1] for ln in out.splitlines() if re.match(r"^\d+: ", ln)]
         text = "\n".join(lines)

@@ -6,7 +6,7 @@
 #   cmake --build build-m4 && ctest --test-dir build-m4
 #
 # It selects libbnn's bare-metal profile (BNN_BAREMETAL: no threads, no
-# file system, no heap) and builds examples/cortex-m4 instead of the tests.
+# file system, no heap) and builds examples/firmware (board mps2-an386) instead of the tests.
 set(CMAKE_SYSTEM_NAME Generic)
 set(CMAKE_SYSTEM_PROCESSOR arm)
 set(CMAKE_C_COMPILER arm-none-eabi-gcc)

@@ -1,4 +1,4 @@
-"""The Cortex-M4 firmware (examples/cortex-m4) checks its classes against
+"""The Cortex-M4 firmware (examples/firmware) checks its classes against
 the ones stored with its test images; here the host runtime must give
 exactly those classes for the same model and images, with every kernel
 table, so the firmware and the host agree through one file."""
@@ -10,13 +10,13 @@ import pytest
 import pybnn
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples",
-                    "cortex-m4", "data")
+                    "firmware", "data")
 
 
 def test_firmware_classes_are_the_host_runtime_s(each_isa):
     model_path = os.path.join(DATA, "mnist_mlp256.bnn")
     if not os.path.exists(model_path):
-        pytest.skip("examples/cortex-m4/data is not in this checkout")
+        pytest.skip("examples/firmware/data is not in this checkout")
     ref = np.load(os.path.join(DATA, "mnist_mlp256_expected.npz"))
     x, classes = ref["x"], ref["classes"]
     assert x.shape == (100, 28, 28, 1) and x.dtype == np.uint8

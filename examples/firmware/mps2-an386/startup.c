@@ -1,5 +1,5 @@
 /*
- * startup.c -- boot code of the Cortex-M4 firmware: the vector table, the
+ * startup.c -- boot code of the firmware on an MPS2 AN386 board (Cortex-M4): the vector table, the
  * reset handler (copy .data, zero .bss, enable the FPU, paint the stack),
  * a SysTick wrap counter, and ARM semihosting for output and exit.
  *
@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-/* From the linker script (mps2_an386.ld.in). */
+/* From the linker script (memory.ld.in). */
 extern uint32_t __data_load[], __data_start[], __data_end[];
 extern uint32_t __bss_start[], __bss_end[], __stack_limit[], __stack_top[];
 
@@ -74,6 +74,12 @@ static void default_handler(void)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
 
 static void systick_handler(void) { g_systick_wraps++; }
+
+/* n iterations of a two-instruction loop */
+void fw_spin(uint32_t n)
+{
+    __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
+}
 
 uint64_t fw_ticks(void)
 {

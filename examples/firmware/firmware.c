@@ -1,15 +1,16 @@
 /*
- * firmware.c -- a binary network on a Cortex-M4 with no operating system,
- * no heap and no file system: the exported model is a const array in
+ * firmware.c -- a binary network on a microcontroller with no operating
+ * system, no heap and no file system (the board's startup.c: boot, output,
+ * clock; one per board directory): the exported model is a const array in
  * flash (bnn_fw_model.c, written by examples/c/bin2c.py from a .bnn file),
  * the test images too (bnn_fw_model_inputs.h, with the classes the host
  * runtime computed for them).  It classifies every image, prints the
  * classes, compares them with the host's, and reports:
  *
- *   - instructions per image: SysTick counts the processor clock; under
- *     `qemu-system-arm -icount shift=0` every instruction advances the
- *     clock by the same amount, so a calibration loop of known length
- *     converts ticks into instructions;
+ *   - instructions per image: fw_ticks() is a clock that, under qemu's
+ *     `-icount shift=0`, advances by the same amount for every instruction
+ *     (SysTick on the Cortex-M4, minstret on RISC-V); a calibration loop
+ *     of known length converts its ticks into instructions;
  *   - RAM: .data + .bss (the model arena and the workspace are static
  *     arrays there) and the stack's high-water mark (startup.c paints it).
  *
@@ -82,12 +83,6 @@ static int fail(const char *what, bnn_status st)
     put("\n");
     flush();
     return 1;
-}
-
-/* n iterations of a two-instruction loop: 2n instructions */
-static void spin(uint32_t n)
-{
-    __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+r"(n) : : "cc");
 }
 
 static void sort_u64(uint64_t *a, int n)
@@ -172,7 +167,7 @@ int main(void)
     flush();
 
     t0 = fw_ticks();
-    spin(calib_loops);
+    fw_spin(calib_loops);
     calib = fw_ticks() - t0;
     put("calibration: ");
     put_u(2ull * calib_loops);
