@@ -67,12 +67,16 @@ def run(cmd, **kw):
     return p.stdout
 
 
-class Firmware:
-    """One build directory of examples/firmware for one popcount."""
+TOOLCHAINS = {"m4": "toolchain-arm-none-eabi.cmake", "rv32": "toolchain-riscv32-none-elf.cmake"}
 
-    def __init__(self, work, popcount):
-        self.dir = os.path.join(work, "build-" + popcount)
+
+class Firmware:
+    """One build directory of examples/firmware for one board and popcount."""
+
+    def __init__(self, work, popcount, board="m4"):
+        self.dir = os.path.join(work, "build-%s-%s" % (board, popcount))
         self.popcount = popcount
+        self.toolchain = TOOLCHAINS[board]
         self.configured = False
 
     def build(self, model, expected, arena, workspace, ram_kb=256):
@@ -81,7 +85,7 @@ class Firmware:
                 "-DBNN_POPCOUNT=" + self.popcount]
         if not self.configured:
             run(["cmake", "-S", ROOT, "-B", self.dir, "-DCMAKE_TOOLCHAIN_FILE="
-                 + os.path.join(ROOT, "cmake", "toolchain-arm-none-eabi.cmake")] + args)
+                 + os.path.join(ROOT, "cmake", self.toolchain)] + args)
             self.configured = True
         else:
             run(["cmake", self.dir] + args)
@@ -133,7 +137,8 @@ def main(argv=None):
     ap.add_argument("--model", action="append", required=True, metavar="NAME=CHECKPOINT")
     ap.add_argument("--images", type=int, default=100,
                     help="test images in the firmware's flash (default 100)")
-    ap.add_argument("--popcounts", default="builtin,swar32,table8")
+    ap.add_argument("--popcounts", default="swar32,builtin,table8",
+                    help="the first is the one every model is built with (the toolchain's default)")
     ap.add_argument("--out", default=None, help="write the Markdown table here")
     ap.add_argument("--example", default=None, metavar="NAME",
                     help="also write this model and its images as the CTest example data")
@@ -146,6 +151,7 @@ def main(argv=None):
     rows, pop_rows = [], []
     try:
         builds = {p: Firmware(work, p) for p in popcounts}
+        rv32 = Firmware(work, "swar32", "rv32")
         for i, spec in enumerate(args.model):
             name, ckpt = spec.split("=", 1)
             bnn_path = os.path.join(work, name + ".bnn")
@@ -168,14 +174,22 @@ def main(argv=None):
                 (pop_rows if i == 0 else rows).append(r)
                 if i == 0 and p == popcounts[0]:
                     rows.append(r)
+            rv = measure(rv32, bnn_path, expected)
+            rows[-1]["rv32_insn"] = rv["insn_median"]
+            rows[-1]["rv32_flash"] = rv["flash"]
+            print("%-8s RV32IMC  flash %7d  RAM %6d + stack %5d  %9d instructions/image"
+                  % (name, rv["flash"], rv["static_ram"], rv["stack"], rv["insn_median"]),
+                  flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     table = ["| model | .bnn bytes | flash | static RAM | stack | RAM in all | instructions "
-             "per image | accuracy (10,000 test images) |", "|---|---|---|---|---|---|---|---|"]
+             "per image, Cortex-M4 | instructions per image, RV32IMC | accuracy (10,000 test "
+             "images) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        table.append("| %s | %d | %d | %d | %d | %d | %d | %.2f%% |" % (
+        table.append("| %s | %d | %d | %d | %d | %d | %d | %d | %.2f%% |" % (
             r["name"], r["model_bytes"], r["flash"], r["static_ram"], r["stack"],
-            r["static_ram"] + r["stack"], r["insn_median"], 100 * r["accuracy"]))
+            r["static_ram"] + r["stack"], r["insn_median"], r["rv32_insn"],
+            100 * r["accuracy"]))
     table += ["", "| popcount (%s) | flash | instructions per image |" % pop_rows[0]["name"],
               "|---|---|---|"]
     for r in pop_rows:
