@@ -39,13 +39,13 @@ typedef struct u8_op {
 
 static int64_t round32(int64_t k) { return (k + 31) / 32 * 32; }
 
-/* Per-part scratch: gathered byte rows, bit planes of one row, plane
- * popcounts. */
+/* Per-part scratch: gathered byte rows, bit planes of one row, the
+ * popcounts of four planes. */
 static size_t u8_part_bytes(int64_t k)
 {
     size_t rowsb = (size_t)BNN_MR * (size_t)round32(k);
     size_t planes = 8 * (size_t)bnn_words(k) * 8;
-    size_t pcs = 8 * (size_t)BNN_ENGINE_MC_MAX * sizeof(int32_t);
+    size_t pcs = 4 * (size_t)BNN_ENGINE_MC_MAX * sizeof(int32_t);
     return (rowsb + planes + pcs + 63) & ~(size_t)63;
 }
 
@@ -139,13 +139,15 @@ static void u8_strip(const bnn_engine *e, int64_t i0, int64_t mr, int64_t j0,
                 e->kt->pack_i8(nq, tmp, planes + b * op->kwords + q0 / 64);
             }
         }
-        for (b = 0; b < 8; b += 4)
+        /* s = sum_b 2^b pc_b + P - 128 k, four planes a strip; every
+         * partial sum lies in [-128 k, 256 k], inside int32 (k is checked) */
+        for (j = 0; j < nc; j++) d[j] = (int32_t)(op->P[j0 + j] - 128 * op->k);
+        for (b = 0; b < 8; b += 4) {
             e->kt->popc_strip(4, nc, op->kwords, planes + b * op->kwords, op->kwords,
-                              op->w + j0 * op->ldw, op->ldw, pcs + b * nc, nc);
-        for (j = 0; j < nc; j++) {
-            int64_t s = op->P[j0 + j] - 128 * op->k;
-            for (b = 0; b < 8; b++) s += (int64_t)pcs[b * nc + j] << b;
-            d[j] = (int32_t)s;
+                              op->w + j0 * op->ldw, op->ldw, pcs, nc);
+            for (j = 0; j < nc; j++)
+                d[j] += (pcs[j] << b) + (pcs[nc + j] << (b + 1)) + (pcs[2 * nc + j] << (b + 2))
+                      + (pcs[3 * nc + j] << (b + 3));
         }
     }
 }
