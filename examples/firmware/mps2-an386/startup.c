@@ -14,11 +14,9 @@
 
 /* From the linker script (memory.ld.in). */
 extern uint32_t __data_load[], __data_start[], __data_end[];
-extern uint32_t __bss_start[], __bss_end[], __stack_limit[], __stack_top[];
+extern uint32_t __bss_start[], __bss_end[], __stack_top[];
 
 int main(void);
-
-#define PAINT 0x5EEDF00Du
 
 static volatile uint32_t g_systick_wraps;
 
@@ -92,24 +90,6 @@ uint64_t fw_ticks(void)
     return ((uint64_t)w1 << 24) + (0xFFFFFFu - v);
 }
 
-/* Bytes of stack ever used: the painted words still intact are unused. */
-uint32_t fw_stack_high_water(void)
-{
-    const uint32_t *p = __stack_limit;
-    while (p < __stack_top && *p == PAINT) p++;
-    return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)p);
-}
-
-uint32_t fw_static_ram(void)
-{
-    return (uint32_t)((uintptr_t)__bss_end - (uintptr_t)__data_start);
-}
-
-uint32_t fw_stack_size(void)
-{
-    return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)__stack_limit);
-}
-
 __attribute__((noreturn)) void fw_reset(void)
 {
     uint32_t *src = __data_load, *dst = __data_start, *sp;
@@ -118,9 +98,8 @@ __attribute__((noreturn)) void fw_reset(void)
     /* CP10 and CP11 full access: the single-precision FPU (CPACR, B3.2.20) */
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;
     __asm__ volatile("dsb\n\tisb" ::: "memory");
-    /* paint the stack below this frame */
     __asm__ volatile("mov %0, sp" : "=r"(sp));
-    for (dst = __stack_limit; dst < sp - 16; dst++) *dst = PAINT;
+    fw_paint_stack(sp);
     SYST_RVR = 0xFFFFFFu;
     SYST_CVR = 0;
     SYST_CSR = 7; /* enable, interrupt on wrap, processor clock */

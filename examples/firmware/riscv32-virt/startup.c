@@ -15,12 +15,10 @@
 #include <stdint.h>
 
 extern uint32_t __data_load[], __data_start[], __data_end[];
-extern uint32_t __bss_start[], __bss_end[], __stack_limit[], __stack_top[];
+extern uint32_t __bss_start[], __bss_end[];
 
 int main(void);
 void fw_reset(void);
-
-#define PAINT 0x5EEDF00Du
 
 __asm__(".section .text.init, \"ax\", @progbits\n"
         ".globl _start\n"
@@ -74,23 +72,6 @@ uint64_t fw_ticks(void)
     return ((uint64_t)hi << 32) | lo;
 }
 
-uint32_t fw_stack_high_water(void)
-{
-    const uint32_t *p = __stack_limit;
-    while (p < __stack_top && *p == PAINT) p++;
-    return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)p);
-}
-
-uint32_t fw_static_ram(void)
-{
-    return (uint32_t)((uintptr_t)__bss_end - (uintptr_t)__data_start);
-}
-
-uint32_t fw_stack_size(void)
-{
-    return (uint32_t)((uintptr_t)__stack_top - (uintptr_t)__stack_limit);
-}
-
 __attribute__((noreturn)) void fw_reset(void)
 {
     uint32_t *src = __data_load, *dst = __data_start, *sp;
@@ -98,7 +79,7 @@ __attribute__((noreturn)) void fw_reset(void)
     for (dst = __bss_start; dst < __bss_end; dst++) *dst = 0;
     __asm__ volatile("csrw mtvec, %0" : : "r"((uintptr_t)trap_handler));
     __asm__ volatile("mv %0, sp" : "=r"(sp));
-    for (dst = __stack_limit; dst < sp - 16; dst++) *dst = PAINT;
+    fw_paint_stack(sp);
     fw_exit(main() == 0);
     for (;;) {
     }
