@@ -102,10 +102,14 @@ def _cmd_bench(args):
 
 def _cmd_train(args):
     from . import train as T
+    from .distributed import communicator
     import time
     t0 = time.perf_counter()
+    # --distributed, or a start by an MPI launcher with more than one rank:
+    # data-parallel over MPI; otherwise one process (mpi4py is not imported)
+    comm = communicator(True if args.distributed else None, timeout=args.timeout)
     try:
-        history, state = T.train(args.recipe, epochs=args.epochs, width=args.width,
+        history, state = T.train(args.recipe, comm=comm, epochs=args.epochs, width=args.width,
                                  batch_size=args.batch_size, seed=args.seed, data=args.data,
                                  out=args.out, resume=args.resume, optimizer=args.optimizer,
                                  bn=args.bn, mode=args.mode, threads=args.threads, lr=args.lr,
@@ -119,7 +123,7 @@ def _cmd_train(args):
     except FloatingPointError as e:
         print("pybnn train: %s" % e, file=sys.stderr)
         return 3
-    if history:
+    if history and comm.rank == 0:
         last = history[-1]
         print("done in %.1f s: best validation error %.2f%% at epoch %d (test error %.2f%% "
               "there); last epoch test error %.2f%%, %.1f s per epoch; model in %s/best.npz"
@@ -254,6 +258,15 @@ def build_parser():
     pt.add_argument("--limit", type=_positive_int, default=None,
                     help="train on the first N training images only")
     pt.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from .distributed import DEFAULT_TIMEOUT
+    pt.add_argument("--distributed", action="store_true",
+                    help="data-parallel training over MPI (mpi4py, the `mpi` extra): run as "
+                         "`mpirun -n R pybnn train ...`; each rank trains on its shard of "
+                         "every global batch of --batch-size, rank 0 writes the outputs.  "
+                         "Implied when an MPI launcher starts more than one rank")
+    pt.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT,
+                    help="distributed: seconds a rank waits for the others in one collective "
+                         "before it stops with an error (default %g)" % DEFAULT_TIMEOUT)
     pt.set_defaults(func=_cmd_train)
     pr = sub.add_parser("report", help="a Markdown table and plots of finished (or "
                         "partial) `pybnn train` runs")
@@ -343,10 +356,30 @@ def main(argv=None):
         return 130
     except Exception as e:  # a clear message rather than a traceback
         from ._core import BnnError
+        from .distributed import DistributedError
+        if isinstance(e, DistributedError):
+            _end_job(e)
         if isinstance(e, (BnnError, ValueError, OSError)):
             print("pybnn: error: %s" % e, file=sys.stderr)
             return 1
         raise
+
+
+def _end_job(error, grace=2.0):
+    """A rank that lost the others: say so, give the other survivors a
+    moment to say it too, then end the whole MPI job (MPI_Abort; a normal
+    exit would wait in MPI_Finalize for the missing rank)."""
+    import os
+    import time
+    print("pybnn: error: %s" % error, file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    time.sleep(grace)
+    try:
+        from mpi4py import MPI
+        MPI.COMM_WORLD.Abort(1)
+    finally:
+        os._exit(1)
 
 
 if __name__ == "__main__":

@@ -67,8 +67,13 @@ class Activation(Layer):
             self._mask = None
         if training and self.stochastic:
             words = np.empty(x.shape[:-1] + ((x.shape[-1] + 63) // 64,), np.uint64)
-            _core.pack_stochastic(rows, self.seed, self.counter, words.reshape(rows.shape[0], -1))
-            self.counter += rows.size
+            # a global batch split over ranks: the generator is read at the
+            # global element index, as one process reads it
+            first, total = ((0, rows.shape[0]) if self.shard is None
+                            else self.shard.rows(int(np.prod(x.shape[1:-1]))))
+            _core.pack_stochastic(rows, self.seed, self.counter + first * rows.shape[1],
+                                  words.reshape(rows.shape[0], -1))
+            self.counter += total * rows.shape[1]
             return PackedTensor(words, x.shape)
         return pack(x)
 

@@ -59,11 +59,18 @@ class Sequential:
         # (pybnn bench train sets one); None: no timing
         self.timings = None
         self.recompute = bool(recompute)
+        # Hooks of data-parallel training (pybnn.distributed), None in one
+        # process: `shard`, this rank's part of the global batch, which the
+        # layers see during forward and backward; `grad_ready(layer)`,
+        # called as soon as a layer's backward has written its gradients.
+        self.shard = None
+        self.grad_ready = None
         self._wire_recompute()
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_deployed"] = {}          # the runtime is rebuilt from the layers
+        state["shard"] = state["grad_ready"] = None   # a step's hooks, not the model
         return state
 
     @property
@@ -167,10 +174,12 @@ class Sequential:
             # backward and scales them as x/128 - 1 when it needs floats
             h = scale_input(h)
         t = self.timings
+        shard = self._split_shard(training)
         for i, layer in enumerate(self.layers):
             # the input of every layer but the first is this pass's own temporary
             # (only for this call: a layer used on its own never overwrites)
             layer.overwrite_input = i > 0
+            layer.shard = shard
             try:
                 if t is None:
                     h = layer.forward(h, training)
@@ -180,7 +189,14 @@ class Sequential:
                     t.add("forward", layer.name, perf_counter() - t0)
             finally:
                 layer.overwrite_input = False
+                layer.shard = None
         return np.asarray(h, dtype=np.float32)
+
+    def _split_shard(self, training=True):
+        """The shard the layers see: a split global batch in training, else
+        None (the one-process arithmetic)."""
+        s = self.shard
+        return s if training and s is not None and s.split else None
 
     def backward(self, grad, input_grad=True):
         """Backpropagate d(loss)/d(scores) through every layer, accumulating
@@ -189,12 +205,14 @@ class Sequential:
         what they kept)."""
         first = next((i for i, l in enumerate(self.layers) if l.parameters()), 0)
         t = self.timings
+        shard = self._split_shard()
         for i in range(len(self.layers) - 1, first - 1, -1):
             layer = self.layers[i]
             t0 = perf_counter() if t is not None else 0.0
             # the gradient handed down is this pass's own temporary, except
             # the caller's d(loss)/d(scores)
             layer.overwrite_grad = i < len(self.layers) - 1
+            layer.shard = shard
             try:
                 if i > first:
                     grad = layer.backward(grad)
@@ -202,8 +220,11 @@ class Sequential:
                     layer.backward(grad, input_grad=False)
             finally:
                 layer.overwrite_grad = False
+                layer.shard = None
             if t is not None:
                 t.add("backward", layer.name, perf_counter() - t0)
+            if self.grad_ready is not None:
+                self.grad_ready(layer)
         for layer in self.layers[:first]:
             layer.release()
 
