@@ -168,7 +168,7 @@ class Sequential:
         if h.dtype != np.uint8:
             raise TypeError("inputs must be uint8 pixels, got %s" % h.dtype)
         if self._flat_input() and h.ndim > 2:
-            h = h.reshape(h.shape[0], -1)   # images into a dense first layer
+            h = h.reshape(h.shape[0], int(np.prod(h.shape[1:])))   # images into a dense first layer
         if self.layers[0].family not in ("dense", "conv"):
             # a weight layer first keeps the uint8 pixels (1 byte each) for
             # backward and scales them as x/128 - 1 when it needs floats
