@@ -123,6 +123,10 @@ def _cmd_train(args):
     except FloatingPointError as e:
         print("pybnn train: %s" % e, file=sys.stderr)
         return 3
+    except Exception as e:
+        if comm.distributed:        # the other ranks must not wait for this one
+            _end_job(e, comm)
+        raise
     if history and comm.rank == 0:
         last = history[-1]
         print("done in %.1f s: best validation error %.2f%% at epoch %d (test error %.2f%% "
@@ -356,30 +360,33 @@ def main(argv=None):
         return 130
     except Exception as e:  # a clear message rather than a traceback
         from ._core import BnnError
-        from .distributed import DistributedError
-        if isinstance(e, DistributedError):
-            _end_job(e)
         if isinstance(e, (BnnError, ValueError, OSError)):
             print("pybnn: error: %s" % e, file=sys.stderr)
             return 1
         raise
 
 
-def _end_job(error, grace=2.0):
-    """A rank that lost the others: say so, give the other survivors a
-    moment to say it too, then end the whole MPI job (MPI_Abort; a normal
-    exit would wait in MPI_Finalize for the missing rank)."""
-    import os
+def _end_job(error, comm, grace=2.0):
+    """A rank of a distributed run that fails (or lost the others): say so,
+    give the other ranks a moment to say it too, then end the whole MPI job
+    (MPI_Abort: a normal exit would wait in MPI_Finalize for ranks that
+    are gone or still waiting in a collective for this one)."""
     import time
-    print("pybnn: error: %s" % error, file=sys.stderr)
+    import traceback
+    from ._core import BnnError
+    from .distributed import DistributedError
+    if isinstance(error, DistributedError):
+        print("pybnn: error: %s" % error, file=sys.stderr)
+    elif isinstance(error, (BnnError, ValueError, OSError)):
+        print("pybnn: error: rank %d of %d: %s" % (comm.rank, comm.size, error), file=sys.stderr)
+    else:
+        traceback.print_exc()
+        print("pybnn: error: rank %d of %d failed: %r" % (comm.rank, comm.size, error),
+              file=sys.stderr)
     sys.stderr.flush()
     sys.stdout.flush()
     time.sleep(grace)
-    try:
-        from mpi4py import MPI
-        MPI.COMM_WORLD.Abort(1)
-    finally:
-        os._exit(1)
+    comm.abort(1)
 
 
 if __name__ == "__main__":

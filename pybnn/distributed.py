@@ -275,8 +275,11 @@ class MPIComm:
         self._timed("barrier", [self.comm.Ibarrier()], "a barrier", 0)
 
     def abort(self, code=1):
-        """End every rank of the job (MPI_Abort never returns)."""
-        self.comm.Abort(code)
+        """End every rank of the job (MPI_Abort does not return)."""
+        try:
+            self.comm.Abort(code)
+        finally:
+            os._exit(code)
 
 
 class Reducer:

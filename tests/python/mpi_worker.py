@@ -29,19 +29,19 @@ def _fault():
     spec = os.environ.get("BNN_TEST_FAULT")
     if not spec:
         return
-    rank, step, sig = (int(v) for v in spec.split(":"))
+    rank, at, sig = (int(v) for v in spec.split(":"))
     if int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))) != rank:
         return
     from pybnn.optim import Optimizer
     original, count = Optimizer.step, [0]
 
-    def step(self):
+    def faulty_step(self):
         count[0] += 1
-        if count[0] == step:
+        if count[0] == at:
             os.kill(os.getpid(), sig)
         return original(self)
 
-    Optimizer.step = step
+    Optimizer.step = faulty_step
 
 
 def cli(argv):
