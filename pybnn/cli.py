@@ -82,7 +82,13 @@ def _cmd_bench(args):
         if args.isa:
             from . import _core
             _core.set_isa(args.isa)
-        if args.memory:
+        if args.ranks:
+            res = bench.bench_ranks(recipe=args.recipe, ranks=args.ranks,
+                                    steps=args.steps or (3 if args.quick else 10),
+                                    rounds=args.rounds or (2 if args.quick else 5),
+                                    width=args.width, batch_size=args.batch_size,
+                                    backward=args.backward, threads=threads[0])
+        elif args.memory:
             res = bench.bench_memory(recipe=args.recipe, threads=threads[0],
                                      torch=not args.no_torch, backward=args.backward,
                                      batches=tuple(int(b) for b in args.memory.split(",")))
@@ -333,6 +339,11 @@ def build_parser():
                     help="train: peak RSS per training sample instead of time: each batch "
                          "size (default 25,100) in its own process, pybnn and PyTorch, and "
                          "the memory plan's prediction against the measured peak")
+    pb.add_argument("--ranks", type=_threads, default=None, metavar="R1,R2",
+                    help="train: data-parallel steps over MPI instead, each rank count as "
+                         "`mpiexec -n R` with one thread per rank, against one process with "
+                         "--threads threads (default 2): ms per step, allreduce share, bytes "
+                         "(needs the mpi extra)")
     pb.add_argument("--model", default=None, metavar="FILE.bnn",
                     help="infer: time this model file instead (runtime only)")
     pb.add_argument("--quick", action="store_true", help="a short subset (about 15 s)")

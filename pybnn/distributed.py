@@ -45,7 +45,7 @@ import numpy as np
 from ._args import real, show
 
 __all__ = ["LocalComm", "MPIComm", "Shard", "DistributedError", "communicator",
-           "launched_ranks", "shard_bounds", "DEFAULT_TIMEOUT"]
+           "launched_ranks", "mpiexec_path", "shard_bounds", "DEFAULT_TIMEOUT"]
 
 # Seconds a rank waits for the others in one collective before it decides
 # that one of them is gone.  It must cover the longest time one rank may
@@ -71,6 +71,15 @@ def launched_ranks():
         if v and v.isdigit():
             return int(v)
     return None
+
+
+def mpiexec_path():
+    """The MPI launcher beside this Python (where the mpich wheel installs
+    it), else the first on PATH; None when there is none."""
+    import shutil
+    import sys
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.access(here, os.X_OK) else shutil.which("mpiexec")
 
 
 def communicator(distributed=None, timeout=DEFAULT_TIMEOUT):
@@ -238,7 +247,7 @@ class MPIComm:
         return Shard(self, n)
 
     def reducer(self, model):
-        return Reducer(self, model)
+        return Reducer(self, model) if self.size > 1 else _NoReducer()
 
     def allreduce(self, a, op="sum", what=None):
         """a (contiguous) summed or maximised over the ranks, in place."""

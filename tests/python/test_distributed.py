@@ -31,7 +31,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pybnn.distributed import (LocalComm, MPIComm, communicator, launched_ranks,
-                               shard_bounds)
+                               mpiexec_path, shard_bounds)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "mpi_worker.py")
@@ -79,18 +79,12 @@ def test_distributed_without_mpi4py_names_the_extra(monkeypatch):
 
 # ---- with MPI ------------------------------------------------------------------
 
-def _mpiexec():
-    """The launcher beside this Python (the mpich wheel's), else on PATH."""
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.access(here, os.X_OK) else shutil.which("mpiexec")
-
-
 def _mpi_missing():
     try:
         import mpi4py  # noqa: F401
     except ImportError:
         return "mpi4py is not installed (pip install 'pybnn[mpi]'; .ci/run's MPI stage does)"
-    if _mpiexec() is None:
+    if mpiexec_path() is None:
         return "no mpiexec found beside %s or on PATH" % sys.executable
     return None
 
@@ -102,7 +96,7 @@ def mpi():
         if os.environ.get("BNN_REQUIRE_MPI") == "1":
             pytest.fail("BNN_REQUIRE_MPI=1 but " + why)
         pytest.skip(why)
-    return _mpiexec()
+    return mpiexec_path()
 
 
 def _launch(mpiexec, ranks, *args, env=None, timeout=DEADLINE):
