@@ -179,7 +179,8 @@ class Sequential:
             # the input of every layer but the first is this pass's own temporary
             # (only for this call: a layer used on its own never overwrites)
             layer.overwrite_input = i > 0
-            layer.shard = shard
+            if shard is not None:       # (set only when split: None is the class's)
+                layer.shard = shard
             try:
                 if t is None:
                     h = layer.forward(h, training)
@@ -189,7 +190,8 @@ class Sequential:
                     t.add("forward", layer.name, perf_counter() - t0)
             finally:
                 layer.overwrite_input = False
-                layer.shard = None
+                if shard is not None:
+                    del layer.shard
         return np.asarray(h, dtype=np.float32)
 
     def _split_shard(self, training=True):
@@ -212,7 +214,8 @@ class Sequential:
             # the gradient handed down is this pass's own temporary, except
             # the caller's d(loss)/d(scores)
             layer.overwrite_grad = i < len(self.layers) - 1
-            layer.shard = shard
+            if shard is not None:
+                layer.shard = shard
             try:
                 if i > first:
                     grad = layer.backward(grad)
@@ -220,7 +223,8 @@ class Sequential:
                     layer.backward(grad, input_grad=False)
             finally:
                 layer.overwrite_grad = False
-                layer.shard = None
+                if shard is not None:
+                    del layer.shard
             if t is not None:
                 t.add("backward", layer.name, perf_counter() - t0)
             if self.grad_ready is not None:
