@@ -42,7 +42,7 @@ import time
 
 import numpy as np
 
-from ._args import real, show
+from ._args import integer, real, show
 
 __all__ = ["LocalComm", "MPIComm", "Shard", "DistributedError", "communicator",
            "launched_ranks", "mpiexec_path", "shard_bounds", "DEFAULT_TIMEOUT"]
@@ -60,6 +60,10 @@ class DistributedError(RuntimeError):
 def shard_bounds(n, size, rank):
     """[lo, hi) of rank `rank`'s contiguous slice of n items cut into
     `size` slices whose sizes differ by at most one (the larger ones last)."""
+    n, size = integer(n, "n", 0), integer(size, "size", 1)
+    rank = integer(rank, "rank", 0)
+    if rank >= size:
+        raise ValueError("rank must be < size (%d), got %d" % (size, rank))
     return n * rank // size, n * (rank + 1) // size
 
 
@@ -86,6 +90,7 @@ def communicator(distributed=None, timeout=DEFAULT_TIMEOUT):
     """The communicator of a training run: MPIComm when `distributed`, or
     (None) when the process was started by an MPI launcher with more than
     one rank; LocalComm otherwise."""
+    timeout = real(timeout, "timeout", above=0.0)
     if distributed is None:
         distributed = (launched_ranks() or 1) > 1
     if not distributed:
@@ -116,7 +121,7 @@ class Shard:
 
     def __init__(self, comm, n):
         self.comm = comm
-        self.n = int(n)
+        self.n = integer(n, "n", 0)
         self.bounds = [shard_bounds(self.n, comm.size, r) for r in range(comm.size)]
         self.lo, self.hi = self.bounds[comm.rank]
         self.split = comm.size > 1
@@ -194,12 +199,12 @@ class MPIComm:
     distributed = True
 
     def __init__(self, timeout=DEFAULT_TIMEOUT):
+        self.timeout = real(timeout, "timeout", above=0.0)
         try:
             from mpi4py import MPI
         except ImportError as e:
             raise ValueError("distributed training needs mpi4py and an MPI library: "
                              "pip install 'pybnn[mpi]' (%s)" % e) from None
-        self.timeout = real(timeout, "timeout", above=0.0)
         self.MPI = MPI
         self.comm = MPI.COMM_WORLD
         self.comm.Set_errhandler(MPI.ERRORS_RETURN)

@@ -19,6 +19,7 @@ BNN_REQUIRE_MPI=1 (the CI stage) turns that skip into a failure.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -48,6 +49,25 @@ def test_shard_bounds_cover_the_batch_in_order(n, size):
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
     sizes = [hi - lo for lo, hi in bounds]
     assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize("args, message", [
+    ((-1, 2, 0), "n must be >= 0, got -1"),
+    ((4, 0, 0), "size must be >= 1, got 0"),
+    ((4, 2, 2), "rank must be < size (2), got 2"),
+    ((4, 2, -1), "rank must be >= 0, got -1"),
+    ((4.5, 2, 0), "n must be an int, got 4.5"),
+])
+def test_shard_bounds_names_a_bad_argument(args, message):
+    with pytest.raises((TypeError, ValueError), match=re.escape(message)):
+        shard_bounds(*args)
+
+
+def test_timeout_must_be_positive():
+    with pytest.raises(ValueError, match=r"timeout must be > 0(\.0)?, got -1"):
+        communicator(False, timeout=-1)
+    with pytest.raises(ValueError, match=r"timeout must be > 0(\.0)?, got 0"):
+        MPIComm(timeout=0)
 
 
 def test_local_comm_is_the_identity():
