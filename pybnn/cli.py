@@ -82,7 +82,13 @@ def _cmd_bench(args):
         if args.isa:
             from . import _core
             _core.set_isa(args.isa)
-        if args.memory:
+        if args.ranks:
+            res = bench.bench_ranks(recipe=args.recipe, ranks=args.ranks,
+                                    steps=args.steps or (3 if args.quick else 10),
+                                    rounds=args.rounds or (2 if args.quick else 5),
+                                    width=args.width, batch_size=args.batch_size,
+                                    backward=args.backward, threads=threads[0])
+        elif args.memory:
             res = bench.bench_memory(recipe=args.recipe, threads=threads[0],
                                      torch=not args.no_torch, backward=args.backward,
                                      batches=tuple(int(b) for b in args.memory.split(",")))
@@ -102,10 +108,14 @@ def _cmd_bench(args):
 
 def _cmd_train(args):
     from . import train as T
+    from .distributed import communicator
     import time
     t0 = time.perf_counter()
+    # --distributed, or a start by an MPI launcher with more than one rank:
+    # data-parallel over MPI; otherwise one process (mpi4py is not imported)
+    comm = communicator(True if args.distributed else None, timeout=args.timeout)
     try:
-        history, state = T.train(args.recipe, epochs=args.epochs, width=args.width,
+        history, state = T.train(args.recipe, comm=comm, epochs=args.epochs, width=args.width,
                                  batch_size=args.batch_size, seed=args.seed, data=args.data,
                                  out=args.out, resume=args.resume, optimizer=args.optimizer,
                                  bn=args.bn, mode=args.mode, threads=args.threads, lr=args.lr,
@@ -119,7 +129,11 @@ def _cmd_train(args):
     except FloatingPointError as e:
         print("pybnn train: %s" % e, file=sys.stderr)
         return 3
-    if history:
+    except Exception as e:
+        if comm.distributed:        # the other ranks must not wait for this one
+            _end_job(e, comm)
+        raise
+    if history and comm.rank == 0:
         last = history[-1]
         print("done in %.1f s: best validation error %.2f%% at epoch %d (test error %.2f%% "
               "there); last epoch test error %.2f%%, %.1f s per epoch; model in %s/best.npz"
@@ -254,6 +268,15 @@ def build_parser():
     pt.add_argument("--limit", type=_positive_int, default=None,
                     help="train on the first N training images only")
     pt.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from .distributed import DEFAULT_TIMEOUT
+    pt.add_argument("--distributed", action="store_true",
+                    help="data-parallel training over MPI (mpi4py, the `mpi` extra): run as "
+                         "`mpirun -n R pybnn train ...`; each rank trains on its shard of "
+                         "every global batch of --batch-size, rank 0 writes the outputs.  "
+                         "Implied when an MPI launcher starts more than one rank")
+    pt.add_argument("--timeout", type=_positive_float, default=DEFAULT_TIMEOUT,
+                    help="distributed: seconds a rank waits for the others in one collective "
+                         "before it stops with an error (default %g)" % DEFAULT_TIMEOUT)
     pt.set_defaults(func=_cmd_train)
     pr = sub.add_parser("report", help="a Markdown table and plots of finished (or "
                         "partial) `pybnn train` runs")
@@ -316,6 +339,11 @@ def build_parser():
                     help="train: peak RSS per training sample instead of time: each batch "
                          "size (default 25,100) in its own process, pybnn and PyTorch, and "
                          "the memory plan's prediction against the measured peak")
+    pb.add_argument("--ranks", type=_threads, default=None, metavar="R1,R2",
+                    help="train: data-parallel steps over MPI instead, each rank count as "
+                         "`mpiexec -n R` with one thread per rank, against one process with "
+                         "--threads threads (default 2): ms per step, allreduce share, bytes "
+                         "(needs the mpi extra)")
     pb.add_argument("--model", default=None, metavar="FILE.bnn",
                     help="infer: time this model file instead (runtime only)")
     pb.add_argument("--quick", action="store_true", help="a short subset (about 15 s)")
@@ -347,6 +375,29 @@ def main(argv=None):
             print("pybnn: error: %s" % e, file=sys.stderr)
             return 1
         raise
+
+
+def _end_job(error, comm, grace=2.0):
+    """A rank of a distributed run that fails (or lost the others): say so,
+    give the other ranks a moment to say it too, then end the whole MPI job
+    (MPI_Abort: a normal exit would wait in MPI_Finalize for ranks that
+    are gone or still waiting in a collective for this one)."""
+    import time
+    import traceback
+    from ._core import BnnError
+    from .distributed import DistributedError
+    if isinstance(error, DistributedError):
+        print("pybnn: error: %s" % error, file=sys.stderr)
+    elif isinstance(error, (BnnError, ValueError, OSError)):
+        print("pybnn: error: rank %d of %d: %s" % (comm.rank, comm.size, error), file=sys.stderr)
+    else:
+        traceback.print_exc()
+        print("pybnn: error: rank %d of %d failed: %r" % (comm.rank, comm.size, error),
+              file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    time.sleep(grace)
+    comm.abort(1)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _core, checkpoint
 from .data import random_crop_flip
+from .distributed import LocalComm, shard_bounds
 from .deploy import FoldError, model_bytes
 from .losses import softmax_cross_entropy, squared_hinge
 from .optim import ExponentialDecay, Optimizer
@@ -30,20 +31,48 @@ from .nn.dense import resolve_backward
 from .nn.sequential import format_memory_plan
 from .recipes import RECIPES, build_model, check_config, load_data
 
-__all__ = ["train"]
+__all__ = ["train", "train_step"]
 
 # ---- training ----------------------------------------------------------------
 
-def _evaluate(model, x, y, batch=1000):
+def _evaluate(model, x, y, comm, batch=1000):
+    """The error rate on (x, y): each rank counts the errors of its slice,
+    the counts are summed (integers: the same rate for any rank count)."""
     model.eval()
-    _, classes = model.predict(x, batch_size=batch)
-    return float(np.mean(classes != y)) if len(y) else 0.0
+    lo, hi = shard_bounds(len(y), comm.size, comm.rank)
+    _, classes = model.predict(x[lo:hi], batch_size=batch)
+    errors = int(comm.sum([np.count_nonzero(classes != y[lo:hi])])[0])
+    return errors / len(y) if len(y) else 0.0
+
+
+def train_step(model, opt, loss_fn, xb, yb, comm, check_loss=None):
+    """One optimizer step on the global batch (xb, yb); returns its loss.
+    With a distributed comm this rank runs its shard of the batch (the
+    layers gather what is not per-sample, pybnn.distributed) and the weight
+    gradients are summed over the ranks before the step; with LocalComm
+    every hook is the identity.  check_loss(loss) runs before backward."""
+    shard = comm.shard(len(yb))
+    model.shard = shard
+    try:
+        reducer = comm.reducer(model)
+        opt.zero_grad()
+        # the loss of the global batch's scores (every rank computes the
+        # same floats), the gradient of this rank's rows
+        loss, grad = loss_fn(shard.gather(model.forward(shard.own(xb))), yb)
+        if check_loss is not None:
+            check_loss(loss)
+        model.backward(shard.own(grad))
+        reducer.finish()
+    finally:
+        model.shard = model.grad_ready = None
+    opt.step()
+    return loss
 
 
 def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, seed=0,
           data=None, out="pybnn-run", resume=False, optimizer=None, bn=None, mode="bnn",
           threads=None, lr=None, progress=True, limit=None, log=print, backward=None,
-          stochastic=False, augment=False):
+          stochastic=False, augment=False, comm=None):
     """Train a recipe; returns (the metrics history, a list of dicts; the
     run state).  Every setting that shapes the run is recorded in the
     checkpoints' configuration and in metrics.json.
@@ -58,7 +87,15 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
     deterministic).
     augment: each training batch is randomly cropped (4-pixel padding) and
     mirrored (pybnn.data.random_crop_flip), drawn from the run's generator
-    (CIFAR-10 only)."""
+    (CIFAR-10 only).
+    comm: a pybnn.distributed communicator for data-parallel training (an
+    MPIComm: every rank calls train() alike and trains on its shard of each
+    global batch of batch_size; rank 0 alone writes the checkpoints,
+    metrics and log); None: one process (LocalComm)."""
+    comm = LocalComm() if comm is None else comm
+    root = comm.rank == 0
+    if not root:                        # the other ranks are silent unless they fail
+        log, progress = (lambda *a, **k: None), False
     if recipe not in RECIPES:
         raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
     cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
@@ -115,15 +152,26 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         state["config"] = want          # every setting named from now on
         log("resuming %s at epoch %d" % (last_path, state["epoch"]))
     history = state["history"]
-    plan = model.memory_plan(cfg["batch_size"], x.shape[1:], opt)
-    run = _run_facts(model, x, xv, xt, plan)
-    _write_metrics(out, state, run)
-    if state["epoch"] < cfg["epochs"]:
-        log(format_memory_plan(plan))
+    if root:
+        plan = model.memory_plan(cfg["batch_size"], x.shape[1:], opt)
+        run = _run_facts(model, x, xv, xt, plan, comm)
+        _write_metrics(out, state, run)
+        if state["epoch"] < cfg["epochs"]:
+            log(format_memory_plan(plan))
+            if comm.distributed:
+                log("data-parallel over %s: global batch %d" % (comm.describe(),
+                                                                cfg["batch_size"]))
     try:
         from tqdm import tqdm
     except ImportError:  # pragma: no cover - tqdm is a dependency
         tqdm = None
+
+    def check_finite(loss):
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                "the loss became %r at epoch %d; stopping, %s keeps the last good epoch"
+                % (loss, state["epoch"] + 1, last_path))
+
     while state["epoch"] < cfg["epochs"]:
         epoch = state["epoch"]
         opt.lr = sched.lr_at(epoch)
@@ -141,14 +189,7 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         for i in bar:
             b = perm[i:i + cfg["batch_size"]]
             xb = random_crop_flip(x[b], rng) if cfg["augment"] else x[b]
-            opt.zero_grad()
-            loss, grad = loss_fn(model.forward(xb), y[b])
-            if not math.isfinite(loss):
-                raise FloatingPointError(
-                    "the loss became %r at epoch %d; stopping, %s keeps the last good epoch"
-                    % (loss, epoch + 1, last_path))
-            model.backward(grad)
-            opt.step()
+            loss = train_step(model, opt, loss_fn, xb, y[b], comm, check_finite)
             total += loss
             part += loss
             batches += 1
@@ -158,8 +199,8 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
                 if tqdm and progress:
                     bar.set_postfix(loss="%.4f" % trace[-1])
         train_time = time.perf_counter() - t0
-        val_err = _evaluate(model, xv, yv)
-        test_err = _evaluate(model, xt, yt)
+        val_err = _evaluate(model, xv, yv, comm)
+        test_err = _evaluate(model, xt, yt, comm)
         row = dict(epoch=epoch + 1, loss=total / max(batches, 1), val_error=val_err,
                    test_error=test_err, lr=opt.lr, seconds=train_time,
                    loss_by_tenth=[round(float(v), 6) for v in trace])
@@ -169,9 +210,11 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         if state["best_val"] is None or val_err <= state["best_val"]:
             state["best_val"], state["best_epoch"] = val_err, epoch + 1
             state["best_test"] = test_err
-            checkpoint.save(os.path.join(out, "best.npz"), model, opt, state)
-        checkpoint.save(last_path, model, opt, state)
-        _write_metrics(out, state, run)
+            if root:
+                checkpoint.save(os.path.join(out, "best.npz"), model, opt, state)
+        if root:
+            checkpoint.save(last_path, model, opt, state)
+            _write_metrics(out, state, run)
         log("epoch %d/%d  loss %.4f  val error %.2f%%  test error %.2f%%  (%.1f s)"
             % (epoch + 1, cfg["epochs"], row["loss"], 100 * val_err, 100 * test_err, train_time))
     return history, state
@@ -187,7 +230,7 @@ def _saved_backward(path):
     return checkpoint.run_config(saved)["backward"]
 
 
-def _run_facts(model, x, xv, xt, plan):
+def _run_facts(model, x, xv, xt, plan, comm):
     """What metrics.json says of a run besides its configuration and
     history: the data, the model's size, the training memory, the machine."""
     shape = tuple(int(d) for d in x.shape[1:])
@@ -203,7 +246,9 @@ def _run_facts(model, x, xv, xt, plan):
                 train_bytes_per_sample=int(plan["step_per_sample"]),
                 train_bytes_fixed=int(plan["predicted"] - plan["batch_size"]
                                       * plan["step_per_sample"]),
-                threads=_core.get_num_threads(), kernels=_core.isa())
+                threads=_core.get_num_threads(), kernels=_core.isa(),
+                # data-parallel runs: the ranks (threads is each rank's)
+                **(dict(ranks=comm.size) if comm.distributed else {}))
 
 
 def _write_metrics(out, state, run):

@@ -270,3 +270,102 @@ def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True,
                100 * (r["predicted_kb"] / r["peak_kb"] - 1), r["plan"]["kept_per_sample"] / 1024,
                r["plan"]["step_per_sample"] / 2 ** 20))
     return res
+
+
+# ---- ranks: data-parallel steps over MPI against threads ---------------------
+
+def _ranks_child(recipe, width, batch_size, backward, steps, rounds, threads, distributed):
+    """Run in each rank (or one process): time `rounds` rounds of `steps`
+    training steps of the global batch; rank 0 prints one JSON line with
+    the per-step medians and the collectives' seconds and bytes per step."""
+    import json
+    from threadpoolctl import threadpool_limits
+    from ..distributed import communicator
+    from ..train import train_step
+    comm = communicator(distributed)
+    cfg = _config(recipe, width, batch_size, backward)
+    shape = _INPUT[cfg["dataset"]]
+    batch = cfg["batch_size"]
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (batch * steps,) + shape, dtype=np.uint8)
+    y = rng.integers(0, 10, batch * steps)
+    _core.set_num_threads(threads)
+    with threadpool_limits(limits=threads):
+        step = _PybnnStep(cfg, shape, 0)
+
+        def run():
+            comm.barrier()
+            t0 = time.perf_counter()
+            for i in range(steps):
+                train_step(step.model, step.opt, step.loss, x[i * batch:(i + 1) * batch],
+                           y[i * batch:(i + 1) * batch], comm)
+            comm.barrier()
+            return (time.perf_counter() - t0) / steps
+
+        run()                                      # warm-up round
+        comm.stats.clear()
+        times = [run() for _ in range(rounds)]
+    per_step = steps * rounds
+    res = dict(ranks=comm.size, threads=threads, ms=1e3 * statistics.median(times),
+               min_ms=1e3 * min(times),
+               comm_ms={k: 1e3 * v / per_step for k, v in comm.stats.seconds.items()
+                        if k != "barrier"},
+               comm_bytes={k: v / per_step for k, v in comm.stats.bytes.items()
+                           if k != "barrier"})
+    if comm.rank == 0:
+        print("RANKS " + json.dumps(res), flush=True)
+
+
+def bench_ranks(recipe="mnist-mlp", ranks=(1, 2), steps=10, rounds=5, width=None,
+                batch_size=None, backward="auto", threads=2, out=print):
+    """Data-parallel steps over MPI: each count in `ranks` as `mpiexec -n R`
+    with one thread per rank, and one process with `threads` threads, each
+    in its own processes and on the same global batch; prints the median ms
+    per step, the share of it spent waiting in the gradient allreduce and
+    in the gathers (batch norm, scores), and the bytes each rank sends per
+    step.  Returns the figures."""
+    import json
+    import subprocess
+    import sys
+    from ..distributed import mpiexec_path
+    backward = resolve_backward(backward)
+    cfg = _config(recipe, width, batch_size, backward)
+    mpiexec = mpiexec_path()
+    if mpiexec is None:
+        raise ValueError("bench train --ranks needs an MPI launcher: pip install 'pybnn[mpi]'")
+    runs = []
+    cases = [(r, 1, True) for r in ranks] + [(1, threads, False)]
+    for r, t, distributed in cases:
+        code = ("from pybnn.bench.train import _ranks_child; _ranks_child(%r, %r, %r, %r, %d, "
+                "%d, %d, %r)" % (recipe, width, batch_size, backward, steps, rounds, t,
+                                 distributed))
+        cmd = ([mpiexec, "-n", str(r)] if distributed else []) + [sys.executable, "-c", code]
+        proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        line = [l for l in proc.stdout.splitlines() if l.startswith("RANKS ")]
+        if proc.returncode != 0 or not line:
+            raise RuntimeError("the run with %d rank(s) x %d thread(s) failed:\n%s"
+                               % (r, t, (proc.stdout + proc.stderr)[-2000:]))
+        res = json.loads(line[0][len("RANKS "):])
+        res["mpi"] = distributed
+        runs.append(res)
+    base = runs[0]["ms"]
+    out("%s: width %d, global batch %d, kernels %s, %s backward; %d steps x %d rounds, "
+        "each case in its own processes" % (recipe, cfg["width"], cfg["batch_size"],
+                                            _core.isa(), backward, steps, rounds))
+    out("  %-22s %10s %8s %16s %16s %14s" % ("case", "ms/step", "speedup", "allreduce",
+                                             "gathers", "MB in/rank"))
+    for res in runs:
+        ms = res["ms"]
+        ar, ga = res["comm_ms"].get("allreduce", 0.0), res["comm_ms"].get("gather", 0.0)
+        sent = sum(res["comm_bytes"].values()) / 2 ** 20
+        name = ("%d rank%s x 1 thread" % (res["ranks"], "s" if res["ranks"] > 1 else "")
+                if res["mpi"] else "1 process x %d threads" % res["threads"])
+        res["allreduce_share"], res["gather_share"] = ar / ms, ga / ms
+        out("  %-22s %10.1f %7.2fx %8.1f ms %4.0f%% %8.1f ms %4.0f%% %14.2f"
+            % (name, ms, base / ms, ar, 100 * ar / ms, ga, 100 * ga / ms, sent))
+    out("  (allreduce: waiting for the weight gradients' sum after backward; gathers: the "
+        "batch norms' rows and the scores, waiting included; MB in/rank: the buffers each "
+        "rank hands to the collectives per step -- a ring allreduce sends 2(R-1)/R of its "
+        "buffer, a gather (R-1)/R of the result: docs/distributed.md)")
+    return dict(recipe=recipe, backward=backward, width=cfg["width"],
+                batch_size=cfg["batch_size"], isa=_core.isa(), runs=runs)

@@ -67,8 +67,13 @@ class Activation(Layer):
             self._mask = None
         if training and self.stochastic:
             words = np.empty(x.shape[:-1] + ((x.shape[-1] + 63) // 64,), np.uint64)
-            _core.pack_stochastic(rows, self.seed, self.counter, words.reshape(rows.shape[0], -1))
-            self.counter += rows.size
+            # a global batch split over ranks: the generator is read at the
+            # global element index, as one process reads it
+            first, total = ((0, rows.shape[0]) if self.shard is None
+                            else self.shard.rows(int(np.prod(x.shape[1:-1]))))
+            _core.pack_stochastic(rows, self.seed, self.counter + first * rows.shape[1],
+                                  words.reshape(rows.shape[0], words.shape[-1]))
+            self.counter += total * rows.shape[1]
             return PackedTensor(words, x.shape)
         return pack(x)
 
@@ -85,7 +90,7 @@ class Activation(Layer):
             return out
         if self._mask is None:
             raise self._err("backward without a training forward")
-        g = np.asarray(grad, dtype=np.float32).reshape(self._mask.shape[0], -1)
+        g = np.asarray(grad, dtype=np.float32).reshape(self._mask.shape[0], self._shape[-1])
         # the gate (bit set where |x| <= 1) as 0/1 bytes; out = grad * gate,
         # written over grad when it is this backward pass's temporary
         gate = np.unpackbits(self._mask.view(np.uint8), axis=1, count=g.shape[1],

@@ -33,10 +33,31 @@ class Rounder:
         self.seed = integer(seed, "seed") % 2 ** 64
         self.counter = 0
 
-    def __call__(self, a, by_column=False):
+    def __call__(self, a, by_column=False, shard=None, per=1):
+        """(q, scale) of a [rows, k].  With `shard` (a split global batch,
+        pybnn.distributed; `per` rows per sample) `a` holds this rank's rows
+        of the global batch's matrix and the result is those rows of the
+        one-process result: the generator is read at the global element
+        index, and a per-column scale is the global batch's (the column
+        maxima, maximised over the ranks, enter as one extra row, which
+        bnn_quantize_i8 takes into its maximum; its row of q is dropped)."""
         a = np.ascontiguousarray(a, dtype=np.float32)
-        q, scale = _core.quantize_i8(a, self.seed, self.counter, by_column)
-        self.counter = (self.counter + a.size) % 2 ** 64
+        if shard is None:
+            q, scale = _core.quantize_i8(a, self.seed, self.counter, by_column)
+            self.counter = (self.counter + a.size) % 2 ** 64
+            return q, scale
+        rows, k = a.shape
+        first, total = shard.rows(per)
+        counter = (self.counter + first * k) % 2 ** 64
+        if by_column:
+            amax = np.ascontiguousarray(np.fmax.reduce(np.abs(a), axis=0) if rows
+                                        else np.zeros(k), dtype=np.float32)
+            shard.max(amax)
+            q, scale = _core.quantize_i8(np.vstack([a, amax[None]]), self.seed, counter, True)
+            q = np.ascontiguousarray(q[:, :rows])
+        else:
+            q, scale = _core.quantize_i8(a, self.seed, counter, False)
+        self.counter = (self.counter + total * k) % 2 ** 64
         return q, scale
 
 
@@ -157,6 +178,13 @@ class Layer:
     def parameters(self):
         return []
 
+    def partial_parameters(self):
+        """The parameters whose gradient, in data-parallel training, is this
+        rank's partial sum over its samples (summed over the ranks before
+        the optimizer's step): all of them, except in layers whose backward
+        runs on the whole global batch."""
+        return self.parameters()
+
     def state_dict(self):
         """The arrays that define this layer (the live arrays, not copies),
         by name: parameters first, then any other state (an 8-bit
@@ -196,6 +224,10 @@ class Layer:
     # Set by Sequential.forward for the layers whose input is a temporary of
     # the forward pass that nothing else keeps.
     overwrite_input = False
+    # Set by Sequential during training forward and backward of a global
+    # batch split over ranks: this rank's pybnn.distributed.Shard.  None:
+    # the batch is all there is (one process).
+    shard = None
 
     def kept_bytes(self):
         """Bytes this layer keeps for backward after a training forward."""

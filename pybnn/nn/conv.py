@@ -195,8 +195,11 @@ class BinaryConv2d(Layer):
         ws = self._workspace(n, h, w)
         geom = (self.stride, self.dilation, self.padding, self.pad_value, ws)
         c, kh, kw = self.in_channels, self.kh, self.kw
+        # rows per image (a global batch split over ranks quantizes this
+        # rank's rows as one process does: pybnn.nn.base.Rounder)
+        per = int(np.prod(grad.shape[1:-1]))
         if self.rounder is not None:
-            qt, sct = self.rounder(g2, by_column=True)
+            qt, sct = self.rounder(g2, by_column=True, shard=self.shard, per=per)
             self.W.accumulate_into(lambda buf, acc: _core.conv2d_grad_weights(
                 x.words, c, kh, kw, qt, buf.reshape(self.out_channels, -1), *geom,
                 scale=sct, accumulate=acc))
@@ -208,7 +211,7 @@ class BinaryConv2d(Layer):
             return None
         gx = np.empty((n, h, w, c), np.float32)
         if self.rounder is not None:
-            q, sc = self.rounder(g2)
+            q, sc = self.rounder(g2, shard=self.shard, per=per)
             _core.conv2d_grad_input(wp.words, c, q, gx, *geom, scale=sc)
         else:
             _core.conv2d_grad_input(wp.words, c, g2, gx, *geom)

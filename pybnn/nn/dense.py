@@ -132,7 +132,7 @@ class BinaryDense(Layer):
         if input_grad:
             if self._wp is not None and self.rounder is not None:
                 # int8 rows of g times the packed weights, exact, rescaled
-                q, scale = self.rounder(grad)
+                q, scale = self.rounder(grad, shard=self.shard)
                 s = np.empty((q.shape[0], self.in_features), np.int32)
                 _core.gemm_i8_pm1(q, self._wp.words, self.in_features, s)
                 gx = s.astype(np.float32)

@@ -46,7 +46,13 @@ class Dropout(Layer):
             return x
         if isinstance(x, np.ndarray) and x.dtype == np.uint8:
             x = scale_input(x)            # dropout on the input pixels
-        dropped = self.rng.random(x.shape, dtype=np.float32) < self.p
+        # a global batch split over ranks: the mask of the global batch
+        # (what one process draws), this rank's rows of it
+        sh = self.shard
+        shape = tuple(x.shape) if sh is None else (sh.n,) + tuple(x.shape[1:])
+        dropped = self.rng.random(shape, dtype=np.float32) < self.p
+        if sh is not None:
+            dropped = sh.own(dropped)
         # int8 -1 where dropped: packs to bit 1 (no float temporaries)
         mask = pack(np.negative(dropped.view(np.int8)))
         self._mask = mask

@@ -21,11 +21,11 @@ class Flatten(Layer):
     def forward(self, x, training):
         self._shape = tuple(x.shape)
         if isinstance(x, PackedTensor):
-            return pack(x.unpack().reshape(x.shape[0], -1))
+            return pack(x.unpack().reshape(self.output_shape(x.shape)))
         if isinstance(x, MaskedPacked):        # dropout before the flatten
             return MaskedPacked(self.forward(x.bits, training), self.forward(x.keep, training),
                                 x.scale)
-        return np.asarray(x).reshape(x.shape[0], -1)
+        return np.asarray(x).reshape(self.output_shape(x.shape))
 
     def backward(self, grad, input_grad=True):
         return grad.reshape(self._shape)

@@ -56,40 +56,55 @@ class BatchNorm(Layer):
         if x.shape[-1] != self.features:
             raise self._err("expects %d features, got shape %r" % (self.features, x.shape))
         x2 = np.ascontiguousarray(x.reshape(-1, self.features))
-        # y may be written over x when x is a temporary this layer does not
-        # keep (recompute in backward) -- the kernel reads each element first
-        inplace = (training and self.recompute is not None and self.overwrite_input
-                   and np.shares_memory(x2, x))
-        y = x2 if inplace else np.empty_like(x2)
-        if training:
-            mean = np.empty(self.features, np.float32)
-            scale = np.empty(self.features, np.float32)
-            _core.bn_forward_train(self.kind, x2, self.gamma.value, self.beta.value, self.eps,
-                                   self.momentum, self.running_mean, self.running_invstd, y,
-                                   mean, scale)
-            self._saved = (None if self.recompute else x2, mean, scale)
-        else:
+        if not training:
+            y = np.empty_like(x2)
             _core.bn_forward_eval(self.kind, x2, self.gamma.value, self.beta.value,
                                   self.running_mean, self.running_invstd, y)
             self._saved = None
+            return y.reshape(x.shape)
+        # a global batch split over ranks: the kernel runs on every rank's
+        # rows, gathered (the global batch's statistics, as one process)
+        sh, per = self.shard, int(np.prod(x.shape[1:-1]))
+        full = x2 if sh is None else sh.gather(x2, per)
+        # y may be written over x when x is a temporary this layer does not
+        # keep (recompute in backward) -- the kernel reads each element first
+        inplace = (self.recompute is not None and (sh is not None or self.overwrite_input
+                                                    and np.shares_memory(x2, x)))
+        y = full if inplace else np.empty_like(full)
+        mean = np.empty(self.features, np.float32)
+        scale = np.empty(self.features, np.float32)
+        _core.bn_forward_train(self.kind, full, self.gamma.value, self.beta.value, self.eps,
+                               self.momentum, self.running_mean, self.running_invstd, y,
+                               mean, scale)
+        self._saved = (None if self.recompute else full, mean, scale)
+        y = y if sh is None else sh.own(y, per)
         return y.reshape(x.shape)
+
+    def partial_parameters(self):
+        return []       # backward runs on the gathered global batch: already whole
 
     def backward(self, grad, input_grad=True):
         if self._saved is None:
             raise self._err("backward without a training forward")
         x2, mean, scale = self._saved
+        sh, per = self.shard, int(np.prod(grad.shape[1:-1]))
         if x2 is None:
             x2 = np.ascontiguousarray(np.asarray(self.recompute(), dtype=np.float32)
                                       .reshape(-1, self.features))
+            x2 = x2 if sh is None else sh.gather(x2, per)
         g2 = np.ascontiguousarray(grad.reshape(-1, self.features), dtype=np.float32)
+        if sh is not None:
+            g2 = sh.gather(g2, per)
         # dx may be written over dy (the kernel reads each element first)
-        dx = g2 if self.overwrite_grad and np.shares_memory(g2, grad) else np.empty_like(g2)
+        dx = (g2 if sh is not None or self.overwrite_grad and np.shares_memory(g2, grad)
+              else np.empty_like(g2))
         dg = np.empty(self.features, np.float32)
         db = np.empty(self.features, np.float32)
         _core.bn_backward(self.kind, x2, self.gamma.value, mean, scale, g2, dx, dg, db)
         self.gamma.grad += dg
         self.beta.grad += db
         self._saved = None
+        dx = dx if sh is None else sh.own(dx, per)
         return dx.reshape(grad.shape)
 
     def affine(self):

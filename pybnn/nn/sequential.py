@@ -59,11 +59,18 @@ class Sequential:
         # (pybnn bench train sets one); None: no timing
         self.timings = None
         self.recompute = bool(recompute)
+        # Hooks of data-parallel training (pybnn.distributed), None in one
+        # process: `shard`, this rank's part of the global batch, which the
+        # layers see during forward and backward; `grad_ready(layer)`,
+        # called as soon as a layer's backward has written its gradients.
+        self.shard = None
+        self.grad_ready = None
         self._wire_recompute()
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_deployed"] = {}          # the runtime is rebuilt from the layers
+        state["shard"] = state["grad_ready"] = None   # a step's hooks, not the model
         return state
 
     @property
@@ -161,16 +168,19 @@ class Sequential:
         if h.dtype != np.uint8:
             raise TypeError("inputs must be uint8 pixels, got %s" % h.dtype)
         if self._flat_input() and h.ndim > 2:
-            h = h.reshape(h.shape[0], -1)   # images into a dense first layer
+            h = h.reshape(h.shape[0], int(np.prod(h.shape[1:])))   # images into a dense first layer
         if self.layers[0].family not in ("dense", "conv"):
             # a weight layer first keeps the uint8 pixels (1 byte each) for
             # backward and scales them as x/128 - 1 when it needs floats
             h = scale_input(h)
         t = self.timings
+        shard = self._split_shard(training)
         for i, layer in enumerate(self.layers):
             # the input of every layer but the first is this pass's own temporary
             # (only for this call: a layer used on its own never overwrites)
             layer.overwrite_input = i > 0
+            if shard is not None:       # (set only when split: None is the class's)
+                layer.shard = shard
             try:
                 if t is None:
                     h = layer.forward(h, training)
@@ -180,7 +190,15 @@ class Sequential:
                     t.add("forward", layer.name, perf_counter() - t0)
             finally:
                 layer.overwrite_input = False
+                if shard is not None:
+                    del layer.shard
         return np.asarray(h, dtype=np.float32)
+
+    def _split_shard(self, training=True):
+        """The shard the layers see: a split global batch in training, else
+        None (the one-process arithmetic)."""
+        s = self.shard
+        return s if training and s is not None and s.split else None
 
     def backward(self, grad, input_grad=True):
         """Backpropagate d(loss)/d(scores) through every layer, accumulating
@@ -189,12 +207,15 @@ class Sequential:
         what they kept)."""
         first = next((i for i, l in enumerate(self.layers) if l.parameters()), 0)
         t = self.timings
+        shard = self._split_shard()
         for i in range(len(self.layers) - 1, first - 1, -1):
             layer = self.layers[i]
             t0 = perf_counter() if t is not None else 0.0
             # the gradient handed down is this pass's own temporary, except
             # the caller's d(loss)/d(scores)
             layer.overwrite_grad = i < len(self.layers) - 1
+            if shard is not None:
+                layer.shard = shard
             try:
                 if i > first:
                     grad = layer.backward(grad)
@@ -202,8 +223,12 @@ class Sequential:
                     layer.backward(grad, input_grad=False)
             finally:
                 layer.overwrite_grad = False
+                if shard is not None:
+                    del layer.shard
             if t is not None:
                 t.add("backward", layer.name, perf_counter() - t0)
+            if self.grad_ready is not None:
+                self.grad_ready(layer)
         for layer in self.layers[:first]:
             layer.release()
 
