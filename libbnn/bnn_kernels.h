@@ -318,6 +318,17 @@ BNN_INTERNAL void bnn_dot_u8_strip_neon(int64_t mr, int64_t j0, int64_t ncols, i
                                         const uint8_t *x, int64_t ldx, const int8_t *wt,
                                         int64_t opad, const int32_t *bias, int32_t *out,
                                         int64_t ldo);
+BNN_INTERNAL void bnn_pm1_tile_neon(int64_t mr, int64_t nc, int64_t jn, const float *a,
+                                    int64_t lda_i, int64_t lda_j, const float *panel, float *c,
+                                    int64_t ldc, int zero);
+BNN_INTERNAL void bnn_i8pm1_chunk_neon(int64_t rows, int64_t nc, int64_t jn,
+                                       const int8_t *q, int64_t ldq, const uint64_t *s,
+                                       int64_t lds, int64_t k0, int32_t *c, int64_t ldc,
+                                       int first);
+BNN_INTERNAL float bnn_absmax_f32_neon(int64_t k, const float *a);
+BNN_INTERNAL void bnn_round_i8_neon(int64_t k, const float *a, const float *inv,
+                                    int64_t inv_step, uint64_t seed, uint64_t e0, int8_t *q,
+                                    int64_t q_step);
 BNN_INTERNAL void bnn_dot_u8_strip_neondot(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
                                            const uint8_t *x, int64_t ldx, const int8_t *wt,
                                            int64_t opad, const int32_t *bias, int32_t *out,

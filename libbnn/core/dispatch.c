@@ -58,20 +58,21 @@ static const bnn_kernels k_avx512_vnni = {
 #endif
 
 #if BNN_ARM64
-/* NEON packing, popcounts, the GEMM epilogues and the 8-bit first layer;
- * the reference kernels elsewhere */
+/* NEON packing, popcounts, the GEMM epilogues, the 8-bit first layer and
+ * the backward products and int8 rounding of training; the reference
+ * kernels for the optimizer step and the shift batch norm passes */
 static const bnn_kernels k_neon = {
     BNN_ISA_NEON, bnn_pack_f32_neon, bnn_pack_i8_neon, bnn_unpack_f32_neon,
     bnn_popc_strip_neon, bnn_epi_f32_neon, bnn_dot_u8_strip_neon, bnn_opt_range_ref,
-    bnn_epi_bits_neon, bnn_pm1_tile_ref, bnn_i8pm1_chunk_ref, bnn_absmax_f32_ref,
-    bnn_round_i8_ref, bnn_bn_shift_var_ref, bnn_bn_shift_sums_ref, bnn_bn_shift_dx_ref,
+    bnn_epi_bits_neon, bnn_pm1_tile_neon, bnn_i8pm1_chunk_neon, bnn_absmax_f32_neon,
+    bnn_round_i8_neon, bnn_bn_shift_var_ref, bnn_bn_shift_sums_ref, bnn_bn_shift_dx_ref,
 };
 /* the same with the UDOT first-layer kernel, where the CPU has ASIMDDP */
 static const bnn_kernels k_neon_dot = {
     BNN_ISA_NEON_DOT, bnn_pack_f32_neon, bnn_pack_i8_neon, bnn_unpack_f32_neon,
     bnn_popc_strip_neon, bnn_epi_f32_neon, bnn_dot_u8_strip_neondot, bnn_opt_range_ref,
-    bnn_epi_bits_neon, bnn_pm1_tile_ref, bnn_i8pm1_chunk_ref, bnn_absmax_f32_ref,
-    bnn_round_i8_ref, bnn_bn_shift_var_ref, bnn_bn_shift_sums_ref, bnn_bn_shift_dx_ref,
+    bnn_epi_bits_neon, bnn_pm1_tile_neon, bnn_i8pm1_chunk_neon, bnn_absmax_f32_neon,
+    bnn_round_i8_neon, bnn_bn_shift_var_ref, bnn_bn_shift_sums_ref, bnn_bn_shift_dx_ref,
 };
 static int g_cpu_neon = 0, g_cpu_dot = 0;
 #endif
