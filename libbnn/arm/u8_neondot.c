@@ -19,15 +19,34 @@
  * rows by 16 outputs (16 accumulators).
  *
  * The functions carry the target attribute of Armv8.2-A with the dot
- * product (GCC's arm_neon.h declares vdotq_u32 for that architecture);
- * FEAT_DotProd exists only from Armv8.2, so a CPU with ASIMDDP runs them.
+ * product (GCC's arm_neon.h declares vdotq_u32 for that architecture;
+ * clang names the feature alone); FEAT_DotProd exists only from Armv8.2,
+ * so a CPU with ASIMDDP runs them.
  */
 #include "bnn_kernels.h"
 
 #if BNN_ARM64
 #include "arm/neon_internal.h"
 
-#define BNN_TARGET_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#if defined(__clang__)
+#  define BNN_TARGET_DOTPROD __attribute__((target("dotprod")))
+#else
+#  define BNN_TARGET_DOTPROD __attribute__((target("arch=armv8.2-a+dotprod")))
+#endif
+
+/* acc + UDOT(a, b).  Clang's arm_neon.h (before 16) declares vdotq_u32
+ * only when the whole file is built for the dot product, so clang gets
+ * the instruction itself; GCC's header follows the target attribute. */
+static inline __attribute__((always_inline)) BNN_TARGET_DOTPROD uint32x4_t
+udot(uint32x4_t acc, uint8x16_t a, uint8x16_t b)
+{
+#if defined(__clang__) && !defined(__ARM_FEATURE_DOTPROD)
+    __asm__("udot %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
+    return acc;
+#else
+    return vdotq_u32(acc, a, b);
+#endif
+}
 
 /* R rows against 16 outputs whose bit word of group q is wz[4q]. */
 static inline __attribute__((always_inline)) BNN_TARGET_DOTPROD void
@@ -46,7 +65,7 @@ dot_tile(const int R, const uint8_t *x, int64_t ldx, int64_t quads, const uint64
         for (v = 0; v < 4; v++) m[v] = vandq_u8(m[v], one);
         for (r = 0; r < R; r++) {
             const uint8x16_t xb = bnn_neon_dup4(x + r * ldx + 4 * q);
-            for (v = 0; v < 4; v++) acc[r][v] = vdotq_u32(acc[r][v], xb, m[v]);
+            for (v = 0; v < 4; v++) acc[r][v] = udot(acc[r][v], xb, m[v]);
         }
     }
     for (r = 0; r < R; r++) bnn_neon_u8_store(acc[r], bias, xsum[r], out + r * ldo, nj);
