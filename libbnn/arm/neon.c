@@ -167,11 +167,14 @@ popc_rows(const int R, int64_t ncols, int64_t kw, const uint64_t *a, int64_t lda
 void bnn_popc_strip_neon(int64_t mr, int64_t ncols, int64_t kw, const uint64_t *a, int64_t lda,
                          const uint64_t *w, int64_t ldw, int32_t *pc, int64_t ldpc)
 {
-    switch (mr) {   /* mr <= BNN_MR = 4 */
-    case 4: popc_rows(4, ncols, kw, a, lda, w, ldw, pc, ldpc); break;
-    case 3: popc_rows(3, ncols, kw, a, lda, w, ldw, pc, ldpc); break;
-    case 2: popc_rows(2, ncols, kw, a, lda, w, ldw, pc, ldpc); break;
-    default: popc_rows(1, ncols, kw, a, lda, w, ldw, pc, ldpc); break;
+    int64_t i = 0;
+    for (; i + 4 <= mr; i += 4)   /* once: mr <= BNN_MR = 4 */
+        popc_rows(4, ncols, kw, a + i * lda, lda, w, ldw, pc + i * ldpc, ldpc);
+    switch (mr - i) {
+    case 3: popc_rows(3, ncols, kw, a + i * lda, lda, w, ldw, pc + i * ldpc, ldpc); break;
+    case 2: popc_rows(2, ncols, kw, a + i * lda, lda, w, ldw, pc + i * ldpc, ldpc); break;
+    case 1: popc_rows(1, ncols, kw, a + i * lda, lda, w, ldw, pc + i * ldpc, ldpc); break;
+    default: break;
     }
 }
 
