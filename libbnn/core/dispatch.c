@@ -22,6 +22,9 @@
 #if BNN_ARM64 && defined(__linux__)
 #  include <asm/hwcap.h>
 #  include <sys/auxv.h>
+#  ifndef HWCAP_ASIMDDP
+#    define HWCAP_ASIMDDP (1 << 20)    /* kernel headers before Linux 4.15 */
+#  endif
 #endif
 #ifndef BNN_NO_THREADS
 #  include <pthread.h>
