@@ -140,16 +140,19 @@ typedef enum bnn_isa {
     BNN_ISA_AVX512      = 2,  /* x86 AVX-512 F/DQ/BW/VL + VPOPCNTDQ          */
     BNN_ISA_AVX512_VNNI = 3,  /* the same + AVX512_VNNI for the 8-bit first
                                  layer (VPDPBUSD)                            */
-    BNN_ISA_NEON        = 4   /* aarch64 Advanced SIMD: vcnt popcount        */
+    BNN_ISA_NEON        = 4,  /* aarch64 Advanced SIMD: vcnt popcount        */
+    BNN_ISA_NEON_DOT    = 5   /* the same + the dot product instructions
+                                 (ASIMDDP: UDOT) for the 8-bit first layer  */
 } bnn_isa;
 
-/** bnn_isa_name() : "ref", "avx2", "avx512", "avx512vnni" or "neon", the
- *  kernels in use.  The first call of any kernel (or of this) selects the
- *  best ISA that the CPU and OS support (x86: CPUID + XGETBV, avx512vnni
- *  where the CPU has VNNI; aarch64: AT_HWCAP's ASIMD), unless the
- *  environment variable BNN_ISA=ref|avx2|avx512|avx512vnni|neon asks for
- *  one ("avx512" is then the
- *  AVX-512 kernels without VNNI, so every table can be tested alone); an
+/** bnn_isa_name() : "ref", "avx2", "avx512", "avx512vnni", "neon" or
+ *  "neondot", the kernels in use.  The first call of any kernel (or of
+ *  this) selects the best ISA that the CPU and OS support (x86: CPUID +
+ *  XGETBV, avx512vnni where the CPU has VNNI; aarch64: AT_HWCAP's ASIMD,
+ *  neondot where it also has ASIMDDP), unless the environment variable
+ *  BNN_ISA=ref|avx2|avx512|avx512vnni|neon|neondot asks for one ("avx512"
+ *  is then the AVX-512 kernels without VNNI and "neon" the NEON ones
+ *  without the dot products, so every table can be tested alone); an
  *  unavailable or unknown request falls back to the best available ISA. */
 BNN_API const char *bnn_isa_name(void);
 /** bnn_isa_current() : the same choice as an enum value. */
@@ -160,8 +163,8 @@ BNN_API int bnn_isa_supported(bnn_isa isa);
  *  BNN_ERR_UNSUPPORTED (and changes nothing) if it cannot run here.
  *  Not thread-safe: never call it while kernels run on other threads. */
 BNN_API bnn_status bnn_set_isa(bnn_isa isa);
-/** bnn_isa_from_name() : parse "ref"/"avx2"/"avx512"/"avx512vnni" into
- *  *out (BNN_ERR_INVALID for any other name). */
+/** bnn_isa_from_name() : parse "ref"/"avx2"/"avx512"/"avx512vnni"/"neon"/
+ *  "neondot" into *out (BNN_ERR_INVALID for any other name). */
 BNN_API bnn_status bnn_isa_from_name(const char *name, bnn_isa *out);
 
 /** bnn_set_num_threads() : threads used by large kernels (n >= 1; default

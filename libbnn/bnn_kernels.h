@@ -24,7 +24,8 @@
  *      -- a single rounding, so every ISA gives identical floats.
  *
  *  dot_u8_strip(mr, j0, ncols, kp, x, ldx, wt, opad, bias, out, ldo):
- *      for i < mr (<= BNN_MR), j < ncols, kp even:
+ *      for i < mr (<= BNN_MR), j < ncols, kp a multiple of 4 (the
+ *      driver's rows are multiples of 32 bytes):
  *        out[i*ldo + j] = bias[j0+j]
  *                       + sum_{q < kp} x[i*ldx+q] * W(j0+j, q),
  *        W(j, q) = wt[(j/64)*kp*64 + (q/2)*128 + (j%64)*2 + q%2]
@@ -38,7 +39,9 @@
  *      bits (1 = -1; padded taps and outputs 0) in quad order, for kernels
  *      that expand them instead of reading bytes: per block of 64 outputs,
  *      per group of 4 taps, 4 words, word z holding outputs 16z..16z+15 at
- *      bit (output % 16) * 4 + tap % 4.
+ *      bit (output % 16) * 4 + tap % 4.  The bits read a padded tap as +1,
+ *      so x is 0 at every padded tap (the driver zeroes them): both
+ *      layouts then give the same sums.
  *
  *  epi_bits(n, dot, thresh, flip, out): for j < n, bit j of out =
  *      (flip && flip[j]) ? dot[j] > thresh[j] : dot[j] < thresh[j];
@@ -311,6 +314,25 @@ BNN_INTERNAL void bnn_epi_f32_neon(int64_t n, const int32_t *dot, const float *s
                                    const float *offset, float *out);
 BNN_INTERNAL void bnn_epi_bits_neon(int64_t n, const int32_t *dot, const int32_t *thresh,
                                     const uint8_t *flip, uint64_t *out);
+BNN_INTERNAL void bnn_dot_u8_strip_neon(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
+                                        const uint8_t *x, int64_t ldx, const int8_t *wt,
+                                        int64_t opad, const int32_t *bias, int32_t *out,
+                                        int64_t ldo);
+BNN_INTERNAL void bnn_pm1_tile_neon(int64_t mr, int64_t nc, int64_t jn, const float *a,
+                                    int64_t lda_i, int64_t lda_j, const float *panel, float *c,
+                                    int64_t ldc, int zero);
+BNN_INTERNAL void bnn_i8pm1_chunk_neon(int64_t rows, int64_t nc, int64_t jn,
+                                       const int8_t *q, int64_t ldq, const uint64_t *s,
+                                       int64_t lds, int64_t k0, int32_t *c, int64_t ldc,
+                                       int first);
+BNN_INTERNAL float bnn_absmax_f32_neon(int64_t k, const float *a);
+BNN_INTERNAL void bnn_round_i8_neon(int64_t k, const float *a, const float *inv,
+                                    int64_t inv_step, uint64_t seed, uint64_t e0, int8_t *q,
+                                    int64_t q_step);
+BNN_INTERNAL void bnn_dot_u8_strip_neondot(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
+                                           const uint8_t *x, int64_t ldx, const int8_t *wt,
+                                           int64_t opad, const int32_t *bias, int32_t *out,
+                                           int64_t ldo);
 #endif
 
 #endif /* BNN_KERNELS_H */

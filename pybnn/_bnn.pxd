@@ -39,6 +39,8 @@ cdef extern from "bnn.h" nogil:
         BNN_ISA_AVX2
         BNN_ISA_AVX512
         BNN_ISA_AVX512_VNNI
+        BNN_ISA_NEON
+        BNN_ISA_NEON_DOT
 
     const char *bnn_isa_name()
     bnn_isa bnn_isa_current()

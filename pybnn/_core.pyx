@@ -57,7 +57,7 @@ def version_string():
     return bnn_version_string().decode()
 
 
-ISA_NAMES = ("ref", "avx2", "avx512", "avx512vnni", "neon")   # every kernel table
+ISA_NAMES = ("ref", "avx2", "avx512", "avx512vnni", "neon", "neondot")   # every kernel table
 
 
 cdef bnn_isa _isa_from_name(name) except *:
@@ -71,8 +71,9 @@ cdef bnn_isa _isa_from_name(name) except *:
 
 
 def isa():
-    """Name of the kernels in use: 'ref', 'avx2', 'avx512', 'avx512vnni' or 'neon'
-    (AVX-512 with the VNNI first-layer kernel)."""
+    """Name of the kernels in use: 'ref', 'avx2', 'avx512', 'avx512vnni' (AVX-512
+    with the VNNI first-layer kernel), 'neon' or 'neondot' (NEON with the UDOT
+    first-layer kernel)."""
     return bnn_isa_name().decode()
 
 

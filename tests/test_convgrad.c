@@ -280,6 +280,84 @@ static int test_quantize_by_hand(void)
     return 0;
 }
 
+/* The rounding of a * inv + u happens twice (the product, then the sum),
+ * never once as a fused multiply-add would: a row built so that the two
+ * differ.  Where a * inv rounds to exactly -u from below, a * inv + u is 0
+ * (q = 0) with two roundings but a tiny negative number (q = -1) with one.
+ * inv = 127 / 100 is not a power of two, so a * inv is inexact; each
+ * element walks the floats near -u / inv for such an a. */
+static int8_t quant_one_fused(float a, float inv, float u)
+{
+    const float y = fmaf(a, inv, u);
+    float f;
+    if (y != y) return 0;
+    f = floorf(y);
+    return (int8_t)(int)(f < -127.0f ? -127.0f : (f > 127.0f ? 127.0f : f));
+}
+
+typedef struct unfused_ctx {
+    const float *a;
+    const int8_t *want;
+    int64_t k;
+    uint64_t seed;
+} unfused_ctx;
+
+static int unfused_body(bnn_isa isa, void *vctx)
+{
+    const unfused_ctx *c = (const unfused_ctx *)vctx;
+    int8_t q[64];
+    float sc;
+    int64_t j;
+    int by_col;
+    (void)isa;
+    for (by_col = 0; by_col < 2; by_col++) {   /* one row, or the same as one column */
+        memset(q, CANARY_Q, sizeof q);
+        CHECK_ST(bnn_quantize_i8(by_col ? c->k : 1, by_col ? 1 : c->k, c->a, by_col ? 1 : c->k,
+                                 by_col, c->seed, 0, q, c->k, &sc),
+                 BNN_OK);
+        for (j = 0; j < c->k; j++)
+            CHECK_MSG(q[j] == c->want[j], "%s: q[%d] = %d, oracle %d (a %a)",
+                      by_col ? "by column" : "by row", (int)j, (int)q[j], (int)c->want[j],
+                      (double)c->a[j]);
+    }
+    return 0;
+}
+
+static int test_quantize_unfused(void)
+{
+    enum { K = 64 };
+    const uint64_t seed = 0x5eed15u;
+    float a[K], sc, inv, wsc;
+    int8_t want[K];
+    unfused_ctx c;
+    int j, found = 0;
+    bt_ctx("quantize_i8: two roundings, not a fused multiply-add");
+    a[0] = 100.0f;                              /* the row's max */
+    sc = a[0] / 127.0f;
+    inv = 1.0f / sc;
+    for (j = 1; j < K; j++) {
+        const float u = bt_quant_u(seed, (uint64_t)j);
+        const uint32_t b0 = bt_f2u(-u / inv);
+        int d;
+        a[j] = -u / inv;
+        for (d = -256; d <= 256 && u > 0.0f; d++) {
+            const float x = bt_u2f(b0 + (uint32_t)d);
+            if (bt_quant_one(x, inv, u) != quant_one_fused(x, inv, u)) {
+                a[j] = x;
+                found++;
+                break;
+            }
+        }
+    }
+    CHECK_MSG(found >= 8, "only %d elements where one rounding differs from two", found);
+    bt_quantize_i8(1, K, a, K, 0, seed, 0, want, K, &wsc);
+    CHECK(wsc == sc);
+    c.a = a; c.want = want; c.k = K; c.seed = seed;
+    RUN(for_each_isa_ctx("quantize_i8 rounds twice", unfused_body, &c));
+    printf("  %-34s %d of %d elements tell them apart\n", "quantize_i8 unfused", found, K - 1);
+    return 0;
+}
+
 static int test_quantize_errors(void)
 {
     float a[12];
@@ -811,6 +889,7 @@ int main(int argc, char **argv)
     const int threads0 = bnn_get_num_threads();
     bt_init(argc, argv, "test_convgrad");
     RUN(test_quantize_by_hand());
+    RUN(test_quantize_unfused());
     RUN(test_quantize_errors());
     RUN(test_quantize());
     RUN(test_convgrad_by_hand());

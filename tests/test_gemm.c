@@ -243,7 +243,8 @@ static int sweep_body(bnn_isa isa)
 
 /* Larger shapes: several column blocks (the driver blocks W by up to 1024
  * rows, fewer for long K), K past the AVX2 byte-accumulator chunk of
- * 31 * 4 words, and constant rows giving all-ones XOR words. */
+ * 31 * 4 words and the NEON 16-bit one of 4095 * 2 words, and constant
+ * rows giving all-ones XOR words. */
 static const struct { int64_t n, m, k; int extreme; } big_shapes[] = {
     {37, 1100, 300, 0},
     {9, 1100, 4097, 1},
@@ -254,6 +255,7 @@ static const struct { int64_t n, m, k; int extreme; } big_shapes[] = {
     {5, 70, 8000, 1},  /* 125 words */
     {6, 67, 8192, 1},  /* 128 words: two chunks */
     {2, 9, 65536, 1},
+    {4, 9, 524288 + 129, 1},  /* 8195 words: past NEON's 16-bit chunk of 4095 x 2 words */
 };
 
 static int big_body(bnn_isa isa)

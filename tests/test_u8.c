@@ -792,6 +792,45 @@ static int gemm_errors_body(bnn_isa isa)
     return 0;
 }
 
+/* Accumulator bounds: every pixel 255 and every weight -1 (even outputs)
+ * or +1 (odd) make each partial sum as large as it can be, so a kernel
+ * whose narrow accumulators overflow between widenings fails here; random
+ * pixels average half that and would not show it.  s = +-127 * k. */
+static int saturated_body(bnn_isa isa)
+{
+    const int64_t n = 5, m = 70, k = 4097, kw = bt_words(k);
+    uint8_t *x = (uint8_t *)bt_alloc((size_t)(n * k));
+    uint64_t *w = (uint64_t *)bt_alloc((size_t)(m * kw) * 8);
+    int32_t *out = (int32_t *)bt_alloc((size_t)(n * m) * 4);
+    size_t wsb = 0;
+    void *ws;
+    int64_t i, j, q;
+    int mi;
+    memset(x, 255, (size_t)(n * k));
+    for (j = 0; j < m; j++)
+        for (q = 0; q < kw; q++) {
+            const uint64_t all = q + 1 < kw || k % 64 == 0 ? ~(uint64_t)0
+                                                           : ((uint64_t)1 << (k % 64)) - 1u;
+            w[j * kw + q] = j % 2 ? 0 : all;
+        }
+    CHECK_ST(bnn_gemm_u8_workspace_size(m, k, 1, &wsb), BNN_OK);
+    ws = bt_alloc(wsb);
+    for (mi = 0; mi < 3; mi++) {
+        bt_ctx("gemm_u8 isa=%s method=%s saturated: x = 255, w = -1 / +1, k=%d",
+               bt_isa_str(isa), method_names[mi], (int)k);
+        CHECK_ST(bnn_gemm_u8(n, m, k, x, k, w, kw, NULL, out, m, methods[mi], ws, wsb), BNN_OK);
+        for (i = 0; i < n; i++)
+            for (j = 0; j < m; j++)
+                CHECK_MSG(out[i * m + j] == (j % 2 ? 127 : -127) * (int32_t)k,
+                          "out[%d][%d] = %d", (int)i, (int)j, (int)out[i * m + j]);
+    }
+    free(ws);
+    free(out);
+    free(w);
+    free(x);
+    return 0;
+}
+
 /* |s| <= 128 k must fit in the int32 output: k = 2^24 + 1 bytes of 0
  * against all +1 weights gives s = -128 (2^24 + 1) < INT32_MIN.  The call
  * must either fail (OVERFLOW) or -- impossibly -- return the exact value;
@@ -985,6 +1024,7 @@ int main(int argc, char **argv)
     fails += for_each_isa(gemm_errors_body) != 0;
     fails += for_each_isa(k_zero_body) != 0;
     fails += for_each_isa(sum_overflow_body) != 0;
+    fails += for_each_isa(saturated_body) != 0;
     fails += for_each_isa(conv_errors_body) != 0;
     fails += for_each_isa(gemm_body) != 0;
     fails += for_each_isa(conv_body) != 0;

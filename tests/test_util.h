@@ -305,9 +305,10 @@ static inline int bt_getbit(const uint64_t *row, int64_t j)
 /* ------------------------------------------------------------------ */
 
 /* Every kernel table of the library (bnn_isa), each run alone. */
-#define BT_N_ISAS 5
+#define BT_N_ISAS 6
 static const bnn_isa bt_all_isas[BT_N_ISAS] = {BNN_ISA_REF, BNN_ISA_AVX2, BNN_ISA_AVX512,
-                                               BNN_ISA_AVX512_VNNI, BNN_ISA_NEON};
+                                               BNN_ISA_AVX512_VNNI, BNN_ISA_NEON,
+                                               BNN_ISA_NEON_DOT};
 
 static inline const char *bt_isa_str(bnn_isa isa)
 {
@@ -317,6 +318,7 @@ static inline const char *bt_isa_str(bnn_isa isa)
     case BNN_ISA_AVX512: return "avx512";
     case BNN_ISA_AVX512_VNNI: return "avx512vnni";
     case BNN_ISA_NEON: return "neon";
+    case BNN_ISA_NEON_DOT: return "neondot";
     }
     return "?";
 }

@@ -2,7 +2,7 @@
  * neon.c -- the aarch64 Advanced SIMD (NEON) kernels: sign packing of
  * floats and int8 (compare, weight by the bit's value, add across lanes)
  * and the XNOR popcount strip (veor + vcnt per byte, pairwise widening
- * adds).  The table of core/dispatch.c takes the reference kernels for the
+ * adds, register-blocked over 4 rows by 4 columns).  The table of core/dispatch.c takes the reference kernels for the
  * other entries.  Bit-exact with ref/ (integers and compares only).
  */
 #include "bnn_kernels.h"
@@ -108,36 +108,74 @@ void bnn_epi_bits_neon(int64_t n, const int32_t *dot, const int32_t *thresh,
                          flip ? flip + full * 64 : NULL, out + full);
 }
 
-/* popcount(a XOR w) over kw words: bytes counted by vcnt, added pairwise
- * into 16-bit lanes (at most 16 per lane per step; 2048 steps stay below
- * 2^15), folded into 32-bit lanes every 2048 steps. */
-static int32_t popc_xor(const uint64_t *a, const uint64_t *w, int64_t kw)
+/* The XNOR popcount strip, register-blocked: a tile of R rows of A (R <= 4)
+ * by C rows of W (C = 4, or 1 for the last columns) keeps R*C accumulators
+ * of eight 16-bit lanes.  Each step loads two words of every row once
+ * (R + C loads for R*C products), and per pair of rows
+ *     veor -> vcnt (count per byte, <= 8) -> vpadal (pairs of bytes added
+ *     into the 16-bit lanes, <= 16 per lane per step),
+ * so 4095 steps stay below 2^16 (4095 * 16 = 65520); every chunk of 4095
+ * steps is added across its lanes into an int64 total.  An odd last word
+ * is counted on one 64-bit register.  The 4 x 4 tile uses 16 accumulators,
+ * 4 A and 1 W vector plus temporaries of the 32 vector registers. */
+#define POPC_CHUNK 4095
+
+static inline __attribute__((always_inline)) void
+popc_tile(const int R, const int C, int64_t kw, const uint64_t *a, int64_t lda,
+          const uint64_t *w, int64_t ldw, int32_t *pc, int64_t ldpc)
 {
-    uint32x4_t acc32 = vdupq_n_u32(0);
-    int64_t q = 0;
-    while (q + 2 <= kw) {
-        uint16x8_t acc16 = vdupq_n_u16(0);
-        int64_t steps = 0;
-        for (; q + 2 <= kw && steps < 2048; q += 2, steps++) {
-            const uint8x16_t x = veorq_u8(vreinterpretq_u8_u64(vld1q_u64(a + q)),
-                                          vreinterpretq_u8_u64(vld1q_u64(w + q)));
-            acc16 = vpadalq_u8(acc16, vcntq_u8(x));
+    int64_t tot[4][4] = {{0}};
+    const int64_t steps = kw / 2;
+    int64_t s0, s;
+    int r, c;
+    for (s0 = 0; s0 < steps; s0 += POPC_CHUNK) {
+        const int64_t s1 = BNN_MIN(steps, s0 + POPC_CHUNK);
+        uint16x8_t acc[4][4];
+        for (r = 0; r < R; r++)
+            for (c = 0; c < C; c++) acc[r][c] = vdupq_n_u16(0);
+        for (s = s0; s < s1; s++) {
+            uint8x16_t av[4];
+            for (r = 0; r < R; r++) av[r] = vreinterpretq_u8_u64(vld1q_u64(a + r * lda + 2 * s));
+            for (c = 0; c < C; c++) {
+                const uint8x16_t wv = vreinterpretq_u8_u64(vld1q_u64(w + c * ldw + 2 * s));
+                for (r = 0; r < R; r++)
+                    acc[r][c] = vpadalq_u8(acc[r][c], vcntq_u8(veorq_u8(av[r], wv)));
+            }
         }
-        acc32 = vpadalq_u16(acc32, acc16);
+        for (r = 0; r < R; r++)
+            for (c = 0; c < C; c++) tot[r][c] += (int64_t)vaddlvq_u16(acc[r][c]);
     }
-    {
-        int64_t s = (int64_t)vaddvq_u32(acc32);
-        if (q < kw) s += vaddv_u8(vcnt_u8(vcreate_u8(a[q] ^ w[q])));
-        return (int32_t)s;
-    }
+    for (r = 0; r < R; r++)
+        for (c = 0; c < C; c++) {
+            int64_t t = tot[r][c];
+            if (kw % 2)
+                t += vaddv_u8(vcnt_u8(vcreate_u8(a[r * lda + kw - 1] ^ w[c * ldw + kw - 1])));
+            pc[r * ldpc + c] = (int32_t)t;
+        }
+}
+
+/* R rows against every column: 4 at a time, then one at a time. */
+static inline __attribute__((always_inline)) void
+popc_rows(const int R, int64_t ncols, int64_t kw, const uint64_t *a, int64_t lda,
+          const uint64_t *w, int64_t ldw, int32_t *pc, int64_t ldpc)
+{
+    int64_t j;
+    for (j = 0; j + 4 <= ncols; j += 4) popc_tile(R, 4, kw, a, lda, w + j * ldw, ldw, pc + j, ldpc);
+    for (; j < ncols; j++) popc_tile(R, 1, kw, a, lda, w + j * ldw, ldw, pc + j, ldpc);
 }
 
 void bnn_popc_strip_neon(int64_t mr, int64_t ncols, int64_t kw, const uint64_t *a, int64_t lda,
                          const uint64_t *w, int64_t ldw, int32_t *pc, int64_t ldpc)
 {
-    int64_t i, j;
-    for (i = 0; i < mr; i++)
-        for (j = 0; j < ncols; j++) pc[i * ldpc + j] = popc_xor(a + i * lda, w + j * ldw, kw);
+    int64_t i = 0;
+    for (; i + 4 <= mr; i += 4)   /* once: mr <= BNN_MR = 4 */
+        popc_rows(4, ncols, kw, a + i * lda, lda, w, ldw, pc + i * ldpc, ldpc);
+    switch (mr - i) {
+    case 3: popc_rows(3, ncols, kw, a + i * lda, lda, w, ldw, pc + i * ldpc, ldpc); break;
+    case 2: popc_rows(2, ncols, kw, a + i * lda, lda, w, ldw, pc + i * ldpc, ldpc); break;
+    case 1: popc_rows(1, ncols, kw, a + i * lda, lda, w, ldw, pc + i * ldpc, ldpc); break;
+    default: break;
+    }
 }
 
 #else

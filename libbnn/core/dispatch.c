@@ -6,7 +6,10 @@
  * YMM / ZMM state on context switches) support, unless BNN_ISA asks for
  * one.  Every table can be forced alone: "avx512" is the AVX-512 table
  * without VNNI, "avx512vnni" the one with the VNNI first-layer kernel
- * (the default where the CPU has it).  Selection is guarded by pthread_once where threads exist.
+ * (the default where the CPU has it); on aarch64 "neon" is the NEON table
+ * without the dot product instructions and "neondot" the one with the
+ * UDOT first-layer kernel (the default where AT_HWCAP has ASIMDDP).
+ * Selection is guarded by pthread_once where threads exist.
  */
 #include "bnn_kernels.h"
 
@@ -19,6 +22,9 @@
 #if BNN_ARM64 && defined(__linux__)
 #  include <asm/hwcap.h>
 #  include <sys/auxv.h>
+#  ifndef HWCAP_ASIMDDP
+#    define HWCAP_ASIMDDP (1 << 20)    /* kernel headers before Linux 4.15 */
+#  endif
 #endif
 #ifndef BNN_NO_THREADS
 #  include <pthread.h>
@@ -55,15 +61,23 @@ static const bnn_kernels k_avx512_vnni = {
 #endif
 
 #if BNN_ARM64
-/* NEON packing, popcounts and the GEMM epilogues; the reference kernels
- * elsewhere */
+/* NEON packing, popcounts, the GEMM epilogues, the 8-bit first layer and
+ * the backward products and int8 rounding of training; the reference
+ * kernels for the optimizer step and the shift batch norm passes */
 static const bnn_kernels k_neon = {
     BNN_ISA_NEON, bnn_pack_f32_neon, bnn_pack_i8_neon, bnn_unpack_f32_neon,
-    bnn_popc_strip_neon, bnn_epi_f32_neon, bnn_dot_u8_strip_ref, bnn_opt_range_ref,
-    bnn_epi_bits_neon, bnn_pm1_tile_ref, bnn_i8pm1_chunk_ref, bnn_absmax_f32_ref,
-    bnn_round_i8_ref, bnn_bn_shift_var_ref, bnn_bn_shift_sums_ref, bnn_bn_shift_dx_ref,
+    bnn_popc_strip_neon, bnn_epi_f32_neon, bnn_dot_u8_strip_neon, bnn_opt_range_ref,
+    bnn_epi_bits_neon, bnn_pm1_tile_neon, bnn_i8pm1_chunk_neon, bnn_absmax_f32_neon,
+    bnn_round_i8_neon, bnn_bn_shift_var_ref, bnn_bn_shift_sums_ref, bnn_bn_shift_dx_ref,
 };
-static int g_cpu_neon = 0;
+/* the same with the UDOT first-layer kernel, where the CPU has ASIMDDP */
+static const bnn_kernels k_neon_dot = {
+    BNN_ISA_NEON_DOT, bnn_pack_f32_neon, bnn_pack_i8_neon, bnn_unpack_f32_neon,
+    bnn_popc_strip_neon, bnn_epi_f32_neon, bnn_dot_u8_strip_neondot, bnn_opt_range_ref,
+    bnn_epi_bits_neon, bnn_pm1_tile_neon, bnn_i8pm1_chunk_neon, bnn_absmax_f32_neon,
+    bnn_round_i8_neon, bnn_bn_shift_var_ref, bnn_bn_shift_sums_ref, bnn_bn_shift_dx_ref,
+};
+static int g_cpu_neon = 0, g_cpu_dot = 0;
 #endif
 
 static const bnn_kernels *g_table = &k_ref;
@@ -107,9 +121,14 @@ static void probe_cpu(void)
 static void probe_cpu(void)
 {
 #if defined(__linux__)
-    g_cpu_neon = (getauxval(AT_HWCAP) & HWCAP_ASIMD) != 0;
+    const unsigned long hw = getauxval(AT_HWCAP);
+    g_cpu_neon = (hw & HWCAP_ASIMD) != 0;
+    g_cpu_dot = g_cpu_neon && (hw & HWCAP_ASIMDDP) != 0;   /* SDOT / UDOT */
 #else
     g_cpu_neon = 1;                /* Advanced SIMD is part of ARMv8-A */
+#  if defined(__ARM_FEATURE_DOTPROD)
+    g_cpu_dot = 1;                 /* the compiler was told the CPU has it */
+#  endif
 #endif
 }
 #else
@@ -127,6 +146,7 @@ const bnn_kernels *bnn_kernels_for(bnn_isa isa)
 #endif
 #if BNN_ARM64
     case BNN_ISA_NEON: return g_cpu_neon ? &k_neon : NULL;
+    case BNN_ISA_NEON_DOT: return g_cpu_dot ? &k_neon_dot : NULL;
 #endif
     default: break;
     }
@@ -141,6 +161,7 @@ bnn_status bnn_isa_from_name(const char *name, bnn_isa *out)
     else if (strcmp(name, "avx512") == 0) *out = BNN_ISA_AVX512;
     else if (strcmp(name, "avx512vnni") == 0) *out = BNN_ISA_AVX512_VNNI;
     else if (strcmp(name, "neon") == 0) *out = BNN_ISA_NEON;
+    else if (strcmp(name, "neondot") == 0) *out = BNN_ISA_NEON_DOT;
     else return BNN_ERR_INVALID;
     return BNN_OK;
 }
@@ -156,7 +177,7 @@ static void init_once(void)
     else if (g_cpu_avx2) g_table = &k_avx2;
 #endif
 #if BNN_ARM64
-    if (g_cpu_neon) g_table = &k_neon;
+    if (g_cpu_neon) g_table = g_cpu_dot ? &k_neon_dot : &k_neon;
 #endif
 #ifdef BNN_BAREMETAL
     env = NULL;                  /* no environment: bnn_set_isa() forces */
@@ -193,6 +214,7 @@ const char *bnn_isa_name(void)
     case BNN_ISA_AVX512: return "avx512";
     case BNN_ISA_AVX512_VNNI: return "avx512vnni";
     case BNN_ISA_NEON: return "neon";
+    case BNN_ISA_NEON_DOT: return "neondot";
     default: return "ref";
     }
 }

@@ -36,7 +36,7 @@ settings.register_profile(
 settings.register_profile("ci", parent=settings.get_profile("pybnn"), derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "pybnn"))
 
-ISAS = ("ref", "avx2", "avx512", "avx512vnni", "neon")   # every kernel table
+ISAS = ("ref", "avx2", "avx512", "avx512vnni", "neon", "neondot")   # every kernel table
 
 _INSTALL_HINT = (
     "the pybnn being imported has no compiled _core extension.  Build and "
