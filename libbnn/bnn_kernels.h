@@ -132,6 +132,24 @@ typedef uint64_t (*bnn_probe_fn)(int64_t iters, uint64_t *sink);
 /* Rows of S an i8pm1_chunk call takes at most (126 pairs: int16 sums of
  * +-(2 * 128) per pair stay below 2^15). */
 #define BNN_I8_CHUNK 252
+
+/* The end of a group of mr <= 4 rows in the SIMD i8pm1 chunks: the
+ * chunk's odd last row of s (its 32 bits from k0 on: last_bits) added
+ * alone to the tile t, then t written into the group's rows of c (added
+ * to them unless `first`). */
+static inline void bnn_i8pm1_finish(int64_t mr, int64_t jn, uint64_t last_bits,
+                                    const int8_t *qi, int64_t ldq, int32_t t[4][32],
+                                    int64_t nc, int32_t *c, int64_t ldc, int first)
+{
+    int64_t r, col;
+    if (jn % 2)
+        for (r = 0; r < mr; r++)
+            for (col = 0; col < 32; col++)
+                t[r][col] += ((last_bits >> col) & 1u) ? qi[r * ldq + jn - 1] : 0;
+    for (r = 0; r < mr; r++)
+        for (col = 0; col < nc; col++)
+            c[r * ldc + col] = (first ? 0 : c[r * ldc + col]) + t[r][col];
+}
 typedef void (*bnn_i8pm1_chunk_fn)(int64_t rows, int64_t nc, int64_t jn, const int8_t *q,
                                    int64_t ldq, const uint64_t *s, int64_t lds, int64_t k0,
                                    int32_t *c, int64_t ldc, int first);

@@ -75,7 +75,7 @@ void bnn_i8pm1_chunk_neon(int64_t rows, int64_t nc, int64_t jn, const int8_t *q,
     uint8x16_t panel[2 * BNN_I8_CHUNK];    /* 4 vectors per pair: 8 KB */
     int32_t t[4][32];
     const int64_t w = k0 / 64, sh = k0 % 64, npair = jn / 2;
-    int64_t p, i0, r, col;
+    int64_t p, i0;
     for (p = 0; p < npair; p++)
         spread_pair((uint32_t)(s[2 * p * lds + w] >> sh),
                     (uint32_t)(s[(2 * p + 1) * lds + w] >> sh), panel + 4 * p);
@@ -89,15 +89,8 @@ void bnn_i8pm1_chunk_neon(int64_t rows, int64_t nc, int64_t jn, const int8_t *q,
         case 2: tile_pairs(2, npair, panel, qi, ldq, t); break;
         default: tile_pairs(1, npair, panel, qi, ldq, t); break;
         }
-        if (jn % 2) {                    /* the chunk's last row, alone */
-            const uint64_t bits = s[(jn - 1) * lds + w] >> sh;
-            for (r = 0; r < mr; r++)
-                for (col = 0; col < 32; col++)
-                    t[r][col] += ((bits >> col) & 1u) ? qi[r * ldq + jn - 1] : 0;
-        }
-        for (r = 0; r < mr; r++)
-            for (col = 0; col < nc; col++)
-                c[(i0 + r) * ldc + col] = (first ? 0 : c[(i0 + r) * ldc + col]) + t[r][col];
+        bnn_i8pm1_finish(mr, jn, s[(jn - 1) * lds + w] >> sh, qi, ldq, t, nc, c + i0 * ldc,
+                         ldc, first);
     }
 }
 

@@ -68,4 +68,30 @@ bnn_neon_u8_store(const uint32x4_t s[4], const int32_t *bias, uint32_t xsum, int
     if (nj < 16) memcpy(out, tmp, (size_t)nj * sizeof(int32_t));
 }
 
+/* The body of a first-layer strip (the table's dot_u8_strip, arguments
+ * mr, j0, ncols, kp, x, ldx, wt, opad, bias, out, ldo) over a tile
+ * function of up to 16 outputs, tile(R, x, ldx, quads, wz, bias, xsum,
+ * out, ldo, nj) with R the rows: the walk the plain NEON and the
+ * dot-product kernels share.  A macro, so it takes each kernel's target
+ * attribute. */
+#define BNN_NEON_U8_STRIP(tile)                                                        \
+    do {                                                                               \
+        const uint64_t *bits_ = (const uint64_t *)(wt + opad * kp);                    \
+        const int64_t quads_ = kp / 4;                                                 \
+        uint32_t xsum_[BNN_MR];                                                        \
+        int64_t r_, jb_;                                                               \
+        for (r_ = 0; r_ < mr; r_++) xsum_[r_] = bnn_neon_sum_u8(kp, x + r_ * ldx);     \
+        for (jb_ = 0; jb_ < ncols; jb_ += 16) {                                        \
+            const int64_t j_ = j0 + jb_; /* a multiple of 16: word (j % 64) / 16 */    \
+            const uint64_t *wz_ = bits_ + (j_ / 64) * quads_ * 4 + (j_ % 64) / 16;     \
+            const int64_t nj_ = BNN_MIN(16, ncols - jb_);                              \
+            switch (mr) { /* mr <= BNN_MR = 4 */                                       \
+            case 4: tile(4, x, ldx, quads_, wz_, bias + j_, xsum_, out + jb_, ldo, nj_); break; \
+            case 3: tile(3, x, ldx, quads_, wz_, bias + j_, xsum_, out + jb_, ldo, nj_); break; \
+            case 2: tile(2, x, ldx, quads_, wz_, bias + j_, xsum_, out + jb_, ldo, nj_); break; \
+            default: tile(1, x, ldx, quads_, wz_, bias + j_, xsum_, out + jb_, ldo, nj_); break; \
+            }                                                                          \
+        }                                                                              \
+    } while (0)
+
 #endif /* BNN_NEON_INTERNAL_H */

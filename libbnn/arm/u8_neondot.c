@@ -77,22 +77,7 @@ BNN_TARGET_DOTPROD void bnn_dot_u8_strip_neondot(int64_t mr, int64_t j0, int64_t
                                                  const int32_t *bias, int32_t *out,
                                                  int64_t ldo)
 {
-    const uint64_t *bits = (const uint64_t *)(wt + opad * kp);
-    const int64_t quads = kp / 4;
-    uint32_t xsum[BNN_MR];
-    int64_t r, jb;
-    for (r = 0; r < mr; r++) xsum[r] = bnn_neon_sum_u8(kp, x + r * ldx);
-    for (jb = 0; jb < ncols; jb += 16) {
-        const int64_t j = j0 + jb;     /* a multiple of 16: word (j % 64) / 16 */
-        const uint64_t *wz = bits + (j / 64) * quads * 4 + (j % 64) / 16;
-        const int64_t nj = BNN_MIN(16, ncols - jb);
-        switch (mr) {   /* mr <= BNN_MR = 4 */
-        case 4: dot_tile(4, x, ldx, quads, wz, bias + j, xsum, out + jb, ldo, nj); break;
-        case 3: dot_tile(3, x, ldx, quads, wz, bias + j, xsum, out + jb, ldo, nj); break;
-        case 2: dot_tile(2, x, ldx, quads, wz, bias + j, xsum, out + jb, ldo, nj); break;
-        default: dot_tile(1, x, ldx, quads, wz, bias + j, xsum, out + jb, ldo, nj); break;
-        }
-    }
+    BNN_NEON_U8_STRIP(dot_tile);
 }
 
 #else

@@ -115,7 +115,7 @@ BNN_TARGET_AVX2 void bnn_i8pm1_chunk_avx2(int64_t rows, int64_t nc, int64_t jn,
     __m256i panel[BNN_I8_CHUNK];          /* 8 KB, aligned as its type */
     int32_t t[4][32];
     const int64_t w = k0 / 64, sh = k0 % 64, npair = jn / 2;
-    int64_t p, i0, r, col;
+    int64_t p, i0;
     for (p = 0; p < npair; p++)
         spread_pair((uint32_t)(s[2 * p * lds + w] >> sh), (uint32_t)(s[(2 * p + 1) * lds + w] >> sh),
                     &panel[2 * p], &panel[2 * p + 1]);
@@ -125,15 +125,8 @@ BNN_TARGET_AVX2 void bnn_i8pm1_chunk_avx2(int64_t rows, int64_t nc, int64_t jn,
         memset(t, 0, sizeof t);
         if (mr == 4) tile_pairs4(npair, panel, qi, ldq, t);
         else tile_pairs(mr, npair, panel, qi, ldq, t);
-        if (jn % 2) {                    /* the chunk's last row, alone */
-            const uint64_t bits = s[(jn - 1) * lds + w] >> sh;
-            for (r = 0; r < mr; r++)
-                for (col = 0; col < 32; col++)
-                    t[r][col] += ((bits >> col) & 1u) ? qi[r * ldq + jn - 1] : 0;
-        }
-        for (r = 0; r < mr; r++)
-            for (col = 0; col < nc; col++)
-                c[(i0 + r) * ldc + col] = (first ? 0 : c[(i0 + r) * ldc + col]) + t[r][col];
+        bnn_i8pm1_finish(mr, jn, s[(jn - 1) * lds + w] >> sh, qi, ldq, t, nc, c + i0 * ldc,
+                         ldc, first);
     }
 }
 #endif
