@@ -80,7 +80,8 @@ class Firmware:
         self.configured = False
 
     def build(self, model, expected, arena, workspace, ram_kb=256):
-        args = ["-DBNN_FW_RAM_KB=%d" % ram_kb, "-DBNN_FW_MODEL=" + model, "-DBNN_FW_EXPECTED=" + expected,
+        args = ["-DBNN_FW_RAM_KB=%d" % ram_kb, "-DBNN_FW_SELFTEST=OFF",
+                "-DBNN_FW_MODEL=" + model, "-DBNN_FW_EXPECTED=" + expected,
                 "-DBNN_FW_ARENA_BYTES=%d" % arena, "-DBNN_FW_WORKSPACE_BYTES=%d" % workspace,
                 "-DBNN_POPCOUNT=" + self.popcount]
         if not self.configured:

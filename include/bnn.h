@@ -364,7 +364,10 @@ BNN_API bnn_status bnn_conv2d_ex(const bnn_conv2d_params *p,
 typedef enum bnn_u8_method {
     BNN_U8_AUTO     = 0,  /* the fastest exact method for this CPU       */
     BNN_U8_BITPLANE = 1,  /* the paper's bit planes on the XNOR kernels   */
-    BNN_U8_DIRECT   = 2   /* byte x +-1 multiply-add (vpmaddubsw on AVX2) */
+    BNN_U8_DIRECT   = 2,  /* byte x +-1 multiply-add (vpmaddubsw on AVX2) */
+    BNN_U8_MASKED   = 3   /* sum x - 2 * (sum of the x whose weight is -1),
+                             the bytes masked by the sign bits: for 32-bit
+                             cores without popcount (the bare-metal AUTO) */
 } bnn_u8_method;
 
 /* Both first-layer ops compute, exactly in integers, the centred sum

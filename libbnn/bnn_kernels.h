@@ -232,6 +232,10 @@ BNN_INTERNAL void bnn_popc_strip_ref(int64_t mr, int64_t ncols, int64_t kw,
 BNN_INTERNAL void bnn_epi_f32_ref(int64_t n, const int32_t *dot,
                                   const float *scale, const float *offset,
                                   float *out);
+/* The masked method of the 8-bit first layer (BNN_U8_MASKED, called by
+ * ops/u8.c on every ISA): the sum of the bytes x[q], q < kp (a multiple
+ * of 32), whose bit q of the packed row w is set.  ref/u8_ref.c. */
+BNN_INTERNAL uint32_t bnn_u8_masked_sum(int64_t kp, const uint8_t *x, const uint64_t *w);
 BNN_INTERNAL void bnn_dot_u8_strip_ref(int64_t mr, int64_t j0, int64_t ncols, int64_t kp,
                                        const uint8_t *x, int64_t ldx,
                                        const int8_t *wt, int64_t opad, const int32_t *bias,

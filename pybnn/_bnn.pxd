@@ -114,6 +114,7 @@ cdef extern from "bnn.h" nogil:
         BNN_U8_AUTO
         BNN_U8_BITPLANE
         BNN_U8_DIRECT
+        BNN_U8_MASKED
 
     bnn_status bnn_gemm_u8_workspace_size(int64_t m, int64_t k, int threads, size_t *nbytes)
     bnn_status bnn_gemm_u8(int64_t n, int64_t m, int64_t k, const uint8_t *x, int64_t ldx,

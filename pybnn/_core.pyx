@@ -678,7 +678,8 @@ def conv2d_grad_input(w, int64_t c, grad, gx, stride, dilation, padding, int pad
     check(st, "conv2d_grad_input")
     return gx
 
-_METHODS = {"auto": BNN_U8_AUTO, "bitplane": BNN_U8_BITPLANE, "direct": BNN_U8_DIRECT}
+_METHODS = {"auto": BNN_U8_AUTO, "bitplane": BNN_U8_BITPLANE, "direct": BNN_U8_DIRECT,
+            "masked": BNN_U8_MASKED}
 
 
 cdef bnn_u8_method _method(name) except *:

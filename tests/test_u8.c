@@ -5,7 +5,7 @@
  *  - The oracle is the plain integer formula s = sum (x - 128) * w_pm1
  *    (conv: over the taps, padded taps x = pad_byte), nested loops in
  *    int64 on bytes with the extremes 0, 127, 128, 255 mixed in.
- *  - Both methods (BITPLANE, DIRECT) and AUTO, on every ISA, equal the
+ *  - Every method (BITPLANE, DIRECT, MASKED) and AUTO, on every ISA, equal the
  *    oracle and the reference ISA byte for byte, for every epilogue:
  *    INT32 (and epi == NULL); FLOAT == fmaf((float)s, scale, offset);
  *    BITS == flip ? s > t : s < t with pad bits 0; BITS with thresholds
@@ -27,8 +27,10 @@
 #define CANARY_F32 BT_CANARY_F32
 #define CANARY_W BT_CANARY_W
 
-static const bnn_u8_method methods[3] = {BNN_U8_BITPLANE, BNN_U8_DIRECT, BNN_U8_AUTO};
-static const char *const method_names[3] = {"bitplane", "direct", "auto"};
+#define N_METHODS 4
+static const bnn_u8_method methods[N_METHODS] = {BNN_U8_BITPLANE, BNN_U8_DIRECT, BNN_U8_MASKED,
+                                         BNN_U8_AUTO};
+static const char *const method_names[N_METHODS] = {"bitplane", "direct", "masked", "auto"};
 
 /* ------------------------------------------------------------------ */
 /* Data                                                                 */
@@ -202,7 +204,7 @@ static int gemm_problem(const gprob *g, bnn_isa isa, uint64_t tag, int64_t ec)
     epi_data d;
     int mi, v, mode = (int)(tag % 3);
     epi_make(&d, g->m, g->k, tag);
-    for (mi = 0; mi < 3; mi++) {
+    for (mi = 0; mi < N_METHODS; mi++) {
         bnn_u8_method meth = methods[mi];
         bnn_epilogue e;
         int64_t ldc;
@@ -433,7 +435,7 @@ static int conv_case(const uconv *u, bnn_isa isa, uint64_t tag)
     int mi, v, mode = (int)(tag % 3);
     int64_t rows = u->p.n * u->oh * u->ow, m = u->p.o;
     epi_make(&d, m, u->kdot, tag);
-    for (mi = 0; mi < 3; mi++) {
+    for (mi = 0; mi < N_METHODS; mi++) {
         bnn_u8_method meth = methods[mi];
         bnn_epilogue e;
         bt_ctx("conv2d_u8 isa=%s method=%s INT32 %s", bt_isa_str(isa), method_names[mi],
@@ -597,7 +599,7 @@ static int threads_body(bnn_isa isa)
     uconv_make(&u, &p, 9001);
     epi_make(&dg, g.m, g.k, 9002);
     epi_make(&dc, u.p.o, u.kdot, 9003);
-    for (mi = 0; mi < 3; mi++)
+    for (mi = 0; mi < N_METHODS; mi++)
         for (kind = 0; kind < 3; kind++) {
             bnn_epilogue eg = bt_epi_for(kind, 0, &dg), ec = bt_epi_for(kind, 0, &dc);
             int64_t ldg = kind == BNN_EPI_BITS ? bt_words(g.m) : g.m;
@@ -744,7 +746,7 @@ static int gemm_errors_body(bnn_isa isa)
     CHECK_ST(GU(2, 3, 70, x, 70, w, 2, &eb, eo_b, 0, BNN_U8_AUTO, ws, ws1), BNN_ERR_STRIDE);
     RUN(eo_unchanged());
     /* INVALID: method, epilogue, workspace */
-    CHECK_ST(GU(2, 3, 70, x, 70, w, 2, NULL, eo_i, 3, (bnn_u8_method)3, ws, ws1),
+    CHECK_ST(GU(2, 3, 70, x, 70, w, 2, NULL, eo_i, 3, (bnn_u8_method)4, ws, ws1),
              BNN_ERR_INVALID);
     CHECK_ST(GU(2, 3, 70, x, 70, w, 2, NULL, eo_i, 3, (bnn_u8_method)-1, ws, ws1),
              BNN_ERR_INVALID);
@@ -759,7 +761,7 @@ static int gemm_errors_body(bnn_isa isa)
     CHECK_ST(GU(2, 3, 70, x, 70, w, 2, &e, eo_i, 3, BNN_U8_AUTO, ws, ws1), BNN_ERR_INVALID);
     if (ws1 > 0) {
         int mi;
-        for (mi = 0; mi < 3; mi++) {
+        for (mi = 0; mi < N_METHODS; mi++) {
             bt_ctx("gemm_u8 errors isa=%s method=%s short workspace (needs %zu)",
                    bt_isa_str(isa), method_names[mi], ws1);
             /* the size query covers every method, so a short buffer may
@@ -815,7 +817,7 @@ static int saturated_body(bnn_isa isa)
         }
     CHECK_ST(bnn_gemm_u8_workspace_size(m, k, 1, &wsb), BNN_OK);
     ws = bt_alloc(wsb);
-    for (mi = 0; mi < 3; mi++) {
+    for (mi = 0; mi < N_METHODS; mi++) {
         bt_ctx("gemm_u8 isa=%s method=%s saturated: x = 255, w = -1 / +1, k=%d",
                bt_isa_str(isa), method_names[mi], (int)k);
         CHECK_ST(bnn_gemm_u8(n, m, k, x, k, w, kw, NULL, out, m, methods[mi], ws, wsb), BNN_OK);
@@ -853,7 +855,7 @@ static int sum_overflow_body(bnn_isa isa)
               bnn_status_string(sq));
     if (sq == BNN_OK) ws = bt_alloc(wsb);
     else { ws = bt_alloc(64); wsb = 64; }
-    for (mi = 0; mi < 3; mi++) {
+    for (mi = 0; mi < N_METHODS; mi++) {
         bnn_status s = bnn_gemm_u8(1, 1, k, x, k, w, bt_words(k), NULL, out, 1, methods[mi],
                                    ws, wsb);
         CHECK_MSG(s == BNN_ERR_OVERFLOW, "method %s: got %d (%s), out %d (the sum is %"
@@ -880,7 +882,7 @@ static int k_zero_body(bnn_isa isa)
     bt_ctx("gemm_u8 isa=%s k = 0", bt_isa_str(isa));
     CHECK_ST(bnn_gemm_u8_workspace_size(3, 0, 1, &wsb), BNN_OK);
     ws = bt_alloc(wsb + 8);
-    for (mi = 0; mi < 3; mi++) {
+    for (mi = 0; mi < N_METHODS; mi++) {
         for (i = 0; i < 6; i++) out[i] = CANARY_I32;
         bt_ctx("gemm_u8 isa=%s method=%s k = 0 (bnn_gemm: every dot is 0)", bt_isa_str(isa),
                method_names[mi]);
@@ -929,12 +931,12 @@ static int conv_errors_body(bnn_isa isa)
     CHECK_ST(bnn_conv2d_u8(&base, NULL, w, NULL, eo_i, BNN_U8_AUTO, ws, ws1), BNN_ERR_NULL);
     CHECK_ST(bnn_conv2d_u8(&base, x, NULL, NULL, eo_i, BNN_U8_AUTO, ws, ws1), BNN_ERR_NULL);
     CHECK_ST(bnn_conv2d_u8(&base, x, w, NULL, NULL, BNN_U8_AUTO, ws, ws1), BNN_ERR_NULL);
-    CHECK_ST(bnn_conv2d_u8(&base, x, w, NULL, eo_i, (bnn_u8_method)3, ws, ws1),
+    CHECK_ST(bnn_conv2d_u8(&base, x, w, NULL, eo_i, (bnn_u8_method)4, ws, ws1),
              BNN_ERR_INVALID);
     CHECK_ST(bnn_conv2d_u8(&base, x, w, NULL, eo_i, (bnn_u8_method)-1, ws, ws1),
              BNN_ERR_INVALID);
     if (ws1 > 0) {
-        for (mi = 0; mi < 3; mi++) {
+        for (mi = 0; mi < N_METHODS; mi++) {
             bt_ctx("conv2d_u8 errors isa=%s method=%s workspace (needs %zu)", bt_isa_str(isa),
                    method_names[mi], ws1);
             CHECK_ST(bnn_conv2d_u8(&base, x, w, NULL, eo_i, methods[mi], ws, 0),

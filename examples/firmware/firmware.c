@@ -36,6 +36,9 @@
 #endif
 
 static uint8_t arena[FW_ARENA_BYTES];
+#ifdef FW_SELFTEST
+static int selftest_u8(void);
+#endif
 static uint8_t workspace[FW_WORKSPACE_BYTES] __attribute__((aligned(64)));
 
 /* ---- output without printf (no stdio, no heap) ---------------------------- */
@@ -108,6 +111,9 @@ int main(void)
     int i, wrong = 0;
 
     if ((st = bnn_set_num_threads(1)) != BNN_OK) return fail("bnn_set_num_threads", st);
+#ifdef FW_SELFTEST
+    if (selftest_u8() != 0) return 1;
+#endif
     st = bnn_model_arena_size(bnn_fw_model, (size_t)bnn_fw_model_size, &arena_need);
     if (st != BNN_OK) return fail("the model in flash", st);
     if (arena_need > sizeof arena) {
@@ -229,3 +235,71 @@ int main(void)
     flush();
     return 0;
 }
+
+#ifdef FW_SELFTEST
+/* On the target itself, the first layer's methods against each other:
+ * the masked byte sums (this core's own code path: USADA8 where the core
+ * has the DSP instructions) and the bit planes give the same integers on
+ * ragged shapes, pseudo-random and saturated (every pixel 255, every
+ * weight -1).  The host tests compare both with the oracle. */
+#define ST_N 3
+#define ST_M 70
+#define ST_K 1100
+#define ST_WORDS ((ST_K + 63) / 64)
+static uint8_t st_x[ST_N * ST_K];
+static uint64_t st_w[ST_M * ST_WORDS];
+static int32_t st_out[2][ST_N * ST_M];
+static uint8_t st_ws[16 * 1024] __attribute__((aligned(64)));
+
+static uint32_t st_next(uint32_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 17;
+    *s ^= *s << 5;
+    return *s;
+}
+
+static int selftest_u8(void)
+{
+    static const int64_t shapes[][3] = {{1, 1, 1}, {2, 5, 31}, {2, 17, 513}, {1, 64, 784},
+                                        {3, 70, 1100}, {3, 70, 1100}};
+    static const bnn_u8_method methods[2] = {BNN_U8_MASKED, BNN_U8_BITPLANE};
+    const int n_shapes = (int)(sizeof shapes / sizeof shapes[0]);
+    uint32_t seed = 12345u;
+    int si, mi;
+    int64_t i, q;
+    for (si = 0; si < n_shapes; si++) {
+        const int64_t n = shapes[si][0], m = shapes[si][1], k = shapes[si][2];
+        const int64_t words = (k + 63) / 64;
+        const int saturated = si == n_shapes - 1;
+        for (i = 0; i < n * k; i++) st_x[i] = saturated ? 255 : (uint8_t)st_next(&seed);
+        for (i = 0; i < m; i++)
+            for (q = 0; q < words; q++) {
+                uint64_t v = saturated ? ~(uint64_t)0
+                                       : (uint64_t)st_next(&seed) << 32 | st_next(&seed);
+                if (q == words - 1 && k % 64) v &= ~(~(uint64_t)0 << (k % 64));
+                st_w[i * words + q] = v;
+            }
+        for (mi = 0; mi < 2; mi++) {
+            bnn_status st = bnn_gemm_u8(n, m, k, st_x, k, st_w, words, NULL, st_out[mi], m,
+                                        methods[mi], st_ws, sizeof st_ws);
+            if (st != BNN_OK) return fail("self-test bnn_gemm_u8", st);
+        }
+        for (i = 0; i < n * m; i++)
+            if (st_out[0][i] != st_out[1][i]) {
+                put("FAIL: self-test: the masked and bit-plane first layers differ at shape ");
+                put_u((uint64_t)si);
+                put(", element ");
+                put_u((uint64_t)i);
+                put("\n");
+                flush();
+                return 1;
+            }
+    }
+    put("self-test: masked and bit-plane first layers equal on ");
+    put_u((uint64_t)n_shapes);
+    put(" shapes\n");
+    flush();
+    return 0;
+}
+#endif

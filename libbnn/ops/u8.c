@@ -22,7 +22,7 @@
 #include <string.h>
 
 typedef struct u8_op {
-    int method;                 /* BNN_U8_BITPLANE or BNN_U8_DIRECT */
+    int method;                 /* BNN_U8_BITPLANE, BNN_U8_DIRECT or BNN_U8_MASKED */
     int64_t k, kp, kwords;      /* taps, bytes per gathered row (multiple of 32), words */
     const uint64_t *w;          /* packed weights [m][kwords] (binary layout) */
     int64_t ldw;
@@ -64,22 +64,29 @@ static size_t u8_shared_bytes(int64_t m, int64_t k, int method)
 }
 
 /* The method a model's prepared tables (bnn_u8_prepare) serve: DIRECT's
- * tables hold BITPLANE's too.  The bare-metal profile has only the
- * reference kernels, which use bit planes, and its RAM is too small for
- * unpacked int8 weights (a byte per weight where flash keeps a bit): its
- * tables serve BITPLANE alone, and prepared runs use it. */
+ * tables hold the others' too.  The bare-metal profile's RAM is too small
+ * for unpacked int8 weights (a byte per weight where flash keeps a bit),
+ * and its 32-bit cores have no popcount for the bit planes: its tables
+ * serve MASKED (and BITPLANE), and prepared runs use MASKED for DIRECT. */
 #ifdef BNN_BAREMETAL
-#  define BNN_U8_PREP_METHOD BNN_U8_BITPLANE
+#  define BNN_U8_PREP_METHOD BNN_U8_MASKED
 #else
 #  define BNN_U8_PREP_METHOD BNN_U8_DIRECT
 #endif
 
 static int resolve_method(bnn_u8_method method)
 {
-    if (method == BNN_U8_AUTO)
+    if (method == BNN_U8_AUTO) {
+#ifdef BNN_BAREMETAL
+        /* a microcontroller: masked byte sums take about a third of the
+         * bit planes' instructions on a Cortex-M4 (docs/EMBEDDED.md) */
+        return BNN_U8_MASKED;
+#else
         /* byte multiply-adds beat 8 bit planes wherever vectors exist;
          * the scalar reference is faster on planes (64 products a word). */
         return bnn_isa_current() == BNN_ISA_REF ? BNN_U8_BITPLANE : BNN_U8_DIRECT;
+#endif
+    }
     return (int)method;
 }
 
@@ -124,6 +131,21 @@ static void u8_strip(const bnn_engine *e, int64_t i0, int64_t mr, int64_t j0,
     if (op->method == BNN_U8_DIRECT) {
         e->kt->dot_u8_strip(mr, j0, nc, op->kp, rows, op->kp, op->wt, op->opad,
                             op->bias, dot, ldd);
+        return;
+    }
+    if (op->method == BNN_U8_MASKED) {
+        /* s = sum x*w - 128 sum w, with sum x*w = sum x - 2 * (the x whose
+         * weight is -1) and sum w = k - 2P; |s| <= 255 k fits (k checked) */
+        for (r = 0; r < mr; r++) {
+            const uint8_t *xr = rows + r * op->kp;
+            int32_t *d = dot + r * ldd;
+            int32_t xsum = 0;
+            int64_t q;
+            for (q = 0; q < op->k; q++) xsum += xr[q];
+            for (j = 0; j < nc; j++)
+                d[j] = xsum - 2 * (int32_t)bnn_u8_masked_sum(op->kp, xr, op->w + (j0 + j) * op->ldw)
+                       - (int32_t)(128 * (op->k - 2 * (int64_t)op->P[j0 + j]));
+        }
         return;
     }
     for (r = 0; r < mr; r++) {
@@ -256,7 +278,7 @@ bnn_status bnn_gemm_u8(int64_t n, int64_t m, int64_t k, const uint8_t *x, int64_
     if (n < 0 || m < 0 || k < 0) return BNN_ERR_SHAPE;
     /* |s| <= 255 * k must fit in int32 */
     if (k > INT32_MAX / 256) return BNN_ERR_OVERFLOW;
-    if (method < BNN_U8_AUTO || method > BNN_U8_DIRECT) return BNN_ERR_INVALID;
+    if (method < BNN_U8_AUTO || method > BNN_U8_MASKED) return BNN_ERR_INVALID;
     if ((st = bnn_epilogue_check(&epi, m, &elem, &row_out)) != BNN_OK) return st;
     if (n == 0 || m == 0) return BNN_OK;
     kw = bnn_words(k);   /* k == 0 is valid: every s is 0 */
@@ -330,7 +352,7 @@ bnn_status bnn_conv2d_u8(const bnn_conv2d_params *p, const uint8_t *x, const uin
     bnn_status st;
     if ((st = bnn_conv_geom_init(p, 1, &g)) != BNN_OK) return st;
     if (g.taps * g.c > INT32_MAX / 256) return BNN_ERR_OVERFLOW;
-    if (method < BNN_U8_AUTO || method > BNN_U8_DIRECT) return BNN_ERR_INVALID;
+    if (method < BNN_U8_AUTO || method > BNN_U8_MASKED) return BNN_ERR_INVALID;
     if ((st = bnn_epilogue_check(&epi, g.o, &elem, &row_out)) != BNN_OK) return st;
     rows = g.n * g.oh * g.ow;
     if (rows == 0 || g.o == 0) return BNN_OK;
@@ -403,7 +425,9 @@ bnn_status bnn_u8_run_prepared(const bnn_conv2d_params *p, int64_t n, int64_t m,
     bnn_status st;
     const char *shared = (const char *)prep;
     memset(&op, 0, sizeof op);
-    op.method = BNN_U8_PREP_METHOD == BNN_U8_BITPLANE ? BNN_U8_BITPLANE : resolve_method(method);
+    op.method = resolve_method(method);
+    if (BNN_U8_PREP_METHOD != BNN_U8_DIRECT && op.method == BNN_U8_DIRECT)
+        op.method = BNN_U8_PREP_METHOD;   /* no DIRECT tables were prepared */
     op.k = k; op.kp = round32(k); op.kwords = bnn_words(k);
     op.x = x; op.ldx = k;
     if ((st = bnn_epilogue_check(&epi, m, &elem, &row_out)) != BNN_OK) return st;

@@ -239,8 +239,10 @@ def gemm_u8(x, w, *, scale=None, offset=None, thresh=None, flip=None, method="au
     Computes exactly s = sum_k (x - 128) * w (128 times the float layer on
     inputs scaled x/128 - 1).  Returns int32 s [N, M]; float32 scale*s+offset
     if scale/offset are given; a PackedTensor of threshold bits if thresh
-    is.  method: "auto", "bitplane" (the paper's 8 binary planes) or
-    "direct" (byte multiply-adds)."""
+    is.  method: "auto", "bitplane" (the paper's 8 binary planes),
+    "direct" (byte multiply-adds) or "masked" (sum x - 2 * the x whose
+    weight is -1: the microcontroller method); every method gives the same
+    integers."""
     x = _u8_input(x, 2)
     if not isinstance(w, PackedTensor) or w.ndim != 2:
         raise TypeError("w must be a 2-D PackedTensor [M, K], got %s" % show(w))

@@ -14,7 +14,7 @@ import pybnn
 from oracles import (affine_f32, affine_neg, bits_to_words, conv2d_loops, conv2d_u8, f32_bits,
                      gemm_u8, pad4, threshold_neg)
 
-METHODS = ["bitplane", "direct", "auto"]
+METHODS = ["bitplane", "direct", "masked", "auto"]
 KS = [1, 27, 63, 64, 65, 784]
 
 
