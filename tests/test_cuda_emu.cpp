@@ -8,7 +8,15 @@
  *    integer dots through each epilogue (INT32; FLOAT with and without
  *    scale and offset; BITS with and without flip) on ragged n, m, k
  *    (multiples of no tile), strided operands and outputs whose stride
- *    gaps must keep their canaries.
+ *    gaps must keep their canaries;
+ *  - the training step's kernels == their CPU twins bit for bit: the
+ *    device AP2 == bnn_ap2 (subnormals, ties, infinities); the optimizer
+ *    (every kind, clip, with the packed signs) == bnn_opt_step(_pack) on
+ *    test_train.c's awkward values; batch norm forward/backward (STANDARD
+ *    and SHIFT, in place, running statistics or none) == bnn_bn_*; the
+ *    sign's bits + mask == bnn_pack_f32 + bnn_ste_mask_pack and its
+ *    backward == bnn_ste_backward_packed; the squared hinge gradient ==
+ *    a table from pybnn.losses.squared_hinge (numpy).
  * Needs no GPU and no nvcc: it is the host half of what the GPU runs.
  */
 #include "test_util.h"
