@@ -364,3 +364,46 @@ def test_sign_ste_and_hinge_equal_the_cpu():
     _, want = squared_hinge(scores, labels)
     got = cuda.squared_hinge_grad(cuda.to_device(scores), cuda.to_device(labels.astype(np.int32)))
     assert np.array_equal(cuda.to_host(got).view(np.uint32), want.view(np.uint32))
+
+
+def test_mlp_layer_step_checks_its_arguments_on_the_host():
+    """pybnn bench cuda's training step: sizes and buffers are checked
+    before any device call, and with every buffer given the step's first
+    kernel reaches libbnn (which refuses without a device)."""
+    from pybnn.bench.cuda import MlpLayerStep
+    for bad in ((0, 64, 64), (4, -1, 64), (4, 64, True), (4, 64, 2.5)):
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            MlpLayerStep.shapes(*bad)
+    shapes = MlpLayerStep.shapes(5, 130, 65)
+    assert shapes["x"] == ((5, 3), np.uint64) and shapes["w_bits"] == ((65, 3), np.uint64)
+    assert shapes["gw"] == ((65, 130), np.float32) and shapes["gx"] == ((5, 130), np.float32)
+    fakes = {name: FakeGPUArray(shape, dtype) for name, (shape, dtype) in shapes.items()}
+    with pytest.raises(ValueError, match="buffers lacks gamma"):
+        MlpLayerStep(5, 130, 65, {n: a for n, a in fakes.items() if n != "gamma"})
+    wrong = dict(fakes, mask=FakeGPUArray((5, 1), np.uint64))
+    with pytest.raises(ValueError, match="mask must have shape \\(5, 2\\)"):
+        MlpLayerStep(5, 130, 65, wrong)
+    wrong = dict(fakes, w=FakeGPUArray((65, 130), np.float64))
+    with pytest.raises(TypeError, match="w must be float32"):
+        MlpLayerStep(5, 130, 65, wrong)
+    layer = MlpLayerStep(5, 130, 65, fakes)
+    if not HAVE_GPU:
+        with pytest.raises(pybnn.BnnError) as e:
+            layer.step(1)
+        assert e.value.status in (_core.ERR_UNSUPPORTED, _core.ERR_DEVICE)
+        from pybnn.bench.cuda import bench_cuda
+        lines = []
+        assert bench_cuda(size=64, rounds=1, out=lines.append)["available"] is False
+        assert "no usable CUDA device" in lines[0]
+
+
+@needs_gpu
+def test_mlp_layer_step_runs_and_keeps_the_weight_bits_current():
+    from pybnn.bench.cuda import MlpLayerStep
+    layer = MlpLayerStep.allocate(7, 130, 65, np.random.default_rng(8))
+    for t in (1, 2):
+        layer.step(t)
+    w = cuda.to_host(layer.b["w"])
+    assert np.all(np.isfinite(w)) and np.all(np.abs(w) <= 1)
+    assert np.array_equal(cuda.to_host(layer.b["w_bits"]), pybnn.pack(w).words)
+    assert np.all(np.isfinite(cuda.to_host(layer.b["gx"])))
