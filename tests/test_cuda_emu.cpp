@@ -654,6 +654,8 @@ static void opt_inputs(bt_rng *r, int64_t n, float *p0, float *g, float *m0, flo
         case 11: v0[i] = -FLT_MAX; g[i] = NAN; break;
         case 12: p0[i] = -0.0f; g[i] = 0.0f; m0[i] = 0.0f; break;   /* stays -0: bit 0 */
         case 13: p0[i] = 1e-7f; break;                     /* crosses zero */
+        case 14: v0[i] = -0.0f; g[i] = 0.0f; break;        /* fmax(-0, +0) is -0 */
+        case 15: v0[i] = NAN; g[i] = NAN; break;
         default: break;
         }
     }

@@ -1072,6 +1072,15 @@ struct OptArgs {
     int64_t lds;
 };
 
+/* fmax(bv, ag) as the CPU takes it (glibc's fmax, and the blend of
+ * x86/opt_avx2.c): ag where it is larger, or where bv is NaN and ag is
+ * not; else bv -- so fmax(-0, +0) is -0, which the device's own fmax need
+ * not give. */
+BNN_HD double opt_max(double bv, double ag)
+{
+    return (ag > bv || (bv != bv && ag == ag)) ? ag : bv;
+}
+
 /* Element i (param, m, v); returns the new parameter. */
 BNN_HD float opt_update(const OptArgs &g, int64_t i)
 {
@@ -1082,10 +1091,10 @@ BNN_HD float opt_update(const OptArgs &g, int64_t i)
         vi = b2 * g.v[i] + (1.0 - b2) * gr * gr;
         den = sqrt(vi) + eps;
     } else if (g.kind == BNN_OPT_ADAMAX) {
-        vi = fmax(b2 * g.v[i], fabs(gr));
+        vi = opt_max(b2 * g.v[i], fabs(gr));
         den = vi + eps;
     } else {                                              /* SHIFT_ADAMAX */
-        vi = ap2(fmax(b2 * g.v[i], fabs(gr))) + eps;
+        vi = ap2(opt_max(b2 * g.v[i], fabs(gr))) + eps;
         den = vi;
     }
     const double w = g.param[i] - g.step * (den > 0.0 ? mi / den : 0.0);

@@ -536,6 +536,8 @@ static int test_train_device(void)
             h[3][j] = (float)(bt_unit(&r) * 1e-4);
         }
         h[1][5] = NAN; h[1][6] = INFINITY; h[3][7] = NAN;
+        h[1][8] = 0.0f; h[3][8] = -0.0f;           /* fmax(-0, +0) is -0 */
+        h[0][9] = -0.0f; h[1][9] = 0.0f; h[2][9] = 0.0f;   /* stays -0: sign bit 0 */
         for (i = 0; i < 4; i++) cudaMemcpy(dv[i], h[i], (size_t)n * 4, cudaMemcpyHostToDevice);
         bt_ctx("device opt_step_pack kind %d", kind);
         CHECK_ST(bnn_opt_step_pack(&p, rows, k, h[0], h[1], h[2], h[3], bits, kw), BNN_OK);
