@@ -1,6 +1,9 @@
-"""pybnn on NVIDIA GPUs: device arrays, packing and the XNOR GEMM of
-libbnn's CUDA kernels (include/bnn_cuda.h), with the CPU functions' bit
-contract and results.
+"""pybnn on NVIDIA GPUs: device arrays, packing, the XNOR GEMM,
+convolution and pooling, the model runner, and the parts of a training
+step (the backward products, the optimizer with the packing of the new
+weights' signs, batch norm, the sign and its straight-through backward,
+the squared hinge gradient) on libbnn's CUDA kernels (include/bnn_cuda.h),
+with the CPU functions' bit contract and results.
 
 Importing this module needs no GPU, no driver and no pycuda;
 ``available()`` says whether a device can be used and ``why()`` why not.
