@@ -667,9 +667,13 @@ static void opt_inputs(bt_rng *r, int64_t n, float *p0, float *g, float *m0, flo
  * is 0 too), step 1 and a later one, ragged rows and k. */
 static int test_opt(void)
 {
-    static const int64_t shapes[][2] = {{1, 1}, {1, 63}, {3, 65}, {4, 130}, {2, 1000}, {5, 7}};
+    /* the last: past OPT_PARALLEL_MIN, so the CPU splits the rows over threads */
+    static const int64_t shapes[][2] = {{1, 1}, {1, 63}, {3, 65}, {4, 130}, {2, 1000}, {5, 7},
+                                        {131, 2003}};
     static const double clips[] = {0.0, 0.8, 1e-50};
     bt_rng r = bt_stream(0x0b7);
+    const int threads0 = bnn_get_num_threads();
+    (void)bnn_set_num_threads(3);     /* the CPU's threaded split too */
     for (const auto &sh : shapes)
         for (int kind = 0; kind <= 2; kind++)
             for (double clip : clips)
@@ -727,6 +731,7 @@ static int test_opt(void)
                                   (double)pe[i], (double)me[i], (double)ve[i], (double)pc[i],
                                   (double)mc[i], (double)vc[i]);
                 }
+    (void)bnn_set_num_threads(threads0);
     printf("  opt_step(_pack) (emulated)         ok\n");
     return 0;
 }
@@ -783,9 +788,12 @@ static void bn_inputs(bt_rng *r, int64_t n, int64_t c, float *x)
  * that is not a power of two (the CPU's exact loop). */
 static int test_bn(void)
 {
+    /* the last: large enough for the CPU to split features over threads */
     static const int64_t shapes[][2] = {{1, 1}, {1, 5}, {2, 33}, {7, 65}, {64, 130}, {3, 300},
-                                        {100, 1}, {17, 257}};
+                                        {100, 1}, {17, 257}, {521, 257}};
     bt_rng r = bt_stream(0xb17);
+    const int threads0 = bnn_get_num_threads();
+    (void)bnn_set_num_threads(3);     /* the CPU's threaded split too */
     for (const auto &sh : shapes)
         for (int kind = 0; kind <= 1; kind++)
             for (int variant = 0; variant < 3; variant++) {
@@ -861,6 +869,7 @@ static int test_bn(void)
                               "feature %" PRId64 ": dgamma %a dbeta %a, want %a %a", j,
                               (double)dge[j], (double)dbe[j], (double)dgc[j], (double)dbc[j]);
             }
+    (void)bnn_set_num_threads(threads0);
     printf("  batch norm fwd/bwd (emulated)      ok\n");
     return 0;
 }
