@@ -138,7 +138,9 @@ BNN_API bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p, con
  *  bnn_cuda_opt_step() / bnn_cuda_opt_step_pack() : bnn_opt_step() and
  *    bnn_opt_step_pack() (Adam, AdaMax, shift-based AdaMax, the clip; the
  *    pack writes the signs of the new values as bnn_pack_f32 would, from
- *    the same pass).  One thread per element (per sign word for the pack). */
+ *    the same pass).  One thread per element; the pack: a block per four
+ *    sign words of a row, its 256 threads updating consecutive elements
+ *    and the words gathered after a barrier. */
 BNN_API bnn_status bnn_cuda_opt_step(const bnn_opt_params *p, int64_t n, float *param,
                                      const float *grad, float *m, float *v, void *stream);
 BNN_API bnn_status bnn_cuda_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k,

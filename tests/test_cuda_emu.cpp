@@ -701,7 +701,10 @@ static int test_opt(void)
                     a.b1 = p.beta1; a.b2 = p.beta2; a.eps = p.eps; a.step = step;
                     a.rows = rows; a.k = k; a.kw = kw; a.param = pe.data(); a.grad = g.data();
                     a.m = me.data(); a.v = ve.data(); a.signs = se.data(); a.lds = lds;
-                    for (int64_t i = 0; i < rows * kw; i++) opt_word_one(a, i);
+                    HostExec x = {OPT_THREADS};
+                    OptSmem sm;
+                    for (int64_t b = 0; b < rows * opt_blocks_per_row(a); b++)
+                        opt_pack_block(x, a, b, sm);
                     bt_ctx("emulated opt_step_pack kind %d clip %g t %" PRId64 " %" PRId64
                            "x%" PRId64, kind, clip, t, rows, k);
                     for (int64_t i = 0; i < n; i++) {

@@ -532,6 +532,12 @@ extern "C" bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p,
 /* The elementwise and per-feature parts of a training step             */
 /* ------------------------------------------------------------------ */
 
+__global__ void __launch_bounds__(OPT_THREADS) k_opt_pack(OptArgs g)
+{
+    __shared__ OptSmem s;
+    opt_pack_block(DeviceExec(), g, (int64_t)blockIdx.x, s);
+}
+
 static bnn_status opt_launch(const bnn_opt_params *p, int pack, int64_t rows, int64_t k,
                              float *param, const float *grad, float *m, float *v,
                              uint64_t *signs, int64_t signs_stride_words, void *stream,
@@ -554,8 +560,11 @@ static bnn_status opt_launch(const bnn_opt_params *p, int pack, int64_t rows, in
     g.rows = rows; g.k = k; g.kw = bnn_words(k);
     g.param = param; g.grad = grad; g.m = m; g.v = v;
     g.signs = pack ? signs : NULL; g.lds = signs_stride_words;
-    return pack ? launch_items<OptArgs, opt_word_one>(g, rows * g.kw, (cudaStream_t)stream, fn)
-                : launch_items<OptArgs, opt_elem_one>(g, rows, (cudaStream_t)stream, fn);
+    if (!pack) return launch_items<OptArgs, opt_elem_one>(g, rows, (cudaStream_t)stream, fn);
+    if (rows > INT32_MAX / opt_blocks_per_row(g)) return BNN_ERR_OVERFLOW;
+    k_opt_pack<<<(unsigned)(rows * opt_blocks_per_row(g)), OPT_THREADS, 0,
+                 (cudaStream_t)stream>>>(g);
+    return launched(fn);
 }
 
 extern "C" bnn_status bnn_cuda_opt_step(const bnn_opt_params *p, int64_t n, float *param,

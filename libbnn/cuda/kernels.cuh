@@ -1112,16 +1112,40 @@ BNN_HD void opt_elem_one(const OptArgs &g, int64_t idx)
     opt_update(g, idx);
 }
 
-/* bnn_opt_step_pack: one thread per sign word -- its (up to) 64 elements
- * updated, then their signs (new value < 0 -> 1, as bnn_pack_f32) packed,
- * pad bits 0. */
-BNN_HD void opt_word_one(const OptArgs &g, int64_t idx)
+/* bnn_opt_step_pack: a block takes OPT_WORDS sign words of one row.
+ * Phase 1: thread t updates element 64 * w0 + t of the row (consecutive
+ * threads, consecutive floats) and keeps whether the new value is
+ * negative; phase 2, after the barrier: thread t < OPT_WORDS gathers word
+ * w0 + t's 64 bits (new value < 0 -> 1, as bnn_pack_f32; pad bits 0). */
+#define OPT_THREADS 256
+#define OPT_WORDS (OPT_THREADS / 64)
+
+struct OptSmem {
+    uint8_t neg[OPT_THREADS];
+};
+
+/* Blocks per row of the pack's grid. */
+BNN_HD int64_t opt_blocks_per_row(const OptArgs &g)
 {
-    const int64_t row = idx / g.kw, word = idx % g.kw, e0 = row * g.k + word * 64;
-    const int64_t nb = g.k - word * 64 < 64 ? g.k - word * 64 : 64;
-    uint64_t bits = 0;
-    for (int64_t b = 0; b < nb; b++) bits |= (uint64_t)(opt_update(g, e0 + b) < 0.0f) << b;
-    g.signs[row * g.lds + word] = bits;
+    return (g.kw + OPT_WORDS - 1) / OPT_WORDS;
+}
+
+template <class X>
+BNN_HD void opt_pack_block(const X &x, const OptArgs &g, int64_t blk, OptSmem &s)
+{
+    const int64_t per_row = opt_blocks_per_row(g);
+    const int64_t row = blk / per_row, w0 = (blk % per_row) * OPT_WORDS;
+    x.each([&](int t) {
+        const int64_t j = w0 * 64 + t;
+        s.neg[t] = (uint8_t)(j < g.k && opt_update(g, row * g.k + j) < 0.0f);
+    });
+    x.sync();
+    x.each([&](int t) {
+        if (t >= OPT_WORDS || w0 + t >= g.kw) return;
+        uint64_t bits = 0;
+        for (int b = 0; b < 64; b++) bits |= (uint64_t)s.neg[64 * t + b] << b;
+        g.signs[row * g.lds + w0 + t] = bits;
+    });
 }
 
 /* Batch norm over x [n][c], one thread per feature (channel) adding its
