@@ -16,7 +16,10 @@
  * BNN_ERR_UNSUPPORTED from every entry point.
  *
  * Results are bit-exact with the CPU functions: integer dot products, the
- * same fmaf in the FLOAT epilogue, the same comparison in the BITS one.
+ * same fmaf in the FLOAT epilogue, the same comparison in the BITS one,
+ * and for the float kernels of training the same operations in the same
+ * order (no contracted multiply-adds), so the same floats; NaN results
+ * are NaN, though not necessarily with the CPU's payload.
  */
 #ifndef BNN_CUDA_H
 #define BNN_CUDA_H
