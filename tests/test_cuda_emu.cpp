@@ -22,6 +22,7 @@
 #include "test_util.h"
 #include "oracle.h"
 
+#include "bnn_cuda.h"
 #include "cuda/kernels.cuh"
 #include "cuda/runner.cuh"
 #include "model_builder.h"
@@ -980,6 +981,37 @@ static int test_hinge(void)
     return 0;
 }
 
+/* A library built without CUDA: every training-step entry point says so
+ * (cuda_none.c), even for arguments the CPU would accept. */
+static int test_stubs(void)
+{
+    int devices = 1;
+    float f[2] = {0, 0};
+    uint64_t w[1] = {0};
+    int32_t lab[1] = {0};
+    bnn_opt_params p;
+    if (bnn_cuda_available(&devices, NULL, 0) != BNN_ERR_UNSUPPORTED) {
+        printf("  stubs: a CUDA build (test_cuda_device checks its entry points)\n");
+        return 0;
+    }
+    memset(&p, 0, sizeof p);
+    p.kind = BNN_OPT_ADAM; p.t = 1; p.lr = 1e-3; p.beta1 = 0.9; p.beta2 = 0.999; p.lr_scale = 1;
+    bt_ctx("the stubs of a build without CUDA");
+    CHECK(devices == 0);
+    CHECK_ST(bnn_cuda_opt_step(&p, 1, f, f, f, f, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_opt_step_pack(&p, 1, 1, f, f, f, f, w, 1, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_bn_forward_train(BNN_BN_STANDARD, 1, 1, f, f, f, 1e-5f, 0.1f, NULL, NULL,
+                                       f, f, f, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_bn_backward(BNN_BN_STANDARD, 1, 1, f, f, f, f, f, f, f, f, NULL),
+             BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_sign_forward(1, 1, f, 1, w, 1, w, 1, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_ste_mask_pack(1, 1, f, 1, w, 1, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_ste_backward_packed(1, 1, w, 1, f, 1, f, 1, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_squared_hinge_grad(1, 1, f, lab, f, NULL), BNN_ERR_UNSUPPORTED);
+    printf("  stubs without CUDA                 ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bt_init(argc, argv, "test_cuda_emu");
@@ -999,6 +1031,7 @@ int main(int argc, char **argv)
     RUN(test_bn());
     RUN(test_sign());
     RUN(test_hinge());
+    RUN(test_stubs());
     printf("test_cuda_emu: all passed\n");
     return 0;
 }
