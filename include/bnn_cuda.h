@@ -16,7 +16,10 @@
  * BNN_ERR_UNSUPPORTED from every entry point.
  *
  * Results are bit-exact with the CPU functions: integer dot products, the
- * same fmaf in the FLOAT epilogue, the same comparison in the BITS one.
+ * same fmaf in the FLOAT epilogue, the same comparison in the BITS one,
+ * and for the float kernels of training the same operations in the same
+ * order (no contracted multiply-adds), so the same floats; NaN results
+ * are NaN, though not necessarily with the CPU's payload.
  */
 #ifndef BNN_CUDA_H
 #define BNN_CUDA_H
@@ -126,6 +129,77 @@ BNN_API bnn_status bnn_cuda_conv2d_grad_input_f32(const bnn_conv2d_params *p, co
 BNN_API bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p, const uint64_t *w,
                                                  const int8_t *q, const float *scale, float *gx,
                                                  void *stream);
+
+/** The elementwise and per-feature parts of a training step on device
+ *  memory, so that a whole step (with the products above) stays on the
+ *  device.  Each has its CPU twin's arguments plus the stream, checks them
+ *  as the twin does and writes the twin's floats and bits, bit for bit:
+ *  the same double arithmetic in the same order per element (the CUDA
+ *  build contracts no multiply-adds), per-feature sums adding rows 0, 1,
+ *  ... in order.
+ *
+ *  bnn_cuda_opt_step() / bnn_cuda_opt_step_pack() : bnn_opt_step() and
+ *    bnn_opt_step_pack() (Adam, AdaMax, shift-based AdaMax, the clip; the
+ *    pack writes the signs of the new values as bnn_pack_f32 would, from
+ *    the same pass).  One thread per element; the pack: a block per four
+ *    sign words of a row, its 256 threads updating consecutive elements
+ *    and the words gathered after a barrier. */
+BNN_API bnn_status bnn_cuda_opt_step(const bnn_opt_params *p, int64_t n, float *param,
+                                     const float *grad, float *m, float *v, void *stream);
+BNN_API bnn_status bnn_cuda_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k,
+                                          float *param, const float *grad, float *m, float *v,
+                                          uint64_t *signs, int64_t signs_stride_words,
+                                          void *stream);
+
+/** bnn_cuda_bn_forward_train() / bnn_cuda_bn_backward() :
+ *  bnn_bn_forward_train() (batch statistics, the running statistics'
+ *  update, y, the saved mean and scale) and bnn_bn_backward(), STANDARD and
+ *  SHIFT, in place as the CPU allows (y may be x, dx may be dy).  One
+ *  thread per feature summing its rows in the CPU's order: a first
+ *  version, exact but not tuned (c threads; wide layers fill the device
+ *  better than narrow ones). */
+BNN_API bnn_status bnn_cuda_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c,
+                                             const float *x, const float *gamma,
+                                             const float *beta, float eps, float momentum,
+                                             float *running_mean, float *running_invstd,
+                                             float *y, float *save_mean, float *save_scale,
+                                             void *stream);
+BNN_API bnn_status bnn_cuda_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c,
+                                        const float *x, const float *gamma,
+                                        const float *save_mean, const float *save_scale,
+                                        const float *dy, float *dx, float *dgamma,
+                                        float *dbeta, void *stream);
+
+/** The sign activation in training.
+ *  bnn_cuda_sign_forward() : from the same floats, the signs (as
+ *    bnn_pack_f32()) and the straight-through mask |x| <= 1 (as
+ *    bnn_ste_mask_pack()), each with its own stride; the argument checks
+ *    of bnn_pack_f32() on each output.
+ *  bnn_cuda_ste_mask_pack() : bnn_ste_mask_pack().
+ *  bnn_cuda_ste_backward_packed() : bnn_ste_backward_packed() (out may be
+ *    grad). */
+BNN_API bnn_status bnn_cuda_sign_forward(int64_t rows, int64_t k, const float *x,
+                                         int64_t x_stride, uint64_t *signs,
+                                         int64_t signs_stride_words, uint64_t *mask,
+                                         int64_t mask_stride_words, void *stream);
+BNN_API bnn_status bnn_cuda_ste_mask_pack(int64_t rows, int64_t k, const float *x,
+                                          int64_t x_stride, uint64_t *mask,
+                                          int64_t mask_stride_words, void *stream);
+BNN_API bnn_status bnn_cuda_ste_backward_packed(int64_t rows, int64_t k, const uint64_t *mask,
+                                                int64_t mask_stride_words, const float *grad,
+                                                int64_t grad_stride, float *out,
+                                                int64_t out_stride, void *stream);
+
+/** bnn_cuda_squared_hinge_grad() : the gradient of the paper's loss
+ *  (pybnn.losses.squared_hinge, which has no C twin) with respect to the
+ *  scores [n][classes], labels int32 [n]: with t = +1 for the label's class
+ *  and -1 elsewhere, grad = (float)(-2 * t * max(0, 1 - t * s) /
+ *  (n * classes)) in double, as numpy's float64 gives it (NaN scores give
+ *  NaN).  The labels are on the device, so they are not checked: a label
+ *  outside [0, classes) makes its row NaN.  BNN_ERR_SHAPE (negative
+ *  sizes), BNN_ERR_NULL, BNN_ERR_OVERFLOW. */
+BNN_API bnn_status bnn_cuda_squared_hinge_grad(int64_t n, int64_t classes, const float *scores,
+                                               const int32_t *labels, float *grad, void *stream);
 
 /** A loaded model (bnn_model_open_*) on the device.
  *  bnn_cuda_model_create() : copies the model's weights, thresholds, flips

@@ -179,6 +179,33 @@ BNN_INTERNAL bnn_status bnn_gemm_f32_pm1_check(int64_t I, int64_t K, int64_t J, 
 BNN_INTERNAL bnn_status bnn_gemm_i8_pm1_check(int64_t I, int64_t K, int64_t J, const int8_t *q,
                                               int64_t ldq, const uint64_t *s, int64_t lds,
                                               const int32_t *c, int64_t ldc);
+/* The argument checks of the training steps, shared with their CUDA twins
+ * (BNN_OK with nothing else to do when a size is 0):
+ * bnn_opt_check: bnn_opt_step (pack 0: rows of k = 1 element, signs not
+ *   read) and bnn_opt_step_pack (pack 1); *step receives the bias-corrected
+ *   step size times lr_scale;
+ * bnn_bn_forward_train_check, bnn_bn_backward_check: the batch norms';
+ * bnn_ste_backward_packed_check: bnn_ste_backward_packed's (the mask pack's
+ *   are bnn_pack_check's). */
+BNN_INTERNAL bnn_status bnn_opt_check(const bnn_opt_params *p, int pack, int64_t rows, int64_t k,
+                                      const float *param, const float *grad, const float *m,
+                                      const float *v, const uint64_t *signs,
+                                      int64_t signs_stride_words, double *step);
+BNN_INTERNAL bnn_status bnn_bn_forward_train_check(bnn_bn_kind kind, int64_t n, int64_t c,
+                                                   const float *x, const float *gamma,
+                                                   const float *beta, float eps, float momentum,
+                                                   const float *y, const float *save_mean,
+                                                   const float *save_scale);
+BNN_INTERNAL bnn_status bnn_bn_backward_check(bnn_bn_kind kind, int64_t n, int64_t c,
+                                              const float *x, const float *gamma,
+                                              const float *save_mean, const float *save_scale,
+                                              const float *dy, const float *dx,
+                                              const float *dgamma, const float *dbeta);
+BNN_INTERNAL bnn_status bnn_ste_backward_packed_check(int64_t rows, int64_t k,
+                                                      const uint64_t *mask,
+                                                      int64_t mask_stride_words,
+                                                      const float *grad, int64_t grad_stride,
+                                                      const float *out, int64_t out_stride);
 
 /* Checked int64 multiply: 0 on overflow (or negative operands). */
 /* Functions the CUDA kernels share with the CPU code (libbnn/cuda). */

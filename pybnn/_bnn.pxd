@@ -328,6 +328,31 @@ cdef extern from "bnn_cuda.h" nogil:
     bnn_status bnn_cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, const int8_t *q,
                                     int64_t ldq, const uint64_t *s, int64_t lds, int32_t *c,
                                     int64_t ldc, void *stream)
+    bnn_status bnn_cuda_opt_step(const bnn_opt_params *p, int64_t n, float *param,
+                                 const float *grad, float *m, float *v, void *stream)
+    bnn_status bnn_cuda_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k,
+                                      float *param, const float *grad, float *m, float *v,
+                                      uint64_t *signs, int64_t signs_stride_words, void *stream)
+    bnn_status bnn_cuda_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                                         const float *gamma, const float *beta, float eps,
+                                         float momentum, float *running_mean,
+                                         float *running_invstd, float *y, float *save_mean,
+                                         float *save_scale, void *stream)
+    bnn_status bnn_cuda_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                                    const float *gamma, const float *save_mean,
+                                    const float *save_scale, const float *dy, float *dx,
+                                    float *dgamma, float *dbeta, void *stream)
+    bnn_status bnn_cuda_sign_forward(int64_t rows, int64_t k, const float *x, int64_t x_stride,
+                                     uint64_t *signs, int64_t signs_stride_words, uint64_t *mask,
+                                     int64_t mask_stride_words, void *stream)
+    bnn_status bnn_cuda_ste_mask_pack(int64_t rows, int64_t k, const float *x, int64_t x_stride,
+                                      uint64_t *mask, int64_t mask_stride_words, void *stream)
+    bnn_status bnn_cuda_ste_backward_packed(int64_t rows, int64_t k, const uint64_t *mask,
+                                            int64_t mask_stride_words, const float *grad,
+                                            int64_t grad_stride, float *out, int64_t out_stride,
+                                            void *stream)
+    bnn_status bnn_cuda_squared_hinge_grad(int64_t n, int64_t classes, const float *scores,
+                                           const int32_t *labels, float *grad, void *stream)
     ctypedef struct bnn_cuda_model:
         pass
     bnn_status bnn_cuda_model_create(const bnn_model *model, bnn_cuda_model **out)

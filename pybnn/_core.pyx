@@ -1388,6 +1388,74 @@ def cuda_gemm_i8_pm1(int64_t I, int64_t K, int64_t J, size_t q, int64_t ldq, siz
                                     <int32_t *>c, ldc, <void *>stream), "cuda_gemm_i8_pm1")
 
 
+# The training step's elementwise and per-feature kernels (bnn_cuda.h).
+
+def cuda_opt_step(kind, int64_t n, size_t param, size_t grad, size_t m, size_t v, int64_t t,
+                  double lr, double beta1, double beta2, double eps, double lr_scale=1.0,
+                  double clip=0.0, size_t stream=0):
+    cdef bnn_opt_params p = _opt_params(kind, t, lr, beta1, beta2, eps, lr_scale, clip)
+    cuda_check(bnn_cuda_opt_step(&p, n, <float *>param, <const float *>grad, <float *>m,
+                                 <float *>v, <void *>stream), "cuda_opt_step")
+
+
+def cuda_opt_step_pack(kind, int64_t rows, int64_t k, size_t param, size_t grad, size_t m,
+                       size_t v, size_t signs, int64_t lds, int64_t t, double lr, double beta1,
+                       double beta2, double eps, double lr_scale=1.0, double clip=0.0,
+                       size_t stream=0):
+    cdef bnn_opt_params p = _opt_params(kind, t, lr, beta1, beta2, eps, lr_scale, clip)
+    cuda_check(bnn_cuda_opt_step_pack(&p, rows, k, <float *>param, <const float *>grad,
+                                      <float *>m, <float *>v, <uint64_t *>signs, lds,
+                                      <void *>stream), "cuda_opt_step_pack")
+
+
+def cuda_bn_forward_train(kind, int64_t n, int64_t c, size_t x, size_t gamma, size_t beta,
+                          float eps, float momentum, size_t running_mean, size_t running_invstd,
+                          size_t y, size_t save_mean, size_t save_scale, size_t stream=0):
+    cdef int k = _kind(BN_KINDS, kind, "bn kind")
+    cuda_check(bnn_cuda_bn_forward_train(<bnn_bn_kind>k, n, c, <const float *>x,
+                                         <const float *>gamma, <const float *>beta, eps,
+                                         momentum, <float *>running_mean,
+                                         <float *>running_invstd, <float *>y,
+                                         <float *>save_mean, <float *>save_scale,
+                                         <void *>stream), "cuda_bn_forward_train")
+
+
+def cuda_bn_backward(kind, int64_t n, int64_t c, size_t x, size_t gamma, size_t save_mean,
+                     size_t save_scale, size_t dy, size_t dx, size_t dgamma, size_t dbeta,
+                     size_t stream=0):
+    cdef int k = _kind(BN_KINDS, kind, "bn kind")
+    cuda_check(bnn_cuda_bn_backward(<bnn_bn_kind>k, n, c, <const float *>x,
+                                    <const float *>gamma, <const float *>save_mean,
+                                    <const float *>save_scale, <const float *>dy, <float *>dx,
+                                    <float *>dgamma, <float *>dbeta, <void *>stream),
+               "cuda_bn_backward")
+
+
+def cuda_sign_forward(int64_t rows, int64_t k, size_t x, int64_t ldx, size_t signs, int64_t lds,
+                      size_t mask, int64_t ldm, size_t stream=0):
+    """bnn_cuda_sign_forward, or bnn_cuda_ste_mask_pack when signs is 0."""
+    if signs == 0:
+        cuda_check(bnn_cuda_ste_mask_pack(rows, k, <const float *>x, ldx, <uint64_t *>mask, ldm,
+                                          <void *>stream), "cuda_ste_mask_pack")
+        return
+    cuda_check(bnn_cuda_sign_forward(rows, k, <const float *>x, ldx, <uint64_t *>signs, lds,
+                                     <uint64_t *>mask, ldm, <void *>stream), "cuda_sign_forward")
+
+
+def cuda_ste_backward_packed(int64_t rows, int64_t k, size_t mask, int64_t ldm, size_t grad,
+                             int64_t ldg, size_t out, int64_t ldo, size_t stream=0):
+    cuda_check(bnn_cuda_ste_backward_packed(rows, k, <const uint64_t *>mask, ldm,
+                                            <const float *>grad, ldg, <float *>out, ldo,
+                                            <void *>stream), "cuda_ste_backward_packed")
+
+
+def cuda_squared_hinge_grad(int64_t n, int64_t classes, size_t scores, size_t labels,
+                            size_t grad, size_t stream=0):
+    cuda_check(bnn_cuda_squared_hinge_grad(n, classes, <const float *>scores,
+                                           <const int32_t *>labels, <float *>grad,
+                                           <void *>stream), "cuda_squared_hinge_grad")
+
+
 cdef class CudaModel:
     """A loaded Model's device copy (bnn_cuda_model_create); keeps the Model
     alive, since its layer table is read at each run."""

@@ -1,6 +1,9 @@
-"""pybnn on NVIDIA GPUs: device arrays, packing and the XNOR GEMM of
-libbnn's CUDA kernels (include/bnn_cuda.h), with the CPU functions' bit
-contract and results.
+"""pybnn on NVIDIA GPUs: device arrays, packing, the XNOR GEMM,
+convolution and pooling, the model runner, and the parts of a training
+step (the backward products, the optimizer with the packing of the new
+weights' signs, batch norm, the sign and its straight-through backward,
+the squared hinge gradient) on libbnn's CUDA kernels (include/bnn_cuda.h),
+with the CPU functions' bit contract and results.
 
 Importing this module needs no GPU, no driver and no pycuda;
 ``available()`` says whether a device can be used and ``why()`` why not.
@@ -25,6 +28,8 @@ from . import _core
 
 __all__ = ["available", "why", "context", "DeviceArray", "to_device", "to_host", "empty",
            "pack", "bgemm", "bconv2d", "maxpool2d", "gemm_pm1", "sgemm", "synchronize",
+           "opt_step", "batchnorm_forward", "batchnorm_backward", "sign_forward",
+           "ste_backward", "squared_hinge_grad",
            "Model",
            "BnnDeviceError"]
 
@@ -369,6 +374,145 @@ def sgemm(a, w, out=None, stream=0):
     if cshape != (n, m):
         raise ValueError("out must have shape %r, got %r" % ((n, m), cshape))
     _core.cuda_sgemm(n, m, k, aptr, k, wptr, k, cptr, m, int(stream))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The elementwise and per-feature parts of a training step: with gemm_pm1
+# (and bgemm for the forward) a whole step of a binary layer stays on the
+# device.  Each equals its CPU twin in pybnn._core bit for bit.
+# ---------------------------------------------------------------------------
+
+def _same(x, name, shape, dtype=np.float32):
+    ptr, xs = _need(x, name, dtype, len(shape))
+    if xs != tuple(shape):
+        raise ValueError("%s must have shape %r, got %r" % (name, tuple(shape), xs))
+    return ptr
+
+
+def opt_step(kind, param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, lr_scale=1.0,
+             clip=0.0, pack=False, signs=None, stream=0):
+    """One optimizer step in place on float32 device arrays param, grad, m,
+    v of one shape, as _core.opt_step ("adam", "adamax", "shift_adamax";
+    t the 1-based step).  pack: param is [rows, k] binary weights, and the
+    signs of the new values are written to signs (uint64 [rows, words(k)],
+    allocated when None) in the same pass, as _core.opt_step_pack; returns
+    signs (None without pack)."""
+    pptr, shape, dt = _device_info(param, "param")
+    if dt != np.float32:
+        raise TypeError("param must be float32, got %s" % dt)
+    gptr = _same(grad, "grad", shape)
+    mptr = _same(m, "m", shape)
+    vptr = _same(v, "v", shape)
+    if not pack:
+        if signs is not None:
+            raise ValueError("signs needs pack=True")
+        n = int(np.prod(shape, dtype=np.int64))
+        _core.cuda_opt_step(kind, n, pptr, gptr, mptr, vptr, int(t), lr, beta1, beta2, eps,
+                            lr_scale, clip, int(stream))
+        return None
+    if len(shape) != 2:
+        raise ValueError("pack needs param of 2 dimensions [rows, k], got shape %r" % (shape,))
+    rows, k = shape
+    kw = _core.words(k)
+    if signs is None:
+        signs = empty((rows, kw), np.uint64)
+    sptr = _same(signs, "signs", (rows, kw), np.uint64)
+    _core.cuda_opt_step_pack(kind, rows, k, pptr, gptr, mptr, vptr, sptr, kw, int(t), lr, beta1,
+                             beta2, eps, lr_scale, clip, int(stream))
+    return signs
+
+
+def batchnorm_forward(x, gamma, beta, eps=1e-4, momentum=0.1, running_mean=None,
+                      running_invstd=None, kind="standard", y=None, save_mean=None,
+                      save_scale=None, stream=0):
+    """Batch norm's training forward over float32 x [n, c] on the device,
+    as _core.bn_forward_train ("standard" or "shift"): batch statistics,
+    the running statistics updated in place where given, y (may be x).
+    Returns (y, save_mean, save_scale) for the backward (each allocated
+    when None)."""
+    xptr, (n, c) = _need(x, "x", np.float32, 2)
+    gptr = _same(gamma, "gamma", (c,))
+    bptr = _same(beta, "beta", (c,))
+    rm = 0 if running_mean is None else _same(running_mean, "running_mean", (c,))
+    ri = 0 if running_invstd is None else _same(running_invstd, "running_invstd", (c,))
+    if y is None:
+        y = empty((n, c), np.float32)
+    yptr = _same(y, "y", (n, c))
+    if save_mean is None:
+        save_mean = empty((c,), np.float32)
+    if save_scale is None:
+        save_scale = empty((c,), np.float32)
+    _core.cuda_bn_forward_train(kind, n, c, xptr, gptr, bptr, eps, momentum, rm, ri, yptr,
+                                _same(save_mean, "save_mean", (c,)),
+                                _same(save_scale, "save_scale", (c,)), int(stream))
+    return y, save_mean, save_scale
+
+
+def batchnorm_backward(x, gamma, save_mean, save_scale, dy, kind="standard", dx=None,
+                       dgamma=None, dbeta=None, stream=0):
+    """Batch norm's backward on the device, as _core.bn_backward: returns
+    (dx, dgamma, dbeta) (each allocated when None); dx may be dy."""
+    xptr, (n, c) = _need(x, "x", np.float32, 2)
+    gptr = _same(gamma, "gamma", (c,))
+    mptr = _same(save_mean, "save_mean", (c,))
+    sptr = _same(save_scale, "save_scale", (c,))
+    dyptr = _same(dy, "dy", (n, c))
+    if dx is None:
+        dx = empty((n, c), np.float32)
+    dxptr = _same(dx, "dx", (n, c))
+    if dgamma is None:
+        dgamma = empty((c,), np.float32)
+    if dbeta is None:
+        dbeta = empty((c,), np.float32)
+    _core.cuda_bn_backward(kind, n, c, xptr, gptr, mptr, sptr, dyptr, dxptr,
+                           _same(dgamma, "dgamma", (c,)), _same(dbeta, "dbeta", (c,)),
+                           int(stream))
+    return dx, dgamma, dbeta
+
+
+def sign_forward(x, signs=None, mask=None, stream=0):
+    """The sign activation's training forward on float32 x [rows, k]: the
+    packed signs (as pybnn.pack) and the straight-through mask |x| <= 1
+    (as _core.ste_mask_pack), both uint64 [rows, words(k)], from one
+    kernel.  Returns (signs, mask)."""
+    xptr, (rows, k) = _need(x, "x", np.float32, 2)
+    kw = _core.words(k)
+    if signs is None:
+        signs = empty((rows, kw), np.uint64)
+    if mask is None:
+        mask = empty((rows, kw), np.uint64)
+    sptr = _same(signs, "signs", (rows, kw), np.uint64)
+    mptr = _same(mask, "mask", (rows, kw), np.uint64)
+    _core.cuda_sign_forward(rows, k, xptr, k, sptr, kw, mptr, kw, int(stream))
+    return signs, mask
+
+
+def ste_backward(mask, grad, out=None, stream=0):
+    """The sign's backward on the device: out = grad where the mask bit is
+    1, else 0 (grad float32 [rows, k], mask uint64 [rows, words(k)]; out
+    may be grad), as bnn_ste_backward_packed."""
+    gptr, (rows, k) = _need(grad, "grad", np.float32, 2)
+    kw = _core.words(k)
+    mptr = _same(mask, "mask", (rows, kw), np.uint64)
+    if out is None:
+        out = empty((rows, k), np.float32)
+    optr = _same(out, "out", (rows, k))
+    _core.cuda_ste_backward_packed(rows, k, mptr, kw, gptr, k, optr, k, int(stream))
+    return out
+
+
+def squared_hinge_grad(scores, labels, out=None, stream=0):
+    """The gradient of pybnn.losses.squared_hinge with respect to float32
+    scores [n, classes] on the device (labels: int32 [n] on the device),
+    equal to the float32 gradient that function returns.  A label outside
+    [0, classes) gives its row NaN (the labels are not read on the host)."""
+    sptr, (n, classes) = _need(scores, "scores", np.float32, 2)
+    lptr = _same(labels, "labels", (n,), np.int32)
+    if out is None:
+        out = empty((n, classes), np.float32)
+    optr = _same(out, "out", (n, classes))
+    _core.cuda_squared_hinge_grad(n, classes, sptr, lptr, optr, int(stream))
     return out
 
 

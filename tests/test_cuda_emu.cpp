@@ -8,16 +8,26 @@
  *    integer dots through each epilogue (INT32; FLOAT with and without
  *    scale and offset; BITS with and without flip) on ragged n, m, k
  *    (multiples of no tile), strided operands and outputs whose stride
- *    gaps must keep their canaries.
+ *    gaps must keep their canaries;
+ *  - the training step's kernels == their CPU twins bit for bit: the
+ *    device AP2 == bnn_ap2 (subnormals, ties, infinities); the optimizer
+ *    (every kind, clip, with the packed signs) == bnn_opt_step(_pack) on
+ *    test_train.c's awkward values; batch norm forward/backward (STANDARD
+ *    and SHIFT, in place, running statistics or none) == bnn_bn_*; the
+ *    sign's bits + mask == bnn_pack_f32 + bnn_ste_mask_pack and its
+ *    backward == bnn_ste_backward_packed; the squared hinge gradient ==
+ *    a table from pybnn.losses.squared_hinge (numpy).
  * Needs no GPU and no nvcc: it is the host half of what the GPU runs.
  */
 #include "test_util.h"
 #include "oracle.h"
 
+#include "bnn_cuda.h"
 #include "cuda/kernels.cuh"
 #include "cuda/runner.cuh"
 #include "model_builder.h"
 
+#include <float.h>
 #include <vector>
 
 using namespace bnn_cuda;
@@ -611,6 +621,397 @@ static int test_sgemm(void)
     return 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* The training step's elementwise and per-feature kernels             */
+/* ------------------------------------------------------------------ */
+
+/* Bitwise equal, or both NaN (a GPU's NaNs need not keep payloads). */
+static int same_f32(float a, float b)
+{
+    return bt_f2u(a) == bt_f2u(b) || (a != a && b != b);
+}
+
+/* The awkward values of test_train.c's optimizer tests, every 23rd
+ * element, among ordinary ones. */
+static void opt_inputs(bt_rng *r, int64_t n, float *p0, float *g, float *m0, float *v0)
+{
+    for (int64_t i = 0; i < n; i++) {
+        p0[i] = (float)(bt_unit(r) * 2.4 - 1.2);
+        g[i] = (float)((bt_unit(r) * 2.0 - 1.0) * exp2(bt_unit(r) * 40 - 30));
+        m0[i] = (float)((bt_unit(r) * 2.0 - 1.0) * 1e-3);
+        v0[i] = (float)(bt_unit(r) * 1e-4);
+        switch (i % 23) {
+        case 0: g[i] = 0.0f; m0[i] = 0.0f; v0[i] = 0.0f; break;
+        case 1: g[i] = -0.0f; break;
+        case 2: g[i] = INFINITY; break;
+        case 3: g[i] = -INFINITY; break;
+        case 4: g[i] = NAN; break;
+        case 5: v0[i] = NAN; break;
+        case 6: g[i] = 1e30f; break;
+        case 7: g[i] = 1e-40f; break;                      /* subnormal */
+        case 8: p0[i] = NAN; break;
+        case 9: v0[i] = -3e-3f; g[i] = NAN; break;         /* AP2 of a negative max */
+        case 10: v0[i] = FLT_MAX; break;
+        case 11: v0[i] = -FLT_MAX; g[i] = NAN; break;
+        case 12: p0[i] = -0.0f; g[i] = 0.0f; m0[i] = 0.0f; break;   /* stays -0: bit 0 */
+        case 13: p0[i] = 1e-7f; break;                     /* crosses zero */
+        case 14: v0[i] = -0.0f; g[i] = 0.0f; break;        /* fmax(-0, +0) is -0 */
+        case 15: v0[i] = NAN; g[i] = NAN; break;
+        default: break;
+        }
+    }
+}
+
+/* bnn_opt_step_pack and bnn_opt_step on the CPU == the emulated word and
+ * element kernels: param, m, v and the sign words (with canaries in the
+ * stride gaps), every kind, with and without clipping (a clip whose float
+ * is 0 too), step 1 and a later one, ragged rows and k. */
+static int test_opt(void)
+{
+    /* the last: past OPT_PARALLEL_MIN, so the CPU splits the rows over threads */
+    static const int64_t shapes[][2] = {{1, 1}, {1, 63}, {3, 65}, {4, 130}, {2, 1000}, {5, 7},
+                                        {131, 2003}};
+    static const double clips[] = {0.0, 0.8, 1e-50};
+    bt_rng r = bt_stream(0x0b7);
+    const int threads0 = bnn_get_num_threads();
+    (void)bnn_set_num_threads(3);     /* the CPU's threaded split too */
+    for (const auto &sh : shapes)
+        for (int kind = 0; kind <= 2; kind++)
+            for (double clip : clips)
+                for (int64_t t = 1; t <= 9; t += 8) {
+                    const int64_t rows = sh[0], k = sh[1], n = rows * k, kw = bt_words(k);
+                    const int64_t lds = kw + 1;
+                    bnn_opt_params p;
+                    memset(&p, 0, sizeof p);
+                    p.kind = kind; p.t = t; p.lr = 3e-3; p.beta1 = kind == 2 ? 0.875 : 0.9;
+                    p.beta2 = kind == 2 ? 1.0 - 1.0 / 1024 : 0.999;
+                    p.eps = kind == 2 ? 1.0 / 134217728.0 : 1e-8;
+                    p.lr_scale = 1.5; p.clip = clip;
+                    std::vector<float> p0((size_t)n), g((size_t)n), m0((size_t)n), v0((size_t)n);
+                    opt_inputs(&r, n, p0.data(), g.data(), m0.data(), v0.data());
+                    std::vector<float> pc(p0), mc(m0), vc(v0), pe(p0), me(m0), ve(v0);
+                    std::vector<uint64_t> sc((size_t)(rows * lds), BT_CANARY_W), se(sc);
+                    double step = 0.0;
+                    CHECK_ST(bnn_opt_step_pack(&p, rows, k, pc.data(), g.data(), mc.data(),
+                                               vc.data(), sc.data(), lds), BNN_OK);
+                    CHECK_ST(bnn_opt_check(&p, 1, rows, k, pe.data(), g.data(), me.data(),
+                                           ve.data(), se.data(), lds, &step), BNN_OK);
+                    OptArgs a;
+                    memset(&a, 0, sizeof a);
+                    a.kind = p.kind; a.clip_on = p.clip > 0.0; a.clip = (float)p.clip;
+                    a.b1 = p.beta1; a.b2 = p.beta2; a.eps = p.eps; a.step = step;
+                    a.rows = rows; a.k = k; a.kw = kw; a.param = pe.data(); a.grad = g.data();
+                    a.m = me.data(); a.v = ve.data(); a.signs = se.data(); a.lds = lds;
+                    HostExec x = {OPT_THREADS};
+                    OptSmem sm;
+                    for (int64_t b = 0; b < rows * opt_blocks_per_row(a); b++)
+                        opt_pack_block(x, a, b, sm);
+                    bt_ctx("emulated opt_step_pack kind %d clip %g t %" PRId64 " %" PRId64
+                           "x%" PRId64, kind, clip, t, rows, k);
+                    for (int64_t i = 0; i < n; i++) {
+                        CHECK_MSG(same_f32(pe[i], pc[i]), "param[%" PRId64 "] %a want %a", i,
+                                  (double)pe[i], (double)pc[i]);
+                        CHECK_MSG(same_f32(me[i], mc[i]), "m[%" PRId64 "] %a want %a", i,
+                                  (double)me[i], (double)mc[i]);
+                        CHECK_MSG(same_f32(ve[i], vc[i]), "v[%" PRId64 "] %a want %a", i,
+                                  (double)ve[i], (double)vc[i]);
+                    }
+                    for (size_t i = 0; i < sc.size(); i++)
+                        CHECK_MSG(se[i] == sc[i], "signs word %zu: %016" PRIx64 " want %016"
+                                  PRIx64, i, se[i], sc[i]);
+                    /* bnn_opt_step: one element per thread, rows of 1 */
+                    pc = p0; mc = m0; vc = v0; pe = p0; me = m0; ve = v0;
+                    CHECK_ST(bnn_opt_step(&p, n, pc.data(), g.data(), mc.data(), vc.data()),
+                             BNN_OK);
+                    a.rows = n; a.k = 1; a.kw = 1; a.signs = NULL; a.param = pe.data();
+                    a.m = me.data(); a.v = ve.data();
+                    for (int64_t i = 0; i < n; i++) opt_elem_one(a, i);
+                    bt_ctx("emulated opt_step kind %d clip %g t %" PRId64 " n %" PRId64, kind,
+                           clip, t, n);
+                    for (int64_t i = 0; i < n; i++)
+                        CHECK_MSG(same_f32(pe[i], pc[i]) && same_f32(me[i], mc[i])
+                                      && same_f32(ve[i], vc[i]),
+                                  "element %" PRId64 ": %a %a %a want %a %a %a", i,
+                                  (double)pe[i], (double)me[i], (double)ve[i], (double)pc[i],
+                                  (double)mc[i], (double)vc[i]);
+                }
+    (void)bnn_set_num_threads(threads0);
+    printf("  opt_step(_pack) (emulated)         ok\n");
+    return 0;
+}
+
+/* AP2 on the device == bnn_ap2: around sqrt(2) * 2^e, subnormals, zeros,
+ * infinities, NaN and the largest doubles. */
+static int test_ap2(void)
+{
+    bt_rng r = bt_stream(0xa92);
+    std::vector<double> zs = {0.0, -0.0, INFINITY, -INFINITY, NAN, DBL_MAX, -DBL_MAX, DBL_MIN,
+                              5e-324, -5e-324, 1.5e-323, 2.5e-323, 6e-323, 2.2250738585072009e-308,
+                              (double)FLT_MIN, 1e-45, 0.7071067811865476, 0.7071067811865475,
+                              1.4142135623730951, 1.414213562373095, 1.0, -3.0};
+    for (int e = -1074; e <= 1023; e += 7) {
+        const double z0 = ldexp(1.4142135623730951, e);
+        zs.push_back(z0);
+        zs.push_back(nextafter(z0, INFINITY));
+        zs.push_back(-nextafter(z0, 0.0));
+    }
+    for (int i = 0; i < 2000; i++) zs.push_back(ldexp(bt_unit(&r) * 2 - 1, (int)bt_range(&r, -1100, 1030)));
+    for (double z : zs) {
+        const double a = ap2(z), b = bnn_ap2(z);
+        uint64_t ua, ub;
+        memcpy(&ua, &a, 8);
+        memcpy(&ub, &b, 8);
+        CHECK_MSG(ua == ub || (a != a && b != b), "ap2(%a) = %a, bnn_ap2 %a", z, a, b);
+    }
+    printf("  ap2 (device function) == bnn_ap2   ok\n");
+    return 0;
+}
+
+/* Batch norm inputs: features of ordinary floats at several scales and
+ * offsets, a constant feature (variance 0), one with a NaN, one with an
+ * infinity, -0s. */
+static void bn_inputs(bt_rng *r, int64_t n, int64_t c, float *x)
+{
+    for (int64_t j = 0; j < c; j++) {
+        const double scale = exp2(bt_unit(r) * 20 - 10), off = (bt_unit(r) - 0.5) * 8;
+        for (int64_t i = 0; i < n; i++) {
+            float v = (float)(off + (bt_unit(r) * 2 - 1) * scale);
+            if (j % 11 == 3) v = 0.75f;
+            if (j % 11 == 5 && i == n / 2) v = NAN;
+            if (j % 11 == 7 && i == 0) v = -INFINITY;
+            if (j % 11 == 9 && i % 3 == 0) v = -0.0f;
+            x[i * c + j] = v;
+        }
+    }
+}
+
+/* bnn_bn_forward_train and bnn_bn_backward on the CPU == the emulated
+ * per-feature kernels, STANDARD and SHIFT, with and without running
+ * statistics, in place and not, on ragged n and c (1, odd, across the
+ * CPU's 256-feature chunks); the shift backward also from a saved scale
+ * that is not a power of two (the CPU's exact loop). */
+static int test_bn(void)
+{
+    /* the last: large enough for the CPU to split features over threads */
+    static const int64_t shapes[][2] = {{1, 1}, {1, 5}, {2, 33}, {7, 65}, {64, 130}, {3, 300},
+                                        {100, 1}, {17, 257}, {521, 257}};
+    bt_rng r = bt_stream(0xb17);
+    const int threads0 = bnn_get_num_threads();
+    (void)bnn_set_num_threads(3);     /* the CPU's threaded split too */
+    for (const auto &sh : shapes)
+        for (int kind = 0; kind <= 1; kind++)
+            for (int variant = 0; variant < 3; variant++) {
+                const int64_t n = sh[0], c = sh[1], nc = n * c;
+                const int running = variant != 1, inplace = variant == 2;
+                const bnn_bn_kind bk = kind ? BNN_BN_SHIFT : BNN_BN_STANDARD;
+                std::vector<float> x((size_t)nc), gamma((size_t)c), beta((size_t)c), dy((size_t)nc);
+                bn_inputs(&r, n, c, x.data());
+                for (int64_t j = 0; j < c; j++) {
+                    gamma[j] = (float)(bt_unit(&r) * 3 - 1);
+                    beta[j] = (float)(bt_unit(&r) * 2 - 1);
+                }
+                for (auto &v : dy) v = (float)((bt_unit(&r) * 2 - 1) * exp2(bt_unit(&r) * 10 - 5));
+                if (nc > 4) { dy[1] = NAN; dy[(size_t)(nc - 2)] = INFINITY; dy[2] = -0.0f; }
+                std::vector<float> rm0((size_t)c), rv0((size_t)c);
+                for (int64_t j = 0; j < c; j++) {
+                    rm0[j] = (float)(bt_unit(&r) - 0.5);
+                    rv0[j] = (float)(bt_unit(&r) + 0.5);
+                }
+                /* forward */
+                std::vector<float> yc((size_t)nc), ye((size_t)nc), mc((size_t)c), me((size_t)c);
+                std::vector<float> scc((size_t)c), sce((size_t)c), rmc(rm0), rvc(rv0), rme(rm0),
+                    rve(rv0);
+                std::vector<float> xc(x), xe(x);
+                float *ycp = inplace ? xc.data() : yc.data(), *yep = inplace ? xe.data() : ye.data();
+                CHECK_ST(bnn_bn_forward_train(bk, n, c, xc.data(), gamma.data(), beta.data(),
+                                              1e-5f, 0.1f, running ? rmc.data() : NULL,
+                                              running ? rvc.data() : NULL, ycp, mc.data(),
+                                              scc.data()), BNN_OK);
+                BnArgs b;
+                memset(&b, 0, sizeof b);
+                b.n = n; b.c = c; b.shift = kind; b.x = xe.data(); b.gamma = gamma.data();
+                b.beta = beta.data(); b.eps = 1e-5f; b.momentum = 0.1f;
+                b.running_mean = running ? rme.data() : NULL;
+                b.running_invstd = running ? rve.data() : NULL;
+                b.y = yep; b.mean = me.data(); b.scale = sce.data();
+                for (int64_t f = 0; f < c; f++) bn_forward_feature(b, f);
+                bt_ctx("emulated bn forward kind %d n %" PRId64 " c %" PRId64 " variant %d", kind,
+                       n, c, variant);
+                for (int64_t i = 0; i < nc; i++)
+                    CHECK_MSG(same_f32(yep[i], ycp[i]), "y[%" PRId64 "] %a want %a", i,
+                              (double)yep[i], (double)ycp[i]);
+                for (int64_t j = 0; j < c; j++)
+                    CHECK_MSG(same_f32(me[j], mc[j]) && same_f32(sce[j], scc[j])
+                                  && same_f32(rme[j], rmc[j]) && same_f32(rve[j], rvc[j]),
+                              "feature %" PRId64 ": mean %a scale %a running %a %a, want %a %a "
+                              "%a %a", j, (double)me[j], (double)sce[j], (double)rme[j],
+                              (double)rve[j], (double)mc[j], (double)scc[j], (double)rmc[j],
+                              (double)rvc[j]);
+                /* backward, from the saved statistics (for SHIFT in variant 1:
+                 * a scale that is not a power of two) */
+                std::vector<float> sm(mc), ss(scc);
+                if (kind && variant == 1)
+                    for (int64_t j = 0; j < c; j++) ss[j] = (float)(bt_unit(&r) + 0.25);
+                std::vector<float> dyc(dy), dye(dy), dxc((size_t)nc), dxe((size_t)nc);
+                std::vector<float> dgc((size_t)c), dge((size_t)c), dbc((size_t)c), dbe((size_t)c);
+                float *dxcp = inplace ? dyc.data() : dxc.data();
+                float *dxep = inplace ? dye.data() : dxe.data();
+                CHECK_ST(bnn_bn_backward(bk, n, c, x.data(), gamma.data(), sm.data(), ss.data(),
+                                         dyc.data(), dxcp, dgc.data(), dbc.data()), BNN_OK);
+                memset(&b, 0, sizeof b);
+                b.n = n; b.c = c; b.shift = kind; b.x = x.data(); b.gamma = gamma.data();
+                b.dy = dye.data(); b.mean = sm.data(); b.scale = ss.data(); b.dx = dxep;
+                b.dgamma = dge.data(); b.dbeta = dbe.data();
+                for (int64_t f = 0; f < c; f++) bn_backward_feature(b, f);
+                bt_ctx("emulated bn backward kind %d n %" PRId64 " c %" PRId64 " variant %d",
+                       kind, n, c, variant);
+                for (int64_t i = 0; i < nc; i++)
+                    CHECK_MSG(same_f32(dxep[i], dxcp[i]), "dx[%" PRId64 "] %a want %a", i,
+                              (double)dxep[i], (double)dxcp[i]);
+                for (int64_t j = 0; j < c; j++)
+                    CHECK_MSG(same_f32(dge[j], dgc[j]) && same_f32(dbe[j], dbc[j]),
+                              "feature %" PRId64 ": dgamma %a dbeta %a, want %a %a", j,
+                              (double)dge[j], (double)dbe[j], (double)dgc[j], (double)dbc[j]);
+            }
+    (void)bnn_set_num_threads(threads0);
+    printf("  batch norm fwd/bwd (emulated)      ok\n");
+    return 0;
+}
+
+/* The sign's forward (signs and mask words from one kernel, and the mask
+ * alone) == bnn_pack_f32 + bnn_ste_mask_pack, and its backward ==
+ * bnn_ste_backward_packed, strided and in place, on the awkward floats
+ * plus +-1 and their neighbours. */
+static int test_sign(void)
+{
+    static const int64_t ks[] = {1, 2, 63, 64, 65, 130, 200};
+    bt_rng r = bt_stream(0x5e9);
+    for (int64_t k : ks)
+        for (int64_t rows = 1; rows <= 4; rows += 3) {
+            const int64_t kw = bt_words(k), ldx = k + 3, lds = kw + 1, ldm = kw + 2;
+            std::vector<float> x((size_t)(rows * ldx));
+            bt_rand_floats(&r, x.data(), x.size());
+            for (size_t i = 0; i < x.size(); i += 7)
+                x[i] = bt_below(&r, 2) ? nextafterf(1.0f, 2.0f) : -nextafterf(1.0f, 0.0f);
+            std::vector<uint64_t> sc((size_t)(rows * lds), BT_CANARY_W), se(sc);
+            std::vector<uint64_t> mc((size_t)(rows * ldm), BT_CANARY_W), me(mc), mo(mc);
+            CHECK_ST(bnn_pack_f32(rows, k, x.data(), ldx, sc.data(), lds), BNN_OK);
+            CHECK_ST(bnn_ste_mask_pack(rows, k, x.data(), ldx, mc.data(), ldm), BNN_OK);
+            SignArgs g = {rows, k, kw, x.data(), ldx, se.data(), lds, me.data(), ldm};
+            for (int64_t i = 0; i < rows * kw; i++) sign_word_one(g, i);
+            SignArgs gm = {rows, k, kw, x.data(), ldx, NULL, 0, mo.data(), ldm};
+            for (int64_t i = 0; i < rows * kw; i++) sign_word_one(gm, i);
+            bt_ctx("emulated sign forward rows %" PRId64 " k %" PRId64, rows, k);
+            for (size_t i = 0; i < sc.size(); i++)
+                CHECK_MSG(se[i] == sc[i], "signs word %zu %016" PRIx64 " want %016" PRIx64, i,
+                          se[i], sc[i]);
+            for (size_t i = 0; i < mc.size(); i++)
+                CHECK_MSG(me[i] == mc[i] && mo[i] == mc[i], "mask word %zu %016" PRIx64 " %016"
+                          PRIx64 " want %016" PRIx64, i, me[i], mo[i], mc[i]);
+            /* backward: out strided, and in place over grad */
+            for (int inplace = 0; inplace <= 1; inplace++) {
+                const int64_t ldg = k + 2, ldo = inplace ? ldg : k + 5;
+                std::vector<float> grad((size_t)(rows * ldg));
+                bt_rand_floats(&r, grad.data(), grad.size());
+                std::vector<float> gc(grad), ge(grad);
+                std::vector<float> oc((size_t)(rows * ldo)), oe;
+                for (auto &v : oc) v = bt_u2f(BT_CANARY_F32);
+                oe = oc;
+                float *ocp = inplace ? gc.data() : oc.data(), *oep = inplace ? ge.data() : oe.data();
+                CHECK_ST(bnn_ste_backward_packed(rows, k, mc.data(), ldm, gc.data(), ldg, ocp,
+                                                 ldo), BNN_OK);
+                SteArgs s = {rows, k, mc.data(), ldm, ge.data(), ldg, oep, ldo};
+                for (int64_t i = 0; i < rows * k; i++) ste_backward_one(s, i);
+                bt_ctx("emulated ste backward rows %" PRId64 " k %" PRId64 " inplace %d", rows,
+                       k, inplace);
+                for (int64_t i = 0; i < rows * ldo; i++)
+                    CHECK_MSG(bt_f2u(oep[i]) == bt_f2u(ocp[i]), "out[%" PRId64 "] %08x want %08x",
+                              i, bt_f2u(oep[i]), bt_f2u(ocp[i]));
+            }
+        }
+    printf("  sign fwd (bits+mask) / STE bwd     ok\n");
+    return 0;
+}
+
+/* The squared hinge gradient: a table from pybnn.losses.squared_hinge
+ * (numpy float64, cast to float32; signed zeros included), then random
+ * scores with NaN and infinities against a transcription of it, and a
+ * label out of range. */
+static int test_hinge(void)
+{
+    static const float s3[12] = {0.5f, -2.0f, 1.5f, 0.25f, -0.75f, 0.999f, 3.0f, -1.0f,
+                                 1.0f, -1.0f, 0.0f, -0.0f};
+    static const int32_t y3[3] = {0, 2, 1};
+    static const double want3[12] = {
+        -0x1.5555560000000p-4, 0x0.0p+0, 0x1.aaaaaa0000000p-2, 0x1.aaaaaa0000000p-3,
+        0x1.5555560000000p-5, 0x1.5529a40000000p-2, -0x0.0p+0, 0x0.0p+0,
+        0x1.5555560000000p-2, -0x1.5555560000000p-2, 0x1.5555560000000p-3, 0x1.5555560000000p-3};
+    float got3[12];
+    HingeArgs h = {3, 4, s3, y3, got3, 12.0};
+    for (int64_t i = 0; i < 12; i++) hinge_grad_one(h, i);
+    bt_ctx("emulated squared hinge: the numpy table");
+    for (int i = 0; i < 12; i++)
+        CHECK_MSG(bt_f2u(got3[i]) == bt_f2u((float)want3[i]), "grad[%d] %a want %a", i,
+                  (double)got3[i], want3[i]);
+    bt_rng r = bt_stream(0x41e);
+    const int64_t n = 37, classes = 10;
+    std::vector<float> s((size_t)(n * classes)), got(s.size());
+    std::vector<int32_t> y((size_t)n);
+    bt_rand_floats(&r, s.data(), s.size());
+    for (auto &v : y) v = (int32_t)bt_below(&r, (uint64_t)classes);
+    y[5] = -1;
+    y[6] = (int32_t)classes;
+    HingeArgs g = {n, classes, s.data(), y.data(), got.data(), (double)(n * classes)};
+    for (int64_t i = 0; i < n * classes; i++) hinge_grad_one(g, i);
+    bt_ctx("emulated squared hinge: random scores");
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < classes; j++) {
+            const float v = got[(size_t)(i * classes + j)];
+            if (i == 5 || i == 6) {
+                CHECK_MSG(v != v, "row %" PRId64 " with a bad label: %a, want NaN", i, (double)v);
+                continue;
+            }
+            const double t = j == y[i] ? 1.0 : -1.0, sv = s[(size_t)(i * classes + j)];
+            const double d = 1.0 - t * sv, m = d != d ? d : (d > 0.0 ? d : 0.0);
+            const float want = (float)(-2.0 * t * m / (double)(n * classes));
+            CHECK_MSG(same_f32(v, want), "grad[%" PRId64 "][%" PRId64 "] %a want %a", i, j,
+                      (double)v, (double)want);
+        }
+    printf("  squared hinge grad (emulated)      ok\n");
+    return 0;
+}
+
+/* A library built without CUDA: every training-step entry point says so
+ * (cuda_none.c), even for arguments the CPU would accept. */
+static int test_stubs(void)
+{
+    int devices = 1;
+    float f[2] = {0, 0};
+    uint64_t w[1] = {0};
+    int32_t lab[1] = {0};
+    bnn_opt_params p;
+    if (bnn_cuda_available(&devices, NULL, 0) != BNN_ERR_UNSUPPORTED) {
+        printf("  stubs: a CUDA build (test_cuda_device checks its entry points)\n");
+        return 0;
+    }
+    memset(&p, 0, sizeof p);
+    p.kind = BNN_OPT_ADAM; p.t = 1; p.lr = 1e-3; p.beta1 = 0.9; p.beta2 = 0.999; p.lr_scale = 1;
+    bt_ctx("the stubs of a build without CUDA");
+    CHECK(devices == 0);
+    CHECK_ST(bnn_cuda_opt_step(&p, 1, f, f, f, f, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_opt_step_pack(&p, 1, 1, f, f, f, f, w, 1, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_bn_forward_train(BNN_BN_STANDARD, 1, 1, f, f, f, 1e-5f, 0.1f, NULL, NULL,
+                                       f, f, f, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_bn_backward(BNN_BN_STANDARD, 1, 1, f, f, f, f, f, f, f, f, NULL),
+             BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_sign_forward(1, 1, f, 1, w, 1, w, 1, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_ste_mask_pack(1, 1, f, 1, w, 1, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_ste_backward_packed(1, 1, w, 1, f, 1, f, 1, NULL), BNN_ERR_UNSUPPORTED);
+    CHECK_ST(bnn_cuda_squared_hinge_grad(1, 1, f, lab, f, NULL), BNN_ERR_UNSUPPORTED);
+    printf("  stubs without CUDA                 ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     bt_init(argc, argv, "test_cuda_emu");
@@ -625,6 +1026,12 @@ int main(int argc, char **argv)
     RUN(test_quantize());
     RUN(test_runner());
     RUN(test_sgemm());
+    RUN(test_ap2());
+    RUN(test_opt());
+    RUN(test_bn());
+    RUN(test_sign());
+    RUN(test_hinge());
+    RUN(test_stubs());
     printf("test_cuda_emu: all passed\n");
     return 0;
 }

@@ -529,6 +529,197 @@ extern "C" bnn_status bnn_cuda_conv2d_grad_input_i8(const bnn_conv2d_params *p,
 }
 
 /* ------------------------------------------------------------------ */
+/* The elementwise and per-feature parts of a training step             */
+/* ------------------------------------------------------------------ */
+
+__global__ void __launch_bounds__(OPT_THREADS) k_opt_pack(OptArgs g)
+{
+    __shared__ OptSmem s;
+    opt_pack_block(DeviceExec(), g, (int64_t)blockIdx.x, s);
+}
+
+static bnn_status opt_launch(const bnn_opt_params *p, int pack, int64_t rows, int64_t k,
+                             float *param, const float *grad, float *m, float *v,
+                             uint64_t *signs, int64_t signs_stride_words, void *stream,
+                             const char *fn)
+{
+    OptArgs g;
+    double step = 0.0;
+    bnn_status st = bnn_opt_check(p, pack, rows, k, param, grad, m, v, signs,
+                                  signs_stride_words, &step);
+    if (st != BNN_OK || rows == 0 || k == 0) return st;
+    if ((st = device_pointer(param, fn, "param")) != BNN_OK
+        || (st = device_pointer(grad, fn, "grad")) != BNN_OK
+        || (st = device_pointer(m, fn, "m")) != BNN_OK
+        || (st = device_pointer(v, fn, "v")) != BNN_OK
+        || (pack && (st = device_pointer(signs, fn, "signs")) != BNN_OK))
+        return st;
+    memset(&g, 0, sizeof g);
+    g.kind = p->kind; g.clip_on = p->clip > 0.0; g.clip = (float)p->clip;
+    g.b1 = p->beta1; g.b2 = p->beta2; g.eps = p->eps; g.step = step;
+    g.rows = rows; g.k = k; g.kw = bnn_words(k);
+    g.param = param; g.grad = grad; g.m = m; g.v = v;
+    g.signs = pack ? signs : NULL; g.lds = signs_stride_words;
+    if (!pack) return launch_items<OptArgs, opt_elem_one>(g, rows, (cudaStream_t)stream, fn);
+    if (rows > INT32_MAX / opt_blocks_per_row(g)) return BNN_ERR_OVERFLOW;
+    k_opt_pack<<<(unsigned)(rows * opt_blocks_per_row(g)), OPT_THREADS, 0,
+                 (cudaStream_t)stream>>>(g);
+    return launched(fn);
+}
+
+extern "C" bnn_status bnn_cuda_opt_step(const bnn_opt_params *p, int64_t n, float *param,
+                                        const float *grad, float *m, float *v, void *stream)
+{
+    return opt_launch(p, 0, n, 1, param, grad, m, v, NULL, 0, stream, "bnn_cuda_opt_step");
+}
+
+extern "C" bnn_status bnn_cuda_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k,
+                                             float *param, const float *grad, float *m,
+                                             float *v, uint64_t *signs,
+                                             int64_t signs_stride_words, void *stream)
+{
+    return opt_launch(p, 1, rows, k, param, grad, m, v, signs, signs_stride_words, stream,
+                      "bnn_cuda_opt_step_pack");
+}
+
+extern "C" bnn_status bnn_cuda_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c,
+                                                const float *x, const float *gamma,
+                                                const float *beta, float eps, float momentum,
+                                                float *running_mean, float *running_invstd,
+                                                float *y, float *save_mean, float *save_scale,
+                                                void *stream)
+{
+    static const char *fn = "bnn_cuda_bn_forward_train";
+    BnArgs b;
+    bnn_status st = bnn_bn_forward_train_check(kind, n, c, x, gamma, beta, eps, momentum, y,
+                                               save_mean, save_scale);
+    if (st != BNN_OK || c == 0) return st;
+    if ((st = device_pointer(x, fn, "x")) != BNN_OK
+        || (st = device_pointer(gamma, fn, "gamma")) != BNN_OK
+        || (st = device_pointer(beta, fn, "beta")) != BNN_OK
+        || (st = device_pointer(running_mean, fn, "running_mean")) != BNN_OK
+        || (st = device_pointer(running_invstd, fn, "running_invstd")) != BNN_OK
+        || (st = device_pointer(y, fn, "y")) != BNN_OK
+        || (st = device_pointer(save_mean, fn, "save_mean")) != BNN_OK
+        || (st = device_pointer(save_scale, fn, "save_scale")) != BNN_OK)
+        return st;
+    memset(&b, 0, sizeof b);
+    b.n = n; b.c = c; b.shift = kind == BNN_BN_SHIFT; b.x = x; b.gamma = gamma; b.beta = beta;
+    b.eps = eps; b.momentum = momentum; b.running_mean = running_mean;
+    b.running_invstd = running_invstd; b.y = y; b.mean = save_mean; b.scale = save_scale;
+    return launch_items<BnArgs, bn_forward_feature>(b, c, (cudaStream_t)stream, fn);
+}
+
+extern "C" bnn_status bnn_cuda_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c,
+                                           const float *x, const float *gamma,
+                                           const float *save_mean, const float *save_scale,
+                                           const float *dy, float *dx, float *dgamma,
+                                           float *dbeta, void *stream)
+{
+    static const char *fn = "bnn_cuda_bn_backward";
+    BnArgs b;
+    bnn_status st = bnn_bn_backward_check(kind, n, c, x, gamma, save_mean, save_scale, dy, dx,
+                                          dgamma, dbeta);
+    if (st != BNN_OK || c == 0) return st;
+    if ((st = device_pointer(x, fn, "x")) != BNN_OK
+        || (st = device_pointer(gamma, fn, "gamma")) != BNN_OK
+        || (st = device_pointer(save_mean, fn, "save_mean")) != BNN_OK
+        || (st = device_pointer(save_scale, fn, "save_scale")) != BNN_OK
+        || (st = device_pointer(dy, fn, "dy")) != BNN_OK
+        || (st = device_pointer(dx, fn, "dx")) != BNN_OK
+        || (st = device_pointer(dgamma, fn, "dgamma")) != BNN_OK
+        || (st = device_pointer(dbeta, fn, "dbeta")) != BNN_OK)
+        return st;
+    memset(&b, 0, sizeof b);
+    b.n = n; b.c = c; b.shift = kind == BNN_BN_SHIFT; b.x = x; b.gamma = gamma; b.dy = dy;
+    b.mean = (float *)save_mean; b.scale = (float *)save_scale;     /* read only */
+    b.dx = dx; b.dgamma = dgamma; b.dbeta = dbeta;
+    return launch_items<BnArgs, bn_backward_feature>(b, c, (cudaStream_t)stream, fn);
+}
+
+static bnn_status sign_launch(int64_t rows, int64_t k, const float *x, int64_t x_stride,
+                              uint64_t *signs, int64_t signs_stride_words, uint64_t *mask,
+                              int64_t mask_stride_words, void *stream, const char *fn)
+{
+    SignArgs g;
+    bnn_status st;
+    if ((st = device_pointer(x, fn, "x")) != BNN_OK
+        || (st = device_pointer(signs, fn, "signs")) != BNN_OK
+        || (st = device_pointer(mask, fn, "mask")) != BNN_OK)
+        return st;
+    g.rows = rows; g.k = k; g.kw = bnn_words(k); g.x = x; g.ldx = x_stride;
+    g.signs = signs; g.lds = signs_stride_words; g.mask = mask; g.ldm = mask_stride_words;
+    return launch_items<SignArgs, sign_word_one>(g, rows * g.kw, (cudaStream_t)stream, fn);
+}
+
+extern "C" bnn_status bnn_cuda_ste_mask_pack(int64_t rows, int64_t k, const float *x,
+                                             int64_t x_stride, uint64_t *mask,
+                                             int64_t mask_stride_words, void *stream)
+{
+    bnn_status st = bnn_pack_check(rows, k, x, x_stride, sizeof(float), mask,
+                                   mask_stride_words);
+    if (st != BNN_OK || rows == 0 || k == 0) return st;
+    return sign_launch(rows, k, x, x_stride, NULL, 0, mask, mask_stride_words, stream,
+                       "bnn_cuda_ste_mask_pack");
+}
+
+extern "C" bnn_status bnn_cuda_sign_forward(int64_t rows, int64_t k, const float *x,
+                                            int64_t x_stride, uint64_t *signs,
+                                            int64_t signs_stride_words, uint64_t *mask,
+                                            int64_t mask_stride_words, void *stream)
+{
+    bnn_status st = bnn_pack_check(rows, k, x, x_stride, sizeof(float), signs,
+                                   signs_stride_words);
+    if (st == BNN_OK)
+        st = bnn_pack_check(rows, k, x, x_stride, sizeof(float), mask, mask_stride_words);
+    if (st != BNN_OK || rows == 0 || k == 0) return st;
+    return sign_launch(rows, k, x, x_stride, signs, signs_stride_words, mask, mask_stride_words,
+                       stream, "bnn_cuda_sign_forward");
+}
+
+extern "C" bnn_status bnn_cuda_ste_backward_packed(int64_t rows, int64_t k,
+                                                   const uint64_t *mask,
+                                                   int64_t mask_stride_words, const float *grad,
+                                                   int64_t grad_stride, float *out,
+                                                   int64_t out_stride, void *stream)
+{
+    static const char *fn = "bnn_cuda_ste_backward_packed";
+    SteArgs g;
+    bnn_status st = bnn_ste_backward_packed_check(rows, k, mask, mask_stride_words, grad,
+                                                  grad_stride, out, out_stride);
+    if (st != BNN_OK || rows == 0 || k == 0) return st;
+    if ((st = device_pointer(mask, fn, "mask")) != BNN_OK
+        || (st = device_pointer(grad, fn, "grad")) != BNN_OK
+        || (st = device_pointer(out, fn, "out")) != BNN_OK)
+        return st;
+    g.rows = rows; g.k = k; g.mask = mask; g.ldm = mask_stride_words; g.grad = grad;
+    g.ldg = grad_stride; g.out = out; g.ldo = out_stride;
+    return launch_items<SteArgs, ste_backward_one>(g, rows * k, (cudaStream_t)stream, fn);
+}
+
+extern "C" bnn_status bnn_cuda_squared_hinge_grad(int64_t n, int64_t classes,
+                                                  const float *scores, const int32_t *labels,
+                                                  float *grad, void *stream)
+{
+    static const char *fn = "bnn_cuda_squared_hinge_grad";
+    HingeArgs g;
+    int64_t total;
+    bnn_status st;
+    if (n < 0 || classes < 0) return BNN_ERR_SHAPE;
+    if (n == 0 || classes == 0) return BNN_OK;
+    if (scores == NULL || labels == NULL || grad == NULL) return BNN_ERR_NULL;
+    if (!bnn_mul_ok(n, classes, &total) || !bnn_extent_ok(n, classes, classes, sizeof(float)))
+        return BNN_ERR_OVERFLOW;
+    if ((st = device_pointer(scores, fn, "scores")) != BNN_OK
+        || (st = device_pointer(labels, fn, "labels")) != BNN_OK
+        || (st = device_pointer(grad, fn, "grad")) != BNN_OK)
+        return st;
+    g.n = n; g.classes = classes; g.scores = scores; g.labels = labels; g.grad = grad;
+    g.size = (double)total;
+    return launch_items<HingeArgs, hinge_grad_one>(g, total, (cudaStream_t)stream, fn);
+}
+
+/* ------------------------------------------------------------------ */
 /* The model runner                                                    */
 /* ------------------------------------------------------------------ */
 

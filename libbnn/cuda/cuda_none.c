@@ -151,6 +151,78 @@ bnn_status bnn_cuda_quantize_i8(int64_t rows, int64_t k, const float *a, int64_t
     return BNN_ERR_UNSUPPORTED;
 }
 
+bnn_status bnn_cuda_opt_step(const bnn_opt_params *p, int64_t n, float *param,
+                             const float *grad, float *m, float *v, void *stream)
+{
+    (void)p; (void)n; (void)param; (void)grad; (void)m; (void)v; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k,
+                                  float *param, const float *grad, float *m, float *v,
+                                  uint64_t *signs, int64_t signs_stride_words, void *stream)
+{
+    (void)p; (void)rows; (void)k; (void)param; (void)grad; (void)m; (void)v; (void)signs;
+    (void)signs_stride_words; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                                     const float *gamma, const float *beta, float eps,
+                                     float momentum, float *running_mean,
+                                     float *running_invstd, float *y, float *save_mean,
+                                     float *save_scale, void *stream)
+{
+    (void)kind; (void)n; (void)c; (void)x; (void)gamma; (void)beta; (void)eps; (void)momentum;
+    (void)running_mean; (void)running_invstd; (void)y; (void)save_mean; (void)save_scale;
+    (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                                const float *gamma, const float *save_mean,
+                                const float *save_scale, const float *dy, float *dx,
+                                float *dgamma, float *dbeta, void *stream)
+{
+    (void)kind; (void)n; (void)c; (void)x; (void)gamma; (void)save_mean; (void)save_scale;
+    (void)dy; (void)dx; (void)dgamma; (void)dbeta; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_sign_forward(int64_t rows, int64_t k, const float *x, int64_t x_stride,
+                                 uint64_t *signs, int64_t signs_stride_words, uint64_t *mask,
+                                 int64_t mask_stride_words, void *stream)
+{
+    (void)rows; (void)k; (void)x; (void)x_stride; (void)signs; (void)signs_stride_words;
+    (void)mask; (void)mask_stride_words; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_ste_mask_pack(int64_t rows, int64_t k, const float *x, int64_t x_stride,
+                                  uint64_t *mask, int64_t mask_stride_words, void *stream)
+{
+    (void)rows; (void)k; (void)x; (void)x_stride; (void)mask; (void)mask_stride_words;
+    (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_ste_backward_packed(int64_t rows, int64_t k, const uint64_t *mask,
+                                        int64_t mask_stride_words, const float *grad,
+                                        int64_t grad_stride, float *out, int64_t out_stride,
+                                        void *stream)
+{
+    (void)rows; (void)k; (void)mask; (void)mask_stride_words; (void)grad; (void)grad_stride;
+    (void)out; (void)out_stride; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
+bnn_status bnn_cuda_squared_hinge_grad(int64_t n, int64_t classes, const float *scores,
+                                       const int32_t *labels, float *grad, void *stream)
+{
+    (void)n; (void)classes; (void)scores; (void)labels; (void)grad; (void)stream;
+    return BNN_ERR_UNSUPPORTED;
+}
+
 bnn_status bnn_cuda_model_create(const bnn_model *model, bnn_cuda_model **out)
 {
     (void)model;

@@ -1025,6 +1025,291 @@ BNN_HD void sgemm_block(const X &x, const SgemmArgs &g, int64_t bx, int64_t by, 
     });
 }
 
+/* ------------------------------------------------------------------ */
+/* The elementwise and per-feature parts of a training step             */
+/* ------------------------------------------------------------------ */
+
+/* AP2 (bnn.h's bnn_ap2, bnn_internal.h's bnn_ap2_inline) on the device:
+ * the exponent of z plus one where the fraction is at least that of
+ * 1/sqrt(2); a subnormal z is first scaled by 2^54 and its power of two
+ * scaled back, both exact (the result is at least 2^-1074), as frexp's
+ * formulation gives. */
+BNN_HD double ap2(double z)
+{
+    uint64_t u, e;
+    double s = 1.0;
+    memcpy(&u, &z, sizeof u);
+    e = (u >> 52) & 0x7FF;
+    if (e == 0x7FF) return z;                             /* inf, NaN */
+    if (e == 0) {
+        if ((u << 1) == 0) return 0.0;                    /* +-0 -> +0 */
+        z *= 18014398509481984.0;                         /* 2^54 */
+        s = 1.0 / 18014398509481984.0;
+        memcpy(&u, &z, sizeof u);
+        e = (u >> 52) & 0x7FF;
+    }
+    e += (u & 0xFFFFFFFFFFFFFULL) >= BNN_AP2_SQRT2_FRACTION;
+    u = (u & 0x8000000000000000ULL) | (e << 52);
+    memcpy(&z, &u, sizeof z);
+    return z * s;
+}
+
+/* The optimizer step of bnn_opt_step / bnn_opt_step_pack (bnn.h), element
+ * by element with the CPU's operations in the CPU's order
+ * (ref/opt_ref.c): double per element, products and sums rounded once
+ * (the build has no contracted multiply-adds), stored as float, then the
+ * clip of the float.  step is bnn_opt_check's. */
+struct OptArgs {
+    int32_t kind;            /* bnn_opt_kind */
+    int32_t clip_on;         /* p->clip > 0 */
+    float clip;              /* (float)p->clip */
+    double b1, b2, eps, step;
+    int64_t rows, k, kw;     /* bnn_opt_step: rows n, k 1 */
+    float *param;
+    const float *grad;
+    float *m, *v;
+    uint64_t *signs;         /* the pack's; NULL for bnn_opt_step */
+    int64_t lds;
+};
+
+/* fmax(bv, ag) as the CPU takes it (glibc's fmax, and the blend of
+ * x86/opt_avx2.c): ag where it is larger, or where bv is NaN and ag is
+ * not; else bv -- so fmax(-0, +0) is -0, which the device's own fmax need
+ * not give. */
+BNN_HD double opt_max(double bv, double ag)
+{
+    return (ag > bv || (bv != bv && ag == ag)) ? ag : bv;
+}
+
+/* Element i (param, m, v); returns the new parameter. */
+BNN_HD float opt_update(const OptArgs &g, int64_t i)
+{
+    const double b1 = g.b1, b2 = g.b2, eps = g.eps, gr = g.grad[i];
+    const double mi = b1 * g.m[i] + (1.0 - b1) * gr;
+    double vi, den;
+    if (g.kind == BNN_OPT_ADAM) {
+        vi = b2 * g.v[i] + (1.0 - b2) * gr * gr;
+        den = sqrt(vi) + eps;
+    } else if (g.kind == BNN_OPT_ADAMAX) {
+        vi = opt_max(b2 * g.v[i], fabs(gr));
+        den = vi + eps;
+    } else {                                              /* SHIFT_ADAMAX */
+        vi = ap2(opt_max(b2 * g.v[i], fabs(gr))) + eps;
+        den = vi;
+    }
+    const double w = g.param[i] - g.step * (den > 0.0 ? mi / den : 0.0);
+    float p = (float)w;
+    g.m[i] = (float)mi;
+    g.v[i] = (float)vi;
+    if (g.clip_on) p = p < -g.clip ? -g.clip : (p > g.clip ? g.clip : p);
+    g.param[i] = p;
+    return p;
+}
+
+/* bnn_opt_step: one thread per element. */
+BNN_HD void opt_elem_one(const OptArgs &g, int64_t idx)
+{
+    opt_update(g, idx);
+}
+
+/* bnn_opt_step_pack: a block takes OPT_WORDS sign words of one row.
+ * Phase 1: thread t updates element 64 * w0 + t of the row (consecutive
+ * threads, consecutive floats) and keeps whether the new value is
+ * negative; phase 2, after the barrier: thread t < OPT_WORDS gathers word
+ * w0 + t's 64 bits (new value < 0 -> 1, as bnn_pack_f32; pad bits 0). */
+#define OPT_THREADS 256
+#define OPT_WORDS (OPT_THREADS / 64)
+
+struct OptSmem {
+    uint8_t neg[OPT_THREADS];
+};
+
+/* Blocks per row of the pack's grid. */
+BNN_HD int64_t opt_blocks_per_row(const OptArgs &g)
+{
+    return (g.kw + OPT_WORDS - 1) / OPT_WORDS;
+}
+
+template <class X>
+BNN_HD void opt_pack_block(const X &x, const OptArgs &g, int64_t blk, OptSmem &s)
+{
+    const int64_t per_row = opt_blocks_per_row(g);
+    const int64_t row = blk / per_row, w0 = (blk % per_row) * OPT_WORDS;
+    x.each([&](int t) {
+        const int64_t j = w0 * 64 + t;
+        s.neg[t] = (uint8_t)(j < g.k && opt_update(g, row * g.k + j) < 0.0f);
+    });
+    x.sync();
+    x.each([&](int t) {
+        if (t >= OPT_WORDS || w0 + t >= g.kw) return;
+        uint64_t bits = 0;
+        for (int b = 0; b < 64; b++) bits |= (uint64_t)s.neg[64 * t + b] << b;
+        g.signs[row * g.lds + w0 + t] = bits;
+    });
+}
+
+/* Batch norm over x [n][c], one thread per feature (channel) adding its
+ * rows 0, 1, ... in order in double: each feature's sums are the CPU's
+ * (batchnorm.c walks features in chunks but adds every feature's rows in
+ * this order), and so are the per-feature doubles and every output.
+ * STANDARD and SHIFT (AP2 by ap2 above).  A first version: c threads,
+ * correct and bit-exact, not yet tuned. */
+struct BnArgs {
+    int64_t n, c;
+    int shift;
+    const float *x, *gamma, *beta, *dy;
+    float eps, momentum;
+    float *running_mean, *running_invstd;   /* forward; either may be NULL */
+    float *y, *mean, *scale;                /* forward: out; backward: saved (in) */
+    float *dx, *dgamma, *dbeta;
+};
+
+BNN_HD void bn_forward_feature(const BnArgs &b, int64_t f)
+{
+    const int64_t n = b.n, c = b.c;
+    const double momentum = b.momentum;
+    double mean = 0.0, var = 0.0;
+    for (int64_t i = 0; i < n; i++) mean += b.x[i * c + f];
+    mean /= (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        const double d = b.x[i * c + f] - mean;
+        var += b.shift ? ap2(d) * d : d * d;
+    }
+    const double inv = 1.0 / sqrt(var / (double)n + (double)b.eps);
+    if (b.running_mean)
+        b.running_mean[f] = (float)((1.0 - momentum) * b.running_mean[f] + momentum * mean);
+    if (b.running_invstd)
+        b.running_invstd[f] = (float)((1.0 - momentum) * b.running_invstd[f] + momentum * inv);
+    const double sc = b.shift ? ap2(inv) : inv;
+    const double gm = b.shift ? ap2(b.gamma[f]) : (double)b.gamma[f];
+    b.mean[f] = (float)mean;
+    b.scale[f] = (float)sc;
+    for (int64_t i = 0; i < n; i++)
+        b.y[i * c + f] = (float)(gm * ((b.x[i * c + f] - mean) * sc) + b.beta[f]);
+}
+
+/* A normal power of two, positive or negative (batchnorm.c's is_pow2). */
+BNN_HD int bn_pow2(double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return (u & 0xFFFFFFFFFFFFFULL) == 0 && ((u >> 52) & 0x7FF) != 0
+           && ((u >> 52) & 0x7FF) != 0x7FF;
+}
+
+/* Backward from the saved mean and scale.  SHIFT: dgamma is
+ * sc * sum AP2(d) * dy where sc is a power of two (as the forward saves
+ * it; batchnorm.c shows this equals sum AP2(d * sc) * dy exactly), else
+ * the sum of AP2(d * sc) * dy, as the CPU's exact loop. */
+BNN_HD void bn_backward_feature(const BnArgs &b, int64_t f)
+{
+    const int64_t n = b.n, c = b.c;
+    const double mean = b.mean[f], sc = b.scale[f];
+    const int pow2 = b.shift && bn_pow2(sc);
+    double sg = 0.0, sgx = 0.0, sdg = 0.0, gj, k2;
+    for (int64_t i = 0; i < n; i++) {
+        const double d = b.x[i * c + f] - mean, gi = b.dy[i * c + f];
+        sg += gi;
+        if (!b.shift) {
+            sgx += d * sc * gi;
+        } else {
+            sgx += ap2(d) * gi;
+            if (!pow2) sdg += ap2(d * sc) * gi;
+        }
+    }
+    if (b.shift) {
+        if (pow2) sdg = sc * sgx;
+        gj = ap2(b.gamma[f]);
+        b.dgamma[f] = (float)sdg;
+        k2 = sc * sc * (sgx / (double)n);
+    } else {
+        gj = b.gamma[f];
+        b.dgamma[f] = (float)sgx;
+        k2 = sc * (sgx / (double)n);
+    }
+    b.dbeta[f] = (float)sg;
+    const double gsc = gj * sc;
+    sg /= (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        const double d = b.x[i * c + f] - mean;
+        b.dx[i * c + f] = (float)(gsc * (b.dy[i * c + f] - sg - (b.shift ? ap2(d) : d) * k2));
+    }
+}
+
+/* The sign activation's forward for training: one thread per word of a
+ * row, the signs (x < 0 -> 1, bnn_pack_f32) and the straight-through mask
+ * (|x| <= 1 -> 1, bnn_ste_mask_pack) of the same 64 floats; either output
+ * may be NULL. */
+struct SignArgs {
+    int64_t rows, k, kw;
+    const float *x;
+    int64_t ldx;
+    uint64_t *signs;
+    int64_t lds;
+    uint64_t *mask;
+    int64_t ldm;
+};
+
+BNN_HD void sign_word_one(const SignArgs &g, int64_t idx)
+{
+    const int64_t row = idx / g.kw, word = idx % g.kw;
+    const float *x = g.x + row * g.ldx + word * 64;
+    const int64_t nb = g.k - word * 64 < 64 ? g.k - word * 64 : 64;
+    uint64_t bits = 0, mbits = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        bits |= (uint64_t)(x[b] < 0.0f) << b;
+        mbits |= (uint64_t)(fabsf(x[b]) <= 1.0f) << b;
+    }
+    if (g.signs) g.signs[row * g.lds + word] = bits;
+    if (g.mask) g.mask[row * g.ldm + word] = mbits;
+}
+
+/* The sign's backward (bnn_ste_backward_packed): out = grad where the mask
+ * bit is 1, else +0; one thread per element. */
+struct SteArgs {
+    int64_t rows, k;
+    const uint64_t *mask;
+    int64_t ldm;
+    const float *grad;
+    int64_t ldg;
+    float *out;
+    int64_t ldo;
+};
+
+BNN_HD void ste_backward_one(const SteArgs &g, int64_t idx)
+{
+    const int64_t r = idx / g.k, j = idx % g.k;
+    const float v = g.grad[r * g.ldg + j];
+    g.out[r * g.ldo + j] = ((g.mask[r * g.ldm + j / 64] >> (j % 64)) & 1) ? v : 0.0f;
+}
+
+/* The gradient of pybnn.losses.squared_hinge with respect to the scores
+ * [n][classes], as numpy computes it in float64: t = +1 for the label's
+ * class and -1 elsewhere, m = max(0, 1 - t * s) (NaN stays NaN),
+ * grad = (float)(-2 * t * m / (n * classes)), left to right.  A label
+ * outside [0, classes) gives its row NaN.  One thread per score. */
+struct HingeArgs {
+    int64_t n, classes;
+    const float *scores;
+    const int32_t *labels;
+    float *grad;
+    double size;                        /* n * classes */
+};
+
+BNN_HD void hinge_grad_one(const HingeArgs &g, int64_t idx)
+{
+    const int64_t r = idx / g.classes, j = idx % g.classes;
+    const int32_t y = g.labels[r];
+    if (y < 0 || y >= g.classes) {
+        g.grad[idx] = (float)NAN;
+        return;
+    }
+    const double t = j == y ? 1.0 : -1.0, s = g.scores[idx];
+    const double d = 1.0 - t * s;
+    const double m = d > 0.0 ? d : (d != d ? d : 0.0);
+    g.grad[idx] = (float)(-2.0 * t * m / g.size);
+}
+
 } /* namespace bnn_cuda */
 
 #endif /* BNN_CUDA_KERNELS_CUH */

@@ -97,12 +97,11 @@ static void bn_fwd_part(void *vctx, int part, int parts)
     }
 }
 
-bnn_status bnn_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
-                                const float *gamma, const float *beta, float eps,
-                                float momentum, float *running_mean, float *running_invstd,
-                                float *y, float *save_mean, float *save_scale)
+bnn_status bnn_bn_forward_train_check(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                                      const float *gamma, const float *beta, float eps,
+                                      float momentum, const float *y, const float *save_mean,
+                                      const float *save_scale)
 {
-    bn_ctx b;
     bnn_status st = bn_check(kind, n, c);
     if (st != BNN_OK) return st;
     if (n < 1) return BNN_ERR_SHAPE;
@@ -110,6 +109,18 @@ bnn_status bnn_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c, const fl
         return BNN_ERR_INVALID;
     if (c == 0) return BNN_OK;
     if (!x || !gamma || !beta || !y || !save_mean || !save_scale) return BNN_ERR_NULL;
+    return BNN_OK;
+}
+
+bnn_status bnn_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                                const float *gamma, const float *beta, float eps,
+                                float momentum, float *running_mean, float *running_invstd,
+                                float *y, float *save_mean, float *save_scale)
+{
+    bn_ctx b;
+    bnn_status st = bnn_bn_forward_train_check(kind, n, c, x, gamma, beta, eps, momentum, y,
+                                               save_mean, save_scale);
+    if (st != BNN_OK || c == 0) return st;
     memset(&b, 0, sizeof b);
     b.kind = kind; b.n = n; b.c = c; b.x = x; b.gamma = gamma; b.beta = beta;
     b.eps = eps; b.momentum = momentum;
@@ -243,18 +254,29 @@ static void bn_bwd_part(void *vctx, int part, int parts)
     }
 }
 
-bnn_status bnn_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
-                           const float *gamma, const float *save_mean,
-                           const float *save_scale, const float *dy, float *dx,
-                           float *dgamma, float *dbeta)
+bnn_status bnn_bn_backward_check(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                                 const float *gamma, const float *save_mean,
+                                 const float *save_scale, const float *dy, const float *dx,
+                                 const float *dgamma, const float *dbeta)
 {
-    bn_ctx b;
     bnn_status st = bn_check(kind, n, c);
     if (st != BNN_OK) return st;
     if (n < 1) return BNN_ERR_SHAPE;
     if (c == 0) return BNN_OK;
     if (!x || !gamma || !save_mean || !save_scale || !dy || !dx || !dgamma || !dbeta)
         return BNN_ERR_NULL;
+    return BNN_OK;
+}
+
+bnn_status bnn_bn_backward(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
+                           const float *gamma, const float *save_mean,
+                           const float *save_scale, const float *dy, float *dx,
+                           float *dgamma, float *dbeta)
+{
+    bn_ctx b;
+    bnn_status st = bnn_bn_backward_check(kind, n, c, x, gamma, save_mean, save_scale, dy, dx,
+                                          dgamma, dbeta);
+    if (st != BNN_OK || c == 0) return st;
     memset(&b, 0, sizeof b);
     b.kind = kind; b.n = n; b.c = c; b.x = x; b.gamma = gamma;
     b.save_mean = save_mean; b.save_scale = save_scale; b.dy = dy;

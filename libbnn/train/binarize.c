@@ -51,17 +51,28 @@ bnn_status bnn_ste_mask_pack(int64_t rows, int64_t k, const float *x, int64_t x_
     return BNN_OK;
 }
 
-bnn_status bnn_ste_backward_packed(int64_t rows, int64_t k, const uint64_t *mask,
-                                   int64_t mask_stride_words, const float *grad,
-                                   int64_t grad_stride, float *out, int64_t out_stride)
+bnn_status bnn_ste_backward_packed_check(int64_t rows, int64_t k, const uint64_t *mask,
+                                         int64_t mask_stride_words, const float *grad,
+                                         int64_t grad_stride, const float *out,
+                                         int64_t out_stride)
 {
-    int64_t i, j;
     bnn_status st = rows_check(rows, k, grad, grad_stride, sizeof(float), mask,
                                mask_stride_words);
     if (st != BNN_OK || rows == 0 || k == 0) return st;
     if (out == NULL) return BNN_ERR_NULL;
     if (out_stride < k) return BNN_ERR_STRIDE;
     if (!bnn_extent_ok(rows, out_stride, k, sizeof(float))) return BNN_ERR_OVERFLOW;
+    return BNN_OK;
+}
+
+bnn_status bnn_ste_backward_packed(int64_t rows, int64_t k, const uint64_t *mask,
+                                   int64_t mask_stride_words, const float *grad,
+                                   int64_t grad_stride, float *out, int64_t out_stride)
+{
+    int64_t i, j;
+    bnn_status st = bnn_ste_backward_packed_check(rows, k, mask, mask_stride_words, grad,
+                                                  grad_stride, out, out_stride);
+    if (st != BNN_OK || rows == 0 || k == 0) return st;
     for (i = 0; i < rows; i++) {
         const uint64_t *mr = mask + i * mask_stride_words;
         const float *g = grad + i * grad_stride;

@@ -91,15 +91,30 @@ static void opt_run(opt_ctx *o)
         opt_rows(o, 0, o->rows);
 }
 
+bnn_status bnn_opt_check(const bnn_opt_params *p, int pack, int64_t rows, int64_t k,
+                         const float *param, const float *grad, const float *m, const float *v,
+                         const uint64_t *signs, int64_t signs_stride_words, double *step)
+{
+    int64_t n;
+    bnn_status st = opt_prepare(p, step);
+    if (st != BNN_OK) return st;
+    if (rows < 0 || k < 0) return BNN_ERR_SHAPE;
+    if (rows == 0 || k == 0) return BNN_OK;
+    if (!param || !grad || !m || !v || (pack && !signs)) return BNN_ERR_NULL;
+    if (!pack) return BNN_OK;
+    if (signs_stride_words < bnn_words(k)) return BNN_ERR_STRIDE;
+    if (!bnn_mul_ok(rows, k, &n) || (uint64_t)n > (uint64_t)(SIZE_MAX / sizeof(float))
+        || !bnn_extent_ok(rows, signs_stride_words, bnn_words(k), sizeof(uint64_t)))
+        return BNN_ERR_OVERFLOW;
+    return BNN_OK;
+}
+
 bnn_status bnn_opt_step(const bnn_opt_params *p, int64_t n, float *param,
                         const float *grad, float *m, float *v)
 {
     opt_ctx o;
-    bnn_status st = opt_prepare(p, &o.step);
-    if (st != BNN_OK) return st;
-    if (n < 0) return BNN_ERR_SHAPE;
-    if (n == 0) return BNN_OK;
-    if (!param || !grad || !m || !v) return BNN_ERR_NULL;
+    bnn_status st = bnn_opt_check(p, 0, n, 1, param, grad, m, v, NULL, 0, &o.step);
+    if (st != BNN_OK || n == 0) return st;
     o.p = p; o.rows = n; o.k = 1;
     o.param = param; o.grad = grad; o.m = m; o.v = v;
     o.signs = NULL; o.lds = 0;
@@ -112,16 +127,9 @@ bnn_status bnn_opt_step_pack(const bnn_opt_params *p, int64_t rows, int64_t k, f
                              int64_t signs_stride_words)
 {
     opt_ctx o;
-    int64_t n;
-    bnn_status st = opt_prepare(p, &o.step);
-    if (st != BNN_OK) return st;
-    if (rows < 0 || k < 0) return BNN_ERR_SHAPE;
-    if (rows == 0 || k == 0) return BNN_OK;
-    if (!param || !grad || !m || !v || !signs) return BNN_ERR_NULL;
-    if (signs_stride_words < bnn_words(k)) return BNN_ERR_STRIDE;
-    if (!bnn_mul_ok(rows, k, &n) || (uint64_t)n > (uint64_t)(SIZE_MAX / sizeof(float))
-        || !bnn_extent_ok(rows, signs_stride_words, bnn_words(k), sizeof(uint64_t)))
-        return BNN_ERR_OVERFLOW;
+    bnn_status st = bnn_opt_check(p, 1, rows, k, param, grad, m, v, signs, signs_stride_words,
+                                  &o.step);
+    if (st != BNN_OK || rows == 0 || k == 0) return st;
     o.p = p; o.rows = rows; o.k = k;
     o.param = param; o.grad = grad; o.m = m; o.v = v;
     o.signs = signs; o.lds = signs_stride_words;

@@ -3,7 +3,12 @@
  * with BNN_CUDA=ON; skipped, with the reason, where no device can be used):
  *  - bnn_cuda_pack_f32 == bnn_pack_f32 and bnn_cuda_gemm (each kernel) ==
  *    the shared oracle through every epilogue, on ragged shapes;
- *  - the argument errors are the CPU functions' statuses, nothing written;
+ *  - the training step's kernels (optimizer with its signs, batch norm,
+ *    sign forward and STE backward, squared hinge gradient) == their CPU
+ *    twins, bit for bit (NaN as NaN);
+ *  - the argument errors are the CPU functions' statuses, nothing written
+ *    (the training kernels' are checked before the skip: they are decided
+ *    without touching the device);
  *  - a host pointer is BNN_ERR_DEVICE naming the argument; a kernel that
  *    faults (an operand shorter than its shape says) is BNN_ERR_DEVICE
  *    from bnn_cuda_synchronize, in a child process (a fault leaves the
@@ -483,6 +488,220 @@ static int test_errors_device(void)
     return 0;
 }
 
+/* Bitwise equal, or both NaN (the GPU's NaNs need not keep payloads). */
+static int same_f32(float a, float b)
+{
+    return bt_f2u(a) == bt_f2u(b) || (a != a && b != b);
+}
+
+static int same_f32s(const float *a, const float *b, int64_t n)
+{
+    int64_t i;
+    for (i = 0; i < n; i++)
+        if (!same_f32(a[i], b[i])) {
+            bt_ctx("element %" PRId64 ": %a, want %a", i, (double)a[i], (double)b[i]);
+            return 0;
+        }
+    return 1;
+}
+
+/* The training step's kernels on the GPU == their CPU twins: the
+ * optimizer (each kind, with its packed signs), batch norm (both kinds,
+ * forward and backward), the sign's forward and backward, the squared
+ * hinge gradient (== numpy's formula in C). */
+static int test_train_device(void)
+{
+    const int64_t rows = 37, k = 300, n = rows * k, kw = bt_words(k);
+    bt_rng r = bt_stream(0x7a1);
+    float *h[8], *dv[8];
+    uint64_t *bits = (uint64_t *)bt_alloc((size_t)(rows * kw) * 8 * 2);
+    uint64_t *dbits = NULL;
+    int32_t labels[37], *dlab = NULL;
+    int i, kind;
+    for (i = 0; i < 8; i++) h[i] = (float *)bt_alloc((size_t)n * 4);
+    for (i = 0; i < 8; i++) CHECK(cudaMalloc((void **)&dv[i], (size_t)n * 4) == cudaSuccess);
+    CHECK(cudaMalloc((void **)&dbits, (size_t)(rows * kw) * 8 * 2) == cudaSuccess);
+    CHECK(cudaMalloc((void **)&dlab, sizeof labels) == cudaSuccess);
+    /* optimizer: h0 param, h1 grad, h2 m, h3 v; h4..h6 the device's */
+    for (kind = 0; kind <= 2; kind++) {
+        bnn_opt_params p;
+        int64_t j;
+        memset(&p, 0, sizeof p);
+        p.kind = kind; p.t = 3; p.lr = 1e-2; p.beta1 = 0.9; p.beta2 = 0.999; p.eps = 1e-8;
+        p.lr_scale = 2.0; p.clip = kind == 1 ? 0.5 : 0.0;
+        for (j = 0; j < n; j++) {
+            h[0][j] = (float)(bt_unit(&r) * 2 - 1);
+            h[1][j] = (float)((bt_unit(&r) * 2 - 1) * 1e-2);
+            h[2][j] = (float)((bt_unit(&r) * 2 - 1) * 1e-3);
+            h[3][j] = (float)(bt_unit(&r) * 1e-4);
+        }
+        h[1][5] = NAN; h[1][6] = INFINITY; h[3][7] = NAN;
+        h[1][8] = 0.0f; h[3][8] = -0.0f;           /* fmax(-0, +0) is -0 */
+        h[0][9] = -0.0f; h[1][9] = 0.0f; h[2][9] = 0.0f;   /* stays -0: sign bit 0 */
+        for (i = 0; i < 4; i++) cudaMemcpy(dv[i], h[i], (size_t)n * 4, cudaMemcpyHostToDevice);
+        bt_ctx("device opt_step_pack kind %d", kind);
+        CHECK_ST(bnn_opt_step_pack(&p, rows, k, h[0], h[1], h[2], h[3], bits, kw), BNN_OK);
+        CHECK_ST(bnn_cuda_opt_step_pack(&p, rows, k, dv[0], dv[1], dv[2], dv[3], dbits, kw,
+                                        NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        for (i = 0; i < 3; i++) cudaMemcpy(h[4 + i], dv[i], (size_t)n * 4, cudaMemcpyDeviceToHost);
+        cudaMemcpy(bits + rows * kw, dbits, (size_t)(rows * kw) * 8, cudaMemcpyDeviceToHost);
+        CHECK(same_f32s(h[4], h[0], n) && same_f32s(h[5], h[1], n) && same_f32s(h[6], h[2], n));
+        CHECK(memcmp(bits, bits + rows * kw, (size_t)(rows * kw) * 8) == 0);
+        /* and without the pack, from the new state */
+        CHECK_ST(bnn_opt_step(&p, n, h[0], h[1], h[2], h[3]), BNN_OK);
+        CHECK_ST(bnn_cuda_opt_step(&p, n, dv[0], dv[1], dv[2], dv[3], NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(h[4], dv[0], (size_t)n * 4, cudaMemcpyDeviceToHost);
+        cudaMemcpy(h[5], dv[3], (size_t)n * 4, cudaMemcpyDeviceToHost);
+        CHECK(same_f32s(h[4], h[0], n) && same_f32s(h[5], h[3], n));
+    }
+    /* batch norm over x [rows][k]: h0 x, h1 dy, h2 y/dx CPU, h3 gamma|beta|stats CPU */
+    for (kind = 0; kind <= 1; kind++) {
+        const bnn_bn_kind bk = kind ? BNN_BN_SHIFT : BNN_BN_STANDARD;
+        float *st = h[3], *ds = dv[3];        /* gamma, beta, rm, rv, mean, scale, dg, db */
+        int64_t j;
+        for (j = 0; j < n; j++) {
+            h[0][j] = (float)((bt_unit(&r) * 2 - 1) * (1 + j % 7) + j % 5);
+            h[1][j] = (float)(bt_unit(&r) * 2 - 1);
+        }
+        for (j = 0; j < k; j++) {
+            st[j] = (float)(bt_unit(&r) * 2 - 0.5);
+            st[k + j] = (float)(bt_unit(&r) - 0.5);
+            st[2 * k + j] = 0.0f;
+            st[3 * k + j] = 1.0f;
+        }
+        cudaMemcpy(dv[0], h[0], (size_t)n * 4, cudaMemcpyHostToDevice);
+        cudaMemcpy(dv[1], h[1], (size_t)n * 4, cudaMemcpyHostToDevice);
+        cudaMemcpy(ds, st, (size_t)k * 4 * 8, cudaMemcpyHostToDevice);
+        bt_ctx("device batch norm kind %d", kind);
+        CHECK_ST(bnn_bn_forward_train(bk, rows, k, h[0], st, st + k, 1e-4f, 0.1f, st + 2 * k,
+                                      st + 3 * k, h[2], st + 4 * k, st + 5 * k), BNN_OK);
+        CHECK_ST(bnn_cuda_bn_forward_train(bk, rows, k, dv[0], ds, ds + k, 1e-4f, 0.1f,
+                                           ds + 2 * k, ds + 3 * k, dv[2], ds + 4 * k,
+                                           ds + 5 * k, NULL), BNN_OK);
+        CHECK_ST(bnn_bn_backward(bk, rows, k, h[0], st, st + 4 * k, st + 5 * k, h[1], h[1],
+                                 st + 6 * k, st + 7 * k), BNN_OK);
+        CHECK_ST(bnn_cuda_bn_backward(bk, rows, k, dv[0], ds, ds + 4 * k, ds + 5 * k, dv[1],
+                                      dv[1], ds + 6 * k, ds + 7 * k, NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(h[4], dv[2], (size_t)n * 4, cudaMemcpyDeviceToHost);
+        cudaMemcpy(h[5], dv[1], (size_t)n * 4, cudaMemcpyDeviceToHost);
+        cudaMemcpy(h[6], ds, (size_t)k * 4 * 8, cudaMemcpyDeviceToHost);
+        CHECK(same_f32s(h[4], h[2], n));            /* y */
+        CHECK(same_f32s(h[5], h[1], n));            /* dx, in place */
+        CHECK(same_f32s(h[6], st, 8 * k));          /* statistics, dgamma, dbeta */
+    }
+    /* sign forward and the STE backward: h0 x, h1 grad */
+    {
+        uint64_t *sw = bits, *mw = bits + rows * kw;
+        uint64_t *got = (uint64_t *)bt_alloc((size_t)(rows * kw) * 8 * 2);
+        bt_rand_floats(&r, h[0], (size_t)n);
+        bt_rand_floats(&r, h[1], (size_t)n);
+        cudaMemcpy(dv[0], h[0], (size_t)n * 4, cudaMemcpyHostToDevice);
+        cudaMemcpy(dv[1], h[1], (size_t)n * 4, cudaMemcpyHostToDevice);
+        bt_ctx("device sign forward / STE backward");
+        CHECK_ST(bnn_pack_f32(rows, k, h[0], k, sw, kw), BNN_OK);
+        CHECK_ST(bnn_ste_mask_pack(rows, k, h[0], k, mw, kw), BNN_OK);
+        CHECK_ST(bnn_ste_backward_packed(rows, k, mw, kw, h[1], k, h[2], k), BNN_OK);
+        CHECK_ST(bnn_cuda_sign_forward(rows, k, dv[0], k, dbits, kw, dbits + rows * kw, kw,
+                                       NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_ste_backward_packed(rows, k, dbits + rows * kw, kw, dv[1], k, dv[2],
+                                              k, NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(got, dbits, (size_t)(rows * kw) * 8 * 2, cudaMemcpyDeviceToHost);
+        cudaMemcpy(h[4], dv[2], (size_t)n * 4, cudaMemcpyDeviceToHost);
+        CHECK(memcmp(got, bits, (size_t)(rows * kw) * 8 * 2) == 0);
+        CHECK(memcmp(h[4], h[2], (size_t)n * 4) == 0);
+        CHECK_ST(bnn_cuda_ste_mask_pack(rows, k, dv[0], k, dbits, kw, NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(got, dbits, (size_t)(rows * kw) * 8, cudaMemcpyDeviceToHost);
+        CHECK(memcmp(got, mw, (size_t)(rows * kw) * 8) == 0);
+        free(got);
+    }
+    /* the squared hinge gradient of scores [37][300] */
+    {
+        int64_t j;
+        for (i = 0; i < rows; i++) labels[i] = (int32_t)bt_below(&r, (uint64_t)k);
+        bt_rand_floats(&r, h[0], (size_t)n);
+        cudaMemcpy(dv[0], h[0], (size_t)n * 4, cudaMemcpyHostToDevice);
+        cudaMemcpy(dlab, labels, sizeof labels, cudaMemcpyHostToDevice);
+        bt_ctx("device squared hinge gradient");
+        CHECK_ST(bnn_cuda_squared_hinge_grad(rows, k, dv[0], dlab, dv[1], NULL), BNN_OK);
+        CHECK_ST(bnn_cuda_synchronize(NULL), BNN_OK);
+        cudaMemcpy(h[4], dv[1], (size_t)n * 4, cudaMemcpyDeviceToHost);
+        for (j = 0; j < n; j++) {
+            const double t = j % k == labels[j / k] ? 1.0 : -1.0, d = 1.0 - t * h[0][j];
+            const double m = d != d ? d : (d > 0.0 ? d : 0.0);
+            h[2][j] = (float)(-2.0 * t * m / (double)n);
+        }
+        CHECK(same_f32s(h[4], h[2], n));
+    }
+    for (i = 0; i < 8; i++) { cudaFree(dv[i]); free(h[i]); }
+    cudaFree(dbits); cudaFree(dlab);
+    free(bits);
+    printf("  device training step kernels == CPU ok\n");
+    return 0;
+}
+
+/* The training kernels' argument checks: the CPU twins' statuses for the
+ * same arguments, decided before the device is touched (so this runs in
+ * a CUDA build without a GPU too); and a host pointer is BNN_ERR_DEVICE
+ * (with a device). */
+static int test_train_args(int have_device)
+{
+    float f[4] = {0, 0, 0, 0};
+    uint64_t w[2] = {0, 0};
+    int32_t lab[1] = {0};
+    bnn_opt_params p;
+    memset(&p, 0, sizeof p);
+    p.kind = BNN_OPT_ADAM; p.t = 1; p.lr = 1e-3; p.beta1 = 0.9; p.beta2 = 0.999; p.lr_scale = 1;
+    bt_ctx("training kernels' argument checks");
+    CHECK_ST(bnn_cuda_opt_step(NULL, 1, f, f, f, f, NULL), BNN_ERR_NULL);
+    p.t = 0;
+    CHECK_ST(bnn_cuda_opt_step(&p, 1, f, f, f, f, NULL), BNN_ERR_INVALID);
+    p.t = 1;
+    CHECK_ST(bnn_cuda_opt_step(&p, -1, f, f, f, f, NULL), BNN_ERR_SHAPE);
+    CHECK_ST(bnn_cuda_opt_step(&p, 0, NULL, NULL, NULL, NULL, NULL), BNN_OK);
+    CHECK_ST(bnn_cuda_opt_step(&p, 1, f, NULL, f, f, NULL), BNN_ERR_NULL);
+    CHECK_ST(bnn_cuda_opt_step_pack(&p, 1, 65, f, f, f, f, w, 1, NULL), BNN_ERR_STRIDE);
+    CHECK_ST(bnn_cuda_opt_step_pack(&p, 1, 1, f, f, f, f, NULL, 1, NULL), BNN_ERR_NULL);
+    CHECK_ST(bnn_cuda_bn_forward_train(BNN_BN_STANDARD, 0, 1, f, f, f, 1e-5f, 0.1f, NULL, NULL,
+                                       f, f, f, NULL), BNN_ERR_SHAPE);
+    CHECK_ST(bnn_cuda_bn_forward_train(BNN_BN_STANDARD, 1, 1, f, f, f, 0.0f, 0.1f, NULL, NULL,
+                                       f, f, f, NULL), BNN_ERR_INVALID);
+    CHECK_ST(bnn_cuda_bn_forward_train((bnn_bn_kind)2, 1, 1, f, f, f, 1e-5f, 0.1f, NULL, NULL,
+                                       f, f, f, NULL), BNN_ERR_INVALID);
+    CHECK_ST(bnn_cuda_bn_forward_train(BNN_BN_STANDARD, 1, 1, f, f, NULL, 1e-5f, 0.1f, NULL,
+                                       NULL, f, f, f, NULL), BNN_ERR_NULL);
+    CHECK_ST(bnn_cuda_bn_backward(BNN_BN_SHIFT, 1, -1, f, f, f, f, f, f, f, f, NULL),
+             BNN_ERR_SHAPE);
+    CHECK_ST(bnn_cuda_bn_backward(BNN_BN_SHIFT, 1, 1, f, f, f, f, f, f, NULL, f, NULL),
+             BNN_ERR_NULL);
+    CHECK_ST(bnn_cuda_sign_forward(1, 65, f, 65, w, 1, w, 2, NULL), BNN_ERR_STRIDE);
+    CHECK_ST(bnn_cuda_sign_forward(1, 1, f, 1, w, 1, NULL, 1, NULL), BNN_ERR_NULL);
+    CHECK_ST(bnn_cuda_ste_mask_pack(1, 2, f, 1, w, 1, NULL), BNN_ERR_STRIDE);
+    CHECK_ST(bnn_cuda_ste_backward_packed(1, 1, w, 1, f, 1, NULL, 1, NULL), BNN_ERR_NULL);
+    CHECK_ST(bnn_cuda_ste_backward_packed(1, 2, w, 1, f, 2, f, 1, NULL), BNN_ERR_STRIDE);
+    CHECK_ST(bnn_cuda_squared_hinge_grad(-1, 1, f, lab, f, NULL), BNN_ERR_SHAPE);
+    CHECK_ST(bnn_cuda_squared_hinge_grad(1, 1, f, NULL, f, NULL), BNN_ERR_NULL);
+    CHECK_ST(bnn_cuda_squared_hinge_grad(0, 1, NULL, NULL, NULL, NULL), BNN_OK);
+    if (have_device) {
+        float *d = NULL;
+        CHECK(cudaMalloc((void **)&d, 64) == cudaSuccess);
+        CHECK_ST(bnn_cuda_opt_step(&p, 1, d, f, d, d, NULL), BNN_ERR_DEVICE);
+        CHECK(strstr(bnn_cuda_last_error(), "grad = ") != NULL);
+        CHECK_ST(bnn_cuda_bn_forward_train(BNN_BN_STANDARD, 1, 1, d, d, d, 1e-5f, 0.1f, f,
+                                           NULL, d, d, d, NULL), BNN_ERR_DEVICE);
+        CHECK(strstr(bnn_cuda_last_error(), "running_mean = ") != NULL);
+        CHECK_ST(bnn_cuda_squared_hinge_grad(1, 1, d, lab, d, NULL), BNN_ERR_DEVICE);
+        CHECK(strstr(bnn_cuda_last_error(), "labels = ") != NULL);
+        cudaFree(d);
+    }
+    printf("  training kernels' argument checks  ok\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     char why[256];
@@ -492,6 +711,7 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--fault") == 0) return fault_child();
     bt_init(argc, argv, "test_cuda_device");
     st = bnn_cuda_available(&devices, why, sizeof why);
+    RUN(test_train_args(st == BNN_OK));
     if (st != BNN_OK) {
         printf("test_cuda_device: SKIPPED: no usable CUDA device (%s: %s)\n",
                bnn_status_string(st), why);
@@ -505,6 +725,7 @@ int main(int argc, char **argv)
     RUN(test_conv_grad_device());
     RUN(test_quantize_device());
     RUN(test_model_device());
+    RUN(test_train_device());
     RUN(test_errors_device());
     printf("test_cuda_device: all passed\n");
     return 0;

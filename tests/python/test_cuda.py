@@ -226,3 +226,184 @@ def test_model_runs_like_the_cpu_runtime():
     got_s, got_c = cuda.Model(data).predict(x)
     assert np.array_equal(got_s.view(np.uint32), want_s.view(np.uint32))
     assert np.array_equal(got_c, want_c)
+
+
+# --- the training step's elementwise and per-feature kernels ---------------
+
+CUDA_BUILD = "built without CUDA" not in cuda.why()
+
+
+def test_training_step_kernels_check_their_arguments_on_the_host():
+    f = lambda *shape: FakeGPUArray(shape, np.float32)      # noqa: E731
+    u = lambda *shape: FakeGPUArray(shape, np.uint64)       # noqa: E731
+    with pytest.raises(ValueError, match="grad must have shape \\(4, 100\\)"):
+        cuda.opt_step("adam", f(4, 100), f(4, 99), f(4, 100), f(4, 100), 1, 1e-3)
+    with pytest.raises(TypeError, match="param must be float32"):
+        cuda.opt_step("adam", FakeGPUArray((4,), np.float64), f(4), f(4), f(4), 1, 1e-3)
+    with pytest.raises(ValueError, match="pack needs param of 2 dimensions"):
+        cuda.opt_step("adam", f(4), f(4), f(4), f(4), 1, 1e-3, pack=True)
+    with pytest.raises(ValueError, match="signs must have shape \\(4, 2\\)"):
+        cuda.opt_step("adam", f(4, 100), f(4, 100), f(4, 100), f(4, 100), 1, 1e-3, pack=True,
+                      signs=u(4, 1))
+    with pytest.raises(ValueError, match="signs needs pack=True"):
+        cuda.opt_step("adam", f(4), f(4), f(4), f(4), 1, 1e-3, signs=u(4, 1))
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        cuda.opt_step("sgd", f(4), f(4), f(4), f(4), 1, 1e-3)
+    with pytest.raises(ValueError, match="beta must have shape \\(7,\\)"):
+        cuda.batchnorm_forward(f(3, 7), f(7), f(6))
+    with pytest.raises(ValueError, match="running_invstd must have shape \\(7,\\)"):
+        cuda.batchnorm_forward(f(3, 7), f(7), f(7), running_invstd=f(3))
+    with pytest.raises(ValueError, match="bn kind must be one of"):
+        cuda.batchnorm_forward(f(3, 7), f(7), f(7), kind="group", y=f(3, 7), save_mean=f(7),
+                               save_scale=f(7))
+    with pytest.raises(ValueError, match="dy must have shape \\(3, 7\\)"):
+        cuda.batchnorm_backward(f(3, 7), f(7), f(7), f(7), f(7, 3))
+    with pytest.raises(ValueError, match="mask must have shape \\(3, 2\\)"):
+        cuda.sign_forward(f(3, 65), signs=u(3, 2), mask=u(3, 1))
+    with pytest.raises(ValueError, match="mask must have shape \\(3, 1\\)"):
+        cuda.ste_backward(u(3, 2), f(3, 64))
+    with pytest.raises(TypeError, match="labels must be int32"):
+        cuda.squared_hinge_grad(f(5, 10), FakeGPUArray((5,), np.int64))
+    with pytest.raises(ValueError, match="out must have shape \\(5, 10\\)"):
+        cuda.squared_hinge_grad(f(5, 10), FakeGPUArray((5,), np.int32), out=f(10, 5))
+
+
+@pytest.mark.skipif(HAVE_GPU, reason="a device is usable here")
+def test_training_step_kernels_reach_libbnn():
+    """With every array given, each call gets to its libbnn entry point,
+    which refuses without a device (or a CUDA build) -- and, in a CUDA build,
+    with the CPU twin's status for arguments the CPU would refuse."""
+    f = lambda *shape: FakeGPUArray(shape, np.float32)      # noqa: E731
+    u = lambda *shape: FakeGPUArray(shape, np.uint64)       # noqa: E731
+    calls = [
+        lambda: cuda.opt_step("adam", f(4), f(4), f(4), f(4), 1, 1e-3),
+        lambda: cuda.opt_step("shift_adamax", f(4, 100), f(4, 100), f(4, 100), f(4, 100), 1,
+                              1e-3, pack=True, signs=u(4, 2)),
+        lambda: cuda.batchnorm_forward(f(3, 7), f(7), f(7), running_mean=f(7), y=f(3, 7),
+                                       save_mean=f(7), save_scale=f(7)),
+        lambda: cuda.batchnorm_backward(f(3, 7), f(7), f(7), f(7), f(3, 7), kind="shift",
+                                        dx=f(3, 7), dgamma=f(7), dbeta=f(7)),
+        lambda: cuda.sign_forward(f(3, 65), signs=u(3, 2), mask=u(3, 2)),
+        lambda: cuda.ste_backward(u(3, 2), f(3, 65), out=f(3, 65)),
+        lambda: cuda.squared_hinge_grad(f(5, 10), FakeGPUArray((5,), np.int32), out=f(5, 10)),
+    ]
+    for call in calls:
+        with pytest.raises(pybnn.BnnError) as e:
+            call()
+        assert e.value.status in (_core.ERR_UNSUPPORTED, _core.ERR_DEVICE)
+    if CUDA_BUILD:      # the CPU's argument checks come first
+        with pytest.raises(pybnn.BnnValueError, match="status"):
+            cuda.opt_step("adam", f(4), f(4), f(4), f(4), 0, 1e-3)       # t < 1
+        with pytest.raises(pybnn.BnnValueError, match="status"):
+            cuda.batchnorm_forward(f(3, 7), f(7), f(7), eps=0.0, y=f(3, 7), save_mean=f(7),
+                                   save_scale=f(7))
+        with pytest.raises(pybnn.BnnValueError, match="status"):
+            cuda.batchnorm_forward(f(0, 7), f(7), f(7), y=f(0, 7), save_mean=f(7),
+                                   save_scale=f(7))                     # n < 1
+
+
+@needs_gpu
+@pytest.mark.parametrize("kind", ["adam", "adamax", "shift_adamax"])
+def test_opt_step_equals_the_cpu(kind):
+    rng = np.random.default_rng(5)
+    rows, k = 37, 300
+    p, g = rng.standard_normal((2, rows, k)).astype(np.float32)
+    m = (rng.standard_normal((rows, k)) * 1e-3).astype(np.float32)
+    v = (rng.random((rows, k)) * 1e-4).astype(np.float32)
+    dp, dg, dm, dv = (cuda.to_device(a) for a in (p, g, m, v))
+    hp = dict(t=3, lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-8, lr_scale=1.5, clip=1.0)
+    signs = np.zeros((rows, _core.words(k)), np.uint64)
+    _core.opt_step_pack(kind, p, g, m, v, signs, **hp)
+    dsigns = cuda.opt_step(kind, dp, dg, dm, dv, pack=True, **hp)
+    for got, want in ((dp, p), (dm, m), (dv, v)):
+        assert np.array_equal(cuda.to_host(got).view(np.uint32), want.view(np.uint32))
+    assert np.array_equal(cuda.to_host(dsigns), signs)
+
+
+@needs_gpu
+@pytest.mark.parametrize("kind", ["standard", "shift"])
+def test_batchnorm_equals_the_cpu(kind):
+    rng = np.random.default_rng(6)
+    n, c = 33, 130
+    x = (rng.standard_normal((n, c)) * 3 + 1).astype(np.float32)
+    gamma, beta = rng.standard_normal((2, c)).astype(np.float32)
+    rm, ri = np.zeros(c, np.float32), np.ones(c, np.float32)
+    y, sm, ss = np.empty_like(x), np.empty(c, np.float32), np.empty(c, np.float32)
+    drm, dri = cuda.to_device(rm), cuda.to_device(ri)
+    _core.bn_forward_train(kind, x, gamma, beta, 1e-4, 0.1, rm, ri, y, sm, ss)
+    dx_ = cuda.to_device(x)
+    dy_, dsm, dss = cuda.batchnorm_forward(dx_, cuda.to_device(gamma), cuda.to_device(beta),
+                                           1e-4, 0.1, drm, dri, kind=kind)
+    for got, want in ((dy_, y), (dsm, sm), (dss, ss), (drm, rm), (dri, ri)):
+        assert np.array_equal(cuda.to_host(got).view(np.uint32), want.view(np.uint32))
+    dy = rng.standard_normal((n, c)).astype(np.float32)
+    dx, dgm, dbt = np.empty_like(x), np.empty(c, np.float32), np.empty(c, np.float32)
+    _core.bn_backward(kind, x, gamma, sm, ss, dy, dx, dgm, dbt)
+    got = cuda.batchnorm_backward(dx_, cuda.to_device(gamma), dsm, dss, cuda.to_device(dy),
+                                  kind=kind)
+    for g_, want in zip(got, (dx, dgm, dbt)):
+        assert np.array_equal(cuda.to_host(g_).view(np.uint32), want.view(np.uint32))
+
+
+@needs_gpu
+def test_sign_ste_and_hinge_equal_the_cpu():
+    from pybnn.losses import squared_hinge
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((37, 130)) * 1.5).astype(np.float32)
+    x[0, :4] = (1.0, -1.0, np.nextafter(np.float32(1), np.float32(2)), -0.0)
+    signs, mask = cuda.sign_forward(cuda.to_device(x))
+    want_mask = np.zeros((37, 3), np.uint64)
+    _core.ste_mask_pack(x, want_mask)
+    assert np.array_equal(cuda.to_host(signs), pybnn.pack(x).words)
+    assert np.array_equal(cuda.to_host(mask), want_mask)
+    g = rng.standard_normal((37, 130)).astype(np.float32)
+    got = cuda.to_host(cuda.ste_backward(mask, cuda.to_device(g)))
+    assert np.array_equal(got, np.where(np.abs(x) <= 1, g, np.float32(0)))
+    scores = (rng.standard_normal((50, 10)) * 2).astype(np.float32)
+    labels = rng.integers(0, 10, 50)
+    _, want = squared_hinge(scores, labels)
+    got = cuda.squared_hinge_grad(cuda.to_device(scores), cuda.to_device(labels.astype(np.int32)))
+    assert np.array_equal(cuda.to_host(got).view(np.uint32), want.view(np.uint32))
+
+
+def test_mlp_layer_step_checks_its_arguments_on_the_host():
+    """pybnn bench cuda's training step: sizes and buffers are checked
+    before any device call, and with every buffer given the step's first
+    kernel reaches libbnn (which refuses without a device)."""
+    from pybnn.bench.cuda import MlpLayerStep
+    for bad in ((0, 64, 64), (4, -1, 64), (4, 64, True), (4, 64, 2.5)):
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            MlpLayerStep.shapes(*bad)
+    shapes = MlpLayerStep.shapes(5, 130, 65)
+    assert shapes["x"] == ((5, 3), np.uint64) and shapes["w_bits"] == ((65, 3), np.uint64)
+    assert shapes["gw"] == ((65, 130), np.float32) and shapes["gx"] == ((5, 130), np.float32)
+    fakes = {name: FakeGPUArray(shape, dtype) for name, (shape, dtype) in shapes.items()}
+    with pytest.raises(ValueError, match="buffers lacks gamma"):
+        MlpLayerStep(5, 130, 65, {n: a for n, a in fakes.items() if n != "gamma"})
+    wrong = dict(fakes, mask=FakeGPUArray((5, 1), np.uint64))
+    with pytest.raises(ValueError, match="mask must have shape \\(5, 2\\)"):
+        MlpLayerStep(5, 130, 65, wrong)
+    wrong = dict(fakes, w=FakeGPUArray((65, 130), np.float64))
+    with pytest.raises(TypeError, match="w must be float32"):
+        MlpLayerStep(5, 130, 65, wrong)
+    layer = MlpLayerStep(5, 130, 65, fakes)
+    if not HAVE_GPU:
+        with pytest.raises(pybnn.BnnError) as e:
+            layer.step(1)
+        assert e.value.status in (_core.ERR_UNSUPPORTED, _core.ERR_DEVICE)
+        from pybnn.bench.cuda import bench_cuda
+        lines = []
+        assert bench_cuda(size=64, rounds=1, out=lines.append)["available"] is False
+        assert "no usable CUDA device" in lines[0]
+
+
+@needs_gpu
+def test_mlp_layer_step_runs_and_keeps_the_weight_bits_current():
+    from pybnn.bench.cuda import MlpLayerStep
+    layer = MlpLayerStep.allocate(7, 130, 65, np.random.default_rng(8))
+    for t in (1, 2):
+        layer.step(t)
+    w = cuda.to_host(layer.b["w"])
+    assert np.all(np.isfinite(w)) and np.all(np.abs(w) <= 1)
+    assert np.array_equal(cuda.to_host(layer.b["w_bits"]), pybnn.pack(w).words)
+    assert np.all(np.isfinite(cuda.to_host(layer.b["gx"])))
