@@ -631,37 +631,6 @@ static int same_f32(float a, float b)
     return bt_f2u(a) == bt_f2u(b) || (a != a && b != b);
 }
 
-/* The awkward values of test_train.c's optimizer tests, every 23rd
- * element, among ordinary ones. */
-static void opt_inputs(bt_rng *r, int64_t n, float *p0, float *g, float *m0, float *v0)
-{
-    for (int64_t i = 0; i < n; i++) {
-        p0[i] = (float)(bt_unit(r) * 2.4 - 1.2);
-        g[i] = (float)((bt_unit(r) * 2.0 - 1.0) * exp2(bt_unit(r) * 40 - 30));
-        m0[i] = (float)((bt_unit(r) * 2.0 - 1.0) * 1e-3);
-        v0[i] = (float)(bt_unit(r) * 1e-4);
-        switch (i % 23) {
-        case 0: g[i] = 0.0f; m0[i] = 0.0f; v0[i] = 0.0f; break;
-        case 1: g[i] = -0.0f; break;
-        case 2: g[i] = INFINITY; break;
-        case 3: g[i] = -INFINITY; break;
-        case 4: g[i] = NAN; break;
-        case 5: v0[i] = NAN; break;
-        case 6: g[i] = 1e30f; break;
-        case 7: g[i] = 1e-40f; break;                      /* subnormal */
-        case 8: p0[i] = NAN; break;
-        case 9: v0[i] = -3e-3f; g[i] = NAN; break;         /* AP2 of a negative max */
-        case 10: v0[i] = FLT_MAX; break;
-        case 11: v0[i] = -FLT_MAX; g[i] = NAN; break;
-        case 12: p0[i] = -0.0f; g[i] = 0.0f; m0[i] = 0.0f; break;   /* stays -0: bit 0 */
-        case 13: p0[i] = 1e-7f; break;                     /* crosses zero */
-        case 14: v0[i] = -0.0f; g[i] = 0.0f; break;        /* fmax(-0, +0) is -0 */
-        case 15: v0[i] = NAN; g[i] = NAN; break;
-        default: break;
-        }
-    }
-}
-
 /* bnn_opt_step_pack and bnn_opt_step on the CPU == the emulated word and
  * element kernels: param, m, v and the sign words (with canaries in the
  * stride gaps), every kind, with and without clipping (a clip whose float
@@ -688,7 +657,7 @@ static int test_opt(void)
                     p.eps = kind == 2 ? 1.0 / 134217728.0 : 1e-8;
                     p.lr_scale = 1.5; p.clip = clip;
                     std::vector<float> p0((size_t)n), g((size_t)n), m0((size_t)n), v0((size_t)n);
-                    opt_inputs(&r, n, p0.data(), g.data(), m0.data(), v0.data());
+                    bt_opt_inputs(&r, n, 23, p0.data(), g.data(), m0.data(), v0.data());
                     std::vector<float> pc(p0), mc(m0), vc(v0), pe(p0), me(m0), ve(v0);
                     std::vector<uint64_t> sc((size_t)(rows * lds), BT_CANARY_W), se(sc);
                     double step = 0.0;

@@ -1358,31 +1358,10 @@ static int test_opt_isa(void)
     float *p0, *g, *m0, *v0;
     opt_isa_ctx c;
     bt_rng r = bt_stream(0x0a15);
-    int64_t i;
     int rc;
     CHECK(buf != NULL && sbuf != NULL);
     p0 = buf; g = buf + n; m0 = buf + 2 * n; v0 = buf + 3 * n;
-    for (i = 0; i < n; i++) {
-        p0[i] = (float)(bt_unit(&r) * 2.4 - 1.2);
-        g[i] = (float)((bt_unit(&r) * 2.0 - 1.0) * exp2(bt_unit(&r) * 40 - 30));
-        m0[i] = (float)((bt_unit(&r) * 2.0 - 1.0) * 1e-3);
-        v0[i] = (float)(bt_unit(&r) * 1e-4);
-        switch (i % 97) {
-        case 0: g[i] = 0.0f; m0[i] = 0.0f; v0[i] = 0.0f; break;
-        case 1: g[i] = -0.0f; break;
-        case 2: g[i] = INFINITY; break;
-        case 3: g[i] = -INFINITY; break;
-        case 4: g[i] = NAN; break;
-        case 5: v0[i] = NAN; break;
-        case 6: g[i] = 1e30f; break;
-        case 7: g[i] = 1e-40f; break;    /* subnormal */
-        case 8: p0[i] = NAN; break;
-        case 9: v0[i] = -3e-3f; g[i] = NAN; break;   /* AP2 of a negative max */
-        case 10: v0[i] = FLT_MAX; break;
-        case 11: v0[i] = -FLT_MAX; g[i] = NAN; break;
-        default: break;
-        }
-    }
+    bt_opt_inputs(&r, n, 97, p0, g, m0, v0);
     c.p0 = p0; c.g = g; c.m0 = m0; c.v0 = v0;
     c.p = buf + 4 * n; c.m = buf + 5 * n; c.v = buf + 6 * n;
     c.rp = buf + 7 * n; c.rm = buf + 8 * n; c.rv = buf + 9 * n;

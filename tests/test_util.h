@@ -25,6 +25,7 @@
 
 #include "bnn.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -83,6 +84,42 @@ static inline int64_t bt_range(bt_rng *r, int64_t lo, int64_t hi)
 static inline double bt_unit(bt_rng *r)
 {
     return (double)(bt_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* Optimizer-step inputs (parameter, gradient, moments) with the special
+ * values every optimizer test needs, one of them each `period` elements:
+ * zeros, -0, infinities, NaN in g, v and p, huge and subnormal gradients,
+ * negative and FLT_MAX maxima for AP2, a -0 parameter that must stay -0, a
+ * step across zero and fmax(-0, +0). */
+static inline void bt_opt_inputs(bt_rng *r, int64_t n, int period, float *p0, float *g,
+                                 float *m0, float *v0)
+{
+    int64_t i;
+    for (i = 0; i < n; i++) {
+        p0[i] = (float)(bt_unit(r) * 2.4 - 1.2);
+        g[i] = (float)((bt_unit(r) * 2.0 - 1.0) * exp2(bt_unit(r) * 40 - 30));
+        m0[i] = (float)((bt_unit(r) * 2.0 - 1.0) * 1e-3);
+        v0[i] = (float)(bt_unit(r) * 1e-4);
+        switch (i % period) {
+        case 0: g[i] = 0.0f; m0[i] = 0.0f; v0[i] = 0.0f; break;
+        case 1: g[i] = -0.0f; break;
+        case 2: g[i] = INFINITY; break;
+        case 3: g[i] = -INFINITY; break;
+        case 4: g[i] = NAN; break;
+        case 5: v0[i] = NAN; break;
+        case 6: g[i] = 1e30f; break;
+        case 7: g[i] = 1e-40f; break;                      /* subnormal */
+        case 8: p0[i] = NAN; break;
+        case 9: v0[i] = -3e-3f; g[i] = NAN; break;         /* AP2 of a negative max */
+        case 10: v0[i] = FLT_MAX; break;
+        case 11: v0[i] = -FLT_MAX; g[i] = NAN; break;
+        case 12: p0[i] = -0.0f; g[i] = 0.0f; m0[i] = 0.0f; break;   /* stays -0: bit 0 */
+        case 13: p0[i] = 1e-7f; break;                     /* crosses zero */
+        case 14: v0[i] = -0.0f; g[i] = 0.0f; break;        /* fmax(-0, +0) is -0 */
+        case 15: v0[i] = NAN; g[i] = NAN; break;
+        default: break;
+        }
+    }
 }
 
 /* Parse the seed: argv[1], else $BNN_TEST_SEED, else the default. */
