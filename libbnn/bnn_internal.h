@@ -133,6 +133,13 @@ static inline int bnn_popcount64(uint64_t x)
 #endif
 }
 
+/* The optimizers' maximum max(bv, ag), written out so that every target
+ * and the CUDA kernels agree: C leaves fmax's choice between -0 and +0
+ * open (glibc returns its first argument on x86-64, aarch64's FMAXNM
+ * returns +0).  ag where it is larger, or where bv is NaN and ag is not;
+ * else bv (so max(-0, +0) is -0, and both NaN gives bv). */
+#define BNN_OPT_MAX(bv, ag) ((((ag) > (bv)) || ((bv) != (bv) && (ag) == (ag))) ? (ag) : (bv))
+
 /* AP2(z) = sign(z) * 2^round(log2|z|) of the shift-based variants, on the
  * exponent bits (shift.c derives it; bnn_ap2() is this function): a normal
  * |z| = 1.f * 2^E gives 2^(E+1) exactly when 1.f >= the double nearest

@@ -1072,14 +1072,9 @@ struct OptArgs {
     int64_t lds;
 };
 
-/* fmax(bv, ag) as the CPU takes it (glibc's fmax, and the blend of
- * x86/opt_avx2.c): ag where it is larger, or where bv is NaN and ag is
- * not; else bv -- so fmax(-0, +0) is -0, which the device's own fmax need
- * not give. */
-BNN_HD double opt_max(double bv, double ag)
-{
-    return (ag > bv || (bv != bv && ag == ag)) ? ag : bv;
-}
+/* The CPU's maximum (BNN_OPT_MAX, bnn_internal.h; the device's own fmax
+ * need not give max(-0, +0) = -0). */
+BNN_HD double opt_max(double bv, double ag) { return BNN_OPT_MAX(bv, ag); }
 
 /* Element i (param, m, v); returns the new parameter. */
 BNN_HD float opt_update(const OptArgs &g, int64_t i)

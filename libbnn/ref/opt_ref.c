@@ -30,7 +30,7 @@ void bnn_opt_range_ref(const bnn_opt_params *p, double step, int64_t i0, int64_t
     case BNN_OPT_ADAMAX:
         for (i = i0; i < i1; i++) {
             double g = grad[i], mi = b1 * m[i] + (1.0 - b1) * g;
-            double vi = fmax(b2 * v[i], fabs(g)), den = vi + eps;
+            double vi = BNN_OPT_MAX(b2 * v[i], fabs(g)), den = vi + eps;
             double w = param[i] - step * (den > 0.0 ? mi / den : 0.0);
             m[i] = (float)mi;
             v[i] = (float)vi;
@@ -40,7 +40,7 @@ void bnn_opt_range_ref(const bnn_opt_params *p, double step, int64_t i0, int64_t
     default:
         for (i = i0; i < i1; i++) {
             double g = grad[i], mi = b1 * m[i] + (1.0 - b1) * g;
-            double vi = bnn_ap2_inline(fmax(b2 * v[i], fabs(g))) + eps;
+            double vi = bnn_ap2_inline(BNN_OPT_MAX(b2 * v[i], fabs(g))) + eps;
             double w = param[i] - step * (vi > 0.0 ? mi / vi : 0.0);
             m[i] = (float)mi;
             v[i] = (float)vi;

@@ -21,9 +21,8 @@ BNN_TARGET_AVX2 static inline __m128 clip4(__m128 w, __m128 lo, __m128 hi)
     return _mm_blendv_ps(w, hi, _mm_cmp_ps(w, hi, _CMP_GT_OQ));
 }
 
-/* Where fmax(bv, ag) is ag, with its NaN rules: ag where it is larger, or
- * where bv is NaN and ag is not (both NaN: bv, as glibc's fmax returns its
- * first argument then). */
+/* Where BNN_OPT_MAX(bv, ag) (bnn_internal.h) is ag: where ag is larger, or
+ * where bv is NaN and ag is not. */
 BNN_TARGET_AVX2 static inline __m256d fmax_takes_ag(__m256d ag, __m256d bv)
 {
     return _mm256_or_pd(_mm256_cmp_pd(ag, bv, _CMP_GT_OQ),
