@@ -177,17 +177,28 @@ def _need(x, name, dtype, ndim):
     return ptr, shape
 
 
+def _same(x, name, shape, dtype=np.float32):
+    ptr, xs = _need(x, name, dtype, len(shape))
+    if xs != tuple(shape):
+        raise ValueError("%s must have shape %r, got %r" % (name, tuple(shape), xs))
+    return ptr
+
+
+def _out(x, name, shape, dtype=np.float32):
+    """An output argument: x checked (dtype, shape), or a new device array
+    when x is None; returns (array, pointer)."""
+    if x is None:
+        x = empty(shape, dtype)
+    return x, _same(x, name, shape, dtype)
+
+
 def pack(x, out=None, stream=0):
     """Packed sign bits of the float32 rows of device array x [rows, k]:
     uint64 [rows, words(k)] on the device (x < 0 -> bit 1), as
     pybnn.pack on the CPU."""
     ptr, (rows, k) = _need(x, "x", np.float32, 2)
     kw = _core.words(k)
-    if out is None:
-        out = empty((rows, kw), np.uint64)
-    optr, oshape = _need(out, "out", np.uint64, 2)
-    if oshape != (rows, kw):
-        raise ValueError("out must have shape %r, got %r" % ((rows, kw), oshape))
+    out, optr = _out(out, "out", (rows, kw), np.uint64)
     _core.cuda_pack_f32(rows, k, ptr, k, optr, kw, int(stream))
     return out
 
@@ -237,10 +248,7 @@ def _epilogue_arrays(kind, m, scale, offset, thresh, flip):
         if not used:
             raise ValueError("%s applies to the %s epilogue only" % (
                 name, "float" if name in ("scale", "offset") else "bits"))
-        p, shape = _need(arr, name, dtype, 1)
-        if shape != (m,):
-            raise ValueError("%s must have shape (%d,), got %r" % (name, m, shape))
-        ptrs[name] = p
+        ptrs[name] = _same(arr, name, (m,), dtype)
     if kind == 2 and thresh is None:
         raise ValueError("the bits epilogue needs thresh")
     return ptrs
@@ -252,12 +260,7 @@ def _epilogue_out(kind, lead, m, out):
     device array; returns (array, pointer)."""
     shape = tuple(lead) + (_core.words(m) if kind == 2 else m,)
     dtype = (np.int32, np.float32, np.uint64)[kind]
-    if out is None:
-        out = empty(shape, dtype)
-    ptr, oshape = _need(out, "out", dtype, len(shape))
-    if oshape != shape:
-        raise ValueError("out must have shape %r, got %r" % (shape, oshape))
-    return out, ptr
+    return _out(out, "out", shape, dtype)
 
 
 def bconv2d(x, w, c, stride=1, padding=0, dilation=1, pad_value=0, epilogue="int32",
@@ -302,16 +305,10 @@ def maxpool2d(x, c, kernel, stride=None, padding=0, flip=None, out=None, stream=
                          % (_core.words(c), c, xw))
     fptr = 0
     if flip is not None:
-        fptr, fshape = _need(flip, "flip", np.uint8, 1)
-        if fshape != (c,):
-            raise ValueError("flip must have shape (%d,), got %r" % (c, fshape))
+        fptr = _same(flip, "flip", (c,), np.uint8)
     oh, ow = _core.pool2d_output_shape(n, h, wd, c, kernel, stride, padding)
     shape = (n, oh, ow, xw)
-    if out is None:
-        out = empty(shape, np.uint64)
-    optr, oshape = _need(out, "out", np.uint64, 4)
-    if oshape != shape:
-        raise ValueError("out must have shape %r, got %r" % (shape, oshape))
+    out, optr = _out(out, "out", shape, np.uint64)
     _core.cuda_maxpool2d_bits(n, h, wd, c, kernel, stride, padding, xptr, fptr, optr, int(stream))
     return out
 
@@ -344,13 +341,9 @@ def gemm_pm1(a, s, k, transpose_a=False, accumulate=False, out=None, stream=0):
         raise TypeError("a must be float32 or int8, got %s" % dt)
     if aj != J:
         raise ValueError("a has %d columns along J, s has %d rows" % (aj, J))
-    if out is None:
-        if accumulate:
-            raise ValueError("accumulate needs out")
-        out = empty((I, k), odt)
-    optr, oshape = _need(out, "out", odt, 2)
-    if oshape != (I, k):
-        raise ValueError("out must have shape %r, got %r" % ((I, k), oshape))
+    if out is None and accumulate:
+        raise ValueError("accumulate needs out")
+    out, optr = _out(out, "out", (I, k), odt)
     if dt == np.float32:
         _core.cuda_gemm_f32_pm1(I, k, J, aptr, lda_i, lda_j, sptr, sw, optr, k,
                                 bool(accumulate), int(stream))
@@ -368,11 +361,7 @@ def sgemm(a, w, out=None, stream=0):
     wptr, (m, kw) = _need(w, "w", np.float32, 2)
     if kw != k:
         raise ValueError("a and w must have the same number of columns, got %d and %d" % (k, kw))
-    if out is None:
-        out = empty((n, m), np.float32)
-    cptr, cshape = _need(out, "out", np.float32, 2)
-    if cshape != (n, m):
-        raise ValueError("out must have shape %r, got %r" % ((n, m), cshape))
+    out, cptr = _out(out, "out", (n, m))
     _core.cuda_sgemm(n, m, k, aptr, k, wptr, k, cptr, m, int(stream))
     return out
 
@@ -382,13 +371,6 @@ def sgemm(a, w, out=None, stream=0):
 # (and bgemm for the forward) a whole step of a binary layer stays on the
 # device.  Each equals its CPU twin in pybnn._core bit for bit.
 # ---------------------------------------------------------------------------
-
-def _same(x, name, shape, dtype=np.float32):
-    ptr, xs = _need(x, name, dtype, len(shape))
-    if xs != tuple(shape):
-        raise ValueError("%s must have shape %r, got %r" % (name, tuple(shape), xs))
-    return ptr
-
 
 def opt_step(kind, param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, lr_scale=1.0,
              clip=0.0, pack=False, signs=None, stream=0):
@@ -415,9 +397,7 @@ def opt_step(kind, param, grad, m, v, t, lr, beta1=0.9, beta2=0.999, eps=1e-8, l
         raise ValueError("pack needs param of 2 dimensions [rows, k], got shape %r" % (shape,))
     rows, k = shape
     kw = _core.words(k)
-    if signs is None:
-        signs = empty((rows, kw), np.uint64)
-    sptr = _same(signs, "signs", (rows, kw), np.uint64)
+    signs, sptr = _out(signs, "signs", (rows, kw), np.uint64)
     _core.cuda_opt_step_pack(kind, rows, k, pptr, gptr, mptr, vptr, sptr, kw, int(t), lr, beta1,
                              beta2, eps, lr_scale, clip, int(stream))
     return signs
@@ -436,16 +416,11 @@ def batchnorm_forward(x, gamma, beta, eps=1e-4, momentum=0.1, running_mean=None,
     bptr = _same(beta, "beta", (c,))
     rm = 0 if running_mean is None else _same(running_mean, "running_mean", (c,))
     ri = 0 if running_invstd is None else _same(running_invstd, "running_invstd", (c,))
-    if y is None:
-        y = empty((n, c), np.float32)
-    yptr = _same(y, "y", (n, c))
-    if save_mean is None:
-        save_mean = empty((c,), np.float32)
-    if save_scale is None:
-        save_scale = empty((c,), np.float32)
+    y, yptr = _out(y, "y", (n, c))
+    save_mean, mptr = _out(save_mean, "save_mean", (c,))
+    save_scale, sptr = _out(save_scale, "save_scale", (c,))
     _core.cuda_bn_forward_train(kind, n, c, xptr, gptr, bptr, eps, momentum, rm, ri, yptr,
-                                _same(save_mean, "save_mean", (c,)),
-                                _same(save_scale, "save_scale", (c,)), int(stream))
+                                mptr, sptr, int(stream))
     return y, save_mean, save_scale
 
 
@@ -458,15 +433,10 @@ def batchnorm_backward(x, gamma, save_mean, save_scale, dy, kind="standard", dx=
     mptr = _same(save_mean, "save_mean", (c,))
     sptr = _same(save_scale, "save_scale", (c,))
     dyptr = _same(dy, "dy", (n, c))
-    if dx is None:
-        dx = empty((n, c), np.float32)
-    dxptr = _same(dx, "dx", (n, c))
-    if dgamma is None:
-        dgamma = empty((c,), np.float32)
-    if dbeta is None:
-        dbeta = empty((c,), np.float32)
-    _core.cuda_bn_backward(kind, n, c, xptr, gptr, mptr, sptr, dyptr, dxptr,
-                           _same(dgamma, "dgamma", (c,)), _same(dbeta, "dbeta", (c,)),
+    dx, dxptr = _out(dx, "dx", (n, c))
+    dgamma, dgptr = _out(dgamma, "dgamma", (c,))
+    dbeta, dbptr = _out(dbeta, "dbeta", (c,))
+    _core.cuda_bn_backward(kind, n, c, xptr, gptr, mptr, sptr, dyptr, dxptr, dgptr, dbptr,
                            int(stream))
     return dx, dgamma, dbeta
 
@@ -478,12 +448,8 @@ def sign_forward(x, signs=None, mask=None, stream=0):
     kernel.  Returns (signs, mask)."""
     xptr, (rows, k) = _need(x, "x", np.float32, 2)
     kw = _core.words(k)
-    if signs is None:
-        signs = empty((rows, kw), np.uint64)
-    if mask is None:
-        mask = empty((rows, kw), np.uint64)
-    sptr = _same(signs, "signs", (rows, kw), np.uint64)
-    mptr = _same(mask, "mask", (rows, kw), np.uint64)
+    signs, sptr = _out(signs, "signs", (rows, kw), np.uint64)
+    mask, mptr = _out(mask, "mask", (rows, kw), np.uint64)
     _core.cuda_sign_forward(rows, k, xptr, k, sptr, kw, mptr, kw, int(stream))
     return signs, mask
 
@@ -495,9 +461,7 @@ def ste_backward(mask, grad, out=None, stream=0):
     gptr, (rows, k) = _need(grad, "grad", np.float32, 2)
     kw = _core.words(k)
     mptr = _same(mask, "mask", (rows, kw), np.uint64)
-    if out is None:
-        out = empty((rows, k), np.float32)
-    optr = _same(out, "out", (rows, k))
+    out, optr = _out(out, "out", (rows, k))
     _core.cuda_ste_backward_packed(rows, k, mptr, kw, gptr, k, optr, k, int(stream))
     return out
 
@@ -509,9 +473,7 @@ def squared_hinge_grad(scores, labels, out=None, stream=0):
     [0, classes) gives its row NaN (the labels are not read on the host)."""
     sptr, (n, classes) = _need(scores, "scores", np.float32, 2)
     lptr = _same(labels, "labels", (n,), np.int32)
-    if out is None:
-        out = empty((n, classes), np.float32)
-    optr = _same(out, "out", (n, classes))
+    out, optr = _out(out, "out", (n, classes))
     _core.cuda_squared_hinge_grad(n, classes, sptr, lptr, optr, int(stream))
     return out
 
