@@ -91,6 +91,7 @@ def _cmd_bench(args):
         elif args.memory:
             res = bench.bench_memory(recipe=args.recipe, threads=threads[0],
                                      torch=not args.no_torch, backward=args.backward,
+                                     width=args.width, steps=args.steps or 2,
                                      batches=tuple(int(b) for b in args.memory.split(",")))
         else:
             res = bench.bench_train(recipe=args.recipe,

@@ -45,6 +45,17 @@ def _evaluate(model, x, y, comm, batch=1000):
     return errors / len(y) if len(y) else 0.0
 
 
+def build_run(cfg, shape):
+    """The model (seeded with cfg["seed"]), its optimizer at the starting
+    learning rate and the loss function of a run configuration, for inputs
+    of `shape`: what a step of `pybnn train` runs (and `pybnn bench train`
+    times)."""
+    model = build_model(cfg, shape, cfg["seed"])
+    opt = Optimizer(model.parameters(), cfg["optimizer"], lr=cfg["lr_start"])
+    loss_fn = squared_hinge if cfg["loss"] == "squared_hinge" else softmax_cross_entropy
+    return model, opt, loss_fn
+
+
 def train_step(model, opt, loss_fn, xb, yb, comm, check_loss=None):
     """One optimizer step on the global batch (xb, yb); returns its loss.
     With a distributed comm this rank runs its shard of the batch (the
@@ -124,11 +135,9 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
     if not n_val or len(x) < 5 * n_val:
         n_val = max(1, len(x) // 10)
     xv, yv, x, y = x[-n_val:], y[-n_val:], x[:-n_val], y[:-n_val]
-    model = build_model(cfg, x.shape[1:], cfg["seed"])
-    opt = Optimizer(model.parameters(), cfg["optimizer"], lr=cfg["lr_start"])
+    model, opt, loss_fn = build_run(cfg, x.shape[1:])
     sched = ExponentialDecay(opt, cfg["lr_start"], min(cfg["lr_end"], cfg["lr_start"]),
                              cfg["epochs"])
-    loss_fn = squared_hinge if cfg["loss"] == "squared_hinge" else softmax_cross_entropy
     rng = np.random.default_rng(cfg["seed"])
     state = dict(config=cfg, input_shape=list(x.shape[1:]), epoch=0, best_val=None,
                  best_epoch=None, history=[], rng=None)

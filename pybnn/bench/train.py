@@ -3,6 +3,7 @@ same network, loss, optimizer and batch size in PyTorch
 (pybnn/bench/torch_reference.py), interleaved in one process with the same
 thread count, plus where pybnn's step spends its time.
 
+The step timed is `pybnn train`'s own (train.build_run, train.train_step).
 The breakdown comes from the training code's own timers: Sequential times
 each layer's forward and backward when `model.timings` is set, and the
 loss and optimizer step are timed around their calls here.  Inputs are
@@ -17,10 +18,10 @@ import time
 import numpy as np
 
 from .. import _core
-from ..losses import softmax_cross_entropy, squared_hinge
+from ..distributed import LocalComm
 from ..nn.dense import resolve_backward
-from ..optim import Optimizer
-from ..recipes import RECIPES, build_model
+from ..recipes import RECIPES
+from ..train import build_run, train_step
 
 __all__ = ["PhaseTimes", "bench_train", "bench_memory"]
 
@@ -65,30 +66,46 @@ def _config(recipe, width=None, batch_size=None, backward="auto"):
     return cfg
 
 
+class _TimedOptimizer:
+    """The optimizer as train_step calls it, its step timed into `times`."""
+
+    def __init__(self, opt, times):
+        self.opt, self.times = opt, times
+
+    def zero_grad(self):
+        self.opt.zero_grad()
+
+    def step(self):
+        t0 = time.perf_counter()
+        self.opt.step()
+        self.times.add("optimizer", "optimizer step", time.perf_counter() - t0)
+
+
 class _PybnnStep:
+    """pybnn train's own step (train.train_step on one process) of a
+    configuration; timed=True also fills `times` per layer, loss and
+    optimizer."""
+
     def __init__(self, cfg, shape, seed):
-        self.model = build_model(cfg, shape, seed)
-        self.opt = Optimizer(self.model.parameters(), cfg["optimizer"], lr=cfg["lr_start"])
-        self.loss = squared_hinge if cfg["loss"] == "squared_hinge" else softmax_cross_entropy
+        self.model, self.opt, self.loss = build_run(dict(cfg, seed=seed), shape)
         self.times = PhaseTimes()
+        self._comm = LocalComm()
+
+    def _timed_loss(self, scores, y):
+        t0 = time.perf_counter()
+        out = self.loss(scores, y)
+        self.times.add("loss", "loss", time.perf_counter() - t0)
+        return out
 
     def step(self, x, y, timed=False):
-        model, opt = self.model, self.opt
-        model.timings = self.times if timed else None
-        opt.zero_grad()
-        scores = model.forward(x)
-        t0 = time.perf_counter()
-        loss, grad = self.loss(scores, y)
-        t1 = time.perf_counter()
-        model.backward(grad)
-        t2 = time.perf_counter()
-        opt.step()
-        t3 = time.perf_counter()
-        if timed:
-            self.times.add("loss", "loss", t1 - t0)
-            self.times.add("optimizer", "optimizer step", t3 - t2)
-        model.timings = None
-        return loss
+        self.model.timings = self.times if timed else None
+        try:
+            if timed:
+                return train_step(self.model, _TimedOptimizer(self.opt, self.times),
+                                  self._timed_loss, x, y, self._comm)
+            return train_step(self.model, self.opt, self.loss, x, y, self._comm)
+        finally:
+            self.model.timings = None
 
 
 def _torch_reference():
@@ -196,13 +213,13 @@ def _rss_kb(field="VmRSS"):
     raise OSError("no %s in /proc/self/status" % field)
 
 
-def _memory_child(framework, recipe, batch, threads, backward, steps):
+def _memory_child(framework, recipe, batch, threads, backward, steps, width=None):
     """Run in a fresh process: `steps` training steps at `batch`; prints one
     JSON line with the peak RSS (VmHWM) and, for pybnn, the memory plan's
     prediction made before the first step."""
     import json
     from threadpoolctl import threadpool_limits
-    cfg = _config(recipe, None, batch, backward)
+    cfg = _config(recipe, width, batch, backward)
     shape = _INPUT[cfg["dataset"]]
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (batch,) + shape, dtype=np.uint8)
@@ -225,7 +242,7 @@ def _memory_child(framework, recipe, batch, threads, backward, steps):
 
 
 def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True, steps=2,
-                 backward="auto", out=print):
+                 backward="auto", width=None, out=print):
     """Peak resident memory of `steps` training steps at each batch size,
     each in its own process, for pybnn and (torch=True) the PyTorch
     reference: the slope over the batch sizes is the memory per training
@@ -239,8 +256,8 @@ def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True,
     for fw in frameworks:
         for b in batches:
             code = ("from pybnn.bench.train import _memory_child; "
-                    "_memory_child(%r, %r, %d, %d, %r, %d)"
-                    % (fw, recipe, b, threads, backward, steps))
+                    "_memory_child(%r, %r, %d, %d, %r, %d, %r)"
+                    % (fw, recipe, b, threads, backward, steps, width))
             proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             line = [l for l in proc.stdout.splitlines() if l.startswith("MEMORY ")]
             if proc.returncode != 0 or not line:
@@ -248,10 +265,11 @@ def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True,
                                    % (fw, b, proc.stderr[-2000:]))
             runs[(fw, b)] = json.loads(line[0][len("MEMORY "):])
     b0, b1 = batches[0], batches[-1]
-    res = dict(recipe=recipe, batches=list(batches), threads=threads, backward=backward,
-               isa=_core.isa(), runs=[runs[k] for k in sorted(runs)])
-    out("%s: peak RSS of %d training steps, each batch size in its own process, %d threads, "
-        "kernels %s, %s backward" % (recipe, steps, threads, _core.isa(), backward))
+    res = dict(recipe=recipe, width=width, batches=list(batches), threads=threads,
+               backward=backward, isa=_core.isa(), runs=[runs[k] for k in sorted(runs)])
+    out("%s%s: peak RSS of %d training steps, each batch size in its own process, %d threads, "
+        "kernels %s, %s backward" % (recipe, "" if width is None else " (width %d)" % width,
+                                     steps, threads, _core.isa(), backward))
     for fw in frameworks:
         peaks = [runs[(fw, b)]["peak_kb"] / 1024 for b in batches]
         slope = (peaks[-1] - peaks[0]) / (b1 - b0)

@@ -78,3 +78,23 @@ def test_summary_counts():
     assert totals["binary_macs"] == 256 * 256 + 256 * 10
     assert totals["float_macs"] == 784 * 256   # the 8-bit first layer
     assert totals["bits"] < totals["float_bits"] / 8
+
+
+def test_bench_memory_measures_the_asked_width():
+    """`pybnn bench train --memory --width W` runs the network at width W:
+    each child's memory plan is the plan of that network, and the peaks
+    come from the children (the figures are not judged)."""
+    from pybnn.bench import bench_memory
+    from pybnn.bench.train import _config
+    from pybnn.train import build_run
+    res = bench_memory("mnist-mlp", batches=(4, 8), threads=1, torch=False, steps=1,
+                       width=64, out=lambda *a: None)
+    assert res["width"] == 64
+    for run in res["runs"]:
+        model, opt, _ = build_run(dict(_config("mnist-mlp", 64, run["batch"], "auto"), seed=0),
+                                  (28, 28, 1))
+        plan = model.memory_plan(run["batch"], (28, 28, 1), opt)
+        assert run["plan"]["kept_per_sample"] == plan["kept_per_sample"]
+        for key in ("parameters", "optimizer_state"):
+            assert run["plan"][key] == plan[key]
+        assert run["peak_kb"] > 0
