@@ -91,7 +91,7 @@ def _cmd_bench(args):
         elif args.memory:
             res = bench.bench_memory(recipe=args.recipe, threads=threads[0],
                                      torch=not args.no_torch, backward=args.backward,
-                                     width=args.width, steps=args.steps or 2,
+                                     width=args.width, steps=args.steps or 2, mode=args.mode,
                                      batches=tuple(int(b) for b in args.memory.split(",")))
         else:
             res = bench.bench_train(recipe=args.recipe,
@@ -99,7 +99,7 @@ def _cmd_bench(args):
                                     rounds=args.rounds or (2 if args.quick else 5),
                                     threads=threads[0], width=args.width,
                                     batch_size=args.batch_size, torch=not args.no_torch,
-                                    backward=args.backward)
+                                    backward=args.backward, mode=args.mode)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1, default=list)
@@ -232,7 +232,7 @@ def build_parser():
     pi.add_argument("file", nargs="?", default=None, metavar="FILE",
                     help="a .bnn file to check and describe")
     pi.set_defaults(func=_cmd_info)
-    from .recipes import RECIPES
+    from .recipes import MODES, RECIPES
     pt = sub.add_parser("train", help="train a BNN (default: a small MLP on the bundled "
                         "MNIST sample)")
     pt.add_argument("--recipe", choices=sorted(RECIPES), default="mnist-mlp-fast",
@@ -254,7 +254,7 @@ def build_parser():
                          "stochastically rounded int8 gradient times the bits, or auto (int8 "
                          "on the x86 SIMD kernels, float on the reference ones; the default "
                          "for a new run, while --resume keeps the checkpoint's)")
-    pt.add_argument("--mode", choices=["bnn", "bc", "fp"], default="bnn",
+    pt.add_argument("--mode", choices=list(MODES), default="bnn",
                     help="bnn: binary weights and activations (default); bc: BinaryConnect, "
                          "binary weights and float activations; fp: full precision")
     pt.add_argument("--stochastic", action="store_true",
@@ -336,6 +336,9 @@ def build_parser():
                     help="train: pybnn only (no PyTorch reference)")
     pb.add_argument("--backward", choices=list(BACKWARDS), default="auto",
                     help="train: the backward products of the binary layers (see pybnn train)")
+    pb.add_argument("--mode", choices=list(MODES), default="bnn",
+                    help="train: binary (bnn), BinaryConnect (bc) or full-precision (fp) "
+                         "network, as pybnn train --mode; PyTorch runs the same mode")
     pb.add_argument("--memory", nargs="?", const="25,100", metavar="B1,B2",
                     help="train: peak RSS per training sample instead of time: each batch "
                          "size (default 25,100) in its own process, pybnn and PyTorch, and "

@@ -321,6 +321,8 @@ class _TorchAdam:
     def step(self):
         import torch
         self.opt.step()
+        if not self.clipped:            # full precision: nothing is clipped
+            return
         with torch.no_grad():
             torch._foreach_clamp_min_(self.clipped, -1.0)
             torch._foreach_clamp_max_(self.clipped, 1.0)

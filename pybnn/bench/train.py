@@ -20,7 +20,7 @@ import numpy as np
 from .. import _core
 from ..distributed import LocalComm
 from ..nn.dense import resolve_backward
-from ..recipes import RECIPES
+from ..recipes import RECIPES, check_config
 from ..train import build_run, train_step
 
 __all__ = ["PhaseTimes", "bench_train", "bench_memory"]
@@ -54,7 +54,7 @@ def _steps_per_epoch(cfg):
     return -(-(n - val) // cfg["batch_size"])
 
 
-def _config(recipe, width=None, batch_size=None, backward="auto"):
+def _config(recipe, width=None, batch_size=None, backward="auto", mode="bnn"):
     if recipe not in RECIPES:
         raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
     cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
@@ -62,7 +62,8 @@ def _config(recipe, width=None, batch_size=None, backward="auto"):
         cfg["width"] = int(width)
     if batch_size is not None:
         cfg["batch_size"] = int(batch_size)
-    cfg.update(recipe=recipe, seed=0, mode="bnn", backward=backward)
+    cfg.update(recipe=recipe, seed=0, mode=mode, backward=backward)
+    check_config(cfg)
     return cfg
 
 
@@ -114,13 +115,13 @@ def _torch_reference():
 
 
 def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
-                batch_size=None, torch=True, seed=0, out=print, backward="auto"):
+                batch_size=None, torch=True, seed=0, out=print, backward="auto", mode="bnn"):
     """Time `steps` training steps per round, `rounds` rounds, of pybnn and
     (torch=True) PyTorch in turn; returns a dict of the figures (per-step
     medians, ratio, epoch estimates, pybnn's breakdown)."""
     backward = resolve_backward(backward)
     from threadpoolctl import threadpool_limits
-    cfg = _config(recipe, width, batch_size, backward)
+    cfg = _config(recipe, width, batch_size, backward, mode)
     shape = _INPUT[cfg["dataset"]]
     batch = cfg["batch_size"]
     rng = np.random.default_rng(seed)
@@ -128,7 +129,8 @@ def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
     x = rng.integers(0, 256, (n,) + shape, dtype=np.uint8)
     y = rng.integers(0, 10, n)
     prev_threads = _core.get_num_threads()
-    results = dict(recipe=recipe, backward=backward, width=cfg["width"], batch_size=batch,
+    results = dict(recipe=recipe, mode=mode, backward=backward, width=cfg["width"],
+                   batch_size=batch,
                    threads=threads,
                    steps=steps, rounds=rounds, isa=_core.isa(),
                    steps_per_epoch=_steps_per_epoch(cfg))
@@ -172,9 +174,9 @@ def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
     results.update(pybnn_ms=1e3 * med_p, pybnn_min_ms=1e3 * min(times_p),
                    pybnn_epoch_s=med_p * results["steps_per_epoch"],
                    pybnn_timed_ms=1e3 * timed)
-    head = ("%s: width %d, batch %d, %d threads, kernels %s, %s backward; %d steps x %d "
-            "rounds, interleaved" % (recipe, cfg["width"], batch, threads, _core.isa(), backward,
-                                     steps, rounds))
+    head = ("%s (%s): width %d, batch %d, %d threads, kernels %s, %s backward; %d steps x %d "
+            "rounds, interleaved" % (recipe, mode, cfg["width"], batch, threads, _core.isa(),
+                                     backward, steps, rounds))
     out(head)
     out("  pybnn   median %8.1f ms/step (min %.1f)  epoch of %d steps: %.1f s"
         % (1e3 * med_p, 1e3 * min(times_p), results["steps_per_epoch"], results["pybnn_epoch_s"]))
@@ -213,13 +215,13 @@ def _rss_kb(field="VmRSS"):
     raise OSError("no %s in /proc/self/status" % field)
 
 
-def _memory_child(framework, recipe, batch, threads, backward, steps, width=None):
+def _memory_child(framework, recipe, batch, threads, backward, steps, width=None, mode="bnn"):
     """Run in a fresh process: `steps` training steps at `batch`; prints one
     JSON line with the peak RSS (VmHWM) and, for pybnn, the memory plan's
     prediction made before the first step."""
     import json
     from threadpoolctl import threadpool_limits
-    cfg = _config(recipe, width, batch, backward)
+    cfg = _config(recipe, width, batch, backward, mode)
     shape = _INPUT[cfg["dataset"]]
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (batch,) + shape, dtype=np.uint8)
@@ -242,7 +244,7 @@ def _memory_child(framework, recipe, batch, threads, backward, steps, width=None
 
 
 def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True, steps=2,
-                 backward="auto", width=None, out=print):
+                 backward="auto", width=None, mode="bnn", out=print):
     """Peak resident memory of `steps` training steps at each batch size,
     each in its own process, for pybnn and (torch=True) the PyTorch
     reference: the slope over the batch sizes is the memory per training
@@ -256,8 +258,8 @@ def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True,
     for fw in frameworks:
         for b in batches:
             code = ("from pybnn.bench.train import _memory_child; "
-                    "_memory_child(%r, %r, %d, %d, %r, %d, %r)"
-                    % (fw, recipe, b, threads, backward, steps, width))
+                    "_memory_child(%r, %r, %d, %d, %r, %d, %r, %r)"
+                    % (fw, recipe, b, threads, backward, steps, width, mode))
             proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             line = [l for l in proc.stdout.splitlines() if l.startswith("MEMORY ")]
             if proc.returncode != 0 or not line:
@@ -265,11 +267,12 @@ def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True,
                                    % (fw, b, proc.stderr[-2000:]))
             runs[(fw, b)] = json.loads(line[0][len("MEMORY "):])
     b0, b1 = batches[0], batches[-1]
-    res = dict(recipe=recipe, width=width, batches=list(batches), threads=threads,
+    res = dict(recipe=recipe, mode=mode, width=width, batches=list(batches), threads=threads,
                backward=backward, isa=_core.isa(), runs=[runs[k] for k in sorted(runs)])
-    out("%s%s: peak RSS of %d training steps, each batch size in its own process, %d threads, "
-        "kernels %s, %s backward" % (recipe, "" if width is None else " (width %d)" % width,
-                                     steps, threads, _core.isa(), backward))
+    out("%s (%s%s): peak RSS of %d training steps, each batch size in its own process, "
+        "%d threads, kernels %s, %s backward"
+        % (recipe, mode, "" if width is None else ", width %d" % width, steps, threads,
+           _core.isa(), backward))
     for fw in frameworks:
         peaks = [runs[(fw, b)]["peak_kb"] / 1024 for b in batches]
         slope = (peaks[-1] - peaks[0]) / (b1 - b0)

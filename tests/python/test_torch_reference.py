@@ -101,3 +101,23 @@ def test_bench_train_reports_both_and_the_breakdown(tmp_path):
     assert res["recipe"] == "cifar10-vgg" and "torch_ms" not in res
     assert res["steps_per_epoch"] == 45000 // 4           # 10% of 50,000 validate
     assert cli.main(["bench", "train", "--threads", "1,2"]) == 1
+
+
+@pytest.mark.parametrize("mode,activation,binary", [("bnn", "Sign", True),
+                                                     ("bc", "HardTanh", True),
+                                                     ("fp", "HardTanh", False)])
+def test_bench_train_runs_the_asked_mode(mode, activation, binary):
+    """`pybnn bench train --mode M` times the network of `pybnn train --mode
+    M` in pybnn and in PyTorch (whose optimizer has no weights to clip in
+    full precision)."""
+    from pybnn.bench import bench_train
+    from pybnn.bench.train import _config, _PybnnStep
+    res = bench_train("mnist-mlp", steps=1, rounds=1, threads=1, width=32, mode=mode,
+                      out=lambda *a: None)
+    assert res["mode"] == mode and res["pybnn_ms"] > 0 and res["torch_ms"] > 0
+    names = {(b["phase"], b["name"]) for b in res["breakdown_ms"]}
+    assert ("forward", "layer 3 (%s)" % activation) in names
+    step = _PybnnStep(_config("mnist-mlp", 32, None, "auto", mode), (28, 28, 1), 0)
+    assert any(p.binary for p in step.model.parameters()) == binary
+    with pytest.raises(ValueError, match="mode must be one of"):
+        _config("mnist-mlp", mode="ternary")
