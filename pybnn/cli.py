@@ -121,7 +121,7 @@ def _cmd_train(args):
                                  out=args.out, resume=args.resume, optimizer=args.optimizer,
                                  bn=args.bn, mode=args.mode, threads=args.threads, lr=args.lr,
                                  backward=args.backward, stochastic=args.stochastic,
-                                 augment=args.augment,
+                                 augment=args.augment, lr_end=args.lr_end,
                                  progress=not args.no_progress, limit=args.limit)
     except KeyboardInterrupt:
         print("interrupted: %s/last.npz holds the last finished epoch; continue with --resume"
@@ -264,7 +264,12 @@ def build_parser():
     pt.add_argument("--augment", action="store_true",
                     help="random crops (4-pixel zero padding) and horizontal flips of each "
                          "training batch, seeded by --seed (CIFAR-10)")
-    pt.add_argument("--lr", type=_positive_float, default=None, help="initial learning rate")
+    pt.add_argument("--lr", type=_positive_float, default=None,
+                    help="initial learning rate (default: the recipe's)")
+    pt.add_argument("--lr-end", type=_positive_float, default=None,
+                    help="the learning rate the exponential decay reaches after --epochs "
+                         "(default: the recipe's, which the paper's schedules reach after "
+                         "their 500 or 1000 epochs: a shorter run decays that much faster)"),
     pt.add_argument("--threads", type=_positive_int, default=None)
     pt.add_argument("--limit", type=_positive_int, default=None,
                     help="train on the first N training images only")

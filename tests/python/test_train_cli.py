@@ -307,3 +307,24 @@ def test_checkpoint_older_than_the_settings_resumes(tmp_path, restore_num_thread
     assert r.returncode == 0, r.stderr
     _assert_same_run(full, old)
     assert _state(old / "last.npz")["config"]["stochastic"] is False   # named from now on
+
+
+def test_lr_end_sets_the_decay_and_is_recorded(tmp_path, restore_num_threads):
+    """--lr-end: the exponential decay reaches it after --epochs (the
+    first epoch at --lr, each next one times (lr_end/lr)^(1/epochs)); the
+    configuration records it, and a final rate above the starting one is
+    refused before anything is written."""
+    out = tmp_path / "short"
+    r = _run("train", "--epochs", "3", "--width", "32", "--limit", "600", "--threads", "1",
+             "--lr", "0.004", "--lr-end", "0.0005", "--no-progress", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["lr_start"] == 0.004 and metrics["config"]["lr_end"] == 0.0005
+    assert _state(out / "last.npz")["config"]["lr_end"] == 0.0005
+    decay = (0.0005 / 0.004) ** (1 / 3)
+    np.testing.assert_allclose([h["lr"] for h in metrics["history"]],
+                               [0.004, 0.004 * decay, 0.004 * decay ** 2], rtol=1e-12)
+    bad = tmp_path / "bad"
+    r = _run("train", "--epochs", "1", "--lr", "0.001", "--lr-end", "0.01", "--out", str(bad))
+    assert r.returncode == 1 and "at most the starting one" in r.stderr
+    assert not bad.exists()
