@@ -15,13 +15,14 @@ them:
 
     python bench/reviewer_runs.py --runs RUNS [--mnist DIR] [--cifar DIR]
         [--cifar-epochs N] [--only NAME[,NAME...]] [--threads T] [--out DIR]
-        [--infer] [--list]
+        [--infer] [--list | --report-only]
 
 Each run trains into RUNS/NAME (keep RUNS outside the repository).  Run
 the script again to continue: a run with RUNS/NAME/last.npz resumes
 (--resume), a finished one is skipped, so an interrupted set picks up
 where it stopped.  Runs whose dataset folder is not given are left out.
---list prints the commands instead of running them.  At the end,
+--list prints the commands instead of running them; --report-only trains
+nothing and writes the reports of the runs as they stand.  At the end,
 `pybnn report` writes OUT/mnist/ and OUT/cifar10/ (default OUT:
 RUNS/report) from every run of the set that has started.  The seconds per
 epoch are part of the result: run it alone on the machine.
@@ -111,6 +112,8 @@ def main(argv=None):
     ap.add_argument("--infer", action="store_true",
                     help="pybnn report --infer: time each exportable model in the C runtime")
     ap.add_argument("--list", action="store_true", help="print the commands and stop")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: write the reports of the runs as they stand")
     args = ap.parse_args(argv)
     if args.cifar_epochs < 1:
         ap.error("--cifar-epochs must be >= 1, got %d" % args.cifar_epochs)
@@ -124,7 +127,7 @@ def main(argv=None):
                                                                 ", ".join(names)))
     failed = []
     for r in todo:
-        if r["name"] not in only:
+        if r["name"] not in only or args.report_only:
             continue
         out = os.path.join(args.runs, r["name"])
         option, folder = data[r["dataset"]]
@@ -153,8 +156,9 @@ def main(argv=None):
     report_root = args.out or os.path.join(args.runs, "report")
     for dataset, title in (("mnist", "MNIST, mnist-mlp (784-4096x3-10), %d epochs"
                             % MNIST_EPOCHS),
-                           ("cifar10", "CIFAR-10, cifar10-vgg, augmented, %d epochs"
-                            % args.cifar_epochs)):
+                           ("cifar10", "CIFAR-10, cifar10-vgg, augmented, %d epochs, "
+                            "learning rate 1e-3 to %g (one run: to 3e-7)"
+                            % (args.cifar_epochs, CIFAR_LR_END))):
         started = [os.path.join(args.runs, r["name"]) for r in todo if r["dataset"] == dataset
                    and os.path.exists(os.path.join(args.runs, r["name"], "metrics.json"))]
         if not started:
