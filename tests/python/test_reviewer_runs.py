@@ -1,0 +1,74 @@
+"""bench/reviewer_runs.py, the script behind docs/RESULTS.md: the set of
+runs it lists (each a `pybnn train` command), which of them it continues,
+and --report-only, which writes the reports of the runs as they stand and
+trains nothing."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "reviewer_runs.py")
+
+
+def _script(*args, cwd):
+    # run from a folder without the source tree, so `python -m pybnn` in the
+    # script finds the installed package
+    return subprocess.run([sys.executable, os.path.abspath(SCRIPT), *args], capture_output=True,
+                          text=True, timeout=600, cwd=cwd)
+
+
+@pytest.fixture()
+def data_dirs(tmp_path):
+    mnist, cifar = tmp_path / "mnist", tmp_path / "cifar"
+    mnist.mkdir()
+    cifar.mkdir()
+    return str(mnist), str(cifar)
+
+
+def test_list_names_every_run_and_its_schedule(tmp_path, data_dirs):
+    mnist, cifar = data_dirs
+    r = _script("--runs", str(tmp_path / "runs"), "--mnist", mnist, "--cifar", cifar, "--list",
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 14
+    for seed in (0, 1):
+        for variant, opts in (("bnn", ""), ("stochastic", " --stochastic"),
+                              ("shift", " --bn shift --optimizer shift_adamax --lr 0.015625"),
+                              ("bc", " --mode bc"), ("fp", " --mode fp")):
+            want = ("pybnn train --recipe mnist-mlp --epochs 20 --seed %d%s --data %s --out %s"
+                    % (seed, opts, mnist, os.path.join(str(tmp_path / "runs"),
+                                                       "mnist-mlp-%s-s%d" % (variant, seed))))
+            assert sum(line.startswith(want + " ") for line in lines) == 1, want
+    cifar_lines = [line for line in lines if "cifar10-vgg" in line]
+    assert len(cifar_lines) == 4
+    assert sum("--lr-end 1e-05" in line for line in cifar_lines) == 3
+    assert sum("--mode fp" in line for line in cifar_lines) == 1
+    assert sum("--mode bc" in line for line in cifar_lines) == 1
+    assert all("--augment" in line and "--epochs 20" in line for line in cifar_lines)
+    r = _script("--runs", str(tmp_path / "runs"), "--cifar", cifar, "--cifar-epochs", "7",
+                "--list", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    commands = [line for line in r.stdout.splitlines() if line.startswith("pybnn train")]
+    assert len(commands) == 4 and all("--epochs 7" in line for line in commands)
+    # the MNIST runs are left out, by name, without their folder
+    assert r.stdout.count("left out (no --mnist folder)") == 10
+
+
+def test_report_only_reports_started_runs_and_trains_nothing(tmp_path, data_dirs):
+    from pybnn.train import train
+    mnist, cifar = data_dirs
+    runs = tmp_path / "runs"
+    # a tiny stand-in for one run of the set, under that run's name
+    train(recipe="mnist-mlp", epochs=1, width=32, limit=600, threads=1, progress=False,
+          out=str(runs / "mnist-mlp-bnn-s0"), log=lambda *a: None)
+    r = _script("--runs", str(runs), "--mnist", mnist, "--cifar", cifar, "--report-only",
+                "--out", str(tmp_path / "report"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(runs)) == ["mnist-mlp-bnn-s0"]       # nothing trained
+    table = (tmp_path / "report" / "mnist" / "results.md").read_text()
+    assert "| mnist-mlp-bnn-s0 | mnist-mlp |" in table
+    assert not (tmp_path / "report" / "cifar10").exists()          # no CIFAR run started
+    r = _script("--runs", str(runs), "--only", "mnist-mlp-bnn-s9", "--list", cwd=tmp_path)
+    assert r.returncode == 2 and "no run named mnist-mlp-bnn-s9" in r.stderr
