@@ -67,6 +67,12 @@ def _config(recipe, width=None, batch_size=None, backward="auto", mode="bnn"):
     return cfg
 
 
+def _backward_words(mode, backward):
+    """The binary layers' backward products in a heading (full precision
+    has no binary layers)."""
+    return "float products" if mode == "fp" else "%s backward" % backward
+
+
 class _TimedOptimizer:
     """The optimizer as train_step calls it, its step timed into `times`."""
 
@@ -174,9 +180,9 @@ def bench_train(recipe="mnist-mlp", steps=10, rounds=5, threads=2, width=None,
     results.update(pybnn_ms=1e3 * med_p, pybnn_min_ms=1e3 * min(times_p),
                    pybnn_epoch_s=med_p * results["steps_per_epoch"],
                    pybnn_timed_ms=1e3 * timed)
-    head = ("%s (%s): width %d, batch %d, %d threads, kernels %s, %s backward; %d steps x %d "
+    head = ("%s (%s): width %d, batch %d, %d threads, kernels %s, %s; %d steps x %d "
             "rounds, interleaved" % (recipe, mode, cfg["width"], batch, threads, _core.isa(),
-                                     backward, steps, rounds))
+                                     _backward_words(mode, backward), steps, rounds))
     out(head)
     out("  pybnn   median %8.1f ms/step (min %.1f)  epoch of %d steps: %.1f s"
         % (1e3 * med_p, 1e3 * min(times_p), results["steps_per_epoch"], results["pybnn_epoch_s"]))
@@ -270,9 +276,9 @@ def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True,
     res = dict(recipe=recipe, mode=mode, width=width, batches=list(batches), threads=threads,
                backward=backward, isa=_core.isa(), runs=[runs[k] for k in sorted(runs)])
     out("%s (%s%s): peak RSS of %d training steps, each batch size in its own process, "
-        "%d threads, kernels %s, %s backward"
+        "%d threads, kernels %s, %s"
         % (recipe, mode, "" if width is None else ", width %d" % width, steps, threads,
-           _core.isa(), backward))
+           _core.isa(), _backward_words(mode, backward)))
     for fw in frameworks:
         peaks = [runs[(fw, b)]["peak_kb"] / 1024 for b in batches]
         slope = (peaks[-1] - peaks[0]) / (b1 - b0)
