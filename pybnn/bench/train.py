@@ -12,6 +12,7 @@ random uint8 images (the time of a step does not depend on the pixels).
 from __future__ import annotations
 
 import collections
+import os
 import statistics
 import time
 
@@ -24,6 +25,12 @@ from ..recipes import RECIPES, check_config
 from ..train import build_run, train_step
 
 __all__ = ["PhaseTimes", "bench_train", "bench_memory"]
+
+# The folder holding this pybnn package: the working folder of the child
+# processes, so that `python -c "import pybnn..."` imports this same package
+# (from a source checkout's root, the current folder's pybnn/ would shadow
+# the installed one, which has the compiled extension).
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # training images per epoch of each recipe's dataset (after the validation
 # split of pybnn train: the last 10,000 for mnist-mlp, else 10%)
@@ -266,7 +273,8 @@ def bench_memory(recipe="cifar10-vgg", batches=(25, 100), threads=2, torch=True,
             code = ("from pybnn.bench.train import _memory_child; "
                     "_memory_child(%r, %r, %d, %d, %r, %d, %r, %r)"
                     % (fw, recipe, b, threads, backward, steps, width, mode))
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  cwd=_PACKAGE_PARENT)
             line = [l for l in proc.stdout.splitlines() if l.startswith("MEMORY ")]
             if proc.returncode != 0 or not line:
                 raise RuntimeError("the %s run at batch %d failed:\n%s"
@@ -367,7 +375,8 @@ def bench_ranks(recipe="mnist-mlp", ranks=(1, 2), steps=10, rounds=5, width=None
                 "%d, %d, %r)" % (recipe, width, batch_size, backward, steps, rounds, t,
                                  distributed))
         cmd = ([mpiexec, "-n", str(r)] if distributed else []) + [sys.executable, "-c", code]
-        proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              cwd=_PACKAGE_PARENT)
         line = [l for l in proc.stdout.splitlines() if l.startswith("RANKS ")]
         if proc.returncode != 0 or not line:
             raise RuntimeError("the run with %d rank(s) x %d thread(s) failed:\n%s"
