@@ -157,8 +157,7 @@ def main(argv=None):
     for dataset, title in (("mnist", "MNIST, mnist-mlp (784-4096x3-10), %d epochs"
                             % MNIST_EPOCHS),
                            ("cifar10", "CIFAR-10, cifar10-vgg, augmented, %d epochs, "
-                            "learning rate 1e-3 to %g (one run: to 3e-7)"
-                            % (args.cifar_epochs, CIFAR_LR_END))):
+                            "lr 1e-3 to %g" % (args.cifar_epochs, CIFAR_LR_END))):
         started = [os.path.join(args.runs, r["name"]) for r in todo if r["dataset"] == dataset
                    and os.path.exists(os.path.join(args.runs, r["name"], "metrics.json"))]
         if not started:
