@@ -54,10 +54,11 @@ MNIST_VARIANTS = [
 # the BNN run with it (cifar10-vgg-bnn-lr3e-7, kept as a row) was below 1e-4
 # from epoch 7 on, its training loss flat from epoch 12 on.
 CIFAR_LR_END = 1e-5
+_CIFAR_DECAY = ["--lr-end", repr(CIFAR_LR_END)]
 CIFAR_VARIANTS = [
-    ("bnn", ["--lr-end", repr(CIFAR_LR_END)], "BNN"),
-    ("fp", ["--lr-end", repr(CIFAR_LR_END), "--mode", "fp"], "full precision"),
-    ("bc", ["--lr-end", repr(CIFAR_LR_END), "--mode", "bc"], "BinaryConnect"),
+    ("bnn", _CIFAR_DECAY, "BNN"),
+    ("fp", _CIFAR_DECAY + ["--mode", "fp"], "full precision"),
+    ("bc", _CIFAR_DECAY + ["--mode", "bc"], "BinaryConnect"),
     ("bnn-lr3e-7", [], "BNN with the recipe's final rate, 3e-7"),
 ]
 MNIST_EPOCHS = 20

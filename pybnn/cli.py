@@ -269,7 +269,7 @@ def build_parser():
     pt.add_argument("--lr-end", type=_positive_float, default=None,
                     help="the learning rate the exponential decay reaches after --epochs "
                          "(default: the recipe's, which the paper's schedules reach after "
-                         "their 500 or 1000 epochs: a shorter run decays that much faster)"),
+                         "their 500 or 1000 epochs: a shorter run decays that much faster)")
     pt.add_argument("--threads", type=_positive_int, default=None)
     pt.add_argument("--limit", type=_positive_int, default=None,
                     help="train on the first N training images only")

@@ -7,7 +7,8 @@ from .data import load_cifar10, load_mnist
 from .nn import (MODES, BatchNorm, BinaryConv2d, BinaryDense, Dropout, Flatten, HardTanh,
                  MaxPool2d, Sequential, Sign)
 
-__all__ = ["RECIPES", "AUGMENTED_DATASETS", "build_model", "check_config", "load_data"]
+__all__ = ["RECIPES", "AUGMENTED_DATASETS", "build_model", "check_config", "load_data",
+           "recipe_config"]
 
 # Each recipe: architecture, data, optimizer and schedule.  Sources for the
 # paper's: PAPER.md §8 (Theano MNIST MLP, CIFAR-10 VGG-like network).
@@ -40,6 +41,14 @@ RECIPES = {
 # (pybnn.data.random_crop_flip): natural images, not digits, whose mirror
 # image is no digit.
 AUGMENTED_DATASETS = ("cifar10",)
+
+
+def recipe_config(recipe):
+    """A new dict of the named recipe's settings (its help text left out);
+    ValueError listing the recipes for an unknown name."""
+    if recipe not in RECIPES:
+        raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
+    return {k: v for k, v in RECIPES[recipe].items() if k != "help"}
 
 
 def check_config(cfg):

@@ -29,7 +29,7 @@ from .losses import softmax_cross_entropy, squared_hinge
 from .optim import ExponentialDecay, Optimizer
 from .nn.dense import resolve_backward
 from .nn.sequential import format_memory_plan
-from .recipes import RECIPES, build_model, check_config, load_data
+from .recipes import build_model, check_config, load_data, recipe_config
 
 __all__ = ["train", "train_step"]
 
@@ -111,9 +111,7 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
     root = comm.rank == 0
     if not root:                        # the other ranks are silent unless they fail
         log, progress = (lambda *a, **k: None), False
-    if recipe not in RECIPES:
-        raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
-    cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
+    cfg = recipe_config(recipe)
     for key, val in (("epochs", epochs), ("width", width), ("batch_size", batch_size),
                      ("optimizer", optimizer), ("bn", bn), ("lr_start", lr),
                      ("lr_end", lr_end)):

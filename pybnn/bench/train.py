@@ -21,7 +21,7 @@ import numpy as np
 from .. import _core
 from ..distributed import LocalComm
 from ..nn.dense import resolve_backward
-from ..recipes import RECIPES, check_config
+from ..recipes import check_config, recipe_config
 from ..train import build_run, train_step
 
 __all__ = ["PhaseTimes", "bench_train", "bench_memory"]
@@ -62,9 +62,7 @@ def _steps_per_epoch(cfg):
 
 
 def _config(recipe, width=None, batch_size=None, backward="auto", mode="bnn"):
-    if recipe not in RECIPES:
-        raise ValueError("unknown recipe %r; choose from %s" % (recipe, ", ".join(RECIPES)))
-    cfg = {k: v for k, v in RECIPES[recipe].items() if k != "help"}
+    cfg = recipe_config(recipe)
     if width is not None:
         cfg["width"] = int(width)
     if batch_size is not None:
