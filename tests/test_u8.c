@@ -27,10 +27,12 @@
 #define CANARY_F32 BT_CANARY_F32
 #define CANARY_W BT_CANARY_W
 
-#define N_METHODS 4
-static const bnn_u8_method methods[N_METHODS] = {BNN_U8_BITPLANE, BNN_U8_DIRECT, BNN_U8_MASKED,
-                                         BNN_U8_AUTO};
+static const bnn_u8_method methods[] = {BNN_U8_BITPLANE, BNN_U8_DIRECT, BNN_U8_MASKED,
+                                        BNN_U8_AUTO};
+#define N_METHODS ((int)(sizeof methods / sizeof methods[0]))
 static const char *const method_names[N_METHODS] = {"bitplane", "direct", "masked", "auto"};
+/* the first value past the last method: refused */
+#define BAD_METHOD ((bnn_u8_method)(BNN_U8_MASKED + 1))
 
 /* ------------------------------------------------------------------ */
 /* Data                                                                 */
@@ -746,7 +748,7 @@ static int gemm_errors_body(bnn_isa isa)
     CHECK_ST(GU(2, 3, 70, x, 70, w, 2, &eb, eo_b, 0, BNN_U8_AUTO, ws, ws1), BNN_ERR_STRIDE);
     RUN(eo_unchanged());
     /* INVALID: method, epilogue, workspace */
-    CHECK_ST(GU(2, 3, 70, x, 70, w, 2, NULL, eo_i, 3, (bnn_u8_method)4, ws, ws1),
+    CHECK_ST(GU(2, 3, 70, x, 70, w, 2, NULL, eo_i, 3, BAD_METHOD, ws, ws1),
              BNN_ERR_INVALID);
     CHECK_ST(GU(2, 3, 70, x, 70, w, 2, NULL, eo_i, 3, (bnn_u8_method)-1, ws, ws1),
              BNN_ERR_INVALID);
@@ -931,7 +933,7 @@ static int conv_errors_body(bnn_isa isa)
     CHECK_ST(bnn_conv2d_u8(&base, NULL, w, NULL, eo_i, BNN_U8_AUTO, ws, ws1), BNN_ERR_NULL);
     CHECK_ST(bnn_conv2d_u8(&base, x, NULL, NULL, eo_i, BNN_U8_AUTO, ws, ws1), BNN_ERR_NULL);
     CHECK_ST(bnn_conv2d_u8(&base, x, w, NULL, NULL, BNN_U8_AUTO, ws, ws1), BNN_ERR_NULL);
-    CHECK_ST(bnn_conv2d_u8(&base, x, w, NULL, eo_i, (bnn_u8_method)4, ws, ws1),
+    CHECK_ST(bnn_conv2d_u8(&base, x, w, NULL, eo_i, BAD_METHOD, ws, ws1),
              BNN_ERR_INVALID);
     CHECK_ST(bnn_conv2d_u8(&base, x, w, NULL, eo_i, (bnn_u8_method)-1, ws, ws1),
              BNN_ERR_INVALID);
