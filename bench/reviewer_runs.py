@@ -3,28 +3,38 @@
 `pybnn train` command, and the tables and curves `pybnn report` makes of
 them:
 
-- MNIST, `mnist-mlp` (784-4096x3-10, the paper's Theano recipe), 20
-  epochs (the learning rate decays over those 20), seeds 0 and 1: BNN with
-  the deterministic sign, BNN with the stochastic sign, BNN with
-  shift-based batch norm and shift-based AdaMax, BinaryConnect, full
-  precision.
+- MNIST, `mnist-mlp` (784-4096x3-10, the paper's Theano recipe),
+  --mnist-epochs epochs (default 20; the learning rate decays over them),
+  seeds 0 and 1: BNN with the deterministic sign, BNN with the stochastic
+  sign, BNN with shift-based batch norm and shift-based AdaMax,
+  BinaryConnect, full precision.
 - CIFAR-10, `cifar10-vgg` (the paper's VGG-like network), with
   augmentation, --cifar-epochs epochs, the learning rate decaying from
   1e-3 to CIFAR_LR_END over them: BNN, full precision, BinaryConnect; and
   the BNN with the recipe's own final rate (the paper's after 500 epochs).
 
     python bench/reviewer_runs.py --runs RUNS [--mnist DIR] [--cifar DIR]
-        [--cifar-epochs N] [--only NAME[,NAME...]] [--threads T] [--out DIR]
-        [--infer] [--list | --report-only]
+        [--cifar-epochs N] [--mnist-epochs N] [--only NAME[,NAME...]]
+        [--threads T] [--keep KEEP] [--out DIR] [--infer]
+        [--list | --report-only]
 
 Each run trains into RUNS/NAME (keep RUNS outside the repository).  Run
 the script again to continue: a run with RUNS/NAME/last.npz resumes
 (--resume), a finished one is skipped, so an interrupted set picks up
-where it stopped.  Runs whose dataset folder is not given are left out.
---list prints the commands instead of running them; --report-only trains
-nothing and writes the reports of the runs as they stand.  At the end,
-`pybnn report` writes OUT/mnist/ and OUT/cifar10/ (default OUT:
-RUNS/report) from every run of the set that has started.  The seconds per
+where it stopped.
+
+A finished run is kept: its metrics.json, and the infer.json that
+`pybnn report --infer` records, are copied to KEEP/NAME (default
+docs/results/runs, committed with the tables), a few KiB without the
+checkpoints.  A kept run is finished: it is not trained again, and the
+reports take it from KEEP where RUNS does not hold it, so the set can be
+spread over machines and sessions that do not share RUNS.
+
+Runs whose dataset folder is not given are left out.  --list prints the
+commands instead of running them; --report-only trains nothing and
+writes the reports of the runs as they stand.  At the end, `pybnn
+report` writes OUT/mnist/ and OUT/cifar10/ (default OUT: RUNS/report)
+from every run of the set that has started or is kept.  The seconds per
 epoch are part of the result: run it alone on the machine.
 """
 from __future__ import annotations
@@ -33,6 +43,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 
@@ -63,9 +74,14 @@ CIFAR_VARIANTS = [
 ]
 MNIST_EPOCHS = 20
 SEEDS = (0, 1)
+# Where finished runs are kept (--keep's default): docs/results/runs.
+KEEP = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs",
+                                    "results", "runs"))
+# What a kept run holds: the files `pybnn report` reads when there is no checkpoint.
+KEPT_FILES = ("metrics.json", "infer.json")
 
 
-def runs(cifar_epochs):
+def runs(cifar_epochs, mnist_epochs=MNIST_EPOCHS):
     """The set: dicts of name, dataset, the `pybnn train` options (without
     --data and --out) and what the run answers."""
     cifar = [dict(name="cifar10-vgg-%s" % variant, dataset="cifar10",
@@ -76,7 +92,7 @@ def runs(cifar_epochs):
     for seed in SEEDS:
         for variant, opts, what in MNIST_VARIANTS:
             out.append(dict(name="mnist-mlp-%s-s%d" % (variant, seed), dataset="mnist",
-                            args=["--recipe", "mnist-mlp", "--epochs", str(MNIST_EPOCHS),
+                            args=["--recipe", "mnist-mlp", "--epochs", str(mnist_epochs),
                                   "--seed", str(seed)] + opts, what=what))
     return out + cifar[1:]
 
@@ -96,6 +112,14 @@ def _epochs(args):
     return int(args[args.index("--epochs") + 1])
 
 
+def _keep(run_dir, keep_dir):
+    """Copy run_dir's KEPT_FILES that exist to keep_dir."""
+    os.makedirs(keep_dir, exist_ok=True)
+    for name in KEPT_FILES:
+        if os.path.exists(os.path.join(run_dir, name)):
+            shutil.copyfile(os.path.join(run_dir, name), os.path.join(keep_dir, name))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", required=True, metavar="RUNS",
@@ -105,9 +129,14 @@ def main(argv=None):
     ap.add_argument("--cifar-epochs", type=int, default=20, metavar="N",
                     help="epochs of each CIFAR-10 run (default 20); the learning rate decays "
                          "over them, so a run continues only with the N it began with")
+    ap.add_argument("--mnist-epochs", type=int, default=MNIST_EPOCHS, metavar="N",
+                    help="epochs of each MNIST run (default %d)" % MNIST_EPOCHS)
     ap.add_argument("--only", default=None, metavar="NAME[,NAME...]",
                     help="train only these runs (the report still covers every started run)")
     ap.add_argument("--threads", type=int, default=None, help="pybnn train --threads")
+    ap.add_argument("--keep", default=KEEP, metavar="KEEP",
+                    help="where finished runs are kept, without their checkpoints "
+                         "(default docs/results/runs)")
     ap.add_argument("--out", default=None, metavar="DIR",
                     help="where the reports go (default RUNS/report)")
     ap.add_argument("--infer", action="store_true",
@@ -116,10 +145,12 @@ def main(argv=None):
     ap.add_argument("--report-only", action="store_true",
                     help="train nothing: write the reports of the runs as they stand")
     args = ap.parse_args(argv)
-    if args.cifar_epochs < 1:
-        ap.error("--cifar-epochs must be >= 1, got %d" % args.cifar_epochs)
+    for option, n in (("--cifar-epochs", args.cifar_epochs),
+                      ("--mnist-epochs", args.mnist_epochs)):
+        if n < 1:
+            ap.error("%s must be >= 1, got %d" % (option, n))
     data = {"mnist": ("--mnist", args.mnist), "cifar10": ("--cifar", args.cifar)}
-    todo = runs(args.cifar_epochs)
+    todo = runs(args.cifar_epochs, args.mnist_epochs)
     names = [r["name"] for r in todo]
     only = args.only.split(",") if args.only else names
     unknown = [n for n in only if n not in names]
@@ -138,6 +169,11 @@ def main(argv=None):
         cmd = ["pybnn", "train", *r["args"], "--data", folder, "--out", out, "--no-progress"]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
+        kept = os.path.join(args.keep, r["name"])
+        if _finished(kept, _epochs(r["args"])) and not _finished(out, _epochs(r["args"])):
+            print("%s  # %s; kept in %s" % (shlex.join(cmd), r["what"], kept) if args.list
+                  else "== %s: finished, kept in %s" % (r["name"], kept))
+            continue
         finished = _finished(out, _epochs(r["args"]))
         resume = not finished and os.path.exists(os.path.join(out, "last.npz"))
         if args.list:
@@ -152,15 +188,25 @@ def main(argv=None):
         print("== %s (%s)\n%s" % (r["name"], r["what"], shlex.join(cmd)), flush=True)
         if subprocess.run([sys.executable, "-m", "pybnn", *cmd[1:]]).returncode != 0:
             failed.append(r["name"])
+        elif _finished(out, _epochs(r["args"])):
+            _keep(out, kept)
     if args.list:
         return 0
     report_root = args.out or os.path.join(args.runs, "report")
     for dataset, title in (("mnist", "MNIST, mnist-mlp (784-4096x3-10), %d epochs"
-                            % MNIST_EPOCHS),
+                            % args.mnist_epochs),
                            ("cifar10", "CIFAR-10, cifar10-vgg, augmented, %d epochs, "
                             "lr 1e-3 to %g" % (args.cifar_epochs, CIFAR_LR_END))):
-        started = [os.path.join(args.runs, r["name"]) for r in todo if r["dataset"] == dataset
-                   and os.path.exists(os.path.join(args.runs, r["name"], "metrics.json"))]
+        started = []
+        for r in todo:
+            if r["dataset"] != dataset:
+                continue
+            here = os.path.join(args.runs, r["name"])
+            kept = os.path.join(args.keep, r["name"])
+            if os.path.exists(os.path.join(here, "metrics.json")):
+                started.append(here)
+            elif _finished(kept, _epochs(r["args"])):
+                started.append(kept)
         if not started:
             continue
         cmd = ["pybnn", "report", *started, "--out", os.path.join(report_root, dataset),
@@ -168,6 +214,11 @@ def main(argv=None):
         print("== report\n%s" % shlex.join(cmd), flush=True)
         if subprocess.run([sys.executable, "-m", "pybnn", *cmd[1:]]).returncode != 0:
             failed.append("report " + dataset)
+        # keep the finished runs with what the report recorded (infer.json)
+        for r in todo:
+            here = os.path.join(args.runs, r["name"])
+            if r["dataset"] == dataset and _finished(here, _epochs(r["args"])):
+                _keep(here, os.path.join(args.keep, r["name"]))
     if failed:
         print("failed: %s" % ", ".join(failed), file=sys.stderr)
         return 1

@@ -140,16 +140,44 @@ def _mean_row(rows):
 INFER_ROUNDS = 3
 
 
+# Where --infer records a run's figures, so that a run kept without its
+# checkpoints (bench/reviewer_runs.py --keep) still has them.
+INFER_RECORD = "infer.json"
+
+
+def _cpu_name():
+    """The CPU's model name (/proc/cpuinfo), or the platform's word for it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or platform.machine()
+
+
 def _infer(run_dir, rounds=INFER_ROUNDS):
     """images/s at batch 1 and 100 and the file size of the run's best.npz
     in the C runtime (pybnn.bench.bench_infer, the code of `pybnn bench
-    infer --model`); None when there is no best.npz or it does not export."""
+    infer --model`), measured now and recorded in RUN/infer.json with the
+    CPU and kernels; without best.npz, the figures infer.json recorded; None
+    when there is neither or the model does not export."""
     from . import checkpoint
     from .bench import bench_infer
     from .deploy import FoldError, model_bytes
     path = os.path.join(run_dir, "best.npz")
+    record = os.path.join(run_dir, INFER_RECORD)
     if not os.path.exists(path):
-        return None
+        if not os.path.exists(record):
+            return None
+        try:
+            with open(record) as f:
+                kept = json.load(f)
+            return {k: kept[k] for k in ("file_bytes", "per_s_1", "per_s_100")}
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError("cannot read %s: %s" % (record, e)) from e
     model, state = checkpoint.load(path)
     try:
         data = model_bytes(model, tuple(state["input_shape"]))
@@ -161,7 +189,11 @@ def _infer(run_dir, rounds=INFER_ROUNDS):
             f.write(data)
         res = bench_infer(rounds=rounds, model_path=file, out=lambda *a: None)
     rates = {r["batch"]: r["batch"] / r["libbnn runtime"] for r in res["rows"]}
-    return dict(file_bytes=res["file_bytes"], per_s_1=rates.get(1), per_s_100=rates.get(100))
+    out = dict(file_bytes=res["file_bytes"], per_s_1=rates.get(1), per_s_100=rates.get(100))
+    with open(record, "w") as f:
+        json.dump(dict(out, rounds=rounds, threads=1, kernels=res["isa"], cpu=_cpu_name()),
+                  f, indent=1)
+    return out
 
 
 # ---- the Markdown table ----------------------------------------------------------
@@ -281,7 +313,9 @@ def report(run_dirs, out, title=None, infer=False, log=print):
             _table(rows, infer), "", NOTES]
     if infer:
         text += ["- images/s, .bnn file: best.npz exported and run by the C runtime, one "
-                 "thread, as `pybnn bench infer --model` (median of %d rounds)." % INFER_ROUNDS]
+                 "thread, as `pybnn bench infer --model` (median of %d rounds); recorded in "
+                 "the run's %s with the CPU, and taken from there for a run kept without "
+                 "best.npz." % (INFER_ROUNDS, INFER_RECORD)]
     text += ["", "Commands (each with `--data DIR` of the images counted above, and `--out "
              "RUN`):", ""]
     text += ["- %s: `%s`" % (name, train_command(m["config"])) for name, m in runs]

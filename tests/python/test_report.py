@@ -170,6 +170,22 @@ def test_infer_columns(runs, tmp_path):
     assert abs(size - _metrics(runs / "s0")["model_bytes"]) <= tol
     assert [rows["fp"][c] for c in ("images/s, batch 1", "images/s, batch 100", ".bnn file")] \
         == ["—"] * 3
+    # the figures are recorded beside the run, with the CPU, and a copy of the
+    # run without its checkpoints is reported with them
+    infer = json.loads((runs / "s0" / "infer.json").read_text())
+    assert infer["per_s_1"] > 0 and infer["cpu"] and infer["kernels"] and infer["threads"] == 1
+    assert not (runs / "fp" / "infer.json").exists()
+    kept = tmp_path / "kept" / "s0"
+    kept.mkdir(parents=True)
+    for name in ("metrics.json", "infer.json"):
+        shutil.copyfile(runs / "s0" / name, kept / name)
+    r = _run("report", str(kept), "--infer", "--out", str(tmp_path / "again"))
+    assert r.returncode == 0, r.stderr
+    again = _table((tmp_path / "again" / "results.md").read_text())
+    assert again == [s0]
+    (kept / "infer.json").write_text("{}")
+    r = _run("report", str(kept), "--infer", "--out", str(tmp_path / "bad"))
+    assert r.returncode == 1 and "infer.json" in r.stderr
 
 
 def test_errors(runs, tmp_path):

@@ -2,7 +2,9 @@
 runs it lists (each a `pybnn train` command), which of them it continues,
 and --report-only, which writes the reports of the runs as they stand and
 trains nothing."""
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,11 +13,13 @@ import pytest
 SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "reviewer_runs.py")
 
 
-def _script(*args, cwd):
+def _script(*args, cwd, keep=None):
     # run from a folder without the source tree, so `python -m pybnn` in the
-    # script finds the installed package
-    return subprocess.run([sys.executable, os.path.abspath(SCRIPT), *args], capture_output=True,
-                          text=True, timeout=600, cwd=cwd)
+    # script finds the installed package; the runs are kept in cwd/kept (or
+    # keep), never in the repository's docs/results/runs
+    keep = keep or os.path.join(str(cwd), "kept")
+    return subprocess.run([sys.executable, os.path.abspath(SCRIPT), *args, "--keep", keep],
+                          capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
 @pytest.fixture()
@@ -72,3 +76,49 @@ def test_report_only_reports_started_runs_and_trains_nothing(tmp_path, data_dirs
     assert not (tmp_path / "report" / "cifar10").exists()          # no CIFAR run started
     r = _script("--runs", str(runs), "--only", "mnist-mlp-bnn-s9", "--list", cwd=tmp_path)
     assert r.returncode == 2 and "no run named mnist-mlp-bnn-s9" in r.stderr
+
+
+def test_finished_runs_are_kept_and_reported_from_there(tmp_path, data_dirs):
+    """A finished run is copied to KEEP (metrics.json and the infer.json of
+    `pybnn report --infer`, not the checkpoints); once RUNS is gone the kept
+    run is reported from KEEP, listed as kept, and not trained again."""
+    from pybnn.train import train
+    mnist, cifar = data_dirs
+    runs, keep = tmp_path / "runs", tmp_path / "kept"
+    train(recipe="mnist-mlp", epochs=1, width=32, limit=600, threads=1, progress=False,
+          out=str(runs / "mnist-mlp-bnn-s0"), log=lambda *a: None)
+    r = _script("--runs", str(runs), "--mnist", mnist, "--mnist-epochs", "1", "--report-only",
+                "--infer", "--out", str(tmp_path / "report"), cwd=tmp_path, keep=str(keep))
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(keep)) == ["mnist-mlp-bnn-s0"]
+    kept = keep / "mnist-mlp-bnn-s0"
+    assert sorted(os.listdir(kept)) == ["infer.json", "metrics.json"]
+    assert (kept / "metrics.json").read_bytes() == \
+        (runs / "mnist-mlp-bnn-s0" / "metrics.json").read_bytes()
+    infer = json.loads((kept / "infer.json").read_text())
+    assert infer["per_s_1"] > 0 and infer["file_bytes"] > 0 and infer["cpu"]
+    first = (tmp_path / "report" / "mnist" / "results.md").read_text()
+
+    shutil.rmtree(runs)
+    r = _script("--runs", str(runs), "--mnist", mnist, "--mnist-epochs", "1", "--report-only",
+                "--infer", "--out", str(tmp_path / "again"), cwd=tmp_path, keep=str(keep))
+    assert r.returncode == 0, r.stderr
+    again = (tmp_path / "again" / "mnist" / "results.md").read_text()
+    row = [line for line in first.splitlines() if line.startswith("| mnist-mlp-bnn-s0 |")]
+    assert len(row) == 1 and row == [line for line in again.splitlines()
+                                     if line.startswith("| mnist-mlp-bnn-s0 |")]
+    # the images/s cells are the recorded figures, not dashes
+    assert "%.0f |" % infer["per_s_1"] in row[0]
+
+    r = _script("--runs", str(runs), "--mnist", mnist, "--mnist-epochs", "1", "--list",
+                cwd=tmp_path, keep=str(keep))
+    assert r.returncode == 0, r.stderr
+    kept_lines = [line for line in r.stdout.splitlines() if "kept in" in line]
+    assert len(kept_lines) == 1 and "--out %s" % (runs / "mnist-mlp-bnn-s0") in kept_lines[0]
+    # training it is skipped (the empty --mnist folder would make it fail)
+    r = _script("--runs", str(runs), "--mnist", mnist, "--mnist-epochs", "1", "--only",
+                "mnist-mlp-bnn-s0", "--out", str(tmp_path / "third"), cwd=tmp_path,
+                keep=str(keep))
+    assert r.returncode == 0, r.stderr
+    assert "mnist-mlp-bnn-s0: finished, kept in" in r.stdout
+    assert not runs.exists()
