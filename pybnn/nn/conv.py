@@ -156,7 +156,11 @@ class BinaryConv2d(Layer):
             wt = self.weights_pm1().reshape(self.out_channels, -1).T
             y = np.empty(self.output_shape(tuple(x.shape)), np.float32)
             for a, b in self._image_tiles(x.shape):
-                y[a:b] = self._cols(x[a:b]) @ wt
+                # one 2-D product per tile, written in place: a 4-D patch
+                # matrix times wt is a stack of one-row-of-pixels products,
+                # about half the speed
+                np.matmul(self._cols(x[a:b]).reshape(-1, wt.shape[0]), wt,
+                          out=y[a:b].reshape(-1, self.out_channels))
         return y
 
     def _image_tiles(self, shape):
