@@ -103,6 +103,8 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
     augment: each training batch is randomly cropped (4-pixel padding) and
     mirrored (pybnn.data.random_crop_flip), drawn from the run's generator
     (CIFAR-10 only).
+    threads: the threads of libbnn's kernels and of numpy's BLAS, set for
+    the rest of the process (None: leave both as they are).
     comm: a pybnn.distributed communicator for data-parallel training (an
     MPIComm: every rank calls train() alike and trains on its shard of each
     global batch of batch_size; rank 0 alone writes the checkpoints,
@@ -130,7 +132,7 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         backward = _saved_backward(last_path) if resume else "auto"
     cfg["backward"] = resolve_backward(backward)
     if threads:
-        _core.set_num_threads(int(threads))
+        _set_threads(int(threads))
     os.makedirs(out, exist_ok=True)
     x, y, xt, yt = load_data(cfg, data)
     if limit:
@@ -233,6 +235,16 @@ def train(recipe="mnist-mlp-fast", epochs=None, width=None, batch_size=None, see
         log("epoch %d/%d  loss %.4f  val error %.2f%%  test error %.2f%%  (%.1f s)"
             % (epoch + 1, cfg["epochs"], row["loss"], 100 * val_err, 100 * test_err, train_time))
     return history, state
+
+
+def _set_threads(n):
+    """n threads for the whole step, for the rest of the process: libbnn's
+    kernels and the float products numpy hands to its BLAS (the float
+    layers of the baselines, the first layer's weight gradient), which
+    would otherwise take every CPU."""
+    from threadpoolctl import threadpool_limits
+    _core.set_num_threads(n)
+    threadpool_limits(limits=n, user_api="blas")
 
 
 def _saved_backward(path):

@@ -98,14 +98,18 @@ def each_isa(request):
 
 @pytest.fixture
 def restore_num_threads():
-    """Let a test change pybnn.set_num_threads(); the previous value is put
-    back afterwards.  Yields the previous value."""
+    """Let a test change pybnn.set_num_threads() (and numpy's BLAS threads,
+    which `train(threads=...)` sets too); the previous values are put back
+    afterwards.  Yields libbnn's previous value."""
     import pybnn
+    from threadpoolctl import threadpool_limits
     original = pybnn.get_num_threads()
+    blas = threadpool_limits(limits=None)       # records the limits as they are
     try:
         yield original
     finally:
         pybnn.set_num_threads(original)
+        blas.restore_original_limits()
 
 
 @pytest.fixture

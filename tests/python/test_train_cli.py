@@ -204,6 +204,23 @@ def _interrupted_and_resumed(tmp_path, **kw):
     return full, part
 
 
+def test_threads_limit_numpys_blas_too(tmp_path, restore_num_threads):
+    """train(threads=n) sets libbnn's threads and those of numpy's BLAS, which
+    runs the float products (otherwise a one-thread run of a float baseline
+    takes every CPU)."""
+    from threadpoolctl import threadpool_info
+    from pybnn.train import train
+
+    def blas_threads():
+        return {m["num_threads"] for m in threadpool_info() if m["user_api"] == "blas"}
+
+    assert blas_threads(), "numpy has no BLAS that threadpoolctl can see"
+    for n in (1, 2):
+        train(recipe="mnist-mlp-fast", epochs=1, width=32, limit=300, threads=n, mode="fp",
+              progress=False, out=str(tmp_path / str(n)), log=lambda *a: None)
+        assert pybnn.get_num_threads() == n and blas_threads() == {n}
+
+
 def test_stochastic_is_recorded_and_resumes_exactly(tmp_path, restore_num_threads):
     """--stochastic: the signs are drawn (the run differs from the
     deterministic one), each binary activation from its own generator,
