@@ -270,7 +270,9 @@ def build_parser():
                     help="the learning rate the exponential decay reaches after --epochs "
                          "(default: the recipe's, which the paper's schedules reach after "
                          "their 500 or 1000 epochs: a shorter run decays that much faster)")
-    pt.add_argument("--threads", type=_positive_int, default=None)
+    pt.add_argument("--threads", type=_positive_int, default=None,
+                    help="threads of libbnn's kernels and of numpy's BLAS (default: as "
+                         "they are, every CPU)")
     pt.add_argument("--limit", type=_positive_int, default=None,
                     help="train on the first N training images only")
     pt.add_argument("--no-progress", action="store_true", help="no progress bars")
