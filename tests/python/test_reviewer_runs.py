@@ -36,7 +36,7 @@ def test_list_names_every_run_and_its_schedule(tmp_path, data_dirs):
                 cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert len(lines) == 14
+    assert len(lines) == 15
     for seed in (0, 1):
         for variant, opts in (("bnn", ""), ("stochastic", " --stochastic"),
                               ("shift", " --bn shift --optimizer shift_adamax --lr 0.015625"),
@@ -45,17 +45,26 @@ def test_list_names_every_run_and_its_schedule(tmp_path, data_dirs):
                     % (seed, opts, mnist, os.path.join(str(tmp_path / "runs"),
                                                        "mnist-mlp-%s-s%d" % (variant, seed))))
             assert sum(line.startswith(want + " ") for line in lines) == 1, want
-    cifar_lines = [line for line in lines if "cifar10-vgg" in line]
-    assert len(cifar_lines) == 4
-    assert sum("--lr-end 1e-05" in line for line in cifar_lines) == 3
-    assert sum("--mode fp" in line for line in cifar_lines) == 1
-    assert sum("--mode bc" in line for line in cifar_lines) == 1
-    assert all("--augment" in line and "--epochs 20" in line for line in cifar_lines)
+    cifar_lines = {line.split("--out ")[1].split()[0]: line for line in lines
+                   if "cifar10-vgg" in line}
+    runs = str(tmp_path / "runs")
+    assert sorted(cifar_lines) == [os.path.join(runs, "cifar10-vgg-" + v)
+                                   for v in ("bc", "bnn", "bnn-e20", "bnn-lr3e-7", "fp")]
+    assert all("--augment" in line for line in cifar_lines.values())
+    for variant, epochs, opts in (("bnn", 8, ""), ("fp", 8, " --mode fp"),
+                                  ("bc", 8, " --mode bc"), ("bnn-e20", 20, "")):
+        line = cifar_lines[os.path.join(runs, "cifar10-vgg-" + variant)]
+        assert line.startswith("pybnn train --recipe cifar10-vgg --epochs %d --augment --seed 0 "
+                               "--lr-end 1e-05%s --data " % (epochs, opts)), line
+    assert "--lr-end" not in cifar_lines[os.path.join(runs, "cifar10-vgg-bnn-lr3e-7")]
+    assert "--epochs 20 " in cifar_lines[os.path.join(runs, "cifar10-vgg-bnn-lr3e-7")]
     r = _script("--runs", str(tmp_path / "runs"), "--cifar", cifar, "--cifar-epochs", "7",
                 "--list", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     commands = [line for line in r.stdout.splitlines() if line.startswith("pybnn train")]
-    assert len(commands) == 4 and all("--epochs 7" in line for line in commands)
+    # --cifar-epochs sets the BNN's and its baselines'; the 20-epoch runs keep theirs
+    assert sorted(line.split("--epochs ")[1].split()[0] for line in commands) \
+        == ["20", "20", "7", "7", "7"]
     # the MNIST runs are left out, by name, without their folder
     assert r.stdout.count("left out (no --mnist folder)") == 10
 
