@@ -22,18 +22,21 @@ them:
 Each run trains into RUNS/NAME (keep RUNS outside the repository).  Run
 the script again to continue: a run with RUNS/NAME/last.npz resumes
 (--resume), a finished one is skipped, so an interrupted set picks up
-where it stopped.
+where it stopped.  A run is the set's when its recorded configuration
+gives its command (`pybnn report`'s); a RUNS/NAME of another
+configuration is refused, named, for the user to move away.
 
 A finished run is kept: its metrics.json, and the infer.json that
 `pybnn report --infer` records, are copied to KEEP/NAME (default
 docs/results/runs, committed with the tables), a few KiB without the
 checkpoints.  A kept run is finished: it is not trained again, and the
-reports take it from KEEP where RUNS does not hold it, so the set can be
-spread over machines and sessions that do not share RUNS.
+reports take it from KEEP where RUNS does not hold it finished, so the set
+can be spread over machines and sessions that do not share RUNS.
 
 Runs whose dataset folder is not given are left out.  --list prints the
 commands instead of running them; --report-only trains nothing and
-writes the reports of the runs as they stand.  At the end, `pybnn
+writes the reports of the runs as they stand (and keeps the finished
+ones).  At the end, `pybnn
 report` writes OUT/mnist/ and OUT/cifar10/ (default OUT: RUNS/report)
 from every run of the set that has started or is kept.  The seconds per
 epoch are part of the result: run it alone on the machine.
@@ -105,15 +108,38 @@ def runs(cifar_epochs=CIFAR_EPOCHS, mnist_epochs=MNIST_EPOCHS):
     return out + cifar[1:]
 
 
-def _finished(run_dir, epochs):
-    """True when run_dir's metrics.json says all `epochs` are done."""
+def _option_map(tokens):
+    """{flag: value, or True for a switch} of `pybnn train` options."""
+    out, i = {}, 0
+    while i < len(tokens):
+        if i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
+            out[tokens[i]] = tokens[i + 1]
+            i += 2
+        else:
+            out[tokens[i]] = True
+            i += 1
+    return out
+
+
+def _state(run_dir, r):
+    """What run_dir holds of the set's run r: None (no metrics.json),
+    "other" (a run whose configuration is not r's, or unreadable metrics),
+    "started" or "finished"."""
+    from pybnn.report import train_command
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(path):
+        return None
     try:
-        with open(os.path.join(run_dir, "metrics.json")) as f:
+        with open(path) as f:
             m = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return (isinstance(m, dict) and m["config"].get("epochs") == epochs
-            and len(m["history"]) >= epochs)
+        recorded = _option_map(train_command(m["config"]).split()[2:])
+        done = len(m["history"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "other"
+    recorded.pop("--backward", None)      # recorded as resolved; the set leaves it at auto
+    if recorded != _option_map(r["args"]):
+        return "other"
+    return "finished" if done >= _epochs(r["args"]) else "started"
 
 
 def _epochs(args):
@@ -121,11 +147,15 @@ def _epochs(args):
 
 
 def _keep(run_dir, keep_dir):
-    """Copy run_dir's KEPT_FILES that exist to keep_dir."""
+    """Make keep_dir hold run_dir's KEPT_FILES: copied where run_dir has
+    them, removed where it does not (an infer.json of an earlier model)."""
     os.makedirs(keep_dir, exist_ok=True)
     for name in KEPT_FILES:
-        if os.path.exists(os.path.join(run_dir, name)):
-            shutil.copyfile(os.path.join(run_dir, name), os.path.join(keep_dir, name))
+        src, dst = os.path.join(run_dir, name), os.path.join(keep_dir, name)
+        if os.path.exists(src):
+            shutil.copyfile(src, dst)
+        elif os.path.exists(dst):
+            os.remove(dst)
 
 
 def main(argv=None):
@@ -180,11 +210,18 @@ def main(argv=None):
         if args.threads:
             cmd += ["--threads", str(args.threads)]
         kept = os.path.join(args.keep, r["name"])
-        if _finished(kept, _epochs(r["args"])) and not _finished(out, _epochs(r["args"])):
+        here_state, kept_state = _state(out, r), _state(kept, r)
+        if here_state == "other":
+            say = "%s holds a run of another configuration: move it away" % out
+            print("%s  # %s; %s" % (shlex.join(cmd), r["what"], say) if args.list
+                  else "== %s: %s" % (r["name"], say))
+            failed.append(r["name"])
+            continue
+        if kept_state == "finished" and here_state != "finished":
             print("%s  # %s; kept in %s" % (shlex.join(cmd), r["what"], kept) if args.list
                   else "== %s: finished, kept in %s" % (r["name"], kept))
             continue
-        finished = _finished(out, _epochs(r["args"]))
+        finished = here_state == "finished"
         resume = not finished and os.path.exists(os.path.join(out, "last.npz"))
         if args.list:
             print("%s  # %s%s" % (shlex.join(cmd), r["what"], "; finished" if finished else
@@ -198,7 +235,7 @@ def main(argv=None):
         print("== %s (%s)\n%s" % (r["name"], r["what"], shlex.join(cmd)), flush=True)
         if subprocess.run([sys.executable, "-m", "pybnn", *cmd[1:]]).returncode != 0:
             failed.append(r["name"])
-        elif _finished(out, _epochs(r["args"])):
+        elif _state(out, r) == "finished":
             _keep(out, kept)
     if args.list:
         return 0
@@ -207,15 +244,20 @@ def main(argv=None):
                             % args.mnist_epochs),
                            ("cifar10", "CIFAR-10, cifar10-vgg, augmented, lr 1e-3 to %g"
                             % CIFAR_LR_END)):
-        started = []
+        # each run from RUNS, or from KEEP where only KEEP has it finished
+        started, finished = [], []
         for r in todo:
             if r["dataset"] != dataset:
                 continue
             here = os.path.join(args.runs, r["name"])
             kept = os.path.join(args.keep, r["name"])
-            if os.path.exists(os.path.join(here, "metrics.json")):
+            here_state = _state(here, r)
+            if here_state == "finished":
+                finished.append((here, kept))
+            if here_state == "finished" or (here_state == "started"
+                                            and _state(kept, r) != "finished"):
                 started.append(here)
-            elif _finished(kept, _epochs(r["args"])):
+            elif _state(kept, r) == "finished":
                 started.append(kept)
         if not started:
             continue
@@ -225,10 +267,8 @@ def main(argv=None):
         if subprocess.run([sys.executable, "-m", "pybnn", *cmd[1:]]).returncode != 0:
             failed.append("report " + dataset)
         # keep the finished runs with what the report recorded (infer.json)
-        for r in todo:
-            here = os.path.join(args.runs, r["name"])
-            if r["dataset"] == dataset and _finished(here, _epochs(r["args"])):
-                _keep(here, os.path.join(args.keep, r["name"]))
+        for here, kept in finished:
+            _keep(here, kept)
     if failed:
         print("failed: %s" % ", ".join(failed), file=sys.stderr)
         return 1

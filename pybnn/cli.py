@@ -272,7 +272,7 @@ def build_parser():
                          "their 500 or 1000 epochs: a shorter run decays that much faster)")
     pt.add_argument("--threads", type=_positive_int, default=None,
                     help="threads of libbnn's kernels and of numpy's BLAS (default: as "
-                         "they are, every CPU)")
+                         "they are)")
     pt.add_argument("--limit", type=_positive_int, default=None,
                     help="train on the first N training images only")
     pt.add_argument("--no-progress", action="store_true", help="no progress bars")

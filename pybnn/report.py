@@ -158,12 +158,14 @@ def _cpu_name():
     return platform.processor() or platform.machine()
 
 
-def _infer(run_dir, rounds=INFER_ROUNDS):
+def _infer(run_dir, best_epoch, rounds=INFER_ROUNDS):
     """images/s at batch 1 and 100 and the file size of the run's best.npz
     in the C runtime (pybnn.bench.bench_infer, the code of `pybnn bench
     infer --model`), measured now and recorded in RUN/infer.json with the
-    CPU and kernels; without best.npz, the figures infer.json recorded; None
-    when there is neither or the model does not export."""
+    CPU, the kernels and best_epoch (the epoch best.npz holds); without
+    best.npz, the figures infer.json recorded for best_epoch; None when
+    there is neither (or only a record of another epoch's model) or the
+    model does not export."""
     from . import checkpoint
     from .bench import bench_infer
     from .deploy import FoldError, model_bytes
@@ -175,8 +177,12 @@ def _infer(run_dir, rounds=INFER_ROUNDS):
         try:
             with open(record) as f:
                 kept = json.load(f)
+            if not isinstance(kept, dict):
+                raise ValueError("not a JSON object")
+            if kept.get("best_epoch") != best_epoch:
+                return None
             return {k: kept[k] for k in ("file_bytes", "per_s_1", "per_s_100")}
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError) as e:
             raise ValueError("cannot read %s: %s" % (record, e)) from e
     model, state = checkpoint.load(path)
     try:
@@ -191,8 +197,8 @@ def _infer(run_dir, rounds=INFER_ROUNDS):
     rates = {r["batch"]: r["batch"] / r["libbnn runtime"] for r in res["rows"]}
     out = dict(file_bytes=res["file_bytes"], per_s_1=rates.get(1), per_s_100=rates.get(100))
     with open(record, "w") as f:
-        json.dump(dict(out, rounds=rounds, threads=1, kernels=res["isa"], cpu=_cpu_name()),
-                  f, indent=1)
+        json.dump(dict(out, best_epoch=best_epoch, rounds=rounds, threads=1,
+                       kernels=res["isa"], cpu=_cpu_name()), f, indent=1)
     return out
 
 
@@ -290,8 +296,8 @@ def report(run_dirs, out, title=None, infer=False, log=print):
     os.makedirs(out, exist_ok=True)
     singles = [summarize(name, m) for name, m in runs]
     if infer:
-        for r, d in zip(singles, run_dirs):
-            r["infer"] = _infer(d)
+        for r, d, (_, m) in zip(singles, run_dirs, runs):
+            r["infer"] = _infer(d, m["best_epoch"])
     rows = []
     for group in _seed_groups(runs):
         rows += [singles[i] for i in group]

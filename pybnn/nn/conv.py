@@ -155,12 +155,14 @@ class BinaryConv2d(Layer):
         else:
             wt = self.weights_pm1().reshape(self.out_channels, -1).T
             y = np.empty(self.output_shape(tuple(x.shape)), np.float32)
+            rows = y.reshape(-1, self.out_channels)     # a view: y is new and contiguous
+            per = rows.shape[0] // max(1, y.shape[0])    # output pixels per image
             for a, b in self._image_tiles(x.shape):
                 # one 2-D product per tile, written in place: a 4-D patch
                 # matrix times wt is a stack of one-row-of-pixels products,
                 # about half the speed
                 np.matmul(self._cols(x[a:b]).reshape(-1, wt.shape[0]), wt,
-                          out=y[a:b].reshape(-1, self.out_channels))
+                          out=rows[a * per:b * per])
         return y
 
     def _image_tiles(self, shape):

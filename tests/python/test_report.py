@@ -183,9 +183,18 @@ def test_infer_columns(runs, tmp_path):
     assert r.returncode == 0, r.stderr
     again = _table((tmp_path / "again" / "results.md").read_text())
     assert again == [s0]
-    (kept / "infer.json").write_text("{}")
-    r = _run("report", str(kept), "--infer", "--out", str(tmp_path / "bad"))
-    assert r.returncode == 1 and "infer.json" in r.stderr
+    # a record of another epoch's model (best.npz changed since) is not used
+    record = json.loads((kept / "infer.json").read_text())
+    (kept / "infer.json").write_text(json.dumps(dict(record, best_epoch=record["best_epoch"] - 1)))
+    r = _run("report", str(kept), "--infer", "--out", str(tmp_path / "stale"))
+    assert r.returncode == 0, r.stderr
+    stale = _table((tmp_path / "stale" / "results.md").read_text())[0]
+    assert [stale[c] for c in ("images/s, batch 1", "images/s, batch 100", ".bnn file")] \
+        == ["—"] * 3
+    for bad in ("[]", json.dumps({"best_epoch": record["best_epoch"]}), "{not json"):
+        (kept / "infer.json").write_text(bad)
+        r = _run("report", str(kept), "--infer", "--out", str(tmp_path / "bad"))
+        assert r.returncode == 1 and "infer.json" in r.stderr, bad
 
 
 def test_errors(runs, tmp_path):

@@ -69,32 +69,60 @@ def test_list_names_every_run_and_its_schedule(tmp_path, data_dirs):
     assert r.stdout.count("left out (no --mnist folder)") == 10
 
 
-def test_report_only_reports_started_runs_and_trains_nothing(tmp_path, data_dirs):
+def _started(out, epochs):
+    """A run of the set's mnist-mlp configuration (seed 0), stopped before
+    its first epoch: its metrics.json is written, nothing is trained."""
+    from pybnn.train import train
+
+    def stop(msg):
+        if msg.startswith("memory plan"):
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe="mnist-mlp", epochs=epochs, seed=0, threads=1, progress=False,
+              out=str(out), log=stop)
+
+
+def test_report_only_reports_started_runs_and_trains_nothing(tmp_path, data_dirs,
+                                                             restore_num_threads):
     from pybnn.train import train
     mnist, cifar = data_dirs
     runs = tmp_path / "runs"
-    # a tiny stand-in for one run of the set, under that run's name
-    train(recipe="mnist-mlp", epochs=1, width=32, limit=600, threads=1, progress=False,
-          out=str(runs / "mnist-mlp-bnn-s0"), log=lambda *a: None)
-    r = _script("--runs", str(runs), "--mnist", mnist, "--cifar", cifar, "--report-only",
-                "--out", str(tmp_path / "report"), cwd=tmp_path)
+    _started(runs / "mnist-mlp-bnn-s0", 2)
+    r = _script("--runs", str(runs), "--mnist", mnist, "--cifar", cifar, "--mnist-epochs", "2",
+                "--report-only", "--out", str(tmp_path / "report"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert sorted(os.listdir(runs)) == ["mnist-mlp-bnn-s0"]       # nothing trained
     table = (tmp_path / "report" / "mnist" / "results.md").read_text()
-    assert "| mnist-mlp-bnn-s0 | mnist-mlp |" in table
+    assert "| mnist-mlp-bnn-s0 | mnist-mlp |" in table and "| 0/2 |" in table
     assert not (tmp_path / "report" / "cifar10").exists()          # no CIFAR run started
+    assert not (tmp_path / "kept").exists()                        # nothing finished to keep
     r = _script("--runs", str(runs), "--only", "mnist-mlp-bnn-s9", "--list", cwd=tmp_path)
     assert r.returncode == 2 and "no run named mnist-mlp-bnn-s9" in r.stderr
 
+    # a folder of another configuration under a run's name (here a narrower
+    # network) is neither reported nor continued: the script names it
+    other = runs / "mnist-mlp-stochastic-s0"
+    train(recipe="mnist-mlp", epochs=2, width=32, limit=600, stochastic=True, threads=1,
+          progress=False, out=str(other), log=lambda *a: None)
+    r = _script("--runs", str(runs), "--mnist", mnist, "--mnist-epochs", "2", "--only",
+                "mnist-mlp-stochastic-s0", "--out", str(tmp_path / "again"), cwd=tmp_path)
+    assert r.returncode == 1
+    assert "%s holds a run of another configuration" % other in r.stdout
+    table = (tmp_path / "again" / "mnist" / "results.md").read_text()
+    assert "| mnist-mlp-bnn-s0 |" in table and "mnist-mlp-stochastic-s0 |" not in table
 
-def test_finished_runs_are_kept_and_reported_from_there(tmp_path, data_dirs):
+
+def test_finished_runs_are_kept_and_reported_from_there(tmp_path, data_dirs,
+                                                        restore_num_threads):
     """A finished run is copied to KEEP (metrics.json and the infer.json of
     `pybnn report --infer`, not the checkpoints); once RUNS is gone the kept
-    run is reported from KEEP, listed as kept, and not trained again."""
+    run is reported from KEEP, listed as kept, and not trained again; a
+    started copy in RUNS does not hide it."""
     from pybnn.train import train
     mnist, cifar = data_dirs
     runs, keep = tmp_path / "runs", tmp_path / "kept"
-    train(recipe="mnist-mlp", epochs=1, width=32, limit=600, threads=1, progress=False,
+    # the set's run at --mnist-epochs 1, on the bundled sample
+    train(recipe="mnist-mlp", epochs=1, seed=0, threads=1, progress=False,
           out=str(runs / "mnist-mlp-bnn-s0"), log=lambda *a: None)
     r = _script("--runs", str(runs), "--mnist", mnist, "--mnist-epochs", "1", "--report-only",
                 "--infer", "--out", str(tmp_path / "report"), cwd=tmp_path, keep=str(keep))
@@ -106,18 +134,21 @@ def test_finished_runs_are_kept_and_reported_from_there(tmp_path, data_dirs):
         (runs / "mnist-mlp-bnn-s0" / "metrics.json").read_bytes()
     infer = json.loads((kept / "infer.json").read_text())
     assert infer["per_s_1"] > 0 and infer["file_bytes"] > 0 and infer["cpu"]
+    assert infer["best_epoch"] == 1
     first = (tmp_path / "report" / "mnist" / "results.md").read_text()
 
+    def row(table):
+        return [line for line in table.splitlines() if line.startswith("| mnist-mlp-bnn-s0 |")]
+
     shutil.rmtree(runs)
+    _started(runs / "mnist-mlp-bnn-s0", 1)          # a new start does not hide the kept run
     r = _script("--runs", str(runs), "--mnist", mnist, "--mnist-epochs", "1", "--report-only",
                 "--infer", "--out", str(tmp_path / "again"), cwd=tmp_path, keep=str(keep))
     assert r.returncode == 0, r.stderr
     again = (tmp_path / "again" / "mnist" / "results.md").read_text()
-    row = [line for line in first.splitlines() if line.startswith("| mnist-mlp-bnn-s0 |")]
-    assert len(row) == 1 and row == [line for line in again.splitlines()
-                                     if line.startswith("| mnist-mlp-bnn-s0 |")]
+    assert len(row(first)) == 1 and row(first) == row(again)
     # the images/s cells are the recorded figures, not dashes
-    assert "%.0f |" % infer["per_s_1"] in row[0]
+    assert "%.0f |" % infer["per_s_1"] in row(again)[0]
 
     r = _script("--runs", str(runs), "--mnist", mnist, "--mnist-epochs", "1", "--list",
                 cwd=tmp_path, keep=str(keep))
@@ -130,4 +161,4 @@ def test_finished_runs_are_kept_and_reported_from_there(tmp_path, data_dirs):
                 keep=str(keep))
     assert r.returncode == 0, r.stderr
     assert "mnist-mlp-bnn-s0: finished, kept in" in r.stdout
-    assert not runs.exists()
+    assert not (runs / "mnist-mlp-bnn-s0" / "last.npz").exists()
