@@ -251,13 +251,12 @@ def main(argv=None):
                 continue
             here = os.path.join(args.runs, r["name"])
             kept = os.path.join(args.keep, r["name"])
-            here_state = _state(here, r)
+            here_state, kept_done = _state(here, r), _state(kept, r) == "finished"
             if here_state == "finished":
                 finished.append((here, kept))
-            if here_state == "finished" or (here_state == "started"
-                                            and _state(kept, r) != "finished"):
+            if here_state == "finished" or (here_state == "started" and not kept_done):
                 started.append(here)
-            elif _state(kept, r) == "finished":
+            elif kept_done:
                 started.append(kept)
         if not started:
             continue
