@@ -109,16 +109,24 @@ def runs(cifar_epochs=CIFAR_EPOCHS, mnist_epochs=MNIST_EPOCHS):
 
 
 def _option_map(tokens):
-    """{flag: value, or True for a switch} of `pybnn train` options."""
+    """{flag: value, or True for a switch} of `pybnn train` options; a
+    number is its value, not its spelling (1e-5 is 1e-05, 8 is 8.0)."""
     out, i = {}, 0
     while i < len(tokens):
         if i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
-            out[tokens[i]] = tokens[i + 1]
+            out[tokens[i]] = _number_or_word(tokens[i + 1])
             i += 2
         else:
             out[tokens[i]] = True
             i += 1
     return out
+
+
+def _number_or_word(s):
+    try:
+        return float(s)
+    except ValueError:
+        return s
 
 
 def _state(run_dir, r):

@@ -162,3 +162,20 @@ def test_finished_runs_are_kept_and_reported_from_there(tmp_path, data_dirs,
     assert r.returncode == 0, r.stderr
     assert "mnist-mlp-bnn-s0: finished, kept in" in r.stdout
     assert not (runs / "mnist-mlp-bnn-s0" / "last.npz").exists()
+
+
+def test_options_match_by_value_not_spelling():
+    """A recorded configuration's option written another way (the float
+    1e-05 that train_command prints for the set's 1e-5) is the same run; a
+    different value or word is not."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("reviewer_runs", SCRIPT)
+    rr = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rr)
+    opts = rr._option_map
+    assert opts(["--lr-end", "1e-5", "--epochs", "8", "--augment"]) == \
+        opts(["--augment", "--lr-end", "1e-05", "--epochs", "8.0"])
+    assert opts(["--lr-end", "1e-5"]) != opts(["--lr-end", "2e-5"])
+    assert opts(["--mode", "fp"]) != opts(["--mode", "bc"])
+    assert opts(["--mode", "fp"]) == {"--mode": "fp"}
+    assert opts(["--stochastic"]) == {"--stochastic": True}
