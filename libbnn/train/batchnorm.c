@@ -131,23 +131,51 @@ bnn_status bnn_bn_forward_train(bnn_bn_kind kind, int64_t n, int64_t c, const fl
     return BNN_OK;
 }
 
+/* Eval: each feature's affine map, y = (x - mean) * sc + beta in double;
+ * chunks of features, rows in order inside a chunk (contiguous reads, as
+ * the training forward). */
+static void bn_eval_part(void *vctx, int part, int parts)
+{
+    const bn_ctx *b = (const bn_ctx *)vctx;
+    const int64_t n = b->n, c = b->c;
+    const int64_t jend = c * (part + 1) / parts;
+    double mean[BN_CHUNK], sc[BN_CHUNK], beta[BN_CHUNK];
+    int64_t i, j, j0, nj;
+    for (j0 = c * part / parts; j0 < jend; j0 += nj) {
+        nj = BNN_MIN((int64_t)BN_CHUNK, jend - j0);
+        for (j = 0; j < nj; j++) {
+            const int64_t f = j0 + j;
+            sc[j] = b->kind == BNN_BN_SHIFT
+                        ? bnn_ap2_inline(b->running_invstd[f]) * bnn_ap2_inline(b->gamma[f])
+                        : (double)b->gamma[f] * b->running_invstd[f];
+            mean[j] = b->running_mean[f];
+            beta[j] = b->beta[f];
+        }
+        for (i = 0; i < n; i++) {
+            const float *xr = b->x + i * c + j0;
+            float *yr = b->y + i * c + j0;
+            for (j = 0; j < nj; j++) yr[j] = (float)((xr[j] - mean[j]) * sc[j] + beta[j]);
+        }
+    }
+}
+
 bnn_status bnn_bn_forward_eval(bnn_bn_kind kind, int64_t n, int64_t c, const float *x,
                                const float *gamma, const float *beta,
                                const float *running_mean, const float *running_invstd,
                                float *y)
 {
-    int64_t i, j;
+    bn_ctx b;
     bnn_status st = bn_check(kind, n, c);
     if (st != BNN_OK) return st;
     if (n == 0 || c == 0) return BNN_OK;
     if (!x || !gamma || !beta || !running_mean || !running_invstd || !y) return BNN_ERR_NULL;
-    for (j = 0; j < c; j++) {
-        double sc = kind == BNN_BN_SHIFT
-                        ? bnn_ap2_inline(running_invstd[j]) * bnn_ap2_inline(gamma[j])
-                        : (double)gamma[j] * running_invstd[j];
-        for (i = 0; i < n; i++)
-            y[i * c + j] = (float)((x[i * c + j] - (double)running_mean[j]) * sc + beta[j]);
-    }
+    memset(&b, 0, sizeof b);
+    b.kind = kind; b.n = n; b.c = c; b.x = x; b.gamma = gamma; b.beta = beta;
+    /* read only: the context's running statistics are the training forward's outputs */
+    b.running_mean = (float *)running_mean;
+    b.running_invstd = (float *)running_invstd;
+    b.y = y;
+    bn_run(bn_eval_part, &b);
     return BNN_OK;
 }
 

@@ -389,6 +389,34 @@ def run_bn_case(kind, n, c, eps, mom, with_running, seed):
 
 
 @pytest.mark.parametrize("kind", ["standard", "shift"])
+def test_bn_eval_threads_and_chunks(kind, restore_num_threads):
+    """The eval forward on a batch large enough to split its features over
+    threads, with more features than one chunk (BNN_BN_CHUNK, 256) and a
+    ragged last one: the same bits for 1, 2 and 3 threads and in place,
+    and the header's map within rounding."""
+    rng = np.random.default_rng(7)
+    n, c = 601, 300
+    x = (rng.standard_normal((n, c)) * 3).astype(F32)
+    gamma = rng.uniform(-2, 2, c).astype(F32)
+    beta = rng.standard_normal(c).astype(F32)
+    rm = rng.standard_normal(c).astype(F32)
+    ri = rng.uniform(0.1, 4, c).astype(F32)
+    outs = []
+    for t in (1, 2, 3):
+        core.set_num_threads(t)
+        y = np.full((n, c), np.nan, dtype=F32)
+        core.bn_forward_eval(kind, x, gamma, beta, rm, ri, y)
+        xi = x.copy()
+        core.bn_forward_eval(kind, xi, gamma, beta, rm, ri, xi)
+        np.testing.assert_array_equal(xi.view(np.uint32), y.view(np.uint32))
+        outs.append(y)
+    for y in outs[1:]:
+        np.testing.assert_array_equal(y.view(np.uint32), outs[0].view(np.uint32))
+    want, scale = bn_eval_ref(kind, x, gamma, beta, rm, ri)
+    assert_close(outs[0], want, scale, "eval y")
+
+
+@pytest.mark.parametrize("kind", ["standard", "shift"])
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 64, 257])
 @pytest.mark.parametrize("c", [1, 4, 9])
 def test_bn_fixed_shapes(kind, n, c):
