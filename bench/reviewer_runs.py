@@ -71,9 +71,10 @@ MNIST_VARIANTS = [
 CIFAR_LR_END = 1e-5
 _CIFAR_DECAY = ["--lr-end", repr(CIFAR_LR_END)]
 # The BNN and its two baselines run --cifar-epochs epochs (default
-# CIFAR_EPOCHS): the float baselines' step is about 3x the BNN's, about 16
-# minutes an epoch with evaluation at two threads on a 2-vCPU AVX2 host, so
-# 8 epochs are one such run in about two hours.  Two more BNN runs have
+# CIFAR_EPOCHS): the float baselines' step is about 3x the BNN's, about 20
+# minutes an epoch with evaluation at two threads on a 2-vCPU AVX2 host
+# (cifar10-vgg-fp: 980 s of training, about 4 of evaluation), so 8 epochs
+# are one such run in about 2 h 45 min.  Two more BNN runs have
 # their own 20 epochs (None: --cifar-epochs).
 CIFAR_EPOCHS = 8
 CIFAR_VARIANTS = [
